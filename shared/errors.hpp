@@ -1,0 +1,46 @@
+// The contract's error vocabulary. Every error that leaves envdb is an
+// envdb::Error whose message starts with a stable code word, the same in both
+// hosts: "<code>: <sentence naming the field and value>". Never put a secret
+// in the sentence.
+#pragma once
+#include "cpp_only.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace envdb {
+
+enum class Code {
+  invalid_parameter,
+  not_found,
+  already_exists,
+  invalid_transition,
+  permission_denied,
+  key_unavailable,
+  decrypt_failed,
+  schema_mismatch,
+  conflict,
+  internal,  // a host or store failure that is not the caller's fault
+};
+
+const char* code_word(Code code) noexcept;
+// Postgres SQLSTATE (five characters) that goes with each code.
+const char* code_sqlstate(Code code) noexcept;
+
+class Error : public std::runtime_error {
+ public:
+  Error(Code code, const std::string& sentence)
+      : std::runtime_error(std::string(code_word(code)) + ": " + sentence), code_(code) {}
+  Code code() const noexcept { return code_; }
+
+ private:
+  Code code_;
+};
+
+[[noreturn]] inline void fail(Code code, const std::string& sentence) { throw Error(code, sentence); }
+
+// Quote a caller-supplied value for an error sentence: truncated, with control
+// and non-printable bytes escaped, so messages stay one readable line.
+std::string quote_value(const std::string& value);
+
+}  // namespace envdb
