@@ -60,3 +60,20 @@ std::string quote_value(const std::string& value) {
 }
 
 }  // namespace envdb
+
+namespace envdb {
+
+void throw_host_error(Code fallback, const std::string& message, const std::string& sqlstate) {
+  static const Code kAll[] = {Code::invalid_parameter, Code::not_found,       Code::already_exists,
+                              Code::invalid_transition, Code::permission_denied,
+                              Code::key_unavailable,   Code::decrypt_failed,  Code::schema_mismatch,
+                              Code::conflict};
+  for (Code c : kAll) {
+    const std::string prefix = std::string(code_word(c)) + ": ";
+    if (message.compare(0, prefix.size(), prefix) == 0)
+      throw HostError(c, message.substr(prefix.size()), code_sqlstate(c));
+  }
+  throw HostError(fallback, message, sqlstate.empty() ? code_sqlstate(fallback) : sqlstate);
+}
+
+}  // namespace envdb

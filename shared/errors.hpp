@@ -44,3 +44,23 @@ class Error : public std::runtime_error {
 std::string quote_value(const std::string& value);
 
 }  // namespace envdb
+
+namespace envdb {
+// An error reported by the host database while the core was running. When the
+// host's message already starts with a code word (envdb's own triggers raise
+// such messages) that code is kept; otherwise `fallback` is used. `sqlstate`
+// keeps the host's own SQLSTATE for errors that are not the contract's
+// (a cancelled statement, say), so the Postgres boundary can re-raise it.
+class HostError : public Error {
+ public:
+  HostError(Code code, const std::string& sentence, std::string sqlstate)
+      : Error(code, sentence), sqlstate_(std::move(sqlstate)) {}
+  const std::string& sqlstate() const noexcept { return sqlstate_; }
+
+ private:
+  std::string sqlstate_;
+};
+
+[[noreturn]] void throw_host_error(Code fallback, const std::string& message,
+                                   const std::string& sqlstate = "");
+}  // namespace envdb

@@ -1,0 +1,220 @@
+#include "api.hpp"
+
+#include "clock.hpp"
+#include "errors.hpp"
+#include "setup.hpp"
+
+namespace envdb::api {
+
+namespace {
+
+using T = Type;
+
+// The whole SQL surface. Order is the documentation order.
+std::vector<Function> build() {
+  return {
+      {"version", {}, T::text, setup::version, kPure, kAdmin | kRouter | kReader | kPublic,
+       "envdb's semantic version"},
+      {"build_info", {}, T::json, setup::build_info, 0, kAdmin | kRouter | kReader | kPublic,
+       "version, compiler, OpenSSL and host versions"},
+      {"init", {}, T::text, setup::init, kWrites | kSqliteOnly, 0,
+       "create or upgrade the control-plane catalog in this database"},
+      {"config",
+       {{"key", T::text, nullptr}, {"value", T::text, "NULL"}},
+       T::text, setup::config, kWrites, kAdmin,
+       "read a setting, or set it when a value is given"},
+  };
+}
+
+bool valid_utf8(const std::string& s) {
+  size_t i = 0, n = s.size();
+  while (i < n) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (len == 0 || i + len > n) return false;
+    for (size_t k = 1; k < len; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
+    if (len == 2 && c < 0xc2) return false;  // overlong
+    i += len;
+  }
+  return true;
+}
+
+const char* type_word(Type t) {
+  switch (t) {
+    case T::text: return "text";
+    case T::integer: return "an integer";
+    case T::boolean: return "a boolean";
+    case T::json: return "a JSON object";
+    case T::interval: return "a duration in seconds";
+    case T::timestamp: return "a timestamp";
+  }
+  return "a value";
+}
+
+[[noreturn]] void wrong_type(const char* name, Type t) {
+  fail(Code::invalid_parameter, std::string(name) + " must be " + type_word(t));
+}
+
+}  // namespace
+
+const std::vector<Function>& functions() {
+  static const std::vector<Function> table = build();
+  return table;
+}
+
+const Function* find(const std::string& name) {
+  for (auto& f : functions())
+    if (name == f.name) return &f;
+  return nullptr;
+}
+
+bool available_in(const Function& fn, const std::string& host) {
+  if ((fn.flags & kSqliteOnly) && host != "sqlite") return false;
+  if ((fn.flags & kPostgresOnly) && host != "postgres") return false;
+  return true;
+}
+
+std::string camel_case(const std::string& snake) {
+  std::string out;
+  bool upper = false;
+  for (char c : snake) {
+    if (c == '_') {
+      upper = true;
+      continue;
+    }
+    out += upper ? static_cast<char>(c - 'a' + 'A') : c;
+    upper = false;
+  }
+  return out;
+}
+
+Value json_result(const Json& j) { return j.dump(); }
+
+Call::Call(Host& h, const Function& f, std::vector<Value> args)
+    : host(h), store(h.store()), fn(f), args_(std::move(args)) {
+  args_.resize(fn.params.size());
+}
+
+const Value& Call::arg(const char* name) const {
+  for (size_t i = 0; i < fn.params.size(); ++i)
+    if (std::string(fn.params[i].name) == name) return args_[i];
+  throw Error(Code::internal, std::string(fn.name) + " has no parameter " + name);
+}
+
+bool Call::given(const char* name) const { return !is_null(arg(name)); }
+
+std::string Call::text(const char* name, size_t max_len) const {
+  auto v = opt_text(name, max_len);
+  if (!v) fail(Code::invalid_parameter, std::string(name) + " is required");
+  return *v;
+}
+
+std::optional<std::string> Call::opt_text(const char* name, size_t max_len) const {
+  const Value& v = arg(name);
+  if (is_null(v)) return std::nullopt;
+  const std::string* s = std::get_if<std::string>(&v);
+  if (!s) wrong_type(name, T::text);
+  if (s->find('\0') != std::string::npos)
+    fail(Code::invalid_parameter, std::string(name) + " contains a NUL byte");
+  if (!valid_utf8(*s)) fail(Code::invalid_parameter, std::string(name) + " is not valid UTF-8");
+  if (s->size() > max_len)
+    fail(Code::invalid_parameter, std::string(name) + " is longer than " +
+                                      std::to_string(max_len) + " bytes");
+  return *s;
+}
+
+std::optional<int64_t> Call::opt_integer(const char* name) const {
+  const Value& v = arg(name);
+  if (is_null(v)) return std::nullopt;
+  if (auto i = std::get_if<int64_t>(&v)) return *i;
+  wrong_type(name, T::integer);
+}
+
+std::optional<bool> Call::opt_boolean(const char* name) const {
+  const Value& v = arg(name);
+  if (is_null(v)) return std::nullopt;
+  if (auto b = std::get_if<bool>(&v)) return *b;
+  // SQLite has no boolean type: 0 and 1 are its false and true.
+  if (auto i = std::get_if<int64_t>(&v); i && (*i == 0 || *i == 1)) return *i == 1;
+  wrong_type(name, T::boolean);
+}
+
+std::optional<Json> Call::opt_object(const char* name) const {
+  auto text_value = opt_text(name, 1 << 20);
+  if (!text_value) return std::nullopt;
+  Json j = Json::parse(*text_value, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) wrong_type(name, T::json);
+  return j;
+}
+
+std::optional<int64_t> Call::opt_seconds(const char* name) const {
+  const Value& v = arg(name);
+  if (is_null(v)) return std::nullopt;
+  const int64_t* i = std::get_if<int64_t>(&v);
+  if (!i) wrong_type(name, T::interval);
+  if (*i < 0) fail(Code::invalid_parameter, std::string(name) + " must not be negative");
+  return *i;
+}
+
+std::optional<std::string> Call::opt_timestamp(const char* name) const {
+  auto s = opt_text(name, 64);
+  if (!s) return std::nullopt;
+  auto ms = ms_from_iso(*s);
+  if (!ms) fail(Code::invalid_parameter, std::string(name) + " " + quote_value(*s) +
+                                             " is not an ISO-8601 timestamp");
+  return iso_from_ms(*ms);
+}
+
+Value invoke(Host& host, const Function& fn, std::vector<Value> positional) {
+  if (positional.size() > fn.params.size())
+    fail(Code::invalid_parameter, std::string(fn.name) + " takes at most " +
+                                      std::to_string(fn.params.size()) + " arguments, got " +
+                                      std::to_string(positional.size()));
+  for (size_t i = 0; i < fn.params.size(); ++i) {
+    if (fn.params[i].pg_default == nullptr && (i >= positional.size() || is_null(positional[i])))
+      fail(Code::invalid_parameter, std::string(fn.params[i].name) + " is required");
+  }
+  Call call(host, fn, std::move(positional));
+  return fn.handler(call);
+}
+
+Value invoke_request(Host& host, const Function& fn, const std::string& request_json) {
+  Json request = Json::parse(request_json, nullptr, false);
+  if (request.is_discarded() || !request.is_object())
+    fail(Code::invalid_parameter, std::string("request for ") + fn.name + " must be a JSON object");
+  std::vector<Value> args(fn.params.size());
+  for (auto& [key, value] : request.items()) {
+    size_t i = 0;
+    while (i < fn.params.size() && camel_case(fn.params[i].name) != key) ++i;
+    if (i == fn.params.size())
+      fail(Code::invalid_parameter,
+           "request key " + quote_value(key) + " is not a parameter of " + fn.name);
+    const char* name = fn.params[i].name;
+    const Type t = fn.params[i].type;
+    if (value.is_null()) continue;
+    switch (t) {
+      case T::text:
+      case T::timestamp:
+        if (!value.is_string()) wrong_type(name, t);
+        args[i] = value.get<std::string>();
+        break;
+      case T::integer:
+      case T::interval:
+        if (!value.is_number_integer()) wrong_type(name, t);
+        args[i] = value.get<int64_t>();
+        break;
+      case T::boolean:
+        if (!value.is_boolean()) wrong_type(name, t);
+        args[i] = value.get<bool>();
+        break;
+      case T::json:
+        if (!value.is_object()) wrong_type(name, t);
+        args[i] = value.dump();
+        break;
+    }
+  }
+  return invoke(host, fn, std::move(args));
+}
+
+}  // namespace envdb::api

@@ -1,0 +1,28 @@
+// What the core needs from the host it runs in, beyond the store. Each host
+// implements it once; no core file knows which host it is talking to.
+#pragma once
+#include "cpp_only.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "json.hpp"
+#include "store.hpp"
+
+namespace envdb {
+
+class Host {
+ public:
+  virtual ~Host() = default;
+  virtual const char* name() const = 0;  // "postgres" | "sqlite"
+  virtual Store& store() = 0;
+  // Who is calling, for the audit trail (Postgres: the calling role).
+  virtual std::optional<std::string> actor() = 0;
+  virtual void notice(const std::string& message) = 0;
+  virtual void warning(const std::string& message) = 0;
+  // Host facts for build_info(): server or library versions.
+  virtual Json info() = 0;
+};
+
+}  // namespace envdb

@@ -1,0 +1,152 @@
+// The SQLite host: sqlite3_envdb_init registers every entry of the core's
+// function table as envdb_<name>, each routed through one guard.
+#include <sqlite3ext.h>
+SQLITE_EXTENSION_INIT1
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "api.hpp"
+#include "sqlite_store.hpp"
+
+namespace envdb::sqlite {
+
+namespace {
+
+// Per-connection state: hangs off each function's user data, never global.
+class Connection : public Host {
+ public:
+  explicit Connection(sqlite3* db) : db_(db), store_(db, false) {}
+  const char* name() const override { return "sqlite"; }
+  Store& store() override { return store_; }
+  std::optional<std::string> actor() override { return std::nullopt; }
+  void notice(const std::string& message) override {
+    sqlite3_log(SQLITE_NOTICE, "envdb: %s", message.c_str());
+  }
+  void warning(const std::string& message) override {
+    sqlite3_log(SQLITE_WARNING, "envdb: %s", message.c_str());
+  }
+  Json info() override { return Json{{"sqlite", sqlite3_libversion()}}; }
+  void end_call() { store_.clear_cache(); }
+
+ private:
+  sqlite3* db_;
+  SqliteStore store_;
+};
+
+struct Entry {
+  std::shared_ptr<Connection> connection;
+  const api::Function* fn;
+};
+
+Value to_value(sqlite3_value* v) {
+  switch (sqlite3_value_type(v)) {
+    case SQLITE_INTEGER: return static_cast<int64_t>(sqlite3_value_int64(v));
+    case SQLITE_FLOAT: return sqlite3_value_double(v);
+    case SQLITE_TEXT: {
+      auto p = reinterpret_cast<const char*>(sqlite3_value_text(v));
+      return std::string(p, static_cast<size_t>(sqlite3_value_bytes(v)));
+    }
+    case SQLITE_BLOB: {
+      auto p = static_cast<const char*>(sqlite3_value_blob(v));
+      return Blob{std::string(p ? p : "", static_cast<size_t>(sqlite3_value_bytes(v)))};
+    }
+    default: return null_value();
+  }
+}
+
+void set_result(sqlite3_context* ctx, const Value& r) {
+  if (is_null(r)) {
+    sqlite3_result_null(ctx);
+  } else if (auto s = std::get_if<std::string>(&r)) {
+    sqlite3_result_text64(ctx, s->data(), s->size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+  } else if (auto i = std::get_if<int64_t>(&r)) {
+    sqlite3_result_int64(ctx, *i);
+  } else if (auto b = std::get_if<bool>(&r)) {
+    sqlite3_result_int(ctx, *b ? 1 : 0);
+  } else if (auto d = std::get_if<double>(&r)) {
+    sqlite3_result_double(ctx, *d);
+  } else if (auto blob = std::get_if<Blob>(&r)) {
+    sqlite3_result_blob64(ctx, blob->bytes.data(), blob->bytes.size(), SQLITE_TRANSIENT);
+  }
+}
+
+// The one guard every envdb_* function goes through: the core's exceptions
+// stop here and become sqlite3_result_error.
+void dispatch(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  auto* entry = static_cast<Entry*>(sqlite3_user_data(ctx));
+  std::string error;
+  struct EndCall {
+    Connection& c;
+    ~EndCall() { c.end_call(); }
+  } end_call{*entry->connection};
+  try {
+    const api::Function& fn = *entry->fn;
+    Value result;
+    if ((fn.flags & api::kRequestForm) && argc == 1 && sqlite3_value_type(argv[0]) == SQLITE_TEXT &&
+        sqlite3_value_bytes(argv[0]) > 0 &&
+        reinterpret_cast<const char*>(sqlite3_value_text(argv[0]))[0] == '{') {
+      result = api::invoke_request(*entry->connection, fn, std::get<std::string>(to_value(argv[0])));
+    } else {
+      std::vector<Value> args;
+      args.reserve(static_cast<size_t>(argc));
+      for (int i = 0; i < argc; ++i) args.push_back(to_value(argv[i]));
+      result = api::invoke(*entry->connection, fn, std::move(args));
+    }
+    set_result(ctx, result);
+    return;
+  } catch (const Error& e) {
+    error = e.what();
+    // The one host error a new user meets first deserves a sentence of its own.
+    if (e.code() == Code::internal && error.find("no such table: sys_") != std::string::npos)
+      error = "not_found: this database has no envdb catalog; run SELECT envdb_init() first";
+  } catch (const std::exception& e) {
+    error = e.what();
+  } catch (...) {
+    error = "internal: unexpected failure";
+  }
+  sqlite3_result_error(ctx, error.c_str(), static_cast<int>(error.size()));
+}
+
+void destroy_entry(void* p) { delete static_cast<Entry*>(p); }
+
+}  // namespace
+
+int register_functions(sqlite3* db, char** error_message) {
+  auto connection = std::make_shared<Connection>(db);
+  for (const api::Function& fn : api::functions()) {
+    if (!api::available_in(fn, "sqlite")) continue;
+    // Pure functions may be used anywhere; everything else reads or changes
+    // the catalog or returns secrets, so only top-level SQL may call it.
+    const int flags = SQLITE_UTF8 | ((fn.flags & api::kPure)
+                                         ? SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS
+                                         : SQLITE_DIRECTONLY);
+    const std::string name = std::string("envdb_") + fn.name;
+    auto* entry = new Entry{connection, &fn};
+    // On failure sqlite3_create_function_v2 calls destroy_entry itself.
+    const int rc = sqlite3_create_function_v2(db, name.c_str(), -1, flags, entry, dispatch,
+                                              nullptr, nullptr, destroy_entry);
+    if (rc != SQLITE_OK) {
+      *error_message = sqlite3_mprintf("envdb: cannot register %s: %s", name.c_str(),
+                                       sqlite3_errmsg(db));
+      return rc;
+    }
+  }
+  return SQLITE_OK;
+}
+
+}  // namespace envdb::sqlite
+
+extern "C" {
+__attribute__((visibility("default"))) int sqlite3_envdb_init(sqlite3* db, char** error_message, const sqlite3_api_routines* api) {
+  SQLITE_EXTENSION_INIT2(api);
+  try {
+    return envdb::sqlite::register_functions(db, error_message);
+  } catch (const std::exception& e) {
+    *error_message = sqlite3_mprintf("envdb: %s", e.what());
+    return SQLITE_ERROR;
+  }
+}
+}

@@ -1,0 +1,48 @@
+// The store port over the sqlite3 API. Compiled twice: into the loadable
+// extension (through sqlite3ext.h's routine table) and, with
+// ENVDB_SQLITE_LINKED, into the core's unit tests against a linked libsqlite3.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "store.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace envdb::sqlite {
+
+class SqliteStore : public Store {
+ public:
+  // Borrows `db` (the extension's connection) unless `owns` is true.
+  SqliteStore(sqlite3* db, bool owns);
+  ~SqliteStore() override;
+  static std::unique_ptr<SqliteStore> open(const std::string& path);  // owns the handle
+
+  Dialect dialect() const override { return Dialect::sqlite; }
+  std::unique_ptr<Statement> prepare(const std::string& sql) override;
+  void exec(const std::string& sql) override;
+  void savepoint(const std::string& name) override;
+  void release(const std::string& name) override;
+  void rollback_to(const std::string& name) override;
+  sqlite3* handle() const { return db_; }
+  // Finalizes the cached statements. The extension calls it after every
+  // call: sqlite3_close() refuses to close a connection that still has
+  // prepared statements, and an extension cannot hook the close.
+  void clear_cache();
+
+  [[noreturn]] void raise(int rc) const;  // throws the mapped envdb::Error
+  void give_back(const std::string& sql, sqlite3_stmt* stmt);
+
+ private:
+  sqlite3* db_;
+  bool owns_;
+  // Prepared statements by their core SQL text; a statement in use is taken
+  // out and put back when done, so re-entrant use prepares a second copy.
+  std::unordered_map<std::string, std::vector<sqlite3_stmt*>> cache_;
+};
+
+}  // namespace envdb::sqlite

@@ -1,0 +1,38 @@
+// A Host over an in-memory SQLite database, for running the core in tests.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "api.hpp"
+#include "sqlite_store.hpp"
+
+namespace envdb::test {
+
+class MemoryHost : public Host {
+ public:
+  MemoryHost() : store_(sqlite::SqliteStore::open(":memory:")) {}
+  const char* name() const override { return "sqlite"; }
+  Store& store() override { return *store_; }
+  std::optional<std::string> actor() override { return std::string("test"); }
+  void notice(const std::string& m) override { notices.push_back(m); }
+  void warning(const std::string& m) override { warnings.push_back(m); }
+  Json info() override { return Json::object(); }
+
+  Value call(const std::string& fn, std::vector<Value> args = {}) {
+    const api::Function* f = api::find(fn);
+    if (!f) throw std::runtime_error("no function " + fn);
+    return api::invoke(*this, *f, std::move(args));
+  }
+  std::string call_text(const std::string& fn, std::vector<Value> args = {}) {
+    return std::get<std::string>(call(fn, std::move(args)));
+  }
+
+  std::vector<std::string> notices, warnings;
+
+ private:
+  std::unique_ptr<sqlite::SqliteStore> store_;
+};
+
+}  // namespace envdb::test
