@@ -2,6 +2,10 @@
 
 #include "clock.hpp"
 #include "errors.hpp"
+#include "credentials.hpp"
+#include "environments.hpp"
+#include "members.hpp"
+#include "outbox.hpp"
 #include "setup.hpp"
 
 namespace envdb::api {
@@ -9,9 +13,23 @@ namespace envdb::api {
 namespace {
 
 using T = Type;
+std::vector<Function> setup_functions();
 
-// The whole SQL surface. Order is the documentation order.
+void append(std::vector<Function>& all, std::vector<Function> more) {
+  for (auto& f : more) all.push_back(std::move(f));
+}
+
+// The whole SQL surface, module by module; each module owns its rows.
 std::vector<Function> build() {
+  std::vector<Function> all = setup_functions();
+  append(all, environments::functions());
+  append(all, members::functions());
+  append(all, credentials::functions());
+  append(all, outbox::functions());
+  return all;
+}
+
+std::vector<Function> setup_functions() {
   return {
       {"version", {}, T::text, setup::version, kPure, kAdmin | kRouter | kReader | kPublic,
        "envdb's semantic version"},

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "json.hpp"
+#include "keyring.hpp"
 #include "store.hpp"
 
 namespace envdb {
@@ -23,6 +24,12 @@ class Host {
   virtual void warning(const std::string& message) = 0;
   // Host facts for build_info(): server or library versions.
   virtual Json info() = 0;
+  // The keys that seal credentials (Postgres: loaded from the envdb.keyring_*
+  // settings; SQLite: ENVDB_KEYRING and keyring_add, per connection).
+  virtual Keyring& keyring() = 0;
+  // Opens (creating) a SQLite database file as a store, for the sqlite
+  // driver's environment files. Hosts that cannot throw invalid_parameter.
+  virtual std::unique_ptr<Store> open_database_file(const std::string& path) = 0;
 };
 
 }  // namespace envdb

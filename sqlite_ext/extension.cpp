@@ -30,10 +30,15 @@ class Connection : public Host {
   }
   Json info() override { return Json{{"sqlite", sqlite3_libversion()}}; }
   void end_call() { store_.clear_cache(); }
+  Keyring& keyring() override { return keyring_; }
+  std::unique_ptr<Store> open_database_file(const std::string& path) override {
+    return SqliteStore::open(path);
+  }
 
  private:
   sqlite3* db_;
   SqliteStore store_;
+  Keyring keyring_;
 };
 
 struct Entry {

@@ -19,6 +19,10 @@ class MemoryHost : public Host {
   void notice(const std::string& m) override { notices.push_back(m); }
   void warning(const std::string& m) override { warnings.push_back(m); }
   Json info() override { return Json::object(); }
+  Keyring& keyring() override { return keyring_; }
+  std::unique_ptr<Store> open_database_file(const std::string& path) override {
+    return sqlite::SqliteStore::open(path);
+  }
 
   Value call(const std::string& fn, std::vector<Value> args = {}) {
     const api::Function* f = api::find(fn);
@@ -33,6 +37,7 @@ class MemoryHost : public Host {
 
  private:
   std::unique_ptr<sqlite::SqliteStore> store_;
+  Keyring keyring_;
 };
 
 }  // namespace envdb::test

@@ -1,0 +1,5 @@
+#include "credentials.hpp"
+
+namespace envdb::credentials {
+std::vector<api::Function> functions() { return {}; }
+}  // namespace envdb::credentials

@@ -1,0 +1,12 @@
+// members: see the module map in docs/architecture.md.
+#pragma once
+#include "cpp_only.hpp"
+
+#include <vector>
+
+#include "api.hpp"
+
+namespace envdb::members {
+// This module's rows of the SQL function table.
+std::vector<api::Function> functions();
+}  // namespace envdb::members

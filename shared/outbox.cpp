@@ -1,0 +1,5 @@
+#include "outbox.hpp"
+
+namespace envdb::outbox {
+std::vector<api::Function> functions() { return {}; }
+}  // namespace envdb::outbox
