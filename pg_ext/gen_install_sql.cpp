@@ -33,7 +33,6 @@ std::string roles_of(unsigned roles) {
   add(envdb::api::kAdmin, "envdb_admin");
   add(envdb::api::kRouter, "envdb_router");
   add(envdb::api::kReader, "envdb_reader");
-  add(envdb::api::kPublic, "PUBLIC");
   return out;
 }
 

@@ -31,9 +31,9 @@ std::vector<Function> build() {
 
 std::vector<Function> setup_functions() {
   return {
-      {"version", {}, T::text, setup::version, kPure, kAdmin | kRouter | kReader | kPublic,
+      {"version", {}, T::text, setup::version, kPure, kAdmin | kRouter | kReader,
        "envdb's semantic version"},
-      {"build_info", {}, T::json, setup::build_info, 0, kAdmin | kRouter | kReader | kPublic,
+      {"build_info", {}, T::json, setup::build_info, 0, kAdmin | kRouter | kReader,
        "version, compiler, OpenSSL and host versions"},
       {"init", {}, T::text, setup::init, kWrites | kSqliteOnly, 0,
        "create or upgrade the control-plane catalog in this database"},

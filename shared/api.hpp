@@ -27,13 +27,12 @@ enum Flag : unsigned {
   kDataPlane = 1u << 5,     // runs inside an environment database
 };
 
-// Postgres roles allowed to execute a function (PUBLIC never is, but for the
-// harmless facts in kPublic).
+// Postgres roles allowed to execute a function. PUBLIC never is: it has no
+// USAGE on schema envdb at all.
 enum Role : unsigned {
   kAdmin = 1u << 0,
   kRouter = 1u << 1,
   kReader = 1u << 2,
-  kPublic = 1u << 3,
 };
 
 struct Param {

@@ -1,0 +1,51 @@
+# envdb: the commands people type. `make` builds both extensions, `make check`
+# runs every suite, `make demo` shows envdb on SQLite with no server.
+#
+# The host-neutral core, the SQLite extension (build/envdb.so), the unit tests
+# and the Postgres install script are built by CMake; the Postgres extension
+# is a PGXS build in pg_ext/ that links the core.
+
+PG_CONFIG ?= pg_config
+BUILD ?= build
+JOBS ?= 2
+CMAKE_BUILD_TYPE ?= RelWithDebInfo
+ENVDB_WERROR ?= $(if $(CI),1,0)
+CMAKE_FLAGS ?=
+
+.PHONY: all setup core pg install uninstall check installcheck demo bench clean
+
+all: core pg
+
+setup:
+	@scripts/setup.sh
+
+core:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) \
+	  -DENVDB_WERROR=$(if $(filter 1,$(ENVDB_WERROR)),ON,OFF) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+pg: core
+	@$(MAKE) --no-print-directory -C pg_ext PG_CONFIG=$(PG_CONFIG) \
+	  CORE_BUILD=$(abspath $(BUILD)) ENVDB_WERROR=$(ENVDB_WERROR)
+
+# Honours DESTDIR and PG_CONFIG, like any PGXS extension.
+install: all
+	@$(MAKE) --no-print-directory -C pg_ext install PG_CONFIG=$(PG_CONFIG) \
+	  CORE_BUILD=$(abspath $(BUILD))
+
+uninstall:
+	@$(MAKE) --no-print-directory -C pg_ext uninstall PG_CONFIG=$(PG_CONFIG)
+
+# pg_regress against a running server (PGHOST/PGPORT...), after `make install`.
+installcheck:
+	@$(MAKE) --no-print-directory -C pg_ext installcheck PG_CONFIG=$(PG_CONFIG)
+
+check: setup
+	@test/run_all.sh
+
+demo: setup core
+	@scripts/demo.sh
+
+clean:
+	rm -rf $(BUILD) build-asan
+	@$(MAKE) --no-print-directory -C pg_ext clean PG_CONFIG=$(PG_CONFIG)

@@ -1,0 +1,280 @@
+// The Postgres host. Every SQL function of the extension is declared (by the
+// generated install script) with the C symbol envdb_fn; envdb_fn finds the
+// core's function-table row by the SQL function's name and runs it through
+// one boundary: C++ exceptions stop inside run_call(), and the Postgres ERROR
+// is raised afterwards, in a frame that holds no C++ object.
+extern "C" {
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+// The module builds with hidden visibility; Postgres 16 makes PGDLLEXPORT
+// export symbols on every platform, 15 only on Windows.
+#if PG_VERSION_NUM < 160000
+#undef PGDLLEXPORT
+#define PGDLLEXPORT __attribute__((visibility("default")))
+#endif
+
+PG_MODULE_MAGIC;
+
+PGDLLEXPORT void _PG_init(void);
+PGDLLEXPORT Datum envdb_fn(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(envdb_fn);
+}
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "api.hpp"
+#include "clock.hpp"
+#include "keyring.hpp"
+#include "pg_guard.hpp"
+#include "spi_store.hpp"
+
+namespace envdb::pg {
+
+namespace {
+
+constexpr int64_t kPostgresEpochMs = 946684800000LL;
+
+// Settings (GUCs). The keyring ones are superuser-only: they name where keys
+// come from, and keys never pass through SQL.
+char* keyring_file = nullptr;
+char* keyring_command = nullptr;
+char* active_key_id = nullptr;
+
+// The backend's keyring, reloaded when a keyring setting changes (SET, or a
+// configuration reload).
+Keyring backend_keyring;
+bool keyring_stale = true;
+
+void mark_keyring_stale(const char*, void*) { keyring_stale = true; }
+
+Keyring& current_keyring() {
+  if (!keyring_stale) return backend_keyring;
+  backend_keyring.clear();
+  const std::string command = keyring_command ? keyring_command : "";
+  const std::string file = keyring_file ? keyring_file : "";
+  if (!command.empty())
+    backend_keyring = Keyring::from_command(command);
+  else if (!file.empty())
+    backend_keyring = Keyring::load_file(file);
+  if (active_key_id && *active_key_id) backend_keyring.use(active_key_id);
+  keyring_stale = false;
+  return backend_keyring;
+}
+
+class PgHost : public Host {
+ public:
+  const char* name() const override { return "postgres"; }
+  Store& store() override { return store_; }
+  std::optional<std::string> actor() override {
+    // The role that called us, not the extension owner this SECURITY DEFINER
+    // function runs as.
+    const char* role = guarded([] { return GetUserNameFromId(GetOuterUserId(), true); });
+    if (!role) return std::nullopt;
+    return std::string(role);
+  }
+  void notice(const std::string& message) override {
+    const char* text = message.c_str();
+    guarded([&] { ereport(NOTICE, (errmsg("%s", text))); });
+  }
+  void warning(const std::string& message) override {
+    const char* text = message.c_str();
+    guarded([&] { ereport(WARNING, (errmsg("%s", text))); });
+  }
+  Json info() override {
+    return Json{{"postgres", PG_VERSION}, {"serverVersionNum", PG_VERSION_NUM}};
+  }
+  Keyring& keyring() override { return current_keyring(); }
+  std::unique_ptr<Store> open_database_file(const std::string&) override {
+    throw Error(Code::invalid_parameter,
+                "driver 'sqlite' needs the SQLite host; a Postgres control plane provisions "
+                "drivers postgres and turso");
+  }
+
+ private:
+  SpiStore store_;
+};
+
+struct CallInfo {
+  const api::Function* fn;
+  bool request_form;
+};
+
+const CallInfo& call_info(FunctionCallInfo fcinfo) {
+  if (fcinfo->flinfo->fn_extra) return *static_cast<CallInfo*>(fcinfo->flinfo->fn_extra);
+  const Oid fn_oid = fcinfo->flinfo->fn_oid;
+  const char* name = guarded([&] { return get_func_name(fn_oid); });
+  const api::Function* fn = name ? api::find(name) : nullptr;
+  if (!fn || !api::available_in(*fn, "postgres"))
+    throw Error(Code::internal, std::string("no envdb function is named ") + (name ? name : "?"));
+  const bool request_form = (fn->flags & api::kRequestForm) && PG_NARGS() == 1 &&
+                            guarded([&] { return get_fn_expr_argtype(fcinfo->flinfo, 0); }) ==
+                                JSONBOID &&
+                            (fn->params.empty() || fn->params[0].type != api::Type::json);
+  MemoryContext mcxt = fcinfo->flinfo->fn_mcxt;
+  auto* info = guarded([&] { return static_cast<CallInfo*>(MemoryContextAlloc(mcxt, sizeof(CallInfo))); });
+  info->fn = fn;
+  info->request_form = request_form;
+  fcinfo->flinfo->fn_extra = info;
+  return *info;
+}
+
+std::string text_arg(Datum d) {
+  struct varlena* v = guarded([&] { return pg_detoast_datum_packed((struct varlena*)DatumGetPointer(d)); });
+  return std::string(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+}
+
+std::string jsonb_arg(Datum d) {
+  char* text = guarded([&] {
+    Jsonb* jb = DatumGetJsonbP(d);
+    return JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
+  });
+  return std::string(text);
+}
+
+Value arg_value(FunctionCallInfo fcinfo, int i, api::Type type) {
+  if (PG_ARGISNULL(i)) return null_value();
+  const Datum d = PG_GETARG_DATUM(i);
+  switch (type) {
+    case api::Type::text: return text_arg(d);
+    case api::Type::json: return jsonb_arg(d);
+    case api::Type::integer: return static_cast<int64_t>(DatumGetInt64(d));
+    case api::Type::boolean: return static_cast<bool>(DatumGetBool(d));
+    case api::Type::interval: {
+      const Interval* iv = DatumGetIntervalP(d);
+      return static_cast<int64_t>(iv->time / USECS_PER_SEC +
+                                  (static_cast<int64_t>(iv->day) +
+                                   static_cast<int64_t>(iv->month) * DAYS_PER_MONTH) *
+                                      SECS_PER_DAY);
+    }
+    case api::Type::timestamp: {
+      const TimestampTz ts = DatumGetTimestampTz(d);
+      if (TIMESTAMP_NOT_FINITE(ts))
+        throw Error(Code::invalid_parameter, "timestamps must be finite");
+      int64_t ms = ts / 1000;
+      if (ts % 1000 < 0) --ms;
+      return iso_from_ms(ms + kPostgresEpochMs);
+    }
+  }
+  return null_value();
+}
+
+Datum result_datum(const Value& v, api::Type type, bool* is_null) {
+  *is_null = false;
+  if (envdb::is_null(v)) {
+    *is_null = true;
+    return (Datum)0;
+  }
+  switch (type) {
+    case api::Type::boolean: {
+      if (auto b = std::get_if<bool>(&v)) return BoolGetDatum(*b);
+      return BoolGetDatum(std::get<int64_t>(v) != 0);
+    }
+    case api::Type::integer: return Int64GetDatum(std::get<int64_t>(v));
+    case api::Type::json: {
+      const char* text = std::get<std::string>(v).c_str();
+      return guarded([&] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(text)); });
+    }
+    default: {
+      const std::string& s = std::get<std::string>(v);
+      const char* data = s.data();
+      const int len = static_cast<int>(s.size());
+      return guarded([&] { return PointerGetDatum(cstring_to_text_with_len(data, len)); });
+    }
+  }
+}
+
+// The error that crosses into Postgres, copied out of the C++ world. A backend
+// runs one call at a time, and the ERROR is raised before the next call.
+char pending_message[2048];
+char pending_state[6];
+
+void keep_error(const char* message, const char* sqlstate) {
+  std::snprintf(pending_message, sizeof pending_message, "%s", message);
+  std::snprintf(pending_state, sizeof pending_state, "%s", sqlstate);
+}
+
+// Everything C++ happens here. Returns false with the error kept in
+// pending_message / pending_state.
+bool run_call(FunctionCallInfo fcinfo, Datum* result, bool* is_null) noexcept {
+  try {
+    const CallInfo& info = call_info(fcinfo);
+    const api::Function& fn = *info.fn;
+    std::vector<Value> args;
+    std::string request;
+    if (info.request_form) {
+      if (PG_ARGISNULL(0)) throw Error(Code::invalid_parameter, "request is required");
+      request = jsonb_arg(PG_GETARG_DATUM(0));
+    } else {
+      for (int i = 0; i < PG_NARGS() && i < static_cast<int>(fn.params.size()); ++i)
+        args.push_back(arg_value(fcinfo, i, fn.params[static_cast<size_t>(i)].type));
+    }
+    spi_connect();
+    Value value;
+    {
+      PgHost host;
+      value = info.request_form ? api::invoke_request(host, fn, request)
+                                : api::invoke(host, fn, std::move(args));
+    }
+    spi_finish();
+    // After SPI_finish: the result must live in the caller's memory context.
+    *result = result_datum(value, fn.returns, is_null);
+    return true;
+  } catch (const HostError& e) {
+    keep_error(e.what(), e.sqlstate().c_str());
+  } catch (const Error& e) {
+    keep_error(e.what(), code_sqlstate(e.code()));
+  } catch (const std::bad_alloc&) {
+    keep_error("internal: out of memory", "53200");
+  } catch (const std::exception& e) {
+    keep_error((std::string("internal: ") + e.what()).c_str(), "XX000");
+  } catch (...) {
+    keep_error("internal: unexpected failure", "XX000");
+  }
+  return false;
+}
+
+}  // namespace
+
+}  // namespace envdb::pg
+
+extern "C" Datum envdb_fn(PG_FUNCTION_ARGS) {
+  Datum result = (Datum)0;
+  bool is_null = false;
+  if (!envdb::pg::run_call(fcinfo, &result, &is_null)) {
+    const char* s = envdb::pg::pending_state;
+    ereport(ERROR, (errcode(MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4])),
+                    errmsg("%s", envdb::pg::pending_message)));
+  }
+  if (is_null) PG_RETURN_NULL();
+  return result;
+}
+
+extern "C" void _PG_init(void) {
+  DefineCustomStringVariable(
+      "envdb.keyring_file",
+      "File of sealing keys, one '<kms_key_id> <base64 32 bytes>' per line; mode 0600.", nullptr,
+      &envdb::pg::keyring_file, "", PGC_SUSET, GUC_SUPERUSER_ONLY, nullptr,
+      envdb::pg::mark_keyring_stale, nullptr);
+  DefineCustomStringVariable(
+      "envdb.keyring_command",
+      "Command that prints the keyring (same format as envdb.keyring_file), for an external KMS.",
+      nullptr, &envdb::pg::keyring_command, "", PGC_SUSET, GUC_SUPERUSER_ONLY, nullptr,
+      envdb::pg::mark_keyring_stale, nullptr);
+  DefineCustomStringVariable(
+      "envdb.active_key_id", "Key that seals new credentials (default: the last key listed).",
+      nullptr, &envdb::pg::active_key_id, "", PGC_SUSET, 0, nullptr,
+      envdb::pg::mark_keyring_stale, nullptr);
+  MarkGUCPrefixReserved("envdb");
+}

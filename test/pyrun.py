@@ -1,0 +1,25 @@
+"""Runs the unittest modules named on the command line (or every test_*.py in
+a folder) and ends with the line 'N passed, M failed' that make check sums."""
+import os
+import sys
+import unittest
+
+
+def main() -> int:
+    loader = unittest.TestLoader()
+    suite = unittest.TestSuite()
+    for target in sys.argv[1:]:
+        if os.path.isdir(target):
+            suite.addTests(loader.discover(target, pattern="test_*.py", top_level_dir=target))
+        else:
+            folder, name = os.path.split(os.path.abspath(target))
+            sys.path.insert(0, folder)
+            suite.addTests(loader.loadTestsFromName(name[:-3]))
+    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    print(f"{result.testsRun - failed - len(result.skipped)} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

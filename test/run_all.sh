@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# make check: every suite, then one summary line "N passed, M failed".
+#   1. core unit tests (GoogleTest under CTest)
+#   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   3. SQLite end-to-end tests against the built build/envdb.so
+#   4. Postgres: install, then pg_regress and the cross-host suites against a
+#      throwaway cluster (pg_virtualenv), including a non-superuser run
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=${JOBS:-2}
+werror=$([ -n "${CI:-}" ] && echo ON || echo OFF)
+log=build/check
+mkdir -p "$log"
+passed=0 failed=0
+
+tally() {  # tally <suite> <passed> <failed>
+  printf '%-28s %5d passed, %d failed\n' "$1" "$2" "$3" | tee -a "$log/summary"
+  passed=$((passed + $2)); failed=$((failed + $3))
+}
+
+ctest_counts() {  # from "... tests passed, N tests failed out of M"
+  local line total bad
+  line=$(grep -E 'tests failed out of' "$1" | tail -1)
+  total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line"); bad=$(sed -E 's/.*, ([0-9]+) tests? failed.*/\1/' <<<"$line")
+  echo "$(( ${total:-0} - ${bad:-0} )) ${bad:-1}"
+}
+
+py_counts() {  # from "N passed, M failed"
+  local line
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -1)
+  [ -n "$line" ] && sed -E 's/([0-9]+) passed, ([0-9]+) failed/\1 \2/' <<<"$line" || echo "0 1"
+}
+
+: >"$log/summary"
+echo "== build"
+if ! make --no-print-directory all ENVDB_WERROR=$([ "$werror" = ON ] && echo 1 || echo 0) >"$log/build.log" 2>&1; then
+  tail -40 "$log/build.log"; echo "0 passed, 1 failed"; exit 1
+fi
+
+echo "== core unit tests"
+(cd build && ctest -j"$jobs" --output-on-failure) >"$log/unit.log" 2>&1
+tally "core unit" $(ctest_counts "$log/unit.log")
+
+echo "== core unit tests under ASan + UBSan"
+if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DENVDB_SANITIZE=ON -DENVDB_WERROR=$werror >"$log/asan-build.log" 2>&1 &&
+   cmake --build build-asan -j"$jobs" --target envdb_unit_tests >>"$log/asan-build.log" 2>&1; then
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest -j"$jobs" --output-on-failure) >"$log/asan.log" 2>&1
+  tally "core unit (asan+ubsan)" $(ctest_counts "$log/asan.log")
+else
+  tail -30 "$log/asan-build.log"; tally "core unit (asan+ubsan)" 0 1
+fi
+
+echo "== SQLite end-to-end"
+/usr/bin/python3 test/pyrun.py test/sqlite >"$log/sqlite.log" 2>&1
+tally "sqlite e2e" $(py_counts "$log/sqlite.log")
+
+echo "== Postgres"
+if ! test/check_schedule.sh >"$log/schedule.log" 2>&1; then cat "$log/schedule.log"; tally "pg_regress schedule" 0 1; fi
+if make --no-print-directory install >"$log/pg-install.log" 2>&1; then
+  pg_virtualenv test/pg/run.sh "$root" >"$log/pg.log" 2>&1
+  while read -r suite p f; do tally "$suite" "$p" "$f"; done < <(grep -E '^SUITE ' "$log/pg.log" | cut -d' ' -f2-)
+  grep -q '^SUITE ' "$log/pg.log" || { tail -30 "$log/pg.log"; tally "postgres" 0 1; }
+else
+  tail -30 "$log/pg-install.log"; tally "postgres install" 0 1
+fi
+
+if [ "$failed" -ne 0 ]; then
+  echo; echo "== failures (logs in $log/)"
+  for f in "$log"/*.log; do grep -lE 'FAILED|FAIL:|ERROR:|failed \(|regression.diffs|\*\*\*Failed' "$f" >/dev/null && { echo "--- $f"; grep -E -B2 -A12 'FAILED|FAIL:|ERROR: |Traceback|\*\*\*Failed' "$f" | head -80; }; done
+  [ -f build/regress/regression.diffs ] && { echo "--- regression.diffs"; head -100 build/regress/regression.diffs; }
+fi
+echo
+cat "$log/summary"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

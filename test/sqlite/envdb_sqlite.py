@@ -1,0 +1,40 @@
+"""Helpers for the SQLite end-to-end suites: connections that load the built
+extension (build/envdb.so), and the documented function list."""
+import json
+import os
+import re
+import sqlite3
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+EXTENSION = os.path.join(ROOT, "build", "envdb")  # SQLite adds .so itself
+REFERENCE = os.path.join(ROOT, "docs", "reference.md")
+
+
+def connect(path=":memory:", init=True):
+    db = sqlite3.connect(path, isolation_level=None)
+    db.enable_load_extension(True)
+    db.load_extension(EXTENSION)
+    db.enable_load_extension(False)
+    if init:
+        db.execute("select envdb_init()")
+    return db
+
+
+def call(db, name, *args):
+    placeholders = ", ".join("?" for _ in args)
+    return db.execute(f"select envdb_{name}({placeholders})", args).fetchone()[0]
+
+
+def call_json(db, name, *args):
+    return json.loads(call(db, name, *args))
+
+
+def documented_functions():
+    """Function names in docs/reference.md's tables, with the hosts that have them."""
+    found = {}
+    for line in open(REFERENCE, encoding="utf-8"):
+        m = re.match(r"^\| `([a-z_]+)\(.*?\)`\s*\|(.*)", line)
+        if m:
+            hosts = "sqlite" if "SQLite only" in m.group(2) else "both"
+            found[m.group(1)] = hosts
+    return found
