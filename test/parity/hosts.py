@@ -1,0 +1,191 @@
+"""One calling convention for both hosts, so a scenario can run against SQLite
+(the built build/envdb.so) and Postgres (the installed extension, in the
+pg_virtualenv cluster) and their answers can be compared."""
+import base64
+import json
+import os
+import re
+import sqlite3
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sqlite"))
+from envdb_sqlite import connect  # noqa: E402
+
+TEST_KEY_ID = "k1"
+TEST_KEY = base64.b64encode(bytes(range(32))).decode()
+SECOND_KEY_ID = "k2"
+SECOND_KEY = base64.b64encode(bytes(range(32, 64))).decode()
+
+CATALOG_TABLES = ["sys_organization", "sys_environment", "sys_environment_database",
+                  "sys_database_credential", "sys_environment_member", "sys_provisioning_job",
+                  "sys_audit_event", "sys_config"]
+
+CODE_RE = re.compile(r"(invalid_parameter|not_found|already_exists|invalid_transition|"
+                     r"permission_denied|key_unavailable|decrypt_failed|schema_mismatch|conflict|internal): (.*)",
+                     re.S)
+
+
+class HostError(Exception):
+    def __init__(self, code, message):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+def _host_error(text):
+    m = CODE_RE.search(text)
+    if not m:
+        return HostError("unknown", text.strip())
+    return HostError(m.group(1), m.group(2).strip().splitlines()[0])
+
+
+class Seconds(int):
+    """A duration argument: integer seconds in SQLite, an interval in Postgres."""
+
+
+class Request(dict):
+    """The request form: one JSON object argument."""
+
+
+def _decode(value):
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+class SqliteHost:
+    name = "sqlite"
+
+    def __init__(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.db = connect(os.path.join(self.dir.name, "control.db"))
+        self.db.execute("select envdb_keyring_add(?, ?)", (TEST_KEY_ID, TEST_KEY))
+        self.db.execute("select envdb_config('sqlite_data_dir', ?)", (os.path.join(self.dir.name, "envs"),))
+
+    def call(self, fn, *args):
+        values = []
+        for a in args:
+            if isinstance(a, (dict, list)):
+                values.append(json.dumps(a))
+            elif isinstance(a, bool):
+                values.append(1 if a else 0)
+            else:
+                values.append(a)
+        sql = f"select envdb_{fn}({', '.join('?' for _ in values)})"
+        try:
+            return _decode(self.db.execute(sql, values).fetchone()[0])
+        except sqlite3.Error as e:
+            raise _host_error(str(e)) from None
+
+    def sql(self, statement, params=()):
+        return self.db.execute(statement.replace("envdb.", ""), params).fetchall()
+
+    def counts(self):
+        return {t: self.sql(f"select count(*) from {t}")[0][0] for t in CATALOG_TABLES}
+
+    def close(self):
+        self.db.close()
+        self.dir.cleanup()
+
+
+class PostgresHost:
+    name = "postgres"
+    _serial = 0
+
+    def __init__(self):
+        import psycopg2
+        self.psycopg2 = psycopg2
+        PostgresHost._serial += 1
+        self.dbname = f"envdb_parity_{os.getpid()}_{PostgresHost._serial}"
+        admin = psycopg2.connect(dbname="postgres")
+        admin.autocommit = True
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{self.dbname}"')
+        admin.cursor().execute(f'CREATE DATABASE "{self.dbname}"')
+        admin.close()
+        self.conn = psycopg2.connect(dbname=self.dbname)
+        self.conn.autocommit = True
+        cur = self.conn.cursor()
+        cur.execute("CREATE EXTENSION envdb")
+        cur.execute("SELECT set_config('envdb.keyring_command', %s, false)",
+                    (f"printf '{TEST_KEY_ID} {TEST_KEY}\\n'",))
+
+    def call(self, fn, *args):
+        parts, values = [], []
+        for a in args:
+            if isinstance(a, (dict, list)):
+                parts.append("%s::jsonb")
+                values.append(json.dumps(a))
+            elif isinstance(a, Seconds):
+                parts.append("make_interval(secs => %s)")
+                values.append(int(a))
+            elif a is None:
+                parts.append("NULL")
+            else:
+                parts.append("%s")
+                values.append(a)
+        cur = self.conn.cursor()
+        try:
+            cur.execute(f"SELECT envdb.{fn}({', '.join(parts)})", values)
+            return _decode(cur.fetchone()[0])
+        except self.psycopg2.Error as e:
+            raise _host_error(e.pgerror or str(e)) from None
+
+    def sql(self, statement, params=()):
+        cur = self.conn.cursor()
+        cur.execute(statement.replace("?", "%s"), params)
+        return cur.fetchall() if cur.description else []
+
+    def counts(self):
+        return {t: self.sql(f"select count(*) from envdb.{t}")[0][0] for t in CATALOG_TABLES}
+
+    def close(self):
+        self.conn.close()
+        import psycopg2
+        admin = psycopg2.connect(dbname="postgres")
+        admin.autocommit = True
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{self.dbname}"')
+        admin.close()
+
+
+def postgres_available():
+    return bool(os.environ.get("PGHOST") or os.environ.get("PGPORT"))
+
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
+DBNAME_RE = re.compile(r"^env-[a-z2-7]{26}$")
+TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+class Normalizer:
+    """Replaces what legitimately differs between runs (generated ids, names
+    derived from them, timestamps, durations) with stable placeholders."""
+
+    def __init__(self):
+        self.names = {}
+
+    def _name(self, kind, value):
+        key = (kind, value)
+        if key not in self.names:
+            self.names[key] = f"<{kind}{sum(1 for k in self.names if k[0] == kind) + 1}>"
+        return self.names[key]
+
+    def __call__(self, value, key=None):
+        if isinstance(value, dict):
+            return {k: self(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if key == "durationMs":
+            return "<ms>"
+        if isinstance(value, str):
+            if UUID_RE.match(value):
+                return self._name("id", value)
+            if DBNAME_RE.match(value):
+                return self._name("db", value)
+            if TS_RE.match(value):
+                return "<ts>"
+            for m in re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", value):
+                value = value.replace(m, self._name("id", m))
+        return value
