@@ -1,5 +1,10 @@
 #include "credentials.hpp"
 
+#include <algorithm>
+#include <map>
+#include <string_view>
+
+#include "audit.hpp"
 #include "clock.hpp"
 #include "crypto.hpp"
 #include "errors.hpp"
@@ -9,27 +14,66 @@
 
 namespace envdb::credentials {
 
+const char* const kSealedColumns = "id, database_id, scope, kms_key_id, token_cipher";
+
 namespace {
+
+using T = api::Type;
+
+// Durations are capped so that a computed timestamp keeps a four-digit year:
+// the ISO text form, and its ordering as text in SQLite, rely on it.
+constexpr int64_t kMaxSeconds = 100LL * 366 * 86400;
+
+std::string seconds_from_now(int64_t seconds) {
+  return iso_from_ms(now_ms() + std::min(seconds, kMaxSeconds) * 1000);
+}
 
 std::optional<std::string> default_expiry(Host& host) {
   const int64_t ttl = setup::setting_seconds(host, "credential_ttl_seconds");
   if (ttl <= 0) return std::nullopt;
-  return iso_from_ms(now_ms() + ttl * 1000);
+  return seconds_from_now(ttl);
 }
 
 Value opt(const std::optional<std::string>& v) { return v ? Value(*v) : null_value(); }
 
-}  // namespace
+bool postgres(Store& store) { return store.dialect() == Dialect::postgres; }
 
-std::vector<api::Function> functions() { return {}; }
-
-bool is_scope(const std::string& scope) {
-  return scope == "readwrite" || scope == "readonly" || scope == "admin";
+// The sentence of an error, without its code word.
+std::string sentence_of(const Error& e) {
+  const std::string what = e.what();
+  const std::string prefix = std::string(code_word(e.code())) + ": ";
+  return what.compare(0, prefix.size(), prefix) == 0 ? what.substr(prefix.size()) : what;
 }
 
-Json insert_sealed(Host& host, const std::string& database_id, const std::string& scope,
-                   const std::string& token, const std::optional<std::string>& expires_at,
-                   const std::optional<std::string>& rotated_from) {
+crypto::SecretBytes open_secret(Host& host, const Row& row) {
+  const std::string id = row.text("id");
+  const std::string kms_key_id = row.text("kms_key_id");
+  Keyring& keyring = host.keyring();
+  if (!keyring.has(kms_key_id))
+    fail(Code::key_unavailable, "credential " + id + " is sealed under key " +
+                                    quote_value(kms_key_id) + ", which is not loaded");
+  const Value& cipher = row["token_cipher"];
+  std::string_view envelope;
+  if (auto blob = std::get_if<Blob>(&cipher)) {
+    envelope = blob->bytes;
+  } else if (auto text = std::get_if<std::string>(&cipher)) {
+    envelope = *text;  // a hand-edited row; crypto::open will judge it
+  } else {
+    fail(Code::decrypt_failed, "credential " + id + " has no ciphertext");
+  }
+  try {
+    return crypto::open(keyring.key(kms_key_id), envelope,
+                        crypto::credential_aad(id, row.text("database_id"), row.text("scope")));
+  } catch (const Error& e) {
+    if (e.code() != Code::decrypt_failed) throw;
+    fail(Code::decrypt_failed, "credential " + id + " does not open under key " +
+                                   quote_value(kms_key_id) + ": " + sentence_of(e));
+  }
+}
+
+Json insert_sealed_token(Host& host, const std::string& database_id, const std::string& scope,
+                         std::string_view token, const std::optional<std::string>& expires_at,
+                         const std::optional<std::string>& rotated_from) {
   Keyring& keyring = host.keyring();
   const crypto::SecretBytes& key = keyring.active_key();
   const std::string id = new_uuid_v7();
@@ -45,12 +89,469 @@ Json insert_sealed(Host& host, const std::string& database_id, const std::string
   return records::credential_json(records::load_credential(host.store(), "credential_id", id));
 }
 
+// A database with its environment, the target of issue and rotate.
+struct Target {
+  std::string database_id;
+  std::string driver;
+  std::string environment_id;
+  std::string organization_id;
+};
+
+// Loads a database and its environment, refusing an archived environment.
+// In Postgres the database row is locked FOR NO KEY UPDATE, so issue and
+// rotate on one database run one after the other and the later one's next
+// statements see what the earlier one committed. (Locking only the active
+// credential row would not do under READ COMMITTED: the waiting transaction
+// re-checks that row, finds it no longer active and misses the new one.) The
+// lock does not block inserts that merely reference the row (FOR KEY SHARE).
+// The environment row is held FOR SHARE, so an archive (which revokes every
+// credential) runs wholly before or wholly after this call, never around it.
+Target load_target(Store& store, const std::string& database_id) {
+  require_id("database_id", database_id);
+  std::string sql =
+      "SELECT d.id, d.driver, e.id AS environment_id, e.organization_id, e.status "
+      "FROM envdb.sys_environment_database d JOIN envdb.sys_environment e "
+      "ON e.id = d.environment_id WHERE d.id = $1";
+  if (postgres(store)) sql += " FOR NO KEY UPDATE OF d FOR SHARE OF e";
+  auto row = query_one(store, sql, {database_id});
+  if (!row)
+    fail(Code::not_found,
+         "database_id " + quote_value(database_id) + " names no environment database");
+  if (row->text("status") == "archived")
+    fail(Code::conflict, "database_id " + quote_value(database_id) + " belongs to environment " +
+                             quote_value(row->text("environment_id")) + ", which is archived");
+  return {row->text("id"), row->text("driver"), row->text("environment_id"),
+          row->text("organization_id")};
+}
+
+std::string scope_arg(api::Call& c) {
+  const std::string scope = c.opt_text("scope", 64).value_or("readwrite");
+  if (!is_scope(scope))
+    fail(Code::invalid_parameter,
+         "scope " + quote_value(scope) + " is not a credential scope (readwrite, readonly, admin)");
+  return scope;
+}
+
+// The caller's token, or a generated one where envdb mints tokens. Never
+// quoted in a message.
+crypto::SecretBytes token_arg(api::Call& c, const Target& target, bool& generated) {
+  auto token = c.opt_text("token", kMaxTokenBytes);
+  if (token) {
+    if (token->empty()) fail(Code::invalid_parameter, "token must not be empty");
+    generated = false;
+    return crypto::SecretBytes(std::move(*token));
+  }
+  if (target.driver == "turso")
+    fail(Code::invalid_parameter, "token is required for turso databases");
+  generated = true;
+  return crypto::SecretBytes(crypto::generate_token());
+}
+
+std::optional<Row> active_credential(Store& store, const std::string& database_id,
+                                     const std::string& scope) {
+  std::string sql = std::string("SELECT ") + records::kCredentialColumns +
+                    " FROM envdb.sys_database_credential "
+                    "WHERE database_id = $1 AND scope = $2 AND status = 'active'";
+  if (postgres(store)) sql += " FOR UPDATE";
+  return query_one(store, sql, {database_id, scope});
+}
+
+// The previous credential stays valid until `until`, or until its own earlier
+// expiry: a rotation never lengthens a credential's life.
+void start_rotating(Store& store, const std::string& credential_id, const std::string& until) {
+  execute(store,
+          "UPDATE envdb.sys_database_credential SET status = 'rotating', expires_at = CASE WHEN "
+          "expires_at IS NOT NULL AND expires_at < $2::timestamptz THEN expires_at ELSE "
+          "$2::timestamptz END WHERE id = $1",
+          {credential_id, until});
+}
+
+audit::Event event_for(const Target& t, const char* action, const std::string& credential_id) {
+  audit::Event e;
+  e.action = action;
+  e.organization_id = t.organization_id;
+  e.environment_id = t.environment_id;
+  e.subject_type = "credential";
+  e.subject_id = credential_id;
+  return e;
+}
+
+// A credential with the identity of its environment, for revoke, expire and
+// reveal.
+std::string credential_with_owner_sql(const std::string& where) {
+  return "SELECT c.id, c.database_id, c.scope, c.kms_key_id, c.status, c.expires_at, "
+         "d.environment_id, e.organization_id FROM envdb.sys_database_credential c "
+         "JOIN envdb.sys_environment_database d ON d.id = c.database_id "
+         "JOIN envdb.sys_environment e ON e.id = d.environment_id WHERE " +
+         where;
+}
+
+audit::Event event_for(const Row& r, const char* action) {
+  audit::Event e;
+  e.action = action;
+  e.organization_id = r.text("organization_id");
+  e.environment_id = r.text("environment_id");
+  e.subject_type = "credential";
+  e.subject_id = r.text("id");
+  e.detail = Json{{"databaseId", r.text("database_id")}, {"scope", r.text("scope")}};
+  return e;
+}
+
+// ---- SQL functions -------------------------------------------------------
+
+Value issue(api::Call& c) {
+  const std::string database_id = c.text("database_id", 128);
+  const std::string scope = scope_arg(c);
+  const auto expires_at = c.opt_timestamp("expires_at");
+  if (expires_at && ms_from_iso(*expires_at).value_or(0) <= now_ms())
+    fail(Code::invalid_parameter,
+         "expires_at " + quote_value(*expires_at) + " is not in the future");
+
+  Host& host = c.host;
+  Store& store = c.store;
+  Atomic tx(store);
+  const Target target = load_target(store, database_id);
+  bool generated = false;
+  const crypto::SecretBytes token = token_arg(c, target, generated);
+  host.keyring().active_key();  // key_unavailable before anything is written
+
+  // One active credential per scope: an active one is superseded, and stays
+  // valid for the rotation grace period as `rotating`.
+  std::optional<std::string> superseded;
+  if (auto previous = active_credential(store, database_id, scope)) {
+    superseded = previous->text("id");
+    start_rotating(store, *superseded,
+                   seconds_from_now(setup::setting_seconds(host, "rotation_grace_seconds")));
+  }
+  Json credential = insert_sealed_token(host, database_id, scope, token.view(),
+                                        expires_at ? expires_at : default_expiry(host), superseded);
+  audit::Event e = event_for(target, "credential.issue", credential["id"].get<std::string>());
+  e.detail = Json{{"databaseId", database_id},
+                  {"scope", scope},
+                  {"kmsKeyId", credential["kmsKeyId"]},
+                  {"tokenSource", generated ? "generated" : "caller"},
+                  {"supersededId", json_text(superseded)}};
+  audit::record(host, e);
+  tx.done();
+  return api::json_result(Json{{"credential", credential}});
+}
+
+Value rotate(api::Call& c) {
+  const std::string database_id = c.text("database_id", 128);
+  const std::string scope = scope_arg(c);
+  const auto grace_arg = c.opt_seconds("grace");
+  if (grace_arg && *grace_arg > kMaxSeconds)
+    fail(Code::invalid_parameter,
+         "grace of " + std::to_string(*grace_arg) + " seconds is longer than 100 years");
+
+  Host& host = c.host;
+  Store& store = c.store;
+  Atomic tx(store);
+  const Target target = load_target(store, database_id);
+  bool generated = false;
+  const crypto::SecretBytes token = token_arg(c, target, generated);
+  host.keyring().active_key();
+  const int64_t grace =
+      grace_arg ? *grace_arg : setup::setting_seconds(host, "rotation_grace_seconds");
+
+  auto previous = active_credential(store, database_id, scope);
+  if (!previous)
+    fail(Code::not_found, "database_id " + quote_value(database_id) + " has no active " + scope +
+                              " credential to rotate");
+  const std::string previous_id = previous->text("id");
+  start_rotating(store, previous_id, seconds_from_now(grace));
+  Json credential = insert_sealed_token(host, database_id, scope, token.view(),
+                                        default_expiry(host), previous_id);
+  Json previous_json =
+      records::credential_json(records::load_credential(store, "credential_id", previous_id));
+  audit::Event e = event_for(target, "credential.rotate", credential["id"].get<std::string>());
+  e.detail = Json{{"databaseId", database_id},
+                  {"scope", scope},
+                  {"kmsKeyId", credential["kmsKeyId"]},
+                  {"tokenSource", generated ? "generated" : "caller"},
+                  {"previousId", previous_id},
+                  {"graceSeconds", grace},
+                  {"previousExpiresAt", previous_json["expiresAt"]}};
+  audit::record(host, e);
+  tx.done();
+  return api::json_result(Json{{"credential", credential}, {"previous", previous_json}});
+}
+
+Value revoke(api::Call& c) {
+  const std::string id = c.text("credential_id", 128);
+  require_id("credential_id", id);
+  Store& store = c.store;
+  Atomic tx(store);
+  auto row = query_one(
+      store, credential_with_owner_sql("c.id = $1") + (postgres(store) ? " FOR UPDATE OF c" : ""),
+      {id});
+  if (!row) fail(Code::not_found, "credential_id " + quote_value(id) + " names no credential");
+  if (row->text("status") == "revoked")
+    fail(Code::invalid_transition, "credential " + quote_value(id) + " is already revoked");
+  execute(store,
+          "UPDATE envdb.sys_database_credential SET status = 'revoked', revoked_at = "
+          "$2::timestamptz WHERE id = $1",
+          {id, now_iso()});
+  audit::Event e = event_for(*row, "credential.revoke");
+  e.detail["previousStatus"] = row->text("status");
+  audit::record(c.host, e);
+  Json credential = records::credential_json(records::load_credential(store, "credential_id", id));
+  tx.done();
+  return api::json_result(Json{{"credential", credential}});
+}
+
+Value expire(api::Call& c) {
+  Store& store = c.store;
+  const std::string now = now_iso();
+  Atomic tx(store);
+  auto rows = query(store,
+                    credential_with_owner_sql("c.status IN ('active', 'rotating') AND "
+                                              "c.expires_at <= $1::timestamptz ORDER BY c.id") +
+                        (postgres(store) ? " FOR UPDATE OF c" : ""),
+                    {now});
+  for (const Row& row : rows) {
+    execute(store,
+            "UPDATE envdb.sys_database_credential SET status = 'revoked', revoked_at = "
+            "$2::timestamptz WHERE id = $1",
+            {row.text("id"), now});
+    audit::Event e = event_for(row, "credential.expire");
+    e.detail["previousStatus"] = row.text("status");
+    e.detail["expiredAt"] = row.text("expires_at");
+    audit::record(c.host, e);
+  }
+  tx.done();
+  return static_cast<int64_t>(rows.size());
+}
+
+Value rewrap(api::Call& c) {
+  Keyring& keyring = c.host.keyring();
+  std::string target;
+  if (c.given("kms_key_id")) {
+    target = c.text("kms_key_id", 128);
+    keyring.key(target);  // key_unavailable when it is not loaded
+  } else {
+    keyring.active_key();  // key_unavailable when the keyring is empty
+    target = keyring.active_id();
+  }
+  const crypto::SecretBytes& key = keyring.key(target);
+  Store& store = c.store;
+
+  Atomic tx(store);
+  int64_t total = query_one(store,
+                            "SELECT count(*) AS n FROM envdb.sys_database_credential "
+                            "WHERE status <> 'revoked' AND kms_key_id <> $1",
+                            {target})
+                      ->integer("n");
+  const std::string batch_sql =
+      std::string("SELECT ") + kSealedColumns +
+      " FROM envdb.sys_database_credential WHERE status <> 'revoked' AND kms_key_id <> $1 "
+      "ORDER BY id LIMIT " +
+      std::to_string(kRewrapBatch) + (postgres(store) ? " FOR UPDATE" : "");
+  int64_t moved = 0;
+  std::map<std::string, int64_t> from;
+  for (;;) {
+    auto rows = query(store, batch_sql, {target});
+    if (rows.empty()) break;
+    for (const Row& row : rows) {
+      const crypto::SecretBytes token = open_secret(c.host, row);
+      const std::string cipher = crypto::seal(
+          key, token.view(),
+          crypto::credential_aad(row.text("id"), row.text("database_id"), row.text("scope")));
+      execute(store,
+              "UPDATE envdb.sys_database_credential SET token_cipher = $2, kms_key_id = $3 "
+              "WHERE id = $1",
+              {row.text("id"), Blob{cipher}, target});
+      ++from[row.text("kms_key_id")];
+    }
+    moved += static_cast<int64_t>(rows.size());
+    total = std::max(total, moved);  // Postgres: rows committed meanwhile join in
+    c.host.notice("rewrapped " + std::to_string(moved) + " of " + std::to_string(total) +
+                  " credentials to key " + quote_value(target));
+  }
+  if (moved > 0) {
+    audit::Event e;
+    e.action = "credential.rewrap";
+    e.subject_type = "key";
+    e.subject_id = target;
+    Json sources = Json::object();
+    for (auto& [id, n] : from) sources[id] = n;
+    e.detail = Json{{"kmsKeyId", target}, {"credentials", moved}, {"from", sources}};
+    audit::record(c.host, e);
+  }
+  tx.done();
+  return moved;
+}
+
+Value reveal(api::Call& c) {
+  const std::string id = c.text("credential_id", 128);
+  require_id("credential_id", id);
+  Store& store = c.store;
+  auto row = query_one(
+      store,
+      "SELECT c.id, c.database_id, c.scope, c.kms_key_id, c.token_cipher, c.status, c.expires_at, "
+      "(c.expires_at IS NOT NULL AND c.expires_at <= $2::timestamptz) AS expired, "
+      "d.environment_id, e.organization_id FROM envdb.sys_database_credential c "
+      "JOIN envdb.sys_environment_database d ON d.id = c.database_id "
+      "JOIN envdb.sys_environment e ON e.id = d.environment_id WHERE c.id = $1",
+      {id, now_iso()});
+  if (!row) fail(Code::not_found, "credential_id " + quote_value(id) + " names no credential");
+  if (row->text("status") == "revoked")
+    fail(Code::conflict, "credential " + quote_value(id) + " is revoked");
+  if (row->boolean("expired"))
+    fail(Code::conflict,
+         "credential " + quote_value(id) + " expired at " + row->text("expires_at"));
+  crypto::SecretBytes token = open_secret(c.host, *row);
+  // Who read a secret belongs in the trail; a hot standby cannot write it.
+  if (store.writable()) audit::record(c.host, event_for(*row, "credential.reveal"));
+  return std::string(token.view());
+}
+
+Value keyring_status(api::Call& c) {
+  Keyring& keyring = c.host.keyring();
+  std::map<std::string, int64_t> live;  // referenced key -> credentials not revoked
+  for (const Row& r : query(c.store,
+                            "SELECT kms_key_id, sum(CASE WHEN status <> 'revoked' THEN 1 ELSE 0 "
+                            "END) AS live FROM envdb.sys_database_credential GROUP BY kms_key_id"))
+    live[r.text("kms_key_id")] = r.integer("live");
+  Json out = Json::array();
+  for (const std::string& id : keyring.ids()) {
+    auto it = live.find(id);
+    out.push_back(Json{{"kmsKeyId", id},
+                       {"active", id == keyring.active_id()},
+                       {"loaded", true},
+                       {"credentials", it == live.end() ? 0 : it->second}});
+  }
+  for (auto& [id, n] : live) {
+    if (keyring.has(id)) continue;
+    out.push_back(Json{{"kmsKeyId", id}, {"active", false}, {"loaded", false}, {"credentials", n}});
+  }
+  return api::json_result(out);
+}
+
+Value keyring_add(api::Call& c) {
+  const std::string id = c.text("kms_key_id", 128);
+  require_id("kms_key_id", id);
+  // Never quoted: this is key material.
+  const crypto::SecretBytes text(c.text("key_base64", 1024));
+  std::optional<std::string> decoded = crypto::base64_decode(text.view());
+  if (!decoded) fail(Code::invalid_parameter, "key_base64 is not valid base64 (standard alphabet)");
+  crypto::SecretBytes key(std::move(*decoded));
+  if (key.size() != crypto::kKeySize)
+    fail(Code::invalid_parameter,
+         "key_base64 must decode to exactly 32 bytes, got " + std::to_string(key.size()));
+  c.host.keyring().add(id, std::move(key));
+  return "added " + id;
+}
+
+Value keyring_use(api::Call& c) {
+  const std::string id = c.text("kms_key_id", 128);
+  c.host.keyring().use(id);
+  return "using " + id;
+}
+
+}  // namespace
+
+std::vector<api::Function> functions() {
+  using namespace api;
+  return {
+      {"issue_credential",
+       {{"database_id", T::text, nullptr},
+        {"scope", T::text, "'readwrite'"},
+        {"token", T::text, "NULL"},
+        {"expires_at", T::timestamp, "NULL"}},
+       T::json,
+       issue,
+       kWrites | kRequestForm,
+       kAdmin,
+       "issue an active credential of a scope (token generated unless given; required for turso); "
+       "an active one of that scope becomes rotating until now + rotation_grace_seconds"},
+      {"rotate_credential",
+       {{"database_id", T::text, nullptr},
+        {"scope", T::text, "'readwrite'"},
+        {"grace", T::interval, "NULL"},
+        {"token", T::text, "NULL"}},
+       T::json,
+       rotate,
+       kWrites | kRequestForm,
+       kAdmin,
+       "replace the active credential of a scope; the previous one stays valid as rotating until "
+       "now + grace (default rotation_grace_seconds)"},
+      {"revoke_credential",
+       {{"credential_id", T::text, nullptr}},
+       T::json,
+       revoke,
+       kWrites,
+       kAdmin,
+       "revoke one credential"},
+      {"expire_credentials",
+       {},
+       T::integer,
+       expire,
+       kWrites,
+       kAdmin,
+       "revoke every active or rotating credential whose expires_at has passed; returns how many"},
+      {"rewrap_credentials",
+       {{"kms_key_id", T::text, "NULL"}},
+       T::integer,
+       rewrap,
+       kWrites,
+       kAdmin,
+       "re-encrypt every credential not revoked under the given (or active) key; returns how many "
+       "moved"},
+      {"reveal_credential",
+       {{"credential_id", T::text, nullptr}},
+       T::text,
+       reveal,
+       0,
+       kAdmin | kRouter,
+       "the plaintext token of a credential that is not revoked or expired"},
+      {"keyring_status",
+       {},
+       T::json,
+       keyring_status,
+       0,
+       kAdmin,
+       "keys loaded or referenced by credentials, with counts; never key material"},
+      {"keyring_add",
+       {{"kms_key_id", T::text, nullptr}, {"key_base64", T::text, nullptr}},
+       T::text,
+       keyring_add,
+       kSqliteOnly,
+       kAdmin,
+       "add a 32-byte key (base64) to this connection's keyring"},
+      {"keyring_use",
+       {{"kms_key_id", T::text, nullptr}},
+       T::text,
+       keyring_use,
+       kSqliteOnly,
+       kAdmin,
+       "make a loaded key the active key for new ciphertexts"},
+  };
+}
+
+bool is_scope(const std::string& scope) {
+  return scope == "readwrite" || scope == "readonly" || scope == "admin";
+}
+
+std::string open_token(Host& host, const Row& row) {
+  const crypto::SecretBytes token = open_secret(host, row);
+  return std::string(token.view());
+}
+
+Json insert_sealed(Host& host, const std::string& database_id, const std::string& scope,
+                   const std::string& token, const std::optional<std::string>& expires_at,
+                   const std::optional<std::string>& rotated_from) {
+  return insert_sealed_token(host, database_id, scope, token, expires_at, rotated_from);
+}
+
 Json issue_initial(Host& host, const std::string& database_id) {
   Json out = Json::array();
   const auto expires = default_expiry(host);
-  for (const char* scope : {"admin", "readwrite"})
-    out.push_back(insert_sealed(host, database_id, scope, crypto::generate_token(), expires,
-                                std::nullopt));
+  for (const char* scope : {"admin", "readwrite"}) {
+    const crypto::SecretBytes token(crypto::generate_token());
+    out.push_back(
+        insert_sealed_token(host, database_id, scope, token.view(), expires, std::nullopt));
+  }
   return out;
 }
 
@@ -61,7 +562,7 @@ Json store_token(Host& host, const std::string& database_id, const std::string& 
           "UPDATE envdb.sys_database_credential SET status = 'revoked', revoked_at = "
           "$3::timestamptz WHERE database_id = $1 AND scope = $2 AND status = 'active'",
           {database_id, scope, now});
-  return insert_sealed(host, database_id, scope, token, default_expiry(host), std::nullopt);
+  return insert_sealed_token(host, database_id, scope, token, default_expiry(host), std::nullopt);
 }
 
 int64_t revoke_all(Host& host, const std::string& database_id) {

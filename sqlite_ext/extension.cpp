@@ -3,6 +3,7 @@
 #include <sqlite3ext.h>
 SQLITE_EXTENSION_INIT1
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -121,6 +122,18 @@ void destroy_entry(void* p) { delete static_cast<Entry*>(p); }
 
 int register_functions(sqlite3* db, char** error_message) {
   auto connection = std::make_shared<Connection>(db);
+  // ENVDB_KEYRING names a key file (`<kms_key_id> <base64 key>` lines, mode
+  // 0600) loaded into this connection's keyring. A file that cannot be used
+  // fails the load with the reason, rather than leaving a keyring that
+  // silently cannot open credentials.
+  if (const char* keyring_file = std::getenv("ENVDB_KEYRING"); keyring_file && *keyring_file) {
+    try {
+      connection->keyring() = Keyring::load_file(keyring_file);
+    } catch (const std::exception& e) {
+      *error_message = sqlite3_mprintf("envdb: ENVDB_KEYRING: %s", e.what());
+      return SQLITE_ERROR;
+    }
+  }
   for (const api::Function& fn : api::functions()) {
     if (!api::available_in(fn, "sqlite")) continue;
     // Pure functions may be used anywhere; everything else reads or changes
