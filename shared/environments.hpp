@@ -1,12 +1,26 @@
-// environments: see the module map in docs/architecture.md.
+// environments: organizations and their environments: provisioning, status
+// changes through the lifecycle state machine, archiving, the default flag
+// and retries. The v4 shim (legacy.hpp) registers through this module too.
 #pragma once
 #include "cpp_only.hpp"
 
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "api.hpp"
 
 namespace envdb::environments {
-// This module's rows of the SQL function table.
+
+// This module's rows of the SQL function table (including the v4 shim's).
 std::vector<api::Function> functions();
+
+Value provision_organization(api::Call& call);
+Value provision_environment(api::Call& call);
+Value get_environment(api::Call& call);
+Value set_environment_status(api::Call& call);
+Value archive_environment(api::Call& call);
+Value set_default_environment(api::Call& call);
+Value retry_environment(api::Call& call);
+
 }  // namespace envdb::environments

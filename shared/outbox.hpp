@@ -1,4 +1,7 @@
-// outbox: see the module map in docs/architecture.md.
+// outbox: the provisioning jobs that do work outside the transaction (create
+// a Postgres or Turso database). A worker claims pending jobs (each claimed by
+// exactly one caller), does the work and reports back: complete (URL and the
+// tokens Turso minted) or fail (with a retry or for good).
 #pragma once
 #include "cpp_only.hpp"
 
@@ -7,6 +10,12 @@
 #include "api.hpp"
 
 namespace envdb::outbox {
+
 // This module's rows of the SQL function table.
 std::vector<api::Function> functions();
+
+Value claim_provisioning_jobs(api::Call& call);
+Value complete_provisioning_job(api::Call& call);
+Value fail_provisioning_job(api::Call& call);
+
 }  // namespace envdb::outbox

@@ -77,6 +77,18 @@ Value build_info(api::Call& call) {
 Value init(api::Call& call) {
   Store& store = call.store;
   Atomic tx(store);
+  // A v4 sys_tenant_database TABLE would take the deprecated view's name:
+  // keep its rows, under sys_tenant_database_v4, for migrate_legacy_tenant_databases.
+  if (store.dialect() == Dialect::sqlite &&
+      query_one(store, "SELECT 1 AS present FROM sqlite_master WHERE type = 'table' AND name = "
+                       "'sys_tenant_database'")) {
+    if (query_one(store, "SELECT 1 AS present FROM sqlite_master WHERE name = 'sys_tenant_database_v4'"))
+      fail(Code::conflict, "both a v4 table sys_tenant_database and sys_tenant_database_v4 exist; "
+                           "rename or drop one of them, then run init() again");
+    store.exec("ALTER TABLE sys_tenant_database RENAME TO sys_tenant_database_v4");
+    call.host.notice("renamed the v4 table sys_tenant_database to sys_tenant_database_v4; "
+                     "migrate it with migrate_legacy_tenant_databases()");
+  }
   store.exec(catalog::control_plane_ddl(store.dialect()));
   execute(store,
           "INSERT INTO envdb.sys_config (key, value, updated_at) VALUES ('catalog_version', $1, "
