@@ -3,16 +3,48 @@
 #include <openssl/rand.h>
 
 #include <cstdio>
+#include <mutex>
 
 #include "clock.hpp"
 #include "errors.hpp"
 
 namespace envdb {
 
+namespace {
+// RFC 9562 "fixed-length dedicated counter" (method 1): the 12 rand_a bits
+// count up within one millisecond, so ids sort in creation order within a
+// process; on overflow the timestamp borrows the next millisecond.
+struct Clock {
+  std::mutex mutex;
+  uint64_t last_ms = 0;
+  unsigned counter = 0;
+};
+Clock& id_clock() {
+  static Clock clock;
+  return clock;
+}
+}  // namespace
+
 std::string new_uuid_v7() {
   unsigned char b[16];
   if (RAND_bytes(b + 6, 10) != 1) throw Error(Code::internal, "the random generator failed");
-  const uint64_t ms = static_cast<uint64_t>(now_ms());
+  uint64_t ms = static_cast<uint64_t>(now_ms());
+  unsigned counter;
+  {
+    Clock& clock = id_clock();
+    std::lock_guard<std::mutex> lock(clock.mutex);
+    if (ms > clock.last_ms) {
+      clock.last_ms = ms;
+      clock.counter = (static_cast<unsigned>(b[6]) << 4 | (b[7] >> 4)) & 0x7ff;  // random start, room to count
+    } else if (++clock.counter > 0xfff) {
+      ++clock.last_ms;
+      clock.counter = 0;
+    }
+    ms = clock.last_ms;
+    counter = clock.counter;
+  }
+  b[6] = static_cast<unsigned char>(counter >> 8);
+  b[7] = static_cast<unsigned char>(counter & 0xff);
   for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(ms >> (40 - 8 * i));
   b[6] = static_cast<unsigned char>(0x70 | (b[6] & 0x0f));
   b[8] = static_cast<unsigned char>(0x80 | (b[8] & 0x3f));

@@ -55,6 +55,17 @@ TEST(Ids, UuidV7ShapeAndOrder) {
   EXPECT_TRUE(is_valid_id(a));
 }
 
+TEST(Ids, UuidV7SortsInCreationOrderWithinAMillisecond) {
+  std::string previous = new_uuid_v7();
+  for (int i = 0; i < 20000; ++i) {
+    std::string next = new_uuid_v7();
+    ASSERT_LT(previous, next) << "at " << i;
+    ASSERT_EQ(next[14], '7');
+    ASSERT_TRUE(next[19] == '8' || next[19] == '9' || next[19] == 'a' || next[19] == 'b');
+    previous = next;
+  }
+}
+
 TEST(Ids, DatabaseNameIsStableAndPortable) {
   const std::string name = database_name_for("01890a5d-ac96-774b-bcce-b302099a8057");
   EXPECT_EQ(name.size(), 30u);
