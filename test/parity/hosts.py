@@ -136,7 +136,9 @@ class PostgresHost:
     def sql(self, statement, params=()):
         cur = self.conn.cursor()
         cur.execute(statement.replace("?", "%s"), params)
-        return cur.fetchall() if cur.description else []
+        if not cur.description:
+            return []
+        return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in cur.fetchall()]
 
     def counts(self):
         return {t: self.sql(f"select count(*) from envdb.{t}")[0][0] for t in CATALOG_TABLES}
@@ -174,11 +176,14 @@ class Normalizer:
 
     def __call__(self, value, key=None):
         if isinstance(value, dict):
-            return {k: self(v, k) for k, v in value.items()}
+            # Sorted: jsonb reorders keys, and placeholders are numbered in visiting order.
+            return {k: self(value[k], k) for k in sorted(value)}
         if isinstance(value, list):
             return [self(v) for v in value]
         if key == "durationMs":
             return "<ms>"
+        if isinstance(value, bool):  # SQLite's booleans are the integers 1 and 0
+            return int(value)
         if isinstance(value, str):
             if UUID_RE.match(value):
                 return self._name("id", value)

@@ -19,7 +19,8 @@ def cases(f):
         ("slug of 64", "provision_organization", ("a" * 64, "Acme"), "invalid_parameter", "slug"),
         ("injection slug", "provision_organization", (INJECTION, "Acme"), "invalid_parameter", "slug"),
         ("non-ASCII slug", "provision_organization", ("café", "Acme"), "invalid_parameter", "slug"),
-        ("NUL in slug", "provision_organization", ("ab\x00c", "Acme"), "invalid_parameter", "slug"),
+        # Postgres text cannot hold NUL at all (the client refuses to send it), so SQLite only.
+        ("NUL in slug", "provision_organization", ("ab\x00c", "Acme"), "invalid_parameter", "slug", "sqlite"),
         ("missing name", "provision_organization", ("newco", None), "invalid_parameter", "name"),
         ("oversized name", "provision_organization", ("newco", LONG), "invalid_parameter", "name"),
         ("id with a space", "provision_organization", ("newco", "N", "bad id"), "invalid_parameter", "id"),
@@ -65,7 +66,9 @@ def cases(f):
         ("oversized token", "issue_credential", (db, "readonly", "t" * 5000), "invalid_parameter", "token"),
         ("revoke unknown credential", "revoke_credential", ("no-such-cred",), "not_found", "no-such-cred"),
         ("reveal unknown credential", "reveal_credential", ("no-such-cred",), "not_found", "no-such-cred"),
-        ("rotate with no active credential", "rotate_credential", (f["prov_db"], "readonly"), "not_found", "readonly"),
+        ("rotate with no active credential", "rotate_credential", (f["prov_db"], "readonly", None, "tok"),
+         "not_found", "readonly"),
+        ("turso credential without a token", "issue_credential", (f["prov_db"], "readonly"), "invalid_parameter", "token"),
         ("rewrap to an unloaded key", "rewrap_credentials", ("no-such-key",), "key_unavailable", "no-such-key"),
         ("claim for unknown driver", "claim_provisioning_jobs", ("ftp",), "invalid_parameter", "driver"),
         ("claim zero jobs", "claim_provisioning_jobs", ("turso", 0), "invalid_parameter", "max_jobs"),
@@ -98,7 +101,9 @@ class BadInputs:
             f = fixture(h)
             table = cases(f)
             self.assertGreaterEqual(len(table), 40)
-            for label, fn, args, code, fragment in table:
+            for label, fn, args, code, fragment, *only in table:
+                if only and only[0] != h.name:
+                    continue
                 with self.subTest(case=label):
                     before = h.counts()
                     with self.assertRaises(HostError) as caught:

@@ -23,9 +23,9 @@ class DumpRestore(unittest.TestCase):
                 src.call("complete_provisioning_job", job["id"], "libsql://x", {"readwrite": f"tok-{job['id']}"})
             src.call("add_environment_member", env["environment"]["id"], "user-1", "env_user")
             src.call("rotate_credential", env["database"]["id"], "readwrite", None, "tok-rotated")
-            tables = {t: sorted(map(repr, src.sql(f"select * from envdb.{t}"))) for t in CATALOG_TABLES}
             creds = src.sql("select id from envdb.sys_database_credential where status <> 'revoked'")
             secrets = {c[0]: src.call("reveal_credential", c[0]) for c in creds}
+            tables = {t: sorted(map(repr, src.sql(f"select * from envdb.{t}"))) for t in CATALOG_TABLES}
             self.assertGreater(len(secrets), 2)
             with tempfile.TemporaryDirectory() as d:
                 dump = os.path.join(d, "control.dump")
@@ -41,7 +41,6 @@ class DumpRestore(unittest.TestCase):
                 dst.psycopg2 = psycopg2
                 dst.conn = psycopg2.connect(dbname=dst.dbname)
                 dst.conn.autocommit = True
-                dst.sql("select set_config('envdb.keyring_command', current_setting('envdb.keyring_command', true), false)")
                 src_keyring = src.sql("select current_setting('envdb.keyring_command')")[0][0]
                 dst.sql("select set_config('envdb.keyring_command', %s, false)", (src_keyring,))
                 try:
