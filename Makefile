@@ -43,7 +43,8 @@ installcheck:
 check: setup
 	@test/run_all.sh
 
-demo: setup core
+demo: setup
+	@$(MAKE) --no-print-directory core >$(BUILD).demo.log 2>&1 || { cat $(BUILD).demo.log; exit 1; }
 	@scripts/demo.sh
 
 clean:

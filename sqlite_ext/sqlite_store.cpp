@@ -130,7 +130,22 @@ void SqliteStore::exec(const std::string& sql) {
   }
 }
 
-void SqliteStore::savepoint(const std::string& name) { exec("SAVEPOINT " + name); }
+void SqliteStore::savepoint(const std::string& name) {
+  const std::string sql = "SAVEPOINT " + name;
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
+  if (rc == SQLITE_OK) return;
+  std::string message = err ? err : sqlite3_errstr(rc);
+  sqlite3_free(err);
+  // SQLite refuses a savepoint while an outer statement is writing. Going on
+  // without one could leave half a change behind, so say what to do instead.
+  if (message.find("SQL statements in progress") != std::string::npos)
+    throw Error(Code::conflict,
+                "envdb functions that change the catalog must be called from a SELECT statement, "
+                "not inside INSERT, UPDATE, DELETE or CREATE TABLE ... AS (SQLite cannot open a "
+                "savepoint there)");
+  throw_host_error(Code::internal, message);
+}
 void SqliteStore::release(const std::string& name) { exec("RELEASE " + name); }
 void SqliteStore::rollback_to(const std::string& name) { exec("ROLLBACK TO " + name); }
 

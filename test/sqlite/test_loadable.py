@@ -77,6 +77,17 @@ class Loadable(unittest.TestCase):
                     call(db, *args)
         self.assertEqual(db.execute("select count(*) from sys_config where key <> 'catalog_version'").fetchone()[0], 0)
 
+    def test_catalog_changes_inside_a_write_statement_are_refused_cleanly(self):
+        db = connect()
+        db.execute("create table log (r text)")
+        with self.assertRaisesRegex(Exception, "^conflict: .*from a SELECT statement"):
+            db.execute("insert into log select envdb_config('default_region', 'eu-9')")
+        self.assertEqual(call(db, "config", "default_region"), "default")
+        self.assertEqual(db.execute("select count(*) from log").fetchone()[0], 0)
+        # Reading functions work anywhere.
+        db.execute("insert into log select envdb_config('default_region')")
+        self.assertEqual(db.execute("select r from log").fetchone()[0], "default")
+
     def test_setting_survives_reconnect(self):
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "control.db")
