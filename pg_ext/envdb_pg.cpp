@@ -10,6 +10,7 @@ extern "C" {
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -51,6 +52,7 @@ constexpr int64_t kPostgresEpochMs = 946684800000LL;
 char* keyring_file = nullptr;
 char* keyring_command = nullptr;
 char* active_key_id = nullptr;
+char* session_context = nullptr;  // envdb.context: set only through set_active_environment
 
 // The backend's keyring, reloaded when a keyring setting changes (SET, or a
 // configuration reload).
@@ -96,6 +98,27 @@ class PgHost : public Host {
     return Json{{"postgres", PG_VERSION}, {"serverVersionNum", PG_VERSION_NUM}};
   }
   Keyring& keyring() override { return current_keyring(); }
+  std::optional<std::string> context() override {
+    if (!session_context || !*session_context) return std::nullopt;
+    return std::string(session_context);
+  }
+  void set_context(const std::optional<std::string>& context_json) override {
+    const char* value = context_json ? context_json->c_str() : "";
+    // GUC_ACTION_LOCAL: reverts at the end of the current transaction.
+    guarded([&] {
+      (void)set_config_option("envdb.context", value, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+                              true, 0, false);
+    });
+  }
+  bool caller_is_privileged() override {
+    return guarded([] {
+      const Oid caller = GetOuterUserId();
+      const Oid admin = get_role_oid("envdb_admin", true);
+      const Oid router = get_role_oid("envdb_router", true);
+      return superuser_arg(caller) || (OidIsValid(admin) && has_privs_of_role(caller, admin)) ||
+             (OidIsValid(router) && has_privs_of_role(caller, router));
+    });
+  }
   std::unique_ptr<Store> open_database_file(const std::string&) override {
     throw Error(Code::invalid_parameter,
                 "driver 'sqlite' needs the SQLite host; a Postgres control plane provisions "
@@ -276,5 +299,10 @@ extern "C" void _PG_init(void) {
       "envdb.active_key_id", "Key that seals new credentials (default: the last key listed).",
       nullptr, &envdb::pg::active_key_id, "", PGC_SUSET, 0, nullptr,
       envdb::pg::mark_keyring_stale, nullptr);
+  DefineCustomStringVariable(
+      "envdb.context", "The active environment of this transaction (set by set_active_environment).",
+      nullptr, &envdb::pg::session_context, "", PGC_SUSET,
+      GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_SUPERUSER_ONLY, nullptr,
+      nullptr, nullptr);
   MarkGUCPrefixReserved("envdb");
 }

@@ -30,6 +30,17 @@ class Host {
   // Opens (creating) a SQLite database file as a store, for the sqlite
   // driver's environment files. Hosts that cannot throw invalid_parameter.
   virtual std::unique_ptr<Store> open_database_file(const std::string& path) = 0;
+  // The session context set by set_active_environment, as JSON text (NULL:
+  // none). Postgres binds it to the current transaction (like set_config(...,
+  // true), safe behind transaction-mode poolers) in a setting only superusers
+  // can change, so it cannot be forged with SET; SQLite keeps it per
+  // connection.
+  virtual std::optional<std::string> context() = 0;
+  virtual void set_context(const std::optional<std::string>& context_json) = 0;
+  // May the caller act without naming a user (set_active_environment without
+  // user_id)? Postgres: members of envdb_admin or envdb_router; SQLite: the
+  // connection owns its database, so yes.
+  virtual bool caller_is_privileged() = 0;
 };
 
 }  // namespace envdb

@@ -32,6 +32,9 @@ class Connection : public Host {
   Json info() override { return Json{{"sqlite", sqlite3_libversion()}}; }
   void end_call() { store_.clear_cache(); }
   Keyring& keyring() override { return keyring_; }
+  std::optional<std::string> context() override { return context_; }
+  void set_context(const std::optional<std::string>& c) override { context_ = c; }
+  bool caller_is_privileged() override { return true; }
   std::unique_ptr<Store> open_database_file(const std::string& path) override {
     return SqliteStore::open(path);
   }
@@ -40,6 +43,7 @@ class Connection : public Host {
   sqlite3* db_;
   SqliteStore store_;
   Keyring keyring_;
+  std::optional<std::string> context_;
 };
 
 struct Entry {

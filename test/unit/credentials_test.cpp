@@ -45,25 +45,7 @@ bool contains(const std::string& haystack, const std::string& needle) {
 }
 
 // The same host as test::MemoryHost, over a database file.
-class FileHost : public Host {
- public:
-  explicit FileHost(const std::string& path) : store_(sqlite::SqliteStore::open(path)) {}
-  const char* name() const override { return "sqlite"; }
-  Store& store() override { return *store_; }
-  std::optional<std::string> actor() override { return std::string("test"); }
-  void notice(const std::string& m) override { notices.push_back(m); }
-  void warning(const std::string&) override {}
-  Json info() override { return Json::object(); }
-  Keyring& keyring() override { return keyring_; }
-  std::unique_ptr<Store> open_database_file(const std::string& path) override {
-    return sqlite::SqliteStore::open(path);
-  }
-  std::vector<std::string> notices;
-
- private:
-  std::unique_ptr<sqlite::SqliteStore> store_;
-  Keyring keyring_;
-};
+using test::FileHost;
 
 Value call(Host& h, const std::string& fn, std::vector<Value> args = {}) {
   const api::Function* f = api::find(fn);

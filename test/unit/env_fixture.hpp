@@ -20,32 +20,6 @@
 
 namespace envdb::test {
 
-// A Host over a SQLite file, so two connections can share one catalog.
-class FileHost : public Host {
- public:
-  explicit FileHost(const std::string& path) : store_(sqlite::SqliteStore::open(path)) {}
-  const char* name() const override { return "sqlite"; }
-  Store& store() override { return *store_; }
-  std::optional<std::string> actor() override { return std::string("file-test"); }
-  void notice(const std::string&) override {}
-  void warning(const std::string& m) override { warnings.push_back(m); }
-  Json info() override { return Json::object(); }
-  Keyring& keyring() override { return keyring_; }
-  std::unique_ptr<Store> open_database_file(const std::string& path) override {
-    return sqlite::SqliteStore::open(path);
-  }
-  Value call(const std::string& fn, std::vector<Value> args = {}) {
-    const api::Function* f = api::find(fn);
-    if (!f) throw std::runtime_error("no function " + fn);
-    return api::invoke(*this, *f, std::move(args));
-  }
-  std::vector<std::string> warnings;
-
- private:
-  std::unique_ptr<sqlite::SqliteStore> store_;
-  Keyring keyring_;
-};
-
 inline std::string make_temp_dir() {
   std::string pattern = (std::filesystem::temp_directory_path() / "envdb-test-XXXXXX").string();
   if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");

@@ -1,4 +1,5 @@
-// A Host over an in-memory SQLite database, for running the core in tests.
+// A Host over a SQLite database (in memory unless a path is given), for
+// running the core in tests. Two hosts on one file share a catalog.
 #pragma once
 
 #include <memory>
@@ -12,7 +13,8 @@ namespace envdb::test {
 
 class MemoryHost : public Host {
  public:
-  MemoryHost() : store_(sqlite::SqliteStore::open(":memory:")) {}
+  explicit MemoryHost(const std::string& path = ":memory:")
+      : store_(sqlite::SqliteStore::open(path)) {}
   const char* name() const override { return "sqlite"; }
   Store& store() override { return *store_; }
   std::optional<std::string> actor() override { return std::string("test"); }
@@ -20,6 +22,9 @@ class MemoryHost : public Host {
   void warning(const std::string& m) override { warnings.push_back(m); }
   Json info() override { return Json::object(); }
   Keyring& keyring() override { return keyring_; }
+  std::optional<std::string> context() override { return context_; }
+  void set_context(const std::optional<std::string>& c) override { context_ = c; }
+  bool caller_is_privileged() override { return true; }
   std::unique_ptr<Store> open_database_file(const std::string& path) override {
     return sqlite::SqliteStore::open(path);
   }
@@ -38,6 +43,10 @@ class MemoryHost : public Host {
  private:
   std::unique_ptr<sqlite::SqliteStore> store_;
   Keyring keyring_;
+  std::optional<std::string> context_;
 };
+
+// Reads better where the file matters.
+using FileHost = MemoryHost;
 
 }  // namespace envdb::test
