@@ -83,6 +83,16 @@ class SqliteHost:
     def sql(self, statement, params=()):
         return self.db.execute(statement.replace("envdb.", ""), params).fetchall()
 
+    def load_keys(self, keys, active):
+        """A fresh connection whose keyring holds exactly `keys` (id -> base64)."""
+        path = os.path.join(self.dir.name, "control.db")
+        self.db.close()
+        self.db = connect(path)
+        for key_id, key in keys.items():
+            self.db.execute("select envdb_keyring_add(?, ?)", (key_id, key))
+        if active:
+            self.db.execute("select envdb_keyring_use(?)", (active,))
+
     def counts(self):
         return {t: self.sql(f"select count(*) from {t}")[0][0] for t in CATALOG_TABLES}
 
@@ -142,6 +152,11 @@ class PostgresHost:
 
     def counts(self):
         return {t: self.sql(f"select count(*) from envdb.{t}")[0][0] for t in CATALOG_TABLES}
+
+    def load_keys(self, keys, active):
+        lines = "".join(f"{k} {v}\\n" for k, v in keys.items())
+        self.sql("select set_config('envdb.keyring_command', %s, false)", (f"printf '{lines}'",))
+        self.sql("select set_config('envdb.active_key_id', %s, false)", (active or "",))
 
     def close(self):
         self.conn.close()
