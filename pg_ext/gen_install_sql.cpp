@@ -63,22 +63,59 @@ void function_sql(std::ostream& out, const envdb::api::Function& fn, bool reques
         << ";\n";
 }
 
-}  // namespace
-
-int main() {
-  using namespace envdb;
-  std::ostream& out = std::cout;
-  out << "-- envdb " << kVersion << " install script.\n"
+void header(std::ostream& out, const char* extension) {
+  out << "-- " << extension << " " << envdb::kVersion << " install script.\n"
       << "-- Generated from the core (shared/catalog.cpp, shared/api.cpp) by gen_install_sql;\n"
       << "-- edit those, not this file.\n\n"
-      << "\\echo Use \"CREATE EXTENSION envdb\" to load this file. \\quit\n\n";
-
+      << "\\echo Use \"CREATE EXTENSION " << extension << "\" to load this file. \\quit\n\n";
   out << "-- Purpose roles. Roles belong to the cluster, so an earlier install may have made them.\n"
       << "DO $roles$\nBEGIN\n";
   for (const char* role : {"envdb_admin", "envdb_router", "envdb_reader"})
     out << "  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = '" << role
         << "') THEN\n    CREATE ROLE " << role << " NOLOGIN;\n  END IF;\n";
   out << "END\n$roles$;\n\n";
+}
+
+// Which organization a row belongs to, for envdb_reader's row-level security:
+// with an active environment set (set_active_environment), a reader sees only
+// that organization's rows.
+struct ReaderScope {
+  const char* table;
+  const char* organization_of_row;
+};
+const ReaderScope kReaderScopes[] = {
+    {"sys_organization", "id"},
+    {"sys_environment", "organization_id"},
+    {"sys_environment_member", "organization_id"},
+    {"sys_audit_event", "organization_id"},
+    {"sys_environment_database",
+     "(SELECT e.organization_id FROM envdb.sys_environment e WHERE e.id = environment_id)"},
+    {"sys_provisioning_job",
+     "(SELECT e.organization_id FROM envdb.sys_environment e WHERE e.id = environment_id)"},
+    {"sys_database_credential",
+     "(SELECT e.organization_id FROM envdb.sys_environment_database d JOIN envdb.sys_environment e "
+     "ON e.id = d.environment_id WHERE d.id = database_id)"},
+};
+
+// envdb_data: the data-plane functions alone, for environment databases. It
+// shares the library with envdb and never creates control-plane tables.
+int data_plane_script() {
+  using namespace envdb;
+  std::ostream& out = std::cout;
+  header(out, "envdb_data");
+  out << "GRANT USAGE ON SCHEMA envdb TO envdb_admin;\n";
+  for (auto& fn : api::functions())
+    if ((fn.flags & api::kDataPlane) && api::available_in(fn, "postgres")) function_sql(out, fn, false);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace envdb;
+  if (argc > 1 && std::string(argv[1]) == "envdb_data") return data_plane_script();
+  std::ostream& out = std::cout;
+  header(out, "envdb");
 
   out << "-- Trigger function behind the catalog's immutable columns and append-only tables.\n"
       << "CREATE FUNCTION envdb.reject_change() RETURNS trigger\n"
@@ -112,10 +149,24 @@ int main() {
       << "GRANT SELECT ON envdb.sys_tenant_database TO envdb_reader;\n";
 
   out << "\n-- The SQL surface: every function enters the library through one guarded entry point.\n";
+  bool has_context = false;
   for (auto& fn : api::functions()) {
     if (!api::available_in(fn, "postgres") || (fn.flags & api::kDataPlane)) continue;
     function_sql(out, fn, false);
     if (fn.flags & api::kRequestForm) function_sql(out, fn, true);
+    has_context = has_context || std::string(fn.name) == "current_organization_id";
+  }
+
+  if (has_context) {
+    out << "\n-- Row-level security for envdb_reader: with an active environment, only its\n"
+        << "-- organization's rows. The owner (and so every envdb function) is not subject to it.\n";
+    for (const ReaderScope& scope : kReaderScopes)
+      out << "ALTER TABLE envdb." << scope.table << " ENABLE ROW LEVEL SECURITY;\n"
+          << "CREATE POLICY reader_organization ON envdb." << scope.table
+          << " FOR SELECT TO envdb_reader\n  USING (envdb.current_organization_id() IS NULL OR "
+          << scope.organization_of_row << " = envdb.current_organization_id());\n";
+    out << "-- The v4 view reads as its caller, so the policies apply through it too.\n"
+        << "ALTER VIEW envdb.sys_tenant_database SET (security_invoker = true);\n";
   }
   return 0;
 }
