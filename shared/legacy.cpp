@@ -20,7 +20,6 @@ namespace {
 
 using T = api::Type;
 
-constexpr size_t kMaxToken = 4096;
 constexpr size_t kMaxDatabaseName = 255;
 constexpr size_t kMaxUrl = 4096;
 
@@ -212,7 +211,7 @@ LegacyRow read_row(const Row& r, const std::string& now) {
   if (out.database_url && out.database_url->size() > kMaxUrl)
     fail(Code::invalid_parameter, where + " database_url is longer than 4096 bytes");
   out.auth_token = present_text(r["auth_token"]);
-  if (out.auth_token && out.auth_token->size() > kMaxToken)
+  if (out.auth_token && out.auth_token->size() > credentials::kMaxTokenBytes)
     fail(Code::invalid_parameter, where + " auth_token is longer than 4096 bytes");
   out.status = present_text(r["status"]).value_or("");
   out.region = present_text(r["region"]);

@@ -18,7 +18,6 @@ namespace {
 using T = api::Type;
 
 constexpr int64_t kMaxJobsPerClaim = 1000;
-constexpr size_t kMaxToken = 4096;
 constexpr size_t kMaxUrl = 4096;
 constexpr size_t kMaxWorker = 256;
 constexpr size_t kMaxErrorChars = 4000;
@@ -143,7 +142,7 @@ Value complete_provisioning_job(api::Call& c) {
                                         " is not a credential scope (readwrite, readonly, admin)");
     // Never quote a token: only say what is wrong with it.
     if (!token.is_string() || token.get<std::string>().empty() ||
-        token.get<std::string>().size() > kMaxToken)
+        token.get<std::string>().size() > credentials::kMaxTokenBytes)
       fail(Code::invalid_parameter, "tokens." + scope +
                                         " must be a non-empty string of at most 4096 bytes");
   }

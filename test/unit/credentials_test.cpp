@@ -27,22 +27,12 @@ using namespace envdb;
 
 namespace {
 
+using test::contains;
+using test::error_of;
+
 std::string key_b64(char fill) { return crypto::base64_encode(std::string(32, fill)); }
 
-template <typename F>
-Error error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no envdb::Error was thrown";
-  return Error(Code::internal, "none");
-}
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 // The same host as test::MemoryHost, over a database file.
 using test::FileHost;

@@ -9,30 +9,20 @@
 #include <string>
 
 #include "errors.hpp"
+#include "test_host.hpp"
 
 namespace envdb {
 namespace {
+
+using test::contains;
+using test::error_of;
 
 using crypto::SecretBytes;
 
 SecretBytes bytes_of(char fill, size_t n = 32) { return SecretBytes(std::string(n, fill)); }
 std::string b64(char fill, size_t n = 32) { return crypto::base64_encode(std::string(n, fill)); }
 
-// Returns the error an expression throws, failing the test when it throws none.
-template <typename F>
-Error error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no envdb::Error was thrown";
-  return Error(Code::internal, "none");
-}
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 TEST(Keyring, ParsesCommentsBlanksCrlfAndActivatesTheLastKey) {
   std::string text = "# envdb keys\r\n\r\n  k1   " + b64('a') + "  \r\n\t# old key above\n" +

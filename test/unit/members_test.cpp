@@ -15,16 +15,9 @@ using namespace envdb;
 
 namespace {
 
-template <typename F>
-Error error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no envdb::Error was thrown";
-  return Error(Code::internal, "none");
-}
+using test::contains;
+using test::error_of;
+
 
 struct Env {
   std::string organization_id, environment_id;

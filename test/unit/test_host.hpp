@@ -2,6 +2,8 @@
 // running the core in tests. Two hosts on one file share a catalog.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +47,22 @@ class MemoryHost : public Host {
   Keyring keyring_;
   std::optional<std::string> context_;
 };
+
+// The envdb::Error an expression throws; fails the test when it throws none.
+template <typename F>
+Error error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no envdb::Error was thrown";
+  return Error(Code::internal, "none");
+}
+
+inline bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
 
 // Reads better where the file matters.
 using FileHost = MemoryHost;
