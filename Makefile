@@ -12,7 +12,7 @@ CMAKE_BUILD_TYPE ?= RelWithDebInfo
 ENVDB_WERROR ?= $(if $(CI),1,0)
 CMAKE_FLAGS ?=
 
-.PHONY: all setup core pg install uninstall check installcheck demo bench clean
+.PHONY: all setup core pg install uninstall check installcheck demo bench fuzz clean
 
 all: core pg
 
@@ -47,6 +47,10 @@ demo: setup
 	@$(MAKE) --no-print-directory core >$(BUILD).demo.log 2>&1 || { cat $(BUILD).demo.log; exit 1; }
 	@scripts/demo.sh
 
+# libFuzzer targets for every parser, FUZZ_SECONDS each (default 60).
+fuzz: setup
+	@scripts/fuzz.sh
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz build-bench
 	@$(MAKE) --no-print-directory -C pg_ext clean PG_CONFIG=$(PG_CONFIG)

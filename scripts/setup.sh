@@ -8,6 +8,7 @@ packages=(
   build-essential cmake pkg-config
   libssl-dev libsqlite3-dev sqlite3 nlohmann-json3-dev
   libgtest-dev libbenchmark-dev
+  clang libclang-rt-14-dev
   postgresql-15 postgresql-server-dev-15 postgresql-common postgresql-contrib
   python3 python3-psycopg2
 )

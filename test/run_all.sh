@@ -2,8 +2,9 @@
 # make check: every suite, then one summary line "N passed, M failed".
 #   1. core unit tests (GoogleTest under CTest)
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer
-#   3. SQLite end-to-end tests against the built build/envdb.so
-#   4. Postgres: install, then pg_regress and the cross-host suites against a
+#   3. every parser fuzzed briefly (libFuzzer, clang)
+#   4. SQLite end-to-end tests against the built build/envdb.so
+#   5. Postgres: install, then pg_regress and the cross-host suites against a
 #      throwaway cluster (pg_virtualenv), including a non-superuser run
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,10 @@ if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DENVDB_SANITIZE=ON -DENVDB
 else
   tail -30 "$log/asan-build.log"; tally "core unit (asan+ubsan)" 0 1
 fi
+
+echo "== fuzzing (${FUZZ_SECONDS:-10} s per parser; make fuzz runs longer)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh >"$log/fuzz.log" 2>&1
+tally "fuzz" $(py_counts "$log/fuzz.log")
 
 echo "== SQLite end-to-end"
 /usr/bin/python3 test/pyrun.py test/sqlite >"$log/sqlite.log" 2>&1
