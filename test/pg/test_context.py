@@ -6,6 +6,8 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sqlite"))
+from envdb_sqlite import documented_functions  # noqa: E402
 from hosts import HostError, PostgresHost, postgres_available  # noqa: E402
 
 
@@ -112,6 +114,10 @@ class DataPlaneExtension(unittest.TestCase):
             conn.autocommit = True
             cur = conn.cursor()
             cur.execute("CREATE EXTENSION envdb_data")
+            cur.execute("select p.proname from pg_proc p join pg_depend d on d.objid = p.oid and d.deptype = 'e' "
+                        "join pg_extension e on e.oid = d.refobjid where e.extname = 'envdb_data'")
+            documented = {n for n, where in documented_functions().items() if where == "data"}
+            self.assertEqual({r[0] for r in cur.fetchall()}, documented)
             cur.execute("select envdb.environment_schema_version()")
             self.assertEqual(cur.fetchone()[0], None)
             cur.execute("select envdb.init_environment_schema('env-1', 'org-1', 'env-db-1')")

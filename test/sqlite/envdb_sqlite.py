@@ -30,11 +30,13 @@ def call_json(db, name, *args):
 
 
 def documented_functions():
-    """Function names in docs/reference.md's tables, with the hosts that have them."""
+    """Function names in docs/reference.md's tables, with where they live:
+    "both" (extension envdb and SQLite), "data" (extension envdb_data and SQLite), "sqlite"."""
     found = {}
     for line in open(REFERENCE, encoding="utf-8"):
         m = re.match(r"^\| `([a-z_]+)\(.*?\)`\s*\|(.*)", line)
         if m:
-            hosts = "sqlite" if "SQLite only" in m.group(2) else "both"
+            notes = m.group(2)
+            hosts = "sqlite" if "SQLite only" in notes else "data" if "envdb_data in Postgres" in notes else "both"
             found[m.group(1)] = hosts
     return found
