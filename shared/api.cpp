@@ -1,11 +1,14 @@
 #include "api.hpp"
 
 #include "clock.hpp"
+#include "context.hpp"
+#include "dataplane.hpp"
 #include "errors.hpp"
 #include "credentials.hpp"
 #include "environments.hpp"
 #include "members.hpp"
 #include "outbox.hpp"
+#include "router.hpp"
 #include "setup.hpp"
 
 namespace envdb::api {
@@ -26,6 +29,9 @@ std::vector<Function> build() {
   append(all, members::functions());
   append(all, credentials::functions());
   append(all, outbox::functions());
+  append(all, context::functions());
+  append(all, router::functions());
+  append(all, dataplane::functions());
   return all;
 }
 

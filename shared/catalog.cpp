@@ -156,6 +156,61 @@ std::vector<Table> build() {
   return t;
 }
 
+// Data-plane version 1. Never edit what has shipped (see catalog.hpp).
+std::vector<Table> build_data_plane() {
+  std::vector<Table> t;
+
+  Table ledger{"sys_schema_migration",
+               {col("version", T::integer, true), col("checksum", T::text, true),
+                col("applied_at", T::timestamp, true, D::now)},
+               {"version"},
+               {},
+               {},
+               {}};
+  ledger.data_plane = true;
+  t.push_back(ledger);
+
+  // The identity stamp: one row; the environment id never changes, the
+  // organization id and database name may be recorded once when they were
+  // not known at the first initialization.
+  Column environment_id = col("environment_id", T::id, true);
+  environment_id.immutable = true;
+  Column organization_id = col("organization_id", T::id);
+  organization_id.set_once = true;
+  Column database_name = col("database_name", T::text);
+  database_name.set_once = true;
+  Table info{"sys_environment_info",
+             {environment_id, organization_id, database_name,
+              col("schema_version", T::integer, true),
+              col("initialized_at", T::timestamp, true, D::now)},
+             {"environment_id"},
+             {},
+             {},
+             {}};
+  info.single_row = true;
+  info.rule_code = Code::schema_mismatch;
+  info.data_plane = true;
+  t.push_back(info);
+
+  // The v4 package-installation columns without tenant_id: the environment
+  // is the database.
+  Table packages{"sys_package_installation",
+                 {col("id", T::id, true), col("package_id", T::text, true),
+                  col("version", T::text, true),
+                  enum_col("status", {"installing", "active", "disabled", "uninstalling", "failed"}),
+                  col("installed_at", T::timestamp), col("installed_by", T::text),
+                  col("config", T::json, true, D::empty_object),
+                  col("created_at", T::timestamp, true, D::now),
+                  col("updated_at", T::timestamp, true, D::now)},
+                 {"id"},
+                 {{"package_id"}},
+                 {},
+                 {}};
+  packages.data_plane = true;
+  t.push_back(packages);
+  return t;
+}
+
 std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
   std::string out;
   for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
@@ -233,6 +288,33 @@ std::string sqlite_fk_triggers(const Table& t, const ForeignKey& fk, size_t n) {
   return s.str();
 }
 
+// Postgres trigger call of a data-plane rule: what is checked ('single_row',
+// 'row' or a column), the message, and the SQLSTATE of the table's code.
+std::string data_plane_guard_call(const Table& t, const std::string& what,
+                                  const std::string& message) {
+  return "envdb.data_plane_guard('" + what + "', '" + message + "', '" +
+         code_sqlstate(t.rule_code) + "')";
+}
+
+// Raises a data-plane rule's error; for 'single_row' only when the table
+// already holds a row. Trigger functions cannot be called directly.
+const char* const kDataPlaneGuardPg =
+    "CREATE OR REPLACE FUNCTION envdb.data_plane_guard() RETURNS trigger\n"
+    "  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$\n"
+    "DECLARE\n"
+    "  present boolean;\n"
+    "BEGIN\n"
+    "  IF TG_ARGV[0] = 'single_row' THEN\n"
+    "    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I.%I)', TG_TABLE_SCHEMA, TG_TABLE_NAME)\n"
+    "      INTO present;\n"
+    "    IF NOT present THEN\n"
+    "      RETURN NEW;\n"
+    "    END IF;\n"
+    "  END IF;\n"
+    "  RAISE EXCEPTION USING MESSAGE = TG_ARGV[1], ERRCODE = TG_ARGV[2];\n"
+    "END\n"
+    "$fn$;\n";
+
 }  // namespace
 
 const std::vector<Table>& control_plane() {
@@ -266,30 +348,55 @@ std::string table_ddl(const Table& t, Dialect d) {
     if (!ix.where.empty()) s << " WHERE " << ix.where;
     s << ";\n";
   }
+  if (!t.data_plane && (t.single_row || t.rule_code != Code::invalid_parameter))
+    throw Error(Code::internal, "catalog table " + t.name +
+                                    ": single_row and rule_code are data-plane features");
+  const std::string code = code_word(t.rule_code);
   for (auto& c : t.columns) {
-    if (!c.immutable) continue;
+    if (!c.immutable && !c.set_once) continue;
     const std::string trig = t.name + "_" + c.name + "_immutable";
+    const std::string message = code + ": " + t.name + "." + c.name + " is immutable";
     if (pg) {
       s << "CREATE TRIGGER " << trig << " BEFORE UPDATE OF " << c.name << " ON " << name
-        << " FOR EACH ROW WHEN (OLD." << c.name << " IS DISTINCT FROM NEW." << c.name
-        << ") EXECUTE FUNCTION envdb.reject_change('" << c.name << "');\n";
+        << " FOR EACH ROW WHEN (" << (c.set_once ? "OLD." + c.name + " IS NOT NULL AND " : "")
+        << "OLD." << c.name << " IS DISTINCT FROM NEW." << c.name << ") EXECUTE FUNCTION ";
+      if (t.data_plane)
+        s << data_plane_guard_call(t, c.name, message) << ";\n";
+      else
+        s << "envdb.reject_change('" << c.name << "');\n";
     } else {
       s << "CREATE TRIGGER IF NOT EXISTS " << trig << " BEFORE UPDATE OF " << c.name << " ON "
-        << name << " WHEN OLD." << c.name << " IS NOT NEW." << c.name
-        << " BEGIN SELECT RAISE(ABORT, 'invalid_parameter: " << t.name << "." << c.name
-        << " is immutable'); END;\n";
+        << name << " WHEN " << (c.set_once ? "OLD." + c.name + " IS NOT NULL AND " : "")
+        << "OLD." << c.name << " IS NOT NEW." << c.name << " BEGIN SELECT RAISE(ABORT, '"
+        << message << "'); END;\n";
     }
   }
   if (t.append_only) {
     const std::string trig = t.name + "_append_only";
+    const std::string message = code + ": " + t.name + " is append-only";
     if (pg) {
       s << "CREATE TRIGGER " << trig << " BEFORE UPDATE OR DELETE ON " << name
-        << " FOR EACH ROW EXECUTE FUNCTION envdb.reject_change('row');\n";
+        << " FOR EACH ROW EXECUTE FUNCTION "
+        << (t.data_plane ? data_plane_guard_call(t, "row", message)
+                         : std::string("envdb.reject_change('row')"))
+        << ";\n";
     } else {
       for (const char* op : {"UPDATE", "DELETE"})
         s << "CREATE TRIGGER IF NOT EXISTS " << trig << "_" << op << " BEFORE " << op << " ON "
-          << name << " BEGIN SELECT RAISE(ABORT, 'invalid_parameter: " << t.name
-          << " is append-only'); END;\n";
+          << name << " BEGIN SELECT RAISE(ABORT, '" << message << "'); END;\n";
+    }
+  }
+  if (t.single_row) {
+    const std::string trig = t.name + "_single_row";
+    const std::string message = code + ": " + t.name + " holds exactly one row";
+    if (pg) {
+      s << "CREATE TRIGGER " << trig << " BEFORE INSERT ON " << name
+        << " FOR EACH ROW EXECUTE FUNCTION " << data_plane_guard_call(t, "single_row", message)
+        << ";\n";
+    } else {
+      s << "CREATE TRIGGER IF NOT EXISTS " << trig << " BEFORE INSERT ON " << name
+        << " WHEN EXISTS (SELECT 1 FROM " << name << ") BEGIN SELECT RAISE(ABORT, '" << message
+        << "'); END;\n";
     }
   }
   if (!pg)
@@ -313,6 +420,17 @@ std::string views_ddl(Dialect d) {
     << "sys_environment_database d ON d.environment_id = e.id\n"
     << " WHERE e.is_default" << (pg ? "" : " = 1") << ";\n";
   return s.str();
+}
+
+const std::vector<Table>& data_plane() {
+  static const std::vector<Table> tables = build_data_plane();
+  return tables;
+}
+
+std::string data_plane_ddl(Dialect d) {
+  std::string out = d == Dialect::postgres ? kDataPlaneGuardPg : "";
+  for (auto& t : data_plane()) out += table_ddl(t, d);
+  return out;
 }
 
 std::string control_plane_ddl(Dialect d) {

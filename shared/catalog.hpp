@@ -23,6 +23,7 @@ struct Column {
   std::string check_postgres;       // an extra rule, written once per dialect
   std::string check_sqlite;
   bool immutable = false;           // a trigger refuses any change after insert
+  bool set_once = false;            // immutable once not NULL: NULL may become a value once
   bool secret = false;              // never granted to envdb_reader
 };
 
@@ -47,6 +48,14 @@ struct Table {
   std::vector<ForeignKey> foreign_keys;
   std::vector<Index> indexes;
   bool append_only = false;  // audit: updates and deletes refused
+  bool single_row = false;   // at most one row (an identity stamp)
+  // Code word of the errors the rule triggers raise (immutable and set-once
+  // columns, append-only, single row).
+  Code rule_code = Code::invalid_parameter;
+  // A data-plane table (lives in environment databases). In Postgres its rule
+  // triggers call envdb.data_plane_guard(), which data_plane_ddl() defines,
+  // because an environment database has no envdb.reject_change().
+  bool data_plane = false;
 };
 
 const std::vector<Table>& control_plane();
@@ -60,6 +69,18 @@ std::string views_ddl(Dialect dialect);
 // Everything, in dependency order. Postgres: for the install script (schema
 // envdb, created by CREATE EXTENSION). SQLite: idempotent (IF NOT EXISTS).
 std::string control_plane_ddl(Dialect dialect);
+
+// The data-plane tables every environment database holds (DESIGN "Data
+// plane"): sys_schema_migration, sys_environment_info, sys_package_installation.
+// This is the schema of data-plane version 1, and migration 1 is generated
+// from it (dataplane.cpp). Its checksum is recorded in every environment
+// database, so a shipped definition never changes: a later version is a new
+// migration (see dataplane::migrations()).
+const std::vector<Table>& data_plane();
+// The data-plane DDL for one dialect. Postgres: schema envdb (the schema of
+// CREATE EXTENSION envdb_data), jsonb, timestamptz, and first the trigger
+// function envdb.data_plane_guard(); SQLite: the main database, IF NOT EXISTS.
+std::string data_plane_ddl(Dialect dialect);
 
 // Qualified name as the core's SQL writes it: envdb.<table>.
 inline std::string qualified(const std::string& name) { return "envdb." + name; }
