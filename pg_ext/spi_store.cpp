@@ -3,6 +3,7 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -217,7 +218,8 @@ void SpiStore::exec(const std::string& sql) {
 }
 
 bool SpiStore::writable() {
-  return !guarded([] { return RecoveryInProgress(); });
+  // Neither a hot standby nor a READ ONLY transaction on a primary takes writes.
+  return !guarded([] { return RecoveryInProgress() || XactReadOnly; });
 }
 
 void spi_connect() {

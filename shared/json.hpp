@@ -4,6 +4,8 @@
 #include "cpp_only.hpp"
 
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
 
 #include "value.hpp"
 
