@@ -51,6 +51,11 @@ demo: setup
 fuzz: setup
 	@scripts/fuzz.sh
 
+# Optimised build in build-bench/ (and make install from it), envdb measured
+# next to a baseline; tables printed and written to bench/results/latest.md.
+bench:
+	@bench/run.sh
+
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz build-bench
 	@$(MAKE) --no-print-directory -C pg_ext clean PG_CONFIG=$(PG_CONFIG)

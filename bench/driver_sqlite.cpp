@@ -1,0 +1,644 @@
+// SQL-level benchmarks of the SQLite host: the built envdb.so loaded into a
+// plain sqlite3 connection (sqlite3_load_extension), each envdb function
+// called through a statement prepared once, against a hand-written baseline
+// prepared once on the same connection. Prints RESULT/NOTE lines (common.hpp).
+//
+//   driver_sqlite --ext build-bench/envdb.so --work /dev/shm/dir --disk dir [options]
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "json.hpp"
+
+namespace fs = std::filesystem;
+using bench::human;
+using bench::note;
+using bench::progress;
+using bench::result;
+
+namespace {
+
+struct Options {
+  std::string ext, work, disk;
+  std::vector<int64_t> scales{1000, 100000, 1000000};
+  int runs = 5;
+  int64_t calls = 2000;         // resolve calls per side per block
+  int blocks = 15;              // interleaved blocks per side (median)
+  int64_t sample = 10000;       // distinct random environments the blocks draw from
+  int64_t prov = 500;           // catalog-only provisionings per side per run
+  int64_t files_tmpfs = 100;    // sqlite-driver provisionings per side per run (tmpfs)
+  int64_t files_disk = 20;      // the same on disk (fsync)
+  int64_t rotations = 10000;    // split over `runs` runs
+  int rewrap_runs = 3;
+  int64_t bulk_at = 50000;      // catalog size for rotations and rewraps
+  int64_t cache_kib = 262144;   // PRAGMA cache_size of the measuring connection
+  int64_t mmap = 0;             // PRAGMA mmap_size
+};
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const std::string& sql) : db_(db) {
+    if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr) != SQLITE_OK)
+      throw std::runtime_error("prepare failed: " + std::string(sqlite3_errmsg(db)) + " in " + sql);
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind_blob(int i, const std::string& v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  bool step() {
+    const int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw std::runtime_error(std::string("step failed: ") + sqlite3_errmsg(db_));
+  }
+  // Steps to the end (one row expected for envdb calls), then resets.
+  void run() {
+    while (step()) {
+    }
+    reset();
+  }
+  std::string text(int col) {
+    auto p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string();
+  }
+  int64_t integer(int col) { return sqlite3_column_int64(s_, col); }
+  sqlite3_stmt* raw() { return s_; }
+  void reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+class Connection {
+ public:
+  Connection(const std::string& path, const std::string& ext, bool control = true) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK)
+      throw std::runtime_error("cannot open " + path);
+    if (ext.empty()) return;
+    sqlite3_db_config(db_, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 1, nullptr);
+    char* err = nullptr;
+    if (sqlite3_load_extension(db_, ext.c_str(), nullptr, &err) != SQLITE_OK) {
+      std::string m = err ? err : "?";
+      sqlite3_free(err);
+      throw std::runtime_error("cannot load " + ext + ": " + m);
+    }
+    if (control) {
+      value("SELECT envdb_init()");
+      Stmt add(db_, "SELECT envdb_keyring_add(?1, ?2)");
+      add.bind(1, std::string(bench::kKey1Id)).bind(2, std::string(bench::kKey1)).run();
+    }
+  }
+  ~Connection() { sqlite3_close_v2(db_); }
+  sqlite3* db() { return db_; }
+
+  void exec(const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string m = err ? err : "?";
+      sqlite3_free(err);
+      throw std::runtime_error("exec failed: " + m + " in " + sql.substr(0, 200));
+    }
+  }
+  std::string value(const std::string& sql, const std::vector<std::string>& args = {}) {
+    Stmt s(db_, sql);
+    for (size_t i = 0; i < args.size(); ++i) s.bind(static_cast<int>(i + 1), args[i]);
+    std::string out = s.step() ? s.text(0) : std::string();
+    s.reset();
+    return out;
+  }
+  std::vector<std::string> column(const std::string& sql) {
+    Stmt s(db_, sql);
+    std::vector<std::string> out;
+    while (s.step()) out.push_back(s.text(0));
+    return out;
+  }
+  bool has_function(const std::string& name) {
+    return value("SELECT count(*) FROM pragma_function_list WHERE name = ?1", {name}) != "0";
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+envdb::Json parse(const std::string& s) { return envdb::Json::parse(s); }
+
+// The data-plane DDL exactly as envdb left it in an environment file it
+// initialized: every schema object of that file, in creation order.
+std::string data_plane_ddl_of(const std::string& path) {
+  Connection f(path, "", false);
+  std::string ddl;
+  for (auto& sql : f.column("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"))
+    ddl += sql + ";\n";
+  return ddl;
+}
+
+// ---------------------------------------------------------------- provisioning
+
+// Catalog-only provisioning (turso: rows + queued job, no file) against the
+// same rows written by hand: environment, database, job and audit event in
+// one transaction per environment.
+void provisioning_catalog(const Options& o) {
+  const std::string dir = o.work + "/prov-catalog";
+  fs::create_directories(dir);
+  Connection c(dir + "/control.db", o.ext);
+  const envdb::Json org = parse(c.value(
+      "SELECT envdb_provision_organization('bench-prov', 'Bench provisioning', NULL, NULL, 'turso')"));
+  const std::string org_id = org["organization"]["id"];
+
+  Stmt call(c.db(), "SELECT envdb_provision_environment(?1, ?2, NULL, 'development', NULL, 'turso')");
+  Stmt begin(c.db(), "BEGIN"), commit(c.db(), "COMMIT");
+  Stmt ins_env(c.db(),
+               "INSERT INTO sys_environment (id, organization_id, slug, name, env_type, region, "
+               "is_default, is_protected, status, metadata, created_at, updated_at) VALUES (?1, ?2, "
+               "?3, ?3, 'development', 'default', 0, 0, 'provisioning', '{}', ?4, ?4)");
+  Stmt ins_db(c.db(),
+              "INSERT INTO sys_environment_database (id, environment_id, database_name, driver, "
+              "region, created_at, updated_at) VALUES (?1, ?2, ?3, 'turso', 'default', ?4, ?4)");
+  Stmt ins_job(c.db(),
+               "INSERT INTO sys_provisioning_job (id, environment_id, database_id, kind, driver, "
+               "status, attempts, payload, created_at, updated_at) VALUES (?1, ?2, ?3, "
+               "'create_database', 'turso', 'pending', 0, ?4, ?5, ?5)");
+  Stmt ins_audit(c.db(),
+                 "INSERT INTO sys_audit_event (id, occurred_at, actor, action, organization_id, "
+                 "environment_id, subject_type, subject_id, detail) VALUES (?1, ?2, NULL, "
+                 "'environment.provision', ?3, ?4, 'environment', ?4, ?5)");
+
+  const int64_t n = o.prov;
+  auto pair = bench::measure_pair(
+      o.runs, n,
+      [&](int r) {
+        for (int64_t i = 0; i < n; ++i) {
+          call.bind(1, org_id).bind(2, "p" + std::to_string(r) + "-" + std::to_string(i));
+          call.run();
+        }
+      },
+      [&](int r) {
+        for (int64_t i = 0; i < n; ++i) {
+          const std::string env = envdb::new_uuid_v7(), db = envdb::new_uuid_v7();
+          const std::string name = envdb::database_name_for(db), now = envdb::now_iso();
+          const std::string slug = "b" + std::to_string(r) + "-" + std::to_string(i);
+          begin.run();
+          ins_env.bind(1, env).bind(2, org_id).bind(3, slug).bind(4, now).run();
+          ins_db.bind(1, db).bind(2, env).bind(3, name).bind(4, now).run();
+          ins_job.bind(1, envdb::new_uuid_v7()).bind(2, env).bind(3, db)
+              .bind(4, "{\"databaseName\":\"" + name + "\",\"region\":\"default\"}").bind(5, now).run();
+          ins_audit.bind(1, envdb::new_uuid_v7()).bind(2, now).bind(3, org_id).bind(4, env)
+              .bind(5, "{\"slug\":\"" + slug + "\",\"driver\":\"turso\"}").run();
+          commit.run();
+        }
+      });
+  result("Provisioning", "SQLite: catalog-only environment (turso, queued job), tmpfs",
+         1e6 / pair.envdb_us, 1e6 / pair.baseline_us, "per_s", "-",
+         "baseline: the same 4 rows (environment, database, job, audit) by hand, one transaction each; " +
+             human(n) + " per side per run");
+}
+
+int files_only_side = 0;  // 1: envdb side only, 2: baseline side only (profiling)
+
+// Full sqlite-driver provisioning (catalog rows, two sealed credentials, the
+// environment's own file written under a temporary name, data-plane schema,
+// identity stamp, rename) against creating an empty SQLite file and running
+// the same data-plane DDL by hand.
+void provisioning_files(const Options& o, const std::string& root, const std::string& where,
+                        int64_t n, int runs) {
+  const std::string dir = root + "/prov-files";
+  fs::remove_all(dir);
+  fs::create_directories(dir + "/baseline");
+  Connection c(dir + "/control.db", o.ext);
+  c.value("SELECT envdb_config('sqlite_data_dir', ?1)", {dir + "/envs"});
+  const envdb::Json org = parse(c.value(
+      "SELECT envdb_provision_organization('bench-files', 'Bench files', NULL, NULL, 'turso')"));
+  const std::string org_id = org["organization"]["id"];
+  Stmt call(c.db(), "SELECT envdb_provision_environment(?1, ?2, NULL, 'development', NULL, 'sqlite')");
+  call.bind(1, org_id).bind(2, std::string("ddl-source"));
+  if (!call.step()) throw std::runtime_error("provision_environment returned nothing");
+  const std::string url = parse(call.text(0))["database"]["databaseUrl"];
+  call.reset();
+  const std::string ddl = "BEGIN;" + data_plane_ddl_of(url.substr(url.find(':') + 1)) + "COMMIT;";
+
+  auto pair = bench::measure_pair(
+      runs, n,
+      [&](int r) {
+        if (files_only_side == 2) return;
+        for (int64_t i = 0; i < n; ++i) {
+          call.bind(1, org_id).bind(2, "f" + std::to_string(r) + "-" + std::to_string(i));
+          call.run();
+        }
+      },
+      [&](int r) {
+        if (files_only_side == 1) return;
+        for (int64_t i = 0; i < n; ++i) {
+          const std::string path = dir + "/baseline/b" + std::to_string(r) + "-" +
+                                   std::to_string(i) + ".db";
+          Connection f(path, "", false);
+          f.exec(ddl);
+        }
+      });
+  result("Provisioning", "SQLite: sqlite-driver environment (file + schema + credentials), " + where,
+         1e6 / pair.envdb_us, 1e6 / pair.baseline_us, "per_s", "le:1.5",
+         "baseline: create an empty file and run the same data-plane DDL (the schema objects of "
+         "an envdb-initialized file) in one transaction; " + human(n) + " per side per run, default synchronous");
+  fs::remove_all(dir);
+}
+
+// ---------------------------------------------------------------- scale, router
+
+// The router's row by hand: the environment, its database and the active
+// credential of the scope, token_cipher as stored (no decryption).
+const char* const kHandWritten =
+    "SELECT e.id, e.organization_id, e.env_type, e.status, d.driver, d.database_name, "
+    "d.database_url, d.region, c.id, c.scope, c.username, c.token_cipher, c.expires_at "
+    "FROM sys_environment e JOIN sys_environment_database d ON d.environment_id = e.id "
+    "JOIN sys_database_credential c ON c.database_id = d.id AND c.scope = ?2 AND c.status = 'active' "
+    "WHERE e.id = ?1";
+
+// Separate, never-inlined loops so that a profiler can be pointed at one side
+// (valgrind --tool=callgrind --collect-atstart=no --toggle-collect=...).
+__attribute__((noinline)) void profile_envdb_loop(Stmt& call, const std::vector<std::string>& ids,
+                                                  int& sink) {
+  for (auto& id : ids) {
+    call.bind(1, id);
+    if (call.step()) sink += sqlite3_column_bytes(call.raw(), 0);
+    call.reset();
+  }
+}
+__attribute__((noinline)) void profile_baseline_loop(Stmt& q, const std::vector<std::string>& ids,
+                                                     int& sink) {
+  for (auto& id : ids) {
+    q.bind(1, id).bind(2, std::string("readwrite"));
+    if (q.step())
+      for (int col = 0; col < 13; ++col) sink += sqlite3_column_bytes(q.raw(), col);
+    q.reset();
+  }
+}
+
+struct Scale {
+  Scale(Connection& conn, const Options& opts) : c(conn), o(opts) {}
+  Connection& c;
+  const Options& o;
+  std::mt19937_64 rng{20240607};
+  bool resolve = false;
+  int64_t envs = 0;
+  std::map<int64_t, bench::Pair> at;  // scale -> resolve / hand-written per call
+
+  // The first environments through envdb's own functions: organizations with
+  // a default environment each and 9 more, all turso (queued jobs), then the
+  // jobs claimed and completed with their tokens, as a worker does.
+  void provision_through_envdb(int64_t count) {
+    Stmt org(c.db(), "SELECT envdb_provision_organization(?1, ?2, NULL, NULL, 'turso')");
+    Stmt env(c.db(), "SELECT envdb_provision_environment(?1, ?2, NULL, 'development', NULL, 'turso')");
+    Stmt claim(c.db(), "SELECT envdb_claim_provisioning_jobs('turso', 1000, 'bench')");
+    Stmt done(c.db(), "SELECT envdb_complete_provisioning_job(?1, ?2, ?3)");
+    c.exec("BEGIN");
+    for (int64_t i = 0; i < count; i += 10) {
+      org.bind(1, "scale-" + std::to_string(i / 10)).bind(2, "Scale org " + std::to_string(i / 10));
+      if (!org.step()) throw std::runtime_error("provision_organization returned nothing");
+      const std::string org_id = parse(org.text(0))["organization"]["id"];
+      org.reset();
+      for (int j = 1; j < 10 && i + j < count; ++j) {
+        env.bind(1, org_id).bind(2, "env-" + std::to_string(j));
+        env.run();
+      }
+    }
+    c.exec("COMMIT");
+    for (;;) {
+      if (!claim.step()) break;
+      const envdb::Json jobs = parse(claim.text(0));
+      claim.reset();
+      if (jobs.empty()) break;
+      c.exec("BEGIN");
+      for (const auto& job : jobs) {
+        const std::string name = job["databaseName"];
+        const envdb::Json tokens{{"admin", envdb::crypto::generate_token()},
+                                 {"readwrite", envdb::crypto::generate_token()}};
+        done.bind(1, job["id"].get<std::string>())
+            .bind(2, "libsql://" + name + ".bench.turso.io")
+            .bind(3, tokens.dump());
+        done.run();
+      }
+      c.exec("COMMIT");
+    }
+    envs = count;
+  }
+
+  void bulk_load(int64_t target) {
+    const auto key = bench::key_bytes(bench::kKey1);
+    Stmt org(c.db(), "INSERT INTO sys_organization (id, slug, name, metadata, created_at, updated_at) "
+                     "VALUES (?1, ?2, ?3, '{}', ?4, ?4)");
+    Stmt env(c.db(),
+             "INSERT INTO sys_environment (id, organization_id, slug, name, env_type, region, "
+             "is_default, is_protected, status, metadata, created_at, updated_at) VALUES (?1, ?2, "
+             "?3, ?4, ?5, 'default', ?6, ?6, 'active', '{}', ?7, ?7)");
+    Stmt db(c.db(),
+            "INSERT INTO sys_environment_database (id, environment_id, database_name, database_url, "
+            "driver, region, provisioned_at, metadata, created_at, updated_at) VALUES (?1, ?2, ?3, "
+            "?4, 'turso', 'default', ?5, '{}', ?5, ?5)");
+    Stmt cred(c.db(),
+              "INSERT INTO sys_database_credential (id, database_id, token_cipher, kms_key_id, scope, "
+              "status, issued_at) VALUES (?1, ?2, ?3, 'k1', ?4, 'active', ?5)");
+    // Like a restore: the generated rows are consistent by construction, so
+    // the triggers that check foreign keys on insert are dropped for the load
+    // and envdb_init() (idempotent) puts them back afterwards.
+    const auto triggers = c.column(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_fk%\\_insert' "
+        "ESCAPE '\\'");
+    const std::string before = c.value("SELECT count(*) FROM sqlite_master");
+    for (auto& t : triggers) c.exec("DROP TRIGGER " + t);
+    c.exec("PRAGMA temp_store = MEMORY");
+    const auto t0 = bench::Clock::now();
+    double gen_s = 0;
+    const int64_t chunk = 100000;
+    while (envs < target) {
+      const int64_t n = std::min(chunk, target - envs);
+      const auto tg = bench::Clock::now();
+      const bench::Bulk b = bench::Bulk::make(envs, n, key);
+      gen_s += bench::seconds_since(tg);
+      c.exec("BEGIN");
+      for (auto& r : b.orgs) org.bind(1, r.id).bind(2, r.slug).bind(3, r.name).bind(4, b.now).run();
+      for (auto& r : b.envs)
+        env.bind(1, r.id).bind(2, r.org_id).bind(3, r.slug).bind(4, r.name).bind(5, r.env_type)
+            .bind(6, int64_t(r.is_default)).bind(7, b.now).run();
+      for (auto& r : b.dbs) db.bind(1, r.id).bind(2, r.env_id).bind(3, r.name).bind(4, r.url).bind(5, b.now).run();
+      for (auto& r : b.creds)
+        cred.bind(1, r.id).bind(2, r.db_id).bind_blob(3, r.cipher).bind(4, r.scope).bind(5, b.now).run();
+      c.exec("COMMIT");
+      envs += n;
+    }
+    c.exec("PRAGMA temp_store = DEFAULT");
+    c.value("SELECT envdb_init()");
+    if (c.value("SELECT count(*) FROM sqlite_master") != before)
+      throw std::runtime_error("envdb_init() did not restore the catalog's triggers");
+    note("Scale", "SQLite: bulk-loaded to " + human(target) + " environments in " +
+                      std::to_string(static_cast<int>(bench::seconds_since(t0))) +
+                      " s (generating and sealing the rows: " + std::to_string(static_cast<int>(gen_s)) +
+                      " s); the control database is now " +
+                      std::to_string(std::stoll(c.value("SELECT page_count * page_size FROM pragma_page_count, "
+                                                        "pragma_page_size")) >> 20) + " MiB");
+  }
+
+  void measure() {
+    const std::string label = human(envs);
+    progress("sqlite: resolve at " + label + " environments");
+    const auto ids = c.column("SELECT id FROM sys_environment WHERE status = 'active'");
+    const auto s = bench::sample(ids, static_cast<size_t>(o.sample), rng);
+    std::vector<std::vector<std::string>> block;
+    for (int b = 0; b < o.blocks; ++b) block.push_back(bench::slice(s, b, o.calls));
+    Stmt handwritten(c.db(), kHandWritten);
+    auto base_one = [&](const std::string& id) {
+      handwritten.bind(1, id).bind(2, std::string("readwrite"));
+      if (!handwritten.step()) throw std::runtime_error("hand-written SELECT found no row for " + id);
+      for (int col = 0; col < 13; ++col)
+        benchmark_sink += col == 11 ? sqlite3_column_bytes(handwritten.raw(), col)
+                                    : static_cast<int>(handwritten.text(col).size());
+      handwritten.reset();
+    };
+    if (!resolve) {
+      for (auto& id : s) base_one(id);
+      const double us = bench::measure_one(o.blocks, o.calls, [&](int b) { for (auto& id : block[b]) base_one(id); });
+      at[envs] = {0, us};
+      note("Router", "SQLite: envdb_resolve_environment is not in this build; hand-written SELECT at " +
+                         label + ": " + std::to_string(us) + " us");
+      return;
+    }
+    Stmt call(c.db(), "SELECT envdb_resolve_environment(?1, 'readwrite')");
+    auto envdb_one = [&](const std::string& id) {
+      call.bind(1, id);
+      if (!call.step()) throw std::runtime_error("resolve returned no row");
+      benchmark_sink += sqlite3_column_bytes(call.raw(), 0);
+      call.reset();
+    };
+    // Correctness once, and a warm-up pass over the sample for both.
+    call.bind(1, s[0]);
+    call.step();
+    const envdb::Json r = parse(call.text(0));
+    call.reset();
+    if (r["credential"]["token"].get<std::string>().size() != 43)
+      throw std::runtime_error("resolve returned no token: " + r.dump());
+    // The warm-up pass is also the first resolve of each sampled environment,
+    // which stamps last_accessed_at (at most once a minute); the timed runs
+    // that follow are the steady state.
+    std::vector<std::string> distinct(s.begin(), s.end());
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    const auto tw = bench::Clock::now();
+    for (auto& id : distinct) envdb_one(id);
+    note("Router", "SQLite at " + label + ": first resolve of an environment in a minute (stamps "
+                   "last_accessed_at, its own write transaction): " +
+                       bench::fixed(bench::seconds_since(tw) * 1e6 / distinct.size()) + " µs per call");
+    for (auto& id : s) envdb_one(id), base_one(id);
+    const bench::Pair p = bench::measure_pair(
+        o.blocks, o.calls, [&](int b) { for (auto& id : block[b]) envdb_one(id); },
+        [&](int b) { for (auto& id : block[b]) base_one(id); });
+    at[envs] = p;
+    result("Router", "SQLite: resolve_environment vs hand-written SELECT, " + label + " environments",
+           p.envdb_us, p.baseline_us, "us", "le:2.0",
+           "per call; both statements prepared once on one connection (page cache " +
+               human(o.cache_kib / 1024) + " MiB) and stepped with random ids of " + human(o.sample) +
+               " environments; median of " + std::to_string(o.blocks) + " interleaved blocks of " +
+               human(o.calls) + " calls");
+  }
+
+  void rotations() {
+    progress("sqlite: rotations");
+    auto dbs = c.column(
+        "SELECT d.id FROM sys_environment_database d JOIN sys_environment e ON e.id = "
+        "d.environment_id WHERE e.status = 'active'");
+    const int64_t per_run = o.rotations / o.runs;
+    const auto pick = bench::sample(dbs, static_cast<size_t>(per_run * o.runs), rng);
+    // Turso databases rotate to the token Turso minted: the caller passes it.
+    Stmt rotate(c.db(), "SELECT envdb_rotate_credential(?1, 'readwrite', NULL, ?2)");
+    std::vector<std::string> tokens;
+    for (size_t i = 0; i < pick.size(); ++i) tokens.push_back(envdb::crypto::generate_token());
+    const double us = bench::measure_one(o.runs, per_run, [&](int r) {
+      for (int64_t i = 0; i < per_run; ++i) {
+        const auto k = static_cast<size_t>(r * per_run + i);
+        rotate.bind(1, pick[k]).bind(2, tokens[k]);
+        rotate.run();
+      }
+    });
+    const double raw = bench::raw_rewrap_us_per_row(o.runs, 20000);
+    result("Bulk", "SQLite: rotate_credential, " + human(per_run * o.runs) + " credentials at " +
+                       human(envs) + " environments",
+           1e6 / us, 1e6 / raw, "per_s", "-",
+           "one call per credential (its own transaction); baseline: raw AES-256-GCM open+seal per row");
+  }
+
+  void rewraps() {
+    progress("sqlite: rewrap");
+    c.value("SELECT envdb_keyring_add(?1, ?2)", {bench::kKey2Id, bench::kKey2});
+    std::vector<double> per_row;
+    int64_t rows = 0;
+    for (int r = 0; r < o.rewrap_runs; ++r) {
+      const std::string target = r % 2 == 0 ? bench::kKey2Id : bench::kKey1Id;
+      const auto t0 = bench::Clock::now();
+      rows = std::stoll(c.value("SELECT envdb_rewrap_credentials(?1)", {target}));
+      per_row.push_back(bench::seconds_since(t0) * 1e6 / static_cast<double>(rows));
+    }
+    const double raw = bench::raw_rewrap_us_per_row(o.runs, 20000);
+    result("Bulk", "SQLite: rewrap_credentials, " + human(rows) + " credentials in one call",
+           1e6 / bench::median(per_row), 1e6 / raw, "per_s", "-",
+           "median of " + std::to_string(o.rewrap_runs) +
+               " calls (k1->k2->k1...); baseline: raw AES-256-GCM open+seal per row");
+  }
+
+  int benchmark_sink = 0;
+};
+
+void scale_and_router(const Options& o) {
+  const std::string dir = o.work + "/scale";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  Connection c(dir + "/control.db", o.ext);
+  // Both statements share this connection and its page cache.
+  c.exec("PRAGMA cache_size = -" + std::to_string(o.cache_kib));
+  if (o.mmap) c.exec("PRAGMA mmap_size = " + std::to_string(o.mmap));
+  Scale s(c, o);
+  s.resolve = c.has_function("envdb_resolve_environment");
+  if (!s.resolve) note("Router", "SQLite: this build has no envdb_resolve_environment");
+  const auto t0 = bench::Clock::now();
+  s.provision_through_envdb(std::min<int64_t>(1000, o.scales.front()));
+  note("Scale", "SQLite: the first " + human(s.envs) +
+                    " environments were provisioned through envdb (provision_organization, "
+                    "provision_environment, claim/complete_provisioning_job) in " +
+                    std::to_string(static_cast<int>(bench::seconds_since(t0) * 1000)) + " ms");
+  bool bulk_done = false;
+  for (size_t i = 0; i < o.scales.size(); ++i) {
+    if (!bulk_done && o.bulk_at <= o.scales[i]) {
+      // Rotations and rewraps on a catalog of bulk_at environments.
+      if (s.envs < o.bulk_at) s.bulk_load(o.bulk_at);
+      if (o.rotations > 0) s.rotations();
+      if (o.rewrap_runs > 0) s.rewraps();
+      bulk_done = true;
+    }
+    if (s.envs < o.scales[i]) s.bulk_load(o.scales[i]);
+    s.measure();
+  }
+  if (s.resolve && o.scales.size() >= 2) {
+    const int64_t lo = o.scales.front(), hi = o.scales.back();
+    const auto a = s.at[lo], b = s.at[hi];
+    result("Scale", "SQLite: resolve_environment at " + human(hi) + " vs " + human(lo) + " environments",
+           b.envdb_us, a.envdb_us, "us", "le:1.3",
+           "envdb column: per call at " + human(hi) + "; baseline column: per call at " + human(lo));
+    result("Scale", "SQLite: hand-written SELECT at " + human(hi) + " vs " + human(lo) + " environments",
+           b.baseline_us, a.baseline_us, "us", "-", "for reference: what the index probe alone does");
+  }
+  fs::remove_all(dir);
+}
+
+// 1k environments through envdb, then `calls` resolves and as many
+// hand-written SELECTs in the two profile loops.
+void profile(const Options& o) {
+  const std::string dir = o.work + "/profile";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  Connection c(dir + "/control.db", o.ext);
+  c.exec("PRAGMA cache_size = -262144");
+  Scale s(c, o);
+  s.provision_through_envdb(1000);
+  const auto ids = c.column("SELECT id FROM sys_environment WHERE status = 'active'");
+  std::mt19937_64 rng(1);
+  const auto sample = bench::sample(ids, static_cast<size_t>(o.calls), rng);
+  Stmt call(c.db(), "SELECT envdb_resolve_environment(?1, 'readwrite')");
+  Stmt q(c.db(), kHandWritten);
+  int sink = 0;
+  profile_envdb_loop(call, ids, sink);  // first resolves stamp last_accessed_at
+  profile_envdb_loop(call, sample, sink);
+  profile_baseline_loop(q, sample, sink);
+  std::cerr << "profile done " << sink << "\n";
+  fs::remove_all(dir);
+}
+
+std::vector<int64_t> parse_list(const std::string& s) {
+  std::vector<int64_t> out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t comma = s.find(',', pos);
+    out.push_back(std::stoll(s.substr(pos, comma - pos)));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  std::string only = "all";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--ext") o.ext = v;
+    else if (k == "--work") o.work = v;
+    else if (k == "--disk") o.disk = v;
+    else if (k == "--scales") o.scales = parse_list(v);
+    else if (k == "--runs") o.runs = std::stoi(v);
+    else if (k == "--calls") o.calls = std::stoll(v);
+    else if (k == "--blocks") o.blocks = std::stoi(v);
+    else if (k == "--sample") o.sample = std::stoll(v);
+    else if (k == "--prov") o.prov = std::stoll(v);
+    else if (k == "--files-tmpfs") o.files_tmpfs = std::stoll(v);
+    else if (k == "--files-disk") o.files_disk = std::stoll(v);
+    else if (k == "--rotations") o.rotations = std::stoll(v);
+    else if (k == "--rewrap-runs") o.rewrap_runs = std::stoi(v);
+    else if (k == "--bulk-at") o.bulk_at = std::stoll(v);
+    else if (k == "--cache-kib") o.cache_kib = std::stoll(v);
+    else if (k == "--mmap") o.mmap = std::stoll(v);
+    else if (k == "--only") only = v;
+    else {
+      std::cerr << "unknown option " << k << "\n";
+      return 2;
+    }
+  }
+  if (o.ext.empty() || o.work.empty()) {
+    std::cerr << "usage: driver_sqlite --ext envdb.so --work DIR [--disk DIR] ...\n";
+    return 2;
+  }
+  try {
+    note("Machine", std::string("SQLite ") + sqlite3_libversion());
+    if (only == "all" || only == "provisioning") {
+      progress("sqlite: provisioning");
+      provisioning_catalog(o);
+      provisioning_files(o, o.work, "tmpfs", o.files_tmpfs, o.runs);
+      if (!o.disk.empty()) provisioning_files(o, o.disk, "disk", o.files_disk, 3);
+    }
+    if (only == "files-envdb" || only == "files-baseline") {
+      // One side only, for strace or a profiler.
+      Options one = o;
+      one.runs = 1;
+      files_only_side = only == "files-envdb" ? 1 : 2;
+      provisioning_files(one, o.work, "tmpfs", o.files_tmpfs, 1);
+    }
+    if (only == "all" || only == "scale") scale_and_router(o);
+    if (only == "profile") profile(o);
+  } catch (const std::exception& e) {
+    std::cerr << "driver_sqlite: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

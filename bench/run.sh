@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# make bench: builds envdb optimised in its own build directory, measures
+# envdb next to a baseline in the same run, and prints the side-by-side tables
+# (also written to bench/results/latest.md).
+#
+#   1. build-bench/ (Release, ENVDB_BENCH=ON, no unit tests); the Postgres
+#      extension is installed from it (make install BUILD=build-bench), so both
+#      hosts run the same optimised core
+#   2. bench_crypto (Google Benchmark): envdb seal/open vs raw OpenSSL EVP
+#   3. driver_sqlite: the built envdb.so loaded into a plain sqlite3 connection
+#   4. driver_pg under pg_virtualenv: libpq against the installed extension,
+#      pgcrypto in the same server
+#   5. bench/report.py: the tables
+#
+# Sizes can be lowered for a quick look, e.g.
+#   BENCH_SCALES=1000,10000,100000 BENCH_ROTATIONS=5000 make bench
+# Needs root (or a writable PostgreSQL installation) for make install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+start=$(date +%s)
+
+B=${BENCH_BUILD:-build-bench}
+jobs=${JOBS:-2}
+scales=${BENCH_SCALES:-1000,100000,1000000}
+pg_scales=${BENCH_PG_SCALES:-$scales}
+runs=${BENCH_RUNS:-5}
+rotations=${BENCH_ROTATIONS:-10000}
+rewrap_runs=${BENCH_REWRAP_RUNS:-3}
+bulk_at=${BENCH_BULK_AT:-50000}
+out=$B/bench-out
+mkdir -p "$out" bench/results
+rm -f "$out"/*.txt "$out"/*.json
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+step() { printf '== %s (%ds)\n' "$1" $(( $(date +%s) - start )); }
+
+step "build ($B, Release) and install the Postgres extension from it"
+make_args=(BUILD="$B" CMAKE_BUILD_TYPE=Release ENVDB_WERROR=0 JOBS="$jobs"
+           CMAKE_FLAGS="-DENVDB_BENCH=ON -DENVDB_TESTS=OFF")
+make --no-print-directory core "${make_args[@]}" >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
+# pg_ext/ is shared with the default build: make sure its envdb.so is linked
+# against this optimised core, not whichever core was linked last.
+touch "$B/libenvdb_core.a"
+pg_ok=1
+if ! make --no-print-directory install "${make_args[@]}" >>"$out/build.log" 2>&1; then
+  tail -20 "$out/build.log"
+  echo "make install failed (see $out/build.log): the Postgres part is skipped"
+  pg_ok=0
+fi
+
+step "build the SQL-level drivers"
+cxx=${CXX:-g++}
+flags=(-O2 -DNDEBUG -std=c++17 -Wall -Wextra -Ishared -Ibench)
+"$cxx" "${flags[@]}" bench/driver_sqlite.cpp "$B/libenvdb_core.a" -lsqlite3 -lcrypto \
+  -o "$B/driver_sqlite" >"$out/driver_sqlite.build.log" 2>&1 &
+sqlite_build=$!
+pg_build=
+if [ "$pg_ok" = 1 ]; then
+  "$cxx" "${flags[@]}" -I"$(pg_config --includedir)" bench/driver_pg.cpp "$B/libenvdb_core.a" \
+    -L"$(pg_config --libdir)" -lpq -lcrypto -o "$B/driver_pg" >"$out/driver_pg.build.log" 2>&1 &
+  pg_build=$!
+fi
+wait "$sqlite_build" || { cat "$out/driver_sqlite.build.log"; exit 1; }
+if [ -n "$pg_build" ] && ! wait "$pg_build"; then
+  cat "$out/driver_pg.build.log"; echo "driver_pg did not build: the Postgres part is skipped"; pg_ok=0
+fi
+
+step "sealing in process (Google Benchmark, median of $runs repetitions)"
+"$B/bench_crypto" --benchmark_repetitions="$runs" --benchmark_min_time=0.2 \
+  --benchmark_report_aggregates_only=true --benchmark_format=console \
+  --benchmark_out="$out/crypto.json" --benchmark_out_format=json >"$out/crypto.log" 2>&1 ||
+  { cat "$out/crypto.log"; exit 1; }
+
+step "SQLite"
+work=$(mktemp -d "${BENCH_TMPFS:-/dev/shm}/envdb-bench.XXXXXX" 2>/dev/null || mktemp -d "$root/$B/bench-tmp.XXXXXX")
+disk=$(mktemp -d "$root/$B/bench-disk.XXXXXX")
+trap 'rm -rf "$work" "$disk"' EXIT
+sqlite_ok=1
+"$B/driver_sqlite" --ext "$B/envdb.so" --work "$work" --disk "$disk" --scales "$scales" \
+  --runs "$runs" --calls "${BENCH_SQLITE_CALLS:-2000}" --prov "${BENCH_PROV:-500}" \
+  --files-tmpfs "${BENCH_FILES_TMPFS:-100}" --files-disk "${BENCH_FILES_DISK:-20}" \
+  --rotations "$rotations" --rewrap-runs "$rewrap_runs" --bulk-at "$bulk_at" >"$out/sqlite.txt" 2>"$out/sqlite.log" ||
+  { cat "$out/sqlite.log"; sqlite_ok=0; }
+
+if [ "$pg_ok" = 1 ]; then
+  step "Postgres (pg_virtualenv)"
+  # -t: the cluster lives in a temporary directory, so a concurrent
+  # `make check` (also pg_virtualenv) cannot collide with it.
+  if ! pg_virtualenv -t -o shared_buffers=512MB -o max_wal_size=4GB -o checkpoint_timeout=30min \
+       "$B/driver_pg" --scales "$pg_scales" --runs "$runs" --calls "${BENCH_PG_CALLS:-1000}" \
+       --prov "${BENCH_PG_PROV:-300}" --rotations "$rotations" --rewrap-runs "$rewrap_runs" \
+       --bulk-at "$bulk_at" \
+       --crypto-rows "${BENCH_CRYPTO_ROWS:-500}" >"$out/pg.txt" 2>"$out/pg.log"; then
+    tail -30 "$out/pg.log"; pg_ok=0
+  fi
+fi
+
+step "report"
+elapsed=$(( $(date +%s) - start ))
+mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+os=$(. /etc/os-release && echo "$PRETTY_NAME")
+compiler=$("$cxx" --version | head -1)
+openssl_v=$(openssl version 2>/dev/null | cut -d' ' -f1-2 || echo "OpenSSL ?")
+python3 bench/report.py --out bench/results/latest.md \
+  --machine "$(nproc) CPUs ($cpu), $mem RAM, $os, kernel $(uname -r), $compiler, $openssl_v" \
+  --load "load average at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg)" \
+  --elapsed "$elapsed" --crypto "$out/crypto.json" --sizes "SQLite scales $scales; Postgres scales $pg_scales; $runs runs per figure; rotations ($rotations) and rewraps ($rewrap_runs calls) on a catalog of $bulk_at environments" \
+  "$out/sqlite.txt" $([ -f "$out/pg.txt" ] && echo "$out/pg.txt")
+echo "(written to bench/results/latest.md; logs in $out/)"
+[ "$sqlite_ok" = 1 ] && [ "$pg_ok" = 1 ]
