@@ -4,6 +4,16 @@
 // prepared once on the same connection. Prints RESULT/NOTE lines (common.hpp).
 //
 //   driver_sqlite --ext build-bench/envdb.so --work /dev/shm/dir --disk dir [options]
+//
+// --only provisioning | scale (default: both) runs one part. Two modes exist
+// for profiling rather than measuring:
+//   --only profile       1k environments, then --calls resolves and as many
+//                        hand-written SELECTs in profile_envdb_loop and
+//                        profile_baseline_loop, e.g.
+//     valgrind --tool=callgrind --collect-atstart=no \
+//       --toggle-collect='*profile_envdb_loop*' driver_sqlite --only profile ...
+//   --only files-envdb | files-baseline   one side of the sqlite-driver
+//                        provisioning pairing (for strace -c or perf)
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -567,7 +577,10 @@ void profile(const Options& o) {
   Stmt call(c.db(), "SELECT envdb_resolve_environment(?1, 'readwrite')");
   Stmt q(c.db(), kHandWritten);
   int sink = 0;
-  profile_envdb_loop(call, ids, sink);  // first resolves stamp last_accessed_at
+  for (auto& id : ids) {  // first resolves stamp last_accessed_at: not profiled
+    call.bind(1, id);
+    call.run();
+  }
   profile_envdb_loop(call, sample, sink);
   profile_baseline_loop(q, sample, sink);
   std::cerr << "profile done " << sink << "\n";

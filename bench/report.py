@@ -32,7 +32,7 @@ METHOD = """## Method
 - SQLite: `driver_sqlite` loads `build-bench/envdb.so` into a plain sqlite3 connection (`sqlite3_load_extension`),
   prepares each envdb call and each baseline once, and steps them on the same connection. Its databases live on
   tmpfs (`/dev/shm`), so the figures are CPU figures; the one row marked *disk* is durable (default `synchronous`)
-  on the VM's disk, where an fsync costs about 4 ms.
+  on the VM's disk, where an fsync costs from under 1 ms to about 4 ms (`pg_test_fsync`), varying between runs.
 - Postgres: `driver_pg` talks libpq to a throwaway `pg_virtualenv` cluster (shared_buffers 512MB), every call
   through `PQprepare`/`PQexecPrepared`, with `synchronous_commit = off` in its session (both sides).
 - Catalog sizes: the first 1k environments are provisioned through envdb itself (turso driver, then
@@ -46,8 +46,9 @@ METHOD = """## Method
   minute and stamps `last_accessed_at` (its cost is listed under the Router table); the timed blocks are the
   steady state.
 - Sizes (header line) are smaller than the issue's where time demanded: by default 10k rotations (not 100k) and
-  rewraps of every credential of a 50k-environment catalog, about 110k (not 1M); `rewrap_credentials` re-reads
-  its 500-row batches from the start of the table, so its per-row cost grows with the catalog.
+  rewraps of every credential of a 50k-environment catalog, about 110k (not 1M). `rewrap_credentials` runs one
+  query per 500-row batch over the whole credential table (`ORDER BY id LIMIT 500`, no index on `kms_key_id`),
+  so its per-row cost grows with the catalog: expect lower rates at 1M.
 """
 
 
@@ -118,6 +119,7 @@ def main():
     ap.add_argument("--load", default="")
     ap.add_argument("--sizes", default="")
     ap.add_argument("--elapsed", type=int, default=0)
+    ap.add_argument("--build", default="")
     ap.add_argument("--crypto")
     ap.add_argument("results", nargs="*")
     a = ap.parse_args()
@@ -132,7 +134,8 @@ def main():
     if a.load:
         out.append(f"System: {a.load} (other work on the machine skews absolute times; each pair is measured "
                    "interleaved, so the ratios are the figure to read).")
-    out.append(f"`make bench` took {a.elapsed // 60} min {a.elapsed % 60} s. {a.sizes}.")
+    build = f" ({a.build} build)" if a.build else ""
+    out.append(f"`make bench` took {a.elapsed // 60} min {a.elapsed % 60} s{build}. {a.sizes}.")
     out.append("")
     targets = [judge(r)[2] for r in rows if judge(r)[2] is not None]
     out.append(f"**Targets met: {sum(targets)} of {len(targets)}.** Every figure is the median of several "

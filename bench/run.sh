@@ -14,7 +14,9 @@
 #
 # Sizes can be lowered for a quick look, e.g.
 #   BENCH_SCALES=1000,10000,100000 BENCH_ROTATIONS=5000 make bench
-# Needs root (or a writable PostgreSQL installation) for make install.
+# Needs root (or a writable PostgreSQL installation) for make install, and
+# about 2 GB free on tmpfs (/dev/shm, or BENCH_TMPFS=dir) for the SQLite
+# catalog of a million environments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -36,6 +38,8 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 step() { printf '== %s (%ds)\n' "$1" $(( $(date +%s) - start )); }
 
 step "build ($B, Release) and install the Postgres extension from it"
+build_kind="from scratch"
+[ -f "$B/CMakeCache.txt" ] && build_kind="incremental"
 make_args=(BUILD="$B" CMAKE_BUILD_TYPE=Release ENVDB_WERROR=0 JOBS="$jobs"
            CMAKE_FLAGS="-DENVDB_BENCH=ON -DENVDB_TESTS=OFF")
 make --no-print-directory core "${make_args[@]}" >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
@@ -106,7 +110,7 @@ openssl_v=$(openssl version 2>/dev/null | cut -d' ' -f1-2 || echo "OpenSSL ?")
 python3 bench/report.py --out bench/results/latest.md \
   --machine "$(nproc) CPUs ($cpu), $mem RAM, $os, kernel $(uname -r), $compiler, $openssl_v" \
   --load "load average at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg)" \
-  --elapsed "$elapsed" --crypto "$out/crypto.json" --sizes "SQLite scales $scales; Postgres scales $pg_scales; $runs runs per figure; rotations ($rotations) and rewraps ($rewrap_runs calls) on a catalog of $bulk_at environments" \
+  --elapsed "$elapsed" --build "$build_kind" --crypto "$out/crypto.json" --sizes "SQLite scales $scales; Postgres scales $pg_scales; $runs runs per figure; rotations ($rotations) and rewraps ($rewrap_runs calls) on a catalog of $bulk_at environments" \
   "$out/sqlite.txt" $([ -f "$out/pg.txt" ] && echo "$out/pg.txt")
 echo "(written to bench/results/latest.md; logs in $out/)"
 [ "$sqlite_ok" = 1 ] && [ "$pg_ok" = 1 ]
