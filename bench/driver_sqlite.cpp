@@ -10,7 +10,7 @@
 //   --only profile       1k environments, then --calls resolves and as many
 //                        hand-written SELECTs in profile_envdb_loop and
 //                        profile_baseline_loop, e.g.
-//     valgrind --tool=callgrind --collect-atstart=no \
+//     valgrind --tool=callgrind --collect-atstart=no
 //       --toggle-collect='*profile_envdb_loop*' driver_sqlite --only profile ...
 //   --only files-envdb | files-baseline   one side of the sqlite-driver
 //                        provisioning pairing (for strace -c or perf)
