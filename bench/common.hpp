@@ -33,6 +33,20 @@
 
 namespace bench {
 
+// "1000,100000" -> {1000, 100000}: the drivers' size lists.
+inline std::vector<int64_t> parse_list(const std::string& s) {
+  std::vector<int64_t> out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t comma = s.find(',', pos);
+    out.push_back(std::stoll(s.substr(pos, comma - pos)));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+
 // The keys the tests use (test/parity/hosts.py): bytes 0..31 and 32..63.
 inline const char* const kKey1Id = "k1";
 inline const char* const kKey1 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";

@@ -571,18 +571,6 @@ struct Scale {
   }
 };
 
-std::vector<int64_t> parse_list(const std::string& s) {
-  std::vector<int64_t> out;
-  size_t pos = 0;
-  while (pos < s.size()) {
-    size_t comma = s.find(',', pos);
-    out.push_back(std::stoll(s.substr(pos, comma - pos)));
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -591,7 +579,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--db") o.db = v;
-    else if (k == "--scales") o.scales = parse_list(v);
+    else if (k == "--scales") o.scales = bench::parse_list(v);
     else if (k == "--runs") o.runs = std::stoi(v);
     else if (k == "--calls") o.calls = std::stoll(v);
     else if (k == "--blocks") o.blocks = std::stoi(v);
