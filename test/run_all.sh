@@ -3,9 +3,11 @@
 #   1. core unit tests (GoogleTest under CTest)
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   3. every parser fuzzed briefly (libFuzzer, clang)
-#   4. SQLite end-to-end tests against the built build/envdb.so
+#   4. SQLite end-to-end tests against the built build/envdb.so, then real
+#      clients loading it (test/clients, after scripts/setup-clients.sh)
 #   5. Postgres: install, then pg_regress and the cross-host suites against a
-#      throwaway cluster (pg_virtualenv), including a non-superuser run
+#      throwaway cluster (pg_virtualenv), including a non-superuser run, and
+#      the real Postgres clients (psql, libpq, node pg, psycopg2)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -60,6 +62,11 @@ echo "== SQLite end-to-end"
 /usr/bin/python3 test/pyrun.py test/sqlite >"$log/sqlite.log" 2>&1
 tally "sqlite e2e" $(py_counts "$log/sqlite.log")
 
+echo "== real clients on SQLite (python sqlite3, better-sqlite3, libsql)"
+if ! scripts/setup-clients.sh >"$log/clients-setup.log" 2>&1; then tail -20 "$log/clients-setup.log"; fi
+test/clients/run.sh sqlite >"$log/clients-sqlite.log" 2>&1
+tally "clients sqlite" $(py_counts "$log/clients-sqlite.log")
+
 echo "== Postgres"
 if ! test/check_schedule.sh >"$log/schedule.log" 2>&1; then cat "$log/schedule.log"; tally "pg_regress schedule" 0 1; fi
 if make --no-print-directory install >"$log/pg-install.log" 2>&1; then
@@ -72,7 +79,7 @@ fi
 
 if [ "$failed" -ne 0 ]; then
   echo; echo "== failures (logs in $log/)"
-  for f in "$log"/*.log; do grep -lE 'FAILED|FAIL:|ERROR:|failed \(|regression.diffs|\*\*\*Failed' "$f" >/dev/null && { echo "--- $f"; grep -E -B2 -A12 'FAILED|FAIL:|ERROR: |Traceback|\*\*\*Failed' "$f" | head -80; }; done
+  for f in "$log"/*.log; do grep -lE 'FAILED|FAIL:|^FAIL |ERROR:|failed \(|regression.diffs|\*\*\*Failed' "$f" >/dev/null && { echo "--- $f"; grep -E -B2 -A12 'FAILED|FAIL:|^FAIL |ERROR: |Traceback|\*\*\*Failed' "$f" | head -80; }; done
   [ -f build/regress/regression.diffs ] && { echo "--- regression.diffs"; head -100 build/regress/regression.diffs; }
 fi
 echo

@@ -27,3 +27,8 @@ if [ -n "$line" ]; then
 else
   echo "SUITE postgres+parity 0 1"
 fi
+
+test/clients/run.sh pg >build/regress/clients.log 2>&1
+cat build/regress/clients.log
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' build/regress/clients.log | tail -1)
+echo "SUITE clients-pg $( [ -n "$line" ] && sed -E 's/([0-9]+) passed, ([0-9]+) failed/\1 \2/' <<<"$line" || echo 0 1)"

@@ -4,7 +4,8 @@ token the database service minted), resolve it the way a request router does,
 and use it as the transaction's tenant context.
 
 Connection from PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. Every value is
-a bind parameter (%s); no token is ever part of a statement's text.
+passed as a parameter (%s), never formatted into SQL by hand; note that psycopg2
+itself quotes parameters into the statement text (see the worker step).
 """
 import re
 import secrets
@@ -45,7 +46,14 @@ job = next((j for j in jobs if j["environmentId"] == env_id), None)
 check(job and job["id"] == dev["job"]["id"], "job not claimed")
 token = secrets.token_urlsafe(32)  # as Turso would mint it
 url = f"libsql://{db_name}.turso.example"
-done = one("SELECT envdb.complete_provisioning_job(%s, %s, %s::jsonb)", (job["id"], url, Json({"readwrite": token})))
+complete = "SELECT envdb.complete_provisioning_job(%s, %s, %s::jsonb)"
+# psycopg2 quotes parameters into the statement text on the client (it does not
+# send protocol bind parameters), so this token is part of the statement the
+# server sees: keep log_statement at none/ddl for the worker's role, or hand
+# tokens over with a driver that binds (libpq's PQexecParams, node pg, psycopg 3).
+check(token.encode() in cur.mogrify(complete, (job["id"], url, Json({"readwrite": token}))),
+      "psycopg2 now binds parameters server-side: update docs/guides/clients.md")
+done = one(complete, (job["id"], url, Json({"readwrite": token})))
 check(done["environment"]["status"] == "active", f"completed environment is {done['environment']['status']}")
 
 # The router: resolve the environment to its database and credential.
