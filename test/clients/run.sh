@@ -5,7 +5,8 @@
 #
 #   test/clients/run.sh sqlite   python sqlite3, better-sqlite3, libsql, loading build/envdb.so
 #   test/clients/run.sh pg       psql, a libpq C program, node pg, psycopg2; inside pg_virtualenv
-#                                after `make install` (PGHOST, PGPORT, PGUSER, PGPASSWORD set)
+#                                after `make install` (PGHOST, PGPORT, PGUSER, PGPASSWORD of a
+#                                superuser, who sets up; the clients log in as a member of envdb_admin)
 #
 # Prints "PASS <client>" or "FAIL <client>" with the client's output, then
 # "N passed, M failed". The Node.js clients need `scripts/setup-clients.sh`
@@ -69,21 +70,26 @@ c_client() {  # compiled here, warnings as errors, then run
     "$here/c/provision_resolve.c" -lpq && "$logs/provision_resolve"
 }
 
-pg_client() {  # pg_client <name> <command...>: in a database of its own with envdb and a key file
-  local name=$1 db=envdb_client_${1//-/_}
+pg_client() {  # pg_client <name> <command...>: in a database of its own with envdb and a key file,
+  local name=$1 db=envdb_client_${1//-/_}  # connected as a login role in envdb_admin, not a superuser
   shift
-  if ! psql -X -q -d postgres -v ON_ERROR_STOP=1 -v db="$db" -v key_file="$pg_key_file" >"$logs/$name.setup.log" 2>&1 <<'SQL'
+  if ! psql -X -q -d postgres -v ON_ERROR_STOP=1 -v db="$db" -v key_file="$pg_key_file" -v password="$pg_password" \
+    >"$logs/$name.setup.log" 2>&1 <<'SQL'
 DROP DATABASE IF EXISTS :"db";
 CREATE DATABASE :"db";
 \connect :"db"
 CREATE EXTENSION envdb;
 ALTER DATABASE :"db" SET envdb.keyring_file = :'key_file';
+SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'envdb_client') AS new_role \gset
+\if :new_role
+CREATE ROLE envdb_client LOGIN PASSWORD :'password' IN ROLE envdb_admin;
+\endif
 SQL
   then
     printf 'FAIL %s (database set-up)\n' "$name"; sed 's/^/    /' "$logs/$name.setup.log"
     failed=$((failed + 1)); return
   fi
-  PGDATABASE=$db run "$name" "$@"
+  PGDATABASE=$db PGUSER=envdb_client PGPASSWORD=$pg_password run "$name" "$@"
   psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1
 }
 
@@ -100,10 +106,13 @@ else
   mkdir -p "$tmp/pg" && chmod 755 "$tmp" "$tmp/pg" && cp "$key_file" "$pg_key_file"
   owner=$(stat -c %U "$(psql -X -A -t -d postgres -c 'SHOW data_directory')")
   [ "$(id -un)" = "$owner" ] || chown "$owner" "$pg_key_file"
+  pg_password=$(head -c 18 /dev/urandom | base64 -w0 | tr -d '+/=')
+  psql -X -q -d postgres -c 'DROP ROLE IF EXISTS envdb_client' >/dev/null 2>&1
   pg_client psql psql_client
   pg_client c-libpq c_client
   pg_client python-psycopg2 /usr/bin/python3 "$here/python/psycopg2_client.py"
   pg_client node-pg node_client "$here/node/pg_client.js"
+  psql -X -q -d postgres -c 'DROP ROLE IF EXISTS envdb_client' >/dev/null 2>&1
 fi
 
 echo "$passed passed, $failed failed"
