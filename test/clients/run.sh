@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real clients against the built extensions. Each one provisions an
-# environment and resolves it through its own driver, with bind parameters,
-# and checks the answer.
+# environment and resolves it through its own driver, passing every value as a
+# driver parameter (never spliced into SQL by hand), and checks the answer.
 #
 #   test/clients/run.sh sqlite   python sqlite3, better-sqlite3, libsql, loading build/envdb.so
 #   test/clients/run.sh pg       psql, a libpq C program, node pg, psycopg2; inside pg_virtualenv
