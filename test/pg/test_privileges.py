@@ -214,7 +214,7 @@ class Privileges(unittest.TestCase):
         state, rows = self.as_role("admin", "SELECT envdb.reveal_credential(%s)", (rows[0][0]["credential"]["id"],))
         self.assertEqual(state, "ok", rows)
         actor = self.h.sql("select actor from envdb.sys_audit_event where action = 'credential.rotate' "
-                           "order by created_at desc limit 1")
+                           "order by occurred_at desc, id desc limit 1")
         self.assertEqual(actor, [(admin,)])
         # Admin manages through the functions only: the tables are not its to edit.
         self.assertEqual(self.as_role("admin", "UPDATE envdb.sys_environment SET name = 'x'")[0], "42501")
