@@ -8,6 +8,7 @@ timestamp, 'yes' for a boolean (Postgres reads it as true), a NUL byte (the
 protocol cannot carry one), text that is not UTF-8, or an argument a function
 does not take. Those cases are SQLite only, where envdb itself checks; the
 Postgres side of "an argument it does not take" is the HOST case below."""
+import os
 import sqlite3
 import unittest
 
@@ -411,19 +412,11 @@ def cases(f):
     add("resolve an archived environment", "resolve_environment", (arch,), "conflict", "archived")
     add("resolve scope not UTF-8", "resolve_environment", (env, bad_utf8), "invalid_parameter", "scope", S)
 
-    # ---- data plane (SQLite; Postgres has them in envdb_data) -----------
+    # ---- data plane (Postgres: in an envdb_data database, see below) -----
     add("init schema in the control database", "init_environment_schema", ("env-1",), "conflict",
         "control-plane", S)
-    add("init schema NULL environment", "init_environment_schema", (None,), "invalid_parameter",
-        "environment_id is required", S)
-    add("init schema bad environment id", "init_environment_schema", ("a b",), "invalid_parameter",
-        "environment_id", S)
-    add("init schema bad organization id", "init_environment_schema", ("env-1", "a b"), "invalid_parameter",
-        "organization_id", S)
-    add("init schema empty database name", "init_environment_schema", ("env-1", "org-1", ""), "invalid_parameter",
-        "database_name", S)
-    add("init schema database name with a newline", "init_environment_schema", ("env-1", "org-1", "a\nb"),
-        "invalid_parameter", "database_name", S)
+    for case in data_plane_cases():
+        add(*case, S)
 
     # ---- outbox ----------------------------------------------------------
     add("claim for unknown driver", "claim_provisioning_jobs", ("ftp",), "invalid_parameter", "driver")
@@ -499,6 +492,29 @@ def cases(f):
     return table
 
 
+def data_plane_cases():
+    """Cases for the data-plane functions, run in SQLite's control database and
+    in a Postgres database that has only envdb_data."""
+    return [
+        ("init schema NULL environment", "init_environment_schema", (None,), "invalid_parameter",
+         "environment_id is required"),
+        ("init schema bad environment id", "init_environment_schema", ("a b",), "invalid_parameter",
+         "environment_id"),
+        ("init schema injection environment id", "init_environment_schema", (INJECTION,), "invalid_parameter",
+         "environment_id"),
+        ("init schema environment id of 200", "init_environment_schema", ("e" * 200,), "invalid_parameter",
+         "environment_id"),
+        ("init schema bad organization id", "init_environment_schema", ("env-1", "a b"), "invalid_parameter",
+         "organization_id"),
+        ("init schema empty database name", "init_environment_schema", ("env-1", "org-1", ""),
+         "invalid_parameter", "database_name"),
+        ("init schema database name with a newline", "init_environment_schema", ("env-1", "org-1", "a\nb"),
+         "invalid_parameter", "database_name"),
+        ("init schema database name of 10000", "init_environment_schema", ("env-1", "org-1", LONG),
+         "invalid_parameter", "database_name"),
+    ]
+
+
 SQLITE_ONLY = {"init", "keyring_add", "keyring_use", "upgrade_environment_schemas", "init_environment_schema",
                "environment_schema_version"}
 
@@ -570,9 +586,53 @@ class BadInputsSqlite(BadInputs, unittest.TestCase):
     host_class = SqliteHost
 
 
+class DataPlaneHost(PostgresHost):
+    """A Postgres environment database: extension envdb_data alone."""
+
+    def __init__(self):
+        import psycopg2
+        self.psycopg2 = psycopg2
+        PostgresHost._serial += 1
+        self.dbname = f"envdb_data_bad_{os.getpid()}_{PostgresHost._serial}"
+        admin = psycopg2.connect(dbname="postgres")
+        admin.autocommit = True
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{self.dbname}"')
+        admin.cursor().execute(f'CREATE DATABASE "{self.dbname}"')
+        admin.close()
+        self.conn = psycopg2.connect(dbname=self.dbname)
+        self.conn.autocommit = True
+        self.conn.cursor().execute("CREATE EXTENSION envdb_data")
+
+    def counts(self):
+        return self.sql("select count(*) from pg_class where relnamespace = 'envdb'::regnamespace")
+
+
 @unittest.skipUnless(postgres_available(), "needs the pg_virtualenv cluster (make check)")
 class BadInputsPostgres(BadInputs, unittest.TestCase):
     host_class = PostgresHost
+
+    def test_data_plane_bad_inputs_in_an_environment_database(self):
+        h = DataPlaneHost()
+        try:
+            table = data_plane_cases() + [
+                ("environment_schema_version: an argument it does not take", "environment_schema_version",
+                 ("surplus",), HOST, "does not exist")]
+            functions = {r[0] for r in h.sql("select proname from pg_proc where pronamespace = "
+                                             "'envdb'::regnamespace")}
+            self.assertEqual(functions - {c[1] for c in table}, set(), "functions with no bad-input case")
+            for label, fn, args, code, fragment in table:
+                with self.subTest(case=label):
+                    before = h.counts()
+                    with self.assertRaises(HostError) as caught:
+                        h.call(fn, *args)
+                    self.assertEqual(caught.exception.code, code, caught.exception.message)
+                    self.assertIn(fragment, caught.exception.message)
+                    self.assertEqual(h.counts(), before, "a refused call created something")
+            self.assertIsNone(h.call("environment_schema_version"))  # still serving, never initialized
+            print(f"\n  [bad inputs] postgres envdb_data: {len(table)} cases over {len(functions)} functions",
+                  flush=True)
+        finally:
+            h.close()
 
 
 if __name__ == "__main__":
