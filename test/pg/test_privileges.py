@@ -254,6 +254,10 @@ CREATE FUNCTION public.reject_change() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN PERFORM public.shadow_hit('reject_change'); RETURN NEW; END $$;
 CREATE FUNCTION public.provision_environment(text, text) RETURNS jsonb LANGUAGE plpgsql AS
   $$ BEGIN PERFORM public.shadow_hit('provision_environment'); RETURN '{}'; END $$;
+CREATE FUNCTION pg_temp.now() RETURNS timestamptz LANGUAGE plpgsql AS
+  $$ BEGIN PERFORM public.shadow_hit('pg_temp.now'); RETURN '1999-01-01'; END $$;
+CREATE FUNCTION pg_temp.gen_random_uuid() RETURNS uuid LANGUAGE plpgsql AS
+  $$ BEGIN PERFORM public.shadow_hit('pg_temp.gen_random_uuid'); RETURN '00000000-0000-0000-0000-000000000000'; END $$;
 CREATE FUNCTION public.shadow_rows() RETURNS TABLE (id text) LANGUAGE plpgsql AS
   $$ BEGIN PERFORM public.shadow_hit('table'); RETURN; END $$;
 """
