@@ -85,6 +85,10 @@ Value init_environment_schema(api::Call& c) {
   const std::string environment_id = c.text("environment_id", 128);
   const auto organization_id = c.opt_text("organization_id", 128);
   const auto database_name = c.opt_text("database_name", kMaxDatabaseName);
+  // A malformed argument is invalid_parameter wherever the call is made.
+  require_id("environment_id", environment_id);
+  if (organization_id) require_id("organization_id", *organization_id);
+  require_database_name(database_name);
   // The data plane belongs in an environment database; a control plane that
   // received it by mistake would look like an environment to a router.
   if (table_exists(c.store, "sys_environment"))

@@ -151,6 +151,18 @@ Json retry(Host& host, const Row& env, const std::optional<std::string>& reason)
   return Json{{"environment", environment_now(store, id)}, {"job", provision::job_brief(job)}};
 }
 
+// provision_environment with if_not_exists finding the slug taken.
+Value existing_environment(Store& store, const provision::Spec& spec, const Row& existing,
+                           const Stopwatch& clock) {
+  Json out = provision::environment_bundle(store, existing.text("id"));
+  out["durationMs"] = clock.ms();
+  out["warnings"] = Json::array(
+      {"environment " + quote_value(spec.slug) + " already exists in organization " +
+       quote_value(spec.organization_id) + " (status " + existing.text("status") +
+       "); returned as it is, nothing was changed"});
+  return api::json_result(out);
+}
+
 }  // namespace
 
 Value provision_organization(api::Call& c) {
@@ -180,10 +192,22 @@ Value provision_organization(api::Call& c) {
   Atomic tx(store);
   provision::Undo undo;
   const std::string now = now_iso();
-  execute(store,
-          "INSERT INTO envdb.sys_organization (id, slug, name, metadata, created_at, updated_at) "
-          "VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, $5::timestamptz)",
-          {id, slug, name, metadata.dump(), now});
+  // The checks above read before anything is locked: a concurrent call may
+  // take the slug or id in between. ON CONFLICT turns that race into the same
+  // answer instead of a unique-violation message from the host.
+  if (query(store,
+            "INSERT INTO envdb.sys_organization (id, slug, name, metadata, created_at, updated_at) "
+            "VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, $5::timestamptz) "
+            "ON CONFLICT DO NOTHING RETURNING id",
+            {id, slug, name, metadata.dump(), now})
+          .empty()) {
+    if (auto taken =
+            query_one(store, "SELECT id FROM envdb.sys_organization WHERE slug = $1", {slug}))
+      fail(Code::already_exists, "slug " + quote_value(slug) +
+                                     " is already used by organization " +
+                                     quote_value(taken->text("id")));
+    fail(Code::already_exists, "id " + quote_value(id) + " already names an organization");
+  }
   provision::Spec spec;
   spec.organization_id = id;
   spec.slug = "default";
@@ -249,13 +273,7 @@ Value provision_environment(api::Call& c) {
       fail(Code::already_exists, "slug " + quote_value(spec.slug) +
                                      " already names an environment of organization " +
                                      quote_value(spec.organization_id));
-    Json out = provision::environment_bundle(store, existing->text("id"));
-    out["durationMs"] = clock.ms();
-    out["warnings"] = Json::array(
-        {"environment " + quote_value(spec.slug) + " already exists in organization " +
-         quote_value(spec.organization_id) + " (status " + existing->text("status") +
-         "); returned as it is, nothing was changed"});
-    return api::json_result(out);
+    return existing_environment(store, spec, *existing, clock);
   }
   if (spec.is_default) {
     if (auto current = provision::default_environment(store, spec.organization_id))
@@ -266,9 +284,19 @@ Value provision_environment(api::Call& c) {
   }
   provision::require_key_for(c.host, spec.driver);
 
-  Atomic tx(store);
+  std::optional<Json> created;
   provision::Undo undo;
-  Json out = provision::create_environment(c.host, spec, undo);
+  Atomic tx(store);
+  try {
+    created = provision::create_environment(c.host, spec, undo);
+  } catch (const Error& e) {
+    // A concurrent call took the slug after the check above.
+    if (!if_not_exists || e.code() != Code::already_exists) throw;
+    auto existing = provision::environment_by_slug(store, spec.organization_id, spec.slug);
+    if (!existing) throw;
+    return existing_environment(store, spec, *existing, clock);
+  }
+  Json& out = *created;
   const std::string environment_id = out["environment"]["id"].get<std::string>();
   audit::record(c.host, {"environment.provision", spec.organization_id, environment_id,
                          "environment", environment_id,

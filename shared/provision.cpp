@@ -258,13 +258,26 @@ Json create_environment(Host& host, const Spec& s, Undo& undo) {
   const std::string database_name = database_name_for(database_id);
   const std::string now = now_iso();
 
-  execute(store,
-          "INSERT INTO envdb.sys_environment (id, organization_id, slug, name, description, "
-          "env_type, region, is_default, is_protected, status, created_by, metadata, created_at, "
-          "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'provisioning', $10, "
-          "$11::jsonb, $12::timestamptz, $12::timestamptz)",
-          {environment_id, s.organization_id, s.slug, s.name, opt(s.description), s.env_type,
-           s.region, s.is_default, s.is_protected, opt(s.created_by), s.metadata.dump(), now});
+  // Callers check the slug and the default flag first, but a concurrent call
+  // can take either in between: ON CONFLICT makes that race give the same
+  // answer as the check rather than a unique-violation message from the host.
+  if (query(store,
+            "INSERT INTO envdb.sys_environment (id, organization_id, slug, name, description, "
+            "env_type, region, is_default, is_protected, status, created_by, metadata, "
+            "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'provisioning', "
+            "$10, $11::jsonb, $12::timestamptz, $12::timestamptz) ON CONFLICT DO NOTHING "
+            "RETURNING id",
+            {environment_id, s.organization_id, s.slug, s.name, opt(s.description), s.env_type,
+             s.region, s.is_default, s.is_protected, opt(s.created_by), s.metadata.dump(), now})
+          .empty()) {
+    if (environment_by_slug(store, s.organization_id, s.slug))
+      fail(Code::already_exists, "slug " + quote_value(s.slug) +
+                                     " already names an environment of organization " +
+                                     quote_value(s.organization_id));
+    fail(Code::conflict, "organization " + quote_value(s.organization_id) +
+                             " got a default environment from a concurrent call; use "
+                             "set_default_environment to move the flag");
+  }
   execute(store,
           "INSERT INTO envdb.sys_environment_database (id, environment_id, database_name, driver, "
           "region, storage_limit_mb, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "

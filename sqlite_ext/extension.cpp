@@ -31,6 +31,7 @@ class Connection : public Host {
   }
   Json info() override { return Json{{"sqlite", sqlite3_libversion()}}; }
   void end_call() { store_.clear_cache(); }
+  SqliteStore& sqlite_store() { return store_; }
   Keyring& keyring() override { return keyring_; }
   std::optional<std::string> context() override { return context_; }
   void set_context(const std::optional<std::string>& c) override { context_ = c; }
@@ -95,6 +96,17 @@ void dispatch(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   try {
     const api::Function& fn = *entry->fn;
     Value result;
+    // Writing functions run in a write transaction of their own (see
+    // SqliteStore::begin_write): two processes on one control database then
+    // serialise, and a lock held past the busy timeout is `conflict`.
+    struct WriteTransaction {
+      SqliteStore& store;
+      bool open;
+      ~WriteTransaction() {
+        if (open) store.rollback_write();
+      }
+    } write{entry->connection->sqlite_store(),
+            (fn.flags & api::kWrites) != 0 && entry->connection->sqlite_store().begin_write()};
     if ((fn.flags & api::kRequestForm) && argc == 1 && sqlite3_value_type(argv[0]) == SQLITE_TEXT &&
         sqlite3_value_bytes(argv[0]) > 0 &&
         reinterpret_cast<const char*>(sqlite3_value_text(argv[0]))[0] == '{') {
@@ -104,6 +116,10 @@ void dispatch(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
       args.reserve(static_cast<size_t>(argc));
       for (int i = 0; i < argc; ++i) args.push_back(to_value(argv[i]));
       result = api::invoke(*entry->connection, fn, std::move(args));
+    }
+    if (write.open) {
+      write.open = false;
+      write.store.commit_write();
     }
     set_result(ctx, result);
     return;

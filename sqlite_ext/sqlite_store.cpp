@@ -126,8 +126,18 @@ void SqliteStore::exec(const std::string& sql) {
   if (rc != SQLITE_OK) {
     std::string message = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
+    if (is_busy(rc)) throw Error(Code::conflict, busy_sentence(message));
     throw_host_error(Code::internal, message);
   }
+}
+
+bool SqliteStore::is_busy(int rc) {
+  return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+}
+
+std::string SqliteStore::busy_sentence(const std::string& message) {
+  return "the database is locked by another connection (" + message +
+         ") past the busy timeout; nothing was changed, retry the call";
 }
 
 void SqliteStore::savepoint(const std::string& name) {
@@ -144,8 +154,34 @@ void SqliteStore::savepoint(const std::string& name) {
                 "envdb functions that change the catalog must be called from a SELECT statement, "
                 "not inside INSERT, UPDATE, DELETE or CREATE TABLE ... AS (SQLite cannot open a "
                 "savepoint there)");
+  if (is_busy(rc)) throw Error(Code::conflict, busy_sentence(message));
   throw_host_error(Code::internal, message);
 }
+
+bool SqliteStore::begin_write() {
+  if (!sqlite3_get_autocommit(db_)) return false;
+  // Inside a writing statement (INSERT ... SELECT envdb_...) a transaction
+  // could not commit; the savepoint then refuses the change (see savepoint()).
+  for (sqlite3_stmt* s = sqlite3_next_stmt(db_, nullptr); s; s = sqlite3_next_stmt(db_, s))
+    if (sqlite3_stmt_busy(s) && !sqlite3_stmt_readonly(s)) return false;
+  exec("BEGIN IMMEDIATE");
+  return true;
+}
+
+void SqliteStore::commit_write() {
+  try {
+    exec("COMMIT");
+  } catch (...) {
+    // A COMMIT that fails (busy past the timeout) leaves the transaction open.
+    rollback_write();
+    throw;
+  }
+}
+
+void SqliteStore::rollback_write() noexcept {
+  if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
 void SqliteStore::release(const std::string& name) { exec("RELEASE " + name); }
 void SqliteStore::rollback_to(const std::string& name) { exec("ROLLBACK TO " + name); }
 
@@ -159,7 +195,11 @@ void SqliteStore::raise(int rc) const {
     case SQLITE_CONSTRAINT_NOTNULL: throw_host_error(Code::invalid_parameter, message);
     case SQLITE_CONSTRAINT_FOREIGNKEY: throw_host_error(Code::not_found, message);
     case SQLITE_READONLY: throw_host_error(Code::permission_denied, message);
-    default: throw_host_error(Code::internal, message);
+    default:
+      // SQLITE_BUSY / SQLITE_LOCKED: another connection holds the lock longer
+      // than the busy timeout, or a deferred transaction cannot be upgraded.
+      if (is_busy(ext)) throw Error(Code::conflict, busy_sentence(message));
+      throw_host_error(Code::internal, message);
   }
 }
 

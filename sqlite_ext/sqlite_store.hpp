@@ -34,7 +34,18 @@ class SqliteStore : public Store {
   // prepared statements, and an extension cannot hook the close.
   void clear_cache();
 
+  // A call that changes the catalog runs in one write transaction of its own
+  // when the caller has none open: BEGIN IMMEDIATE takes the write lock first
+  // (waiting up to the busy timeout), so what the call reads cannot change
+  // before it writes. Returns false when a transaction is already open (the
+  // caller's; then only its savepoints apply).
+  bool begin_write();
+  void commit_write();
+  void rollback_write() noexcept;
+
   [[noreturn]] void raise(int rc) const;  // throws the mapped envdb::Error
+  static bool is_busy(int rc);             // SQLITE_BUSY or SQLITE_LOCKED, any extended code
+  static std::string busy_sentence(const std::string& message);
   void give_back(const std::string& sql, sqlite3_stmt* stmt);
 
  private:

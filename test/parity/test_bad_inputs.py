@@ -1,95 +1,557 @@
 """The bad-input table: every case must fail with the contract's code word,
 name what was wrong, write nothing, and leave the connection usable — in both
-hosts."""
+hosts. Every function the host registers must have at least one case.
+
+Some inputs cannot reach envdb in Postgres, whose type system answers first: a
+wrong argument type, malformed JSON for a jsonb argument, a malformed
+timestamp, 'yes' for a boolean (Postgres reads it as true), a NUL byte (the
+protocol cannot carry one), text that is not UTF-8, or an argument a function
+does not take. Those cases are SQLite only, where envdb itself checks; the
+Postgres side of "an argument it does not take" is the HOST case below."""
+import os
+import sqlite3
 import unittest
 
-from hosts import HostError, PostgresHost, Request, SqliteHost, postgres_available
+from hosts import HostError, PostgresHost, Request, Seconds, SqliteHost, postgres_available
 
 INJECTION = "x'); DROP TABLE sys_organization; --"
+QUOTES = "o'neil\"; --"
 LONG = "x" * 10000
+HUGE = "y" * (1 << 20)
+# Postgres refuses a call whose signature no function has (42883) before envdb
+# runs; hosts.py reports a message without a code word as "unknown".
+HOST = "unknown"
+
+
+class Raw(str):
+    """A SQL expression written into a SQLite call as it is (for text that is
+    not valid UTF-8, which Python cannot bind as text)."""
+
+
+def sqlite_call(h, fn, args):
+    parts, values = [], []
+    for a in args:
+        if isinstance(a, Raw):
+            parts.append(str(a))
+        else:
+            parts.append("?")
+            values.append(a)
+    try:
+        return h.db.execute(f"select envdb_{fn}({', '.join(parts)})", values).fetchone()[0]
+    except sqlite3.Error as e:
+        from hosts import _host_error
+        raise _host_error(str(e)) from None
+
+
+def call(h, fn, args):
+    if any(isinstance(a, Raw) for a in args):
+        return sqlite_call(h, fn, args)
+    return h.call(fn, *args)
+
+
+S = "sqlite"
+P = "postgres"
 
 
 def cases(f):
-    """(label, function, args, code, fragment of the message). `f` holds the fixture ids."""
+    """(label, function, args, code, fragment of the message[, only host]).
+    `f` holds the fixture ids."""
     org, env, prov, db = f["org"], f["env"], f["prov_env"], f["db"]
+    arch, arch_db, prod = f["archived_env"], f["archived_db"], f["protected_env"]
+    cred, revoked = f["cred"], f["revoked_cred"]
+    running, pending, done = f["running_job"], f["pending_job"], f["done_job"]
+    bad_utf8 = Raw("cast(x'c328' as text)")
+    overlong = Raw("cast(x'c0af' as text)")
+    table = []
+
+    def add(*case):
+        table.append(case)
+
+    def extra_argument(fn, given):
+        add(f"{fn}: an argument too many", fn, given + ("surplus",), "invalid_parameter", "at most", S)
+        if fn not in SQLITE_ONLY:
+            add(f"{fn}: an argument it does not take", fn, given + ("surplus",), HOST, "does not exist", P)
+
+    # ---- setup -----------------------------------------------------------
+    for fn in ("version", "build_info", "keyring_status", "expire_credentials", "clear_active_environment",
+               "current_environment_id", "current_organization_id", "current_context", "init",
+               "environment_schema_version", "upgrade_environment_schemas"):
+        extra_argument(fn, ())
+    add("config: injection key", "config", (INJECTION,), "invalid_parameter", "key")
+    add("config: NULL key", "config", (None,), "invalid_parameter", "key is required")
+    add("config: unknown key", "config", ("colour",), "invalid_parameter", "'colour'")
+    add("config: empty key", "config", ("",), "invalid_parameter", "key")
+    add("config: key of 100", "config", ("k" * 100,), "invalid_parameter", "key is longer than 64")
+    add("config: key not text", "config", (5,), "invalid_parameter", "key must be text", S)
+    add("config: NUL in value", "config", ("default_region", "eu\x00west"), "invalid_parameter", "value", S)
+    add("config: negative seconds", "config", ("rotation_grace_seconds", "-5"), "invalid_parameter",
+        "rotation_grace_seconds")
+    add("config: seconds in words", "config", ("credential_ttl_seconds", "ten"), "invalid_parameter",
+        "credential_ttl_seconds")
+    add("config: seconds of 13 digits", "config", ("credential_ttl_seconds", "9" * 13), "invalid_parameter",
+        "credential_ttl_seconds")
+    add("config: fractional seconds", "config", ("rotation_grace_seconds", "1.5"), "invalid_parameter",
+        "rotation_grace_seconds")
+    add("config: unknown default driver", "config", ("default_driver", "oracle"), "invalid_parameter",
+        "default_driver")
+    add("config: empty default region", "config", ("default_region", ""), "invalid_parameter", "default_region")
+    add("config: value of 5000", "config", ("default_region", "r" * 5000), "invalid_parameter",
+        "value is longer than 4096")
+    add("config: value not UTF-8", "config", ("default_region", bad_utf8), "invalid_parameter",
+        "value is not valid UTF-8", S)
+    add("config: an argument too many", "config", ("default_region", "eu", "x"), "invalid_parameter", "at most", S)
+
+    # ---- keys ------------------------------------------------------------
+    add("keyring_add: id with a space", "keyring_add", ("bad id", "AAAA"), "invalid_parameter", "kms_key_id", S)
+    add("keyring_add: NULL key", "keyring_add", ("k9", None), "invalid_parameter", "key_base64 is required", S)
+    add("keyring_add: not base64", "keyring_add", ("k9", "!!!not base64!!!"), "invalid_parameter", "key_base64", S)
+    add("keyring_add: 16 bytes", "keyring_add", ("k9", "AAECAwQFBgcICQoLDA0ODw=="), "invalid_parameter",
+        "32 bytes", S)
+    add("keyring_add: another key under k1", "keyring_add",
+        ("k1", "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="), "conflict", "'k1'", S)
+    add("keyring_add: key not text", "keyring_add", ("k9", b"\x00" * 32), "invalid_parameter",
+        "key_base64 must be text", S)
+    add("keyring_use: unknown key", "keyring_use", ("nope",), "key_unavailable", "'nope'", S)
+    add("keyring_use: NULL", "keyring_use", (None,), "invalid_parameter", "kms_key_id is required", S)
+    add("keyring_use: id of 200", "keyring_use", ("k" * 200,), "invalid_parameter", "kms_key_id", S)
+
+    # ---- provision_organization ----------------------------------------
+    add("empty slug", "provision_organization", ("", "Acme"), "invalid_parameter", "slug")
+    add("NULL slug", "provision_organization", (None, "Acme"), "invalid_parameter", "slug is required")
+    add("uppercase slug", "provision_organization", ("ACME", "Acme"), "invalid_parameter", "slug")
+    add("slug starting with -", "provision_organization", ("-acme", "Acme"), "invalid_parameter", "slug")
+    add("slug with _", "provision_organization", ("a_b", "Acme"), "invalid_parameter", "slug")
+    add("slug with a trailing space", "provision_organization", ("acme ", "Acme"), "invalid_parameter", "slug")
+    add("slug of 64", "provision_organization", ("a" * 64, "Acme"), "invalid_parameter", "slug")
+    add("injection slug", "provision_organization", (INJECTION, "Acme"), "invalid_parameter", "slug")
+    add("non-ASCII slug", "provision_organization", ("café", "Acme"), "invalid_parameter", "slug")
+    add("NUL in slug", "provision_organization", ("ab\x00c", "Acme"), "invalid_parameter", "slug", S)
+    add("slug not UTF-8", "provision_organization", (bad_utf8, "Acme"), "invalid_parameter", "slug", S)
+    add("slug a blob", "provision_organization", (b"acme", "Acme"), "invalid_parameter", "slug must be text", S)
+    add("slug a number", "provision_organization", (42, "Acme"), "invalid_parameter", "slug must be text", S)
+    add("missing name", "provision_organization", ("newco", None), "invalid_parameter", "name")
+    add("empty name", "provision_organization", ("newco", ""), "invalid_parameter", "name")
+    add("oversized name", "provision_organization", ("newco", LONG), "invalid_parameter", "name")
+    add("name of 201", "provision_organization", ("newco", "n" * 201), "invalid_parameter", "name")
+    add("name of 1 MiB", "provision_organization", ("newco", HUGE), "invalid_parameter", "name")
+    add("control byte in name", "provision_organization", ("newco", "A\x01B"), "invalid_parameter", "name")
+    add("name overlong UTF-8", "provision_organization", ("newco", overlong), "invalid_parameter", "name", S)
+    add("name a float", "provision_organization", ("newco", 1.5), "invalid_parameter", "name must be text", S)
+    add("id with a space", "provision_organization", ("newco", "N", "bad id"), "invalid_parameter", "id")
+    add("id starting with _", "provision_organization", ("newco", "N", "_x"), "invalid_parameter", "id")
+    add("id of 129", "provision_organization", ("newco", "N", "i" * 129), "invalid_parameter", "id")
+    add("injection id", "provision_organization", ("newco", "N", INJECTION), "invalid_parameter", "id")
+    add("unknown driver", "provision_organization", ("newco", "N", None, None, "oracle"), "invalid_parameter", "driver")
+    add("empty driver", "provision_organization", ("newco", "N", None, None, ""), "invalid_parameter", "driver")
+    add("uppercase driver", "provision_organization", ("newco", "N", None, None, "TURSO"), "invalid_parameter",
+        "driver")
+    add("metadata array", "provision_organization", ("newco", "N", None, None, "turso", None, [1, 2]),
+        "invalid_parameter", "metadata")
+    add("metadata JSON string", "provision_organization", ("newco", "N", None, None, "turso", None, '"m"'),
+        "invalid_parameter", "metadata")
+    add("metadata not JSON", "provision_organization", ("newco", "N", None, None, "turso", None, "{bad"),
+        "invalid_parameter", "metadata", S)
+    add("metadata a number", "provision_organization", ("newco", "N", None, None, "turso", None, 7),
+        "invalid_parameter", "metadata", S)
+    add("oversized region", "provision_organization", ("newco", "N", None, "r" * 1000, "turso"),
+        "invalid_parameter", "region")
+    add("region of 65", "provision_organization", ("newco", "N", None, "r" * 65, "turso"), "invalid_parameter",
+        "region")
+    add("empty region", "provision_organization", ("newco", "N", None, "", "turso"), "invalid_parameter", "region")
+    add("newline in region", "provision_organization", ("newco", "N", None, "eu\nwest", "turso"),
+        "invalid_parameter", "region")
+    add("created_by of 257", "provision_organization", ("newco", "N", None, None, "turso", "c" * 257),
+        "invalid_parameter", "created_by")
+    add("duplicate organization slug", "provision_organization", ("acme", "Again"), "already_exists", "acme")
+    add("duplicate organization id", "provision_organization", ("newco", "N", org, None, "turso"),
+        "already_exists", org)
+    add("provision_organization: an argument too many", "provision_organization",
+        ("newco", "N", None, None, "turso", None, None, "x"), "invalid_parameter", "at most", S)
+    add("request: organization, unknown key", "provision_organization", (Request(slug="newco", name="N", owner=1),),
+        "invalid_parameter", "owner")
+    add("request: organization, snake_case key", "provision_organization",
+        (Request(slug="newco", name="N", created_by="x"),), "invalid_parameter", "created_by")
+    add("request: organization, name missing", "provision_organization", (Request(slug="newco"),),
+        "invalid_parameter", "name is required")
+    add("request: organization, slug a list", "provision_organization", (Request(slug=["a"], name="N"),),
+        "invalid_parameter", "slug")
+    add("request: organization, metadata a list", "provision_organization",
+        (Request(slug="newco", name="N", metadata=[1]),), "invalid_parameter", "metadata")
+    add("request: organization, bad slug", "provision_organization", (Request(slug="New Co", name="N"),),
+        "invalid_parameter", "slug")
+
+    # ---- provision_environment -------------------------------------------
+    add("unknown organization", "provision_environment", ("no-such-org", "x", None, None, None, "turso"),
+        "not_found", "no-such-org")
+    add("NULL organization", "provision_environment", (None, "x"), "invalid_parameter", "organization_id is required")
+    add("organization id with a space", "provision_environment", ("bad org", "x"), "invalid_parameter",
+        "organization_id")
+    add("injection organization id", "provision_environment", (INJECTION, "x"), "invalid_parameter",
+        "organization_id")
+    add("NULL environment slug", "provision_environment", (org, None), "invalid_parameter", "slug is required")
+    add("injection environment slug", "provision_environment", (org, INJECTION), "invalid_parameter", "slug")
+    add("unknown env_type", "provision_environment", (org, "x", None, "staging", None, "turso"),
+        "invalid_parameter", "env_type")
+    add("uppercase env_type", "provision_environment", (org, "x", None, "Production", None, "turso"),
+        "invalid_parameter", "env_type")
+    add("empty env_type", "provision_environment", (org, "x", None, "", None, "turso"), "invalid_parameter",
+        "env_type")
+    add("env_type default", "provision_environment", (org, "x", None, "default", None, "turso"),
+        "invalid_parameter", "env_type")
+    add("environment name of 201", "provision_environment", (org, "x", "n" * 201, None, None, "turso"),
+        "invalid_parameter", "name")
+    add("environment driver ftp", "provision_environment", (org, "x", None, None, None, "ftp"),
+        "invalid_parameter", "driver")
+    add("environment region with a tab", "provision_environment", (org, "x", None, None, "a\tb", "turso"),
+        "invalid_parameter", "region")
+    add("negative storage limit", "provision_environment",
+        (org, "x", None, None, None, "turso", None, None, None, -1), "invalid_parameter", "storage_limit_mb")
+    add("zero storage limit", "provision_environment",
+        (org, "x", None, None, None, "turso", None, None, None, 0), "invalid_parameter", "storage_limit_mb")
+    add("storage limit in words", "provision_environment",
+        (org, "x", None, None, None, "turso", None, None, None, "big"), "invalid_parameter", "storage_limit_mb", S)
+    add("fractional storage limit", "provision_environment",
+        (org, "x", None, None, None, "turso", None, None, None, 1.5), "invalid_parameter", "storage_limit_mb", S)
+    add("is_default of 2", "provision_environment", (org, "x", None, None, None, "turso", 2),
+        "invalid_parameter", "is_default", S)
+    add("is_default 'yes'", "provision_environment", (org, "x", None, None, None, "turso", "yes"),
+        "invalid_parameter", "is_default", S)
+    add("is_protected -1", "provision_environment", (org, "x", None, None, None, "turso", None, -1),
+        "invalid_parameter", "is_protected", S)
+    add("if_not_exists 'true'", "provision_environment",
+        (org, "x", None, None, None, "turso", None, None, None, None, None, None, "true"),
+        "invalid_parameter", "if_not_exists", S)
+    add("second default", "provision_environment", (org, "x", None, None, None, "turso", True), "conflict",
+        "default")
+    add("duplicate environment slug", "provision_environment", (org, "dev", None, None, None, "turso"),
+        "already_exists", "dev")
+    add("oversized description", "provision_environment",
+        (org, "x", None, None, None, "turso", None, None, "d" * 5000), "invalid_parameter", "description")
+    add("created_by with NUL", "provision_environment",
+        (org, "x", None, None, None, "turso", None, None, None, None, "a\x00b"), "invalid_parameter", "created_by", S)
+    add("environment metadata array", "provision_environment",
+        (org, "x", None, None, None, "turso", None, None, None, None, None, [1]), "invalid_parameter", "metadata")
+    add("environment metadata not JSON", "provision_environment",
+        (org, "x", None, None, None, "turso", None, None, None, None, None, "{\"a\":"), "invalid_parameter",
+        "metadata", S)
+    add("sqlite driver in Postgres", "provision_environment", (org, "x", None, None, None, "sqlite"),
+        "invalid_parameter", "driver", P)
+    add("request: unknown key", "provision_environment", (Request(organizationId=org, slug="x", bogus=1),),
+        "invalid_parameter", "bogus")
+    add("request: slug not text", "provision_environment", (Request(organizationId=org, slug=5),),
+        "invalid_parameter", "slug")
+    add("request: isDefault not boolean", "provision_environment",
+        (Request(organizationId=org, slug="x", isDefault="yes"),), "invalid_parameter", "is_default")
+    add("request: metadata not object", "provision_environment",
+        (Request(organizationId=org, slug="x", metadata="m"),), "invalid_parameter", "metadata")
+    add("request: organizationId missing", "provision_environment", (Request(slug="x"),), "invalid_parameter",
+        "organization_id is required")
+    add("request: storageLimitMb text", "provision_environment",
+        (Request(organizationId=org, slug="x", storageLimitMb="10"),), "invalid_parameter", "storage_limit_mb")
+    add("request: storageLimitMb fractional", "provision_environment",
+        (Request(organizationId=org, slug="x", storageLimitMb=1.5),), "invalid_parameter", "storage_limit_mb")
+    add("request: ifNotExists a number", "provision_environment",
+        (Request(organizationId=org, slug="x", ifNotExists=1),), "invalid_parameter", "if_not_exists")
+    add("request: envType unknown", "provision_environment",
+        (Request(organizationId=org, slug="x", envType="qa"),), "invalid_parameter", "env_type")
+    add("request: nested object for slug", "provision_environment",
+        (Request(organizationId=org, slug={"a": 1}),), "invalid_parameter", "slug")
+
+    # ---- environment lifecycle -------------------------------------------
+    add("get unknown environment", "get_environment", ("no-such-env",), "not_found", "no-such-env")
+    add("get NULL environment", "get_environment", (None,), "invalid_parameter", "environment_id is required")
+    add("get environment id with a space", "get_environment", ("a b",), "invalid_parameter", "environment_id")
+    add("get injection environment id", "get_environment", (INJECTION,), "invalid_parameter", "environment_id")
+    add("get environment id of 10000", "get_environment", (LONG,), "invalid_parameter", "environment_id")
+    add("get environment id with NUL", "get_environment", ("env\x00",), "invalid_parameter", "environment_id", S)
+    add("get environment id a number", "get_environment", (12,), "invalid_parameter", "environment_id", S)
+    add("get environment id not UTF-8", "get_environment", (bad_utf8,), "invalid_parameter", "environment_id", S)
+    add("get_environment: an argument too many", "get_environment", (env, "x"), "invalid_parameter", "at most", S)
+    add("unknown environment status change", "set_environment_status", ("no-such-env", "active"), "not_found",
+        "no-such-env")
+    add("unknown status", "set_environment_status", (env, "deleted"), "invalid_parameter", "deleted")
+    add("NULL status", "set_environment_status", (env, None), "invalid_parameter", "status is required")
+    add("empty status", "set_environment_status", (env, ""), "invalid_parameter", "status")
+    add("uppercase status", "set_environment_status", (env, "ACTIVE"), "invalid_parameter", "ACTIVE")
+    add("status reason of 1001", "set_environment_status", (env, "suspended", "r" * 1001), "invalid_parameter",
+        "reason")
+    add("active to active", "set_environment_status", (env, "active"), "invalid_transition", "active")
+    add("archived to active", "set_environment_status", (arch, "active"), "invalid_transition", "archived")
+    add("provisioning to suspended", "set_environment_status", (prov, "suspended"), "invalid_transition",
+        "suspended")
+    add("provisioning to active without a database", "set_environment_status", (prov, "active"), "conflict",
+        "not provisioned")
+    add("status of environment id with a space", "set_environment_status", ("a b", "active"),
+        "invalid_parameter", "environment_id")
+    add("archive the default", "archive_environment", (f["default_env"], True), "conflict", "default")
+    add("archive a protected one without force", "archive_environment", (prod,), "conflict", "force")
+    add("archive twice", "archive_environment", (arch, True), "invalid_transition", "archived")
+    add("archive unknown", "archive_environment", ("no-such-env",), "not_found", "no-such-env")
+    add("archive NULL", "archive_environment", (None,), "invalid_parameter", "environment_id is required")
+    add("archive force 'yes'", "archive_environment", (prod, "yes"), "invalid_parameter", "force", S)
+    add("retry an active environment", "retry_environment", (env,), "invalid_transition", "active")
+    add("retry a provisioning environment", "retry_environment", (prov,), "invalid_transition", "provisioning")
+    add("retry an archived environment", "retry_environment", (arch,), "invalid_transition", "archived")
+    add("retry unknown", "retry_environment", ("no-such-env",), "not_found", "no-such-env")
+    add("retry injection id", "retry_environment", (INJECTION,), "invalid_parameter", "environment_id")
+    add("default to unknown", "set_default_environment", ("no-such-env",), "not_found", "no-such-env")
+    add("default to a provisioning one", "set_default_environment", (prov,), "conflict", "provisioning")
+    add("default to an archived one", "set_default_environment", (arch,), "conflict", "archived")
+    add("default to NULL", "set_default_environment", (None,), "invalid_parameter", "environment_id is required")
+    add("default id with quotes", "set_default_environment", (QUOTES,), "invalid_parameter", "environment_id")
+
+    # ---- members ---------------------------------------------------------
+    add("unknown role", "add_environment_member", (env, "user-1", "owner"), "invalid_parameter", "role")
+    add("empty role", "add_environment_member", (env, "user-1", ""), "invalid_parameter", "role")
+    add("uppercase role", "add_environment_member", (env, "user-1", "ENV_USER"), "invalid_parameter", "role")
+    add("NULL role", "add_environment_member", (env, "user-1", None), "invalid_parameter", "role is required")
+    add("empty user id", "add_environment_member", (env, "", "env_user"), "invalid_parameter", "user_id")
+    add("user id with spaces", "add_environment_member", (env, "a user", "env_user"), "invalid_parameter", "user_id")
+    add("user id of 257", "add_environment_member", (env, "u" * 257, "env_user"), "invalid_parameter", "user_id")
+    add("injection user id", "add_environment_member", (env, INJECTION, "env_user"), "invalid_parameter", "user_id")
+    add("user id with NUL", "add_environment_member", (env, "u\x00", "env_user"), "invalid_parameter", "user_id", S)
+    add("user id a number", "add_environment_member", (env, 7, "env_user"), "invalid_parameter", "user_id", S)
+    add("member of unknown environment", "add_environment_member", ("no-such-env", "u1", "env_user"), "not_found",
+        "no-such-env")
+    add("member of an archived environment", "add_environment_member", (arch, "u1", "env_user"), "conflict",
+        "archived")
+    add("remove from unknown environment", "remove_environment_member", ("no-such-env", "u1"), "not_found",
+        "no-such-env")
+    add("remove bad user id", "remove_environment_member", (env, "a b"), "invalid_parameter", "user_id")
+    add("remove NULL user", "remove_environment_member", (env, None), "invalid_parameter", "user_id is required")
+    add("remove bad environment id", "remove_environment_member", ("a b", "u1"), "invalid_parameter",
+        "environment_id")
+    add("role in unknown environment", "environment_role", ("no-such-env", "u1"), "not_found", "no-such-env")
+    add("role of bad user id", "environment_role", (env, "-u"), "invalid_parameter", "user_id")
+    add("role with NULL environment", "environment_role", (None, "u1"), "invalid_parameter",
+        "environment_id is required")
+    add("role of user id not UTF-8", "environment_role", (env, bad_utf8), "invalid_parameter", "user_id", S)
+    add("unknown permission", "check_environment_access", (env, "user-1", "fly"), "invalid_parameter", "permission")
+    add("empty permission", "check_environment_access", (env, "user-1", ""), "invalid_parameter", "permission")
+    add("NULL permission", "check_environment_access", (env, "user-1", None), "invalid_parameter",
+        "permission is required")
+    add("access of bad user id", "check_environment_access", (env, "a b", "read"), "invalid_parameter", "user_id")
+    add("access in unknown environment", "check_environment_access", ("no-such-env", "u1", "read"), "not_found",
+        "no-such-env")
+
+    # ---- credentials -----------------------------------------------------
+    add("issue for unknown database", "issue_credential", ("no-such-db", "readwrite", "t"), "not_found", "no-such-db")
+    add("issue for NULL database", "issue_credential", (None,), "invalid_parameter", "database_id is required")
+    add("issue for database id with a space", "issue_credential", ("a b", "readwrite", "t"), "invalid_parameter",
+        "database_id")
+    add("unknown scope", "issue_credential", (db, "root", "t"), "invalid_parameter", "scope")
+    add("empty scope", "issue_credential", (db, "", "t"), "invalid_parameter", "scope")
+    add("capitalised scope", "issue_credential", (db, "ReadWrite", "t"), "invalid_parameter", "scope")
+    add("oversized token", "issue_credential", (db, "readonly", "t" * 5000), "invalid_parameter", "token")
+    add("empty token", "issue_credential", (db, "readonly", ""), "invalid_parameter", "token")
+    add("token with NUL", "issue_credential", (db, "readonly", "t\x00t"), "invalid_parameter", "token", S)
+    add("token a blob", "issue_credential", (db, "readonly", b"tok"), "invalid_parameter", "token", S)
+    add("expiry in the past", "issue_credential", (db, "readonly", "t", "2000-01-01T00:00:00Z"),
+        "invalid_parameter", "expires_at")
+    add("expiry not a time", "issue_credential", (db, "readonly", "t", "next tuesday"), "invalid_parameter",
+        "expires_at", S)
+    add("expiry a number", "issue_credential", (db, "readonly", "t", 1700000000), "invalid_parameter",
+        "expires_at", S)
+    add("expiry of month 13", "issue_credential", (db, "readonly", "t", "2999-13-01T00:00:00Z"),
+        "invalid_parameter", "expires_at", S)
+    add("issue for an archived environment", "issue_credential", (arch_db, "readonly", "t"), "conflict", "archived")
+    add("turso credential without a token", "issue_credential", (f["prov_db"], "readonly"), "invalid_parameter",
+        "token")
+    add("request: issue, scope a number", "issue_credential", (Request(databaseId=db, scope=5),),
+        "invalid_parameter", "scope")
+    add("request: issue, expiresAt a number", "issue_credential",
+        (Request(databaseId=db, token="t", expiresAt=5),), "invalid_parameter", "expires_at")
+    add("request: issue, unknown key", "issue_credential", (Request(databaseId=db, ttl=5),), "invalid_parameter",
+        "ttl")
+    add("rotate with no active credential", "rotate_credential", (f["prov_db"], "readonly", None, "tok"),
+        "not_found", "readonly")
+    add("rotate unknown database", "rotate_credential", ("no-such-db",), "not_found", "no-such-db")
+    add("rotate NULL database", "rotate_credential", (None,), "invalid_parameter", "database_id is required")
+    add("rotate injection database", "rotate_credential", (INJECTION,), "invalid_parameter", "database_id")
+    add("rotate unknown scope", "rotate_credential", (db, "superuser"), "invalid_parameter", "scope")
+    add("rotate negative grace", "rotate_credential", (db, "readwrite", Seconds(-1), "t"), "invalid_parameter",
+        "grace")
+    add("rotate grace of 300 years", "rotate_credential", (db, "readwrite", Seconds(300 * 366 * 86400), "t"),
+        "invalid_parameter", "grace")
+    add("rotate grace in words", "rotate_credential", (db, "readwrite", "soon", "t"), "invalid_parameter",
+        "grace", S)
+    add("rotate grace fractional", "rotate_credential", (db, "readwrite", 1.5, "t"), "invalid_parameter",
+        "grace", S)
+    add("rotate empty token", "rotate_credential", (db, "readwrite", None, ""), "invalid_parameter", "token")
+    add("rotate on an archived environment", "rotate_credential", (arch_db, "readwrite", None, "t"), "conflict",
+        "archived")
+    add("request: rotate, grace text", "rotate_credential", (Request(databaseId=db, grace="1 day"),),
+        "invalid_parameter", "grace")
+    add("revoke unknown credential", "revoke_credential", ("no-such-cred",), "not_found", "no-such-cred")
+    add("revoke twice", "revoke_credential", (revoked,), "invalid_transition", "revoked")
+    add("revoke NULL", "revoke_credential", (None,), "invalid_parameter", "credential_id is required")
+    add("revoke injection id", "revoke_credential", (INJECTION,), "invalid_parameter", "credential_id")
+    add("reveal unknown credential", "reveal_credential", ("no-such-cred",), "not_found", "no-such-cred")
+    add("reveal a revoked credential", "reveal_credential", (revoked,), "conflict", "revoked")
+    add("reveal NULL", "reveal_credential", (None,), "invalid_parameter", "credential_id is required")
+    add("reveal id with quotes", "reveal_credential", (QUOTES,), "invalid_parameter", "credential_id")
+    add("rewrap to an unloaded key", "rewrap_credentials", ("no-such-key",), "key_unavailable", "no-such-key")
+    add("rewrap to a key id of 200", "rewrap_credentials", ("k" * 200,), "invalid_parameter", "kms_key_id")
+    add("rewrap to an injection key id", "rewrap_credentials", (INJECTION,), "key_unavailable", "kms_key_id")
+    add("rewrap key id with NUL", "rewrap_credentials", ("k1\x00",), "invalid_parameter", "kms_key_id", S)
+
+    # ---- context and routing --------------------------------------------
+    add("activate unknown environment", "set_active_environment", ("no-such-env",), "not_found", "no-such-env")
+    add("activate NULL", "set_active_environment", (None,), "invalid_parameter", "environment_id is required")
+    add("activate bad environment id", "set_active_environment", ("a b",), "invalid_parameter", "environment_id")
+    add("activate for a non-member", "set_active_environment", (env, "stranger"), "permission_denied", "stranger")
+    add("activate for a bad user id", "set_active_environment", (env, "a b"), "invalid_parameter", "user_id")
+    add("activate a provisioning environment", "set_active_environment", (prov,), "conflict", "provisioning")
+    add("activate an archived environment", "set_active_environment", (arch,), "conflict", "archived")
+    add("resolve unknown environment", "resolve_environment", ("no-such-env",), "not_found", "no-such-env")
+    add("resolve NULL", "resolve_environment", (None,), "invalid_parameter", "environment_id is required")
+    add("resolve injection id", "resolve_environment", (INJECTION,), "invalid_parameter", "environment_id")
+    add("resolve unknown scope", "resolve_environment", (env, "root"), "invalid_parameter", "scope")
+    add("resolve a scope without a credential", "resolve_environment", (env, "readonly"), "not_found", "readonly")
+    add("resolve a provisioning environment", "resolve_environment", (prov,), "conflict", "provisioning")
+    add("resolve an archived environment", "resolve_environment", (arch,), "conflict", "archived")
+    add("resolve scope not UTF-8", "resolve_environment", (env, bad_utf8), "invalid_parameter", "scope", S)
+
+    # ---- data plane (Postgres: in an envdb_data database, see below) -----
+    add("init schema in the control database", "init_environment_schema", ("env-1",), "conflict",
+        "control-plane", S)
+    for case in data_plane_cases():
+        add(*case, S)
+
+    # ---- outbox ----------------------------------------------------------
+    add("claim for unknown driver", "claim_provisioning_jobs", ("ftp",), "invalid_parameter", "driver")
+    add("claim for NULL driver", "claim_provisioning_jobs", (None,), "invalid_parameter", "driver is required")
+    add("claim for empty driver", "claim_provisioning_jobs", ("",), "invalid_parameter", "driver")
+    add("claim zero jobs", "claim_provisioning_jobs", ("turso", 0), "invalid_parameter", "max_jobs")
+    add("claim -5 jobs", "claim_provisioning_jobs", ("turso", -5), "invalid_parameter", "max_jobs")
+    add("claim 1001 jobs", "claim_provisioning_jobs", ("turso", 1001), "invalid_parameter", "max_jobs")
+    add("claim 2^62 jobs", "claim_provisioning_jobs", ("turso", 2 ** 62), "invalid_parameter", "max_jobs")
+    add("claim ten jobs in words", "claim_provisioning_jobs", ("turso", "ten"), "invalid_parameter", "max_jobs", S)
+    add("claim worker of 257", "claim_provisioning_jobs", ("turso", 1, "w" * 257), "invalid_parameter", "worker")
+    add("claim worker with NUL", "claim_provisioning_jobs", ("turso", 1, "w\x00"), "invalid_parameter", "worker", S)
+    add("complete unknown job", "complete_provisioning_job", ("no-such-job",), "not_found", "no-such-job")
+    add("complete NULL job", "complete_provisioning_job", (None,), "invalid_parameter", "job_id is required")
+    add("complete job id with a space", "complete_provisioning_job", ("a b",), "invalid_parameter", "job_id")
+    add("complete a pending job", "complete_provisioning_job", (pending, "libsql://x", {"readwrite": "t"}),
+        "invalid_transition", "pending")
+    add("complete a done job", "complete_provisioning_job", (done, "libsql://x", {"readwrite": "t"}),
+        "invalid_transition", "done")
+    add("complete a turso job without tokens", "complete_provisioning_job", (running, "libsql://x"),
+        "invalid_parameter", "tokens")
+    add("complete with tokens an array", "complete_provisioning_job", (running, "libsql://x", ["t"]),
+        "invalid_parameter", "tokens")
+    add("complete with tokens a JSON string", "complete_provisioning_job", (running, "libsql://x", '"t"'),
+        "invalid_parameter", "tokens")
+    add("complete with tokens not JSON", "complete_provisioning_job", (running, "libsql://x", "{readwrite: t}"),
+        "invalid_parameter", "tokens", S)
+    add("complete with an unknown scope", "complete_provisioning_job", (running, "libsql://x", {"root": "t"}),
+        "invalid_parameter", "root")
+    add("complete with a number token", "complete_provisioning_job", (running, "libsql://x", {"readwrite": 5}),
+        "invalid_parameter", "tokens.readwrite")
+    add("complete with an empty token", "complete_provisioning_job", (running, "libsql://x", {"readwrite": ""}),
+        "invalid_parameter", "tokens.readwrite")
+    add("complete with a null token", "complete_provisioning_job", (running, "libsql://x", {"admin": None}),
+        "invalid_parameter", "tokens.admin")
+    add("complete with a token of 5000", "complete_provisioning_job",
+        (running, "libsql://x", {"readwrite": "t" * 5000}), "invalid_parameter", "tokens.readwrite")
+    add("complete with an empty URL", "complete_provisioning_job", (running, "", {"readwrite": "t"}),
+        "invalid_parameter", "database_url")
+    add("complete with a URL of 5000", "complete_provisioning_job", (running, "u" * 5000, {"readwrite": "t"}),
+        "invalid_parameter", "database_url")
+    add("fail unknown job", "fail_provisioning_job", ("no-such-job", "boom"), "not_found", "no-such-job")
+    add("fail NULL job", "fail_provisioning_job", (None, "boom"), "invalid_parameter", "job_id is required")
+    add("fail with NULL error", "fail_provisioning_job", (running, None), "invalid_parameter", "error is required")
+    add("fail with an empty error", "fail_provisioning_job", (running, ""), "invalid_parameter", "error")
+    add("fail with retry 'yes'", "fail_provisioning_job", (running, "boom", "yes"), "invalid_parameter", "retry", S)
+    add("fail with retry 7", "fail_provisioning_job", (running, "boom", 7), "invalid_parameter", "retry", S)
+    add("fail a pending job", "fail_provisioning_job", (pending, "boom"), "invalid_transition", "pending")
+    add("fail a done job", "fail_provisioning_job", (done, "boom"), "invalid_transition", "done")
+    add("fail with an error of 2 MiB", "fail_provisioning_job", (running, HUGE * 2), "invalid_parameter", "error")
+
+    # ---- v4 compatibility ------------------------------------------------
+    add("tenant database of unknown organization", "provision_tenant_database", ("no-such-org",), "not_found",
+        "no-such-org")
+    add("tenant database of NULL organization", "provision_tenant_database", (None,), "invalid_parameter",
+        "organization_id is required")
+    add("tenant database of bad organization id", "provision_tenant_database", (INJECTION,), "invalid_parameter",
+        "organization_id")
+    add("tenant database in an empty region", "provision_tenant_database", (org, ""), "invalid_parameter", "region")
+    add("injection legacy table", "migrate_legacy_tenant_databases", ("x; drop table y",), "invalid_parameter",
+        "legacy_table")
+    add("legacy table a.b.c", "migrate_legacy_tenant_databases", ("a.b.c",), "invalid_parameter", "legacy_table")
+    add("empty legacy table", "migrate_legacy_tenant_databases", ("",), "invalid_parameter", "legacy_table")
+    add("legacy table that does not exist", "migrate_legacy_tenant_databases", ("no_such_table",), "not_found",
+        "no_such_table")
+    add("legacy table in an unknown schema", "migrate_legacy_tenant_databases", ("nowhere.t",), "not_found",
+        "nowhere.t")
+    add("legacy table that is not v4", "migrate_legacy_tenant_databases", ("sys_config",), "invalid_parameter",
+        "lacks", S)
+    add("legacy table that is not v4", "migrate_legacy_tenant_databases", ("envdb.sys_config",),
+        "invalid_parameter", "lacks", P)
+    add("legacy dry_run 'yes'", "migrate_legacy_tenant_databases", (None, "yes"), "invalid_parameter", "dry_run", S)
+    return table
+
+
+def data_plane_cases():
+    """Cases for the data-plane functions, run in SQLite's control database and
+    in a Postgres database that has only envdb_data."""
     return [
-        ("empty slug", "provision_organization", ("", "Acme"), "invalid_parameter", "slug"),
-        ("uppercase slug", "provision_organization", ("ACME", "Acme"), "invalid_parameter", "slug"),
-        ("slug starting with -", "provision_organization", ("-acme", "Acme"), "invalid_parameter", "slug"),
-        ("slug of 64", "provision_organization", ("a" * 64, "Acme"), "invalid_parameter", "slug"),
-        ("injection slug", "provision_organization", (INJECTION, "Acme"), "invalid_parameter", "slug"),
-        ("non-ASCII slug", "provision_organization", ("café", "Acme"), "invalid_parameter", "slug"),
-        # Postgres text cannot hold NUL at all (the client refuses to send it), so SQLite only.
-        ("NUL in slug", "provision_organization", ("ab\x00c", "Acme"), "invalid_parameter", "slug", "sqlite"),
-        ("missing name", "provision_organization", ("newco", None), "invalid_parameter", "name"),
-        ("oversized name", "provision_organization", ("newco", LONG), "invalid_parameter", "name"),
-        ("id with a space", "provision_organization", ("newco", "N", "bad id"), "invalid_parameter", "id"),
-        ("id starting with _", "provision_organization", ("newco", "N", "_x"), "invalid_parameter", "id"),
-        ("unknown driver", "provision_organization", ("newco", "N", None, None, "oracle"), "invalid_parameter", "driver"),
-        ("metadata array", "provision_organization", ("newco", "N", None, None, "turso", None, [1, 2]),
-         "invalid_parameter", "metadata"),
-        ("oversized region", "provision_organization", ("newco", "N", None, "r" * 1000, "turso"), "invalid_parameter", "region"),
-        ("duplicate organization slug", "provision_organization", ("acme", "Again"), "already_exists", "acme"),
-        ("unknown organization", "provision_environment", ("no-such-org", "x", None, None, None, "turso"), "not_found", "no-such-org"),
-        ("unknown env_type", "provision_environment", (org, "x", None, "staging", None, "turso"), "invalid_parameter", "env_type"),
-        ("env_type default", "provision_environment", (org, "x", None, "default", None, "turso"), "invalid_parameter", "env_type"),
-        ("negative storage limit", "provision_environment",
-         (org, "x", None, None, None, "turso", None, None, None, -1), "invalid_parameter", "storage_limit_mb"),
-        ("zero storage limit", "provision_environment",
-         (org, "x", None, None, None, "turso", None, None, None, 0), "invalid_parameter", "storage_limit_mb"),
-        ("second default", "provision_environment", (org, "x", None, None, None, "turso", True), "conflict", "default"),
-        ("duplicate environment slug", "provision_environment", (org, "dev", None, None, None, "turso"), "already_exists", "dev"),
-        ("oversized description", "provision_environment",
-         (org, "x", None, None, None, "turso", None, None, "d" * 5000), "invalid_parameter", "description"),
-        ("request: unknown key", "provision_environment", (Request(organizationId=org, slug="x", bogus=1),),
-         "invalid_parameter", "bogus"),
-        ("request: slug not text", "provision_environment", (Request(organizationId=org, slug=5),),
-         "invalid_parameter", "slug"),
-        ("request: isDefault not boolean", "provision_environment",
-         (Request(organizationId=org, slug="x", isDefault="yes"),), "invalid_parameter", "is_default"),
-        ("request: metadata not object", "provision_environment",
-         (Request(organizationId=org, slug="x", metadata="m"),), "invalid_parameter", "metadata"),
-        ("unknown environment status change", "set_environment_status", ("no-such-env", "active"), "not_found", "no-such-env"),
-        ("unknown status", "set_environment_status", (env, "deleted"), "invalid_parameter", "deleted"),
-        ("provisioning to suspended", "set_environment_status", (prov, "suspended"), "invalid_transition", "suspended"),
-        ("archive the default", "archive_environment", (f["default_env"], True), "conflict", "default"),
-        ("retry an active environment", "retry_environment", (env,), "invalid_transition", "active"),
-        ("get unknown environment", "get_environment", ("no-such-env",), "not_found", "no-such-env"),
-        ("default to unknown", "set_default_environment", ("no-such-env",), "not_found", "no-such-env"),
-        ("unknown role", "add_environment_member", (env, "user-1", "owner"), "invalid_parameter", "role"),
-        ("empty user id", "add_environment_member", (env, "", "env_user"), "invalid_parameter", "user_id"),
-        ("user id with spaces", "add_environment_member", (env, "a user", "env_user"), "invalid_parameter", "user_id"),
-        ("member of unknown environment", "add_environment_member", ("no-such-env", "u1", "env_user"), "not_found", "no-such-env"),
-        ("unknown permission", "check_environment_access", (env, "user-1", "fly"), "invalid_parameter", "permission"),
-        ("issue for unknown database", "issue_credential", ("no-such-db", "readwrite", "t"), "not_found", "no-such-db"),
-        ("unknown scope", "issue_credential", (db, "root", "t"), "invalid_parameter", "scope"),
-        ("oversized token", "issue_credential", (db, "readonly", "t" * 5000), "invalid_parameter", "token"),
-        ("revoke unknown credential", "revoke_credential", ("no-such-cred",), "not_found", "no-such-cred"),
-        ("reveal unknown credential", "reveal_credential", ("no-such-cred",), "not_found", "no-such-cred"),
-        ("rotate with no active credential", "rotate_credential", (f["prov_db"], "readonly", None, "tok"),
-         "not_found", "readonly"),
-        ("turso credential without a token", "issue_credential", (f["prov_db"], "readonly"), "invalid_parameter", "token"),
-        ("rewrap to an unloaded key", "rewrap_credentials", ("no-such-key",), "key_unavailable", "no-such-key"),
-        ("claim for unknown driver", "claim_provisioning_jobs", ("ftp",), "invalid_parameter", "driver"),
-        ("claim zero jobs", "claim_provisioning_jobs", ("turso", 0), "invalid_parameter", "max_jobs"),
-        ("complete unknown job", "complete_provisioning_job", ("no-such-job",), "not_found", "no-such-job"),
-        ("fail unknown job", "fail_provisioning_job", ("no-such-job", "boom"), "not_found", "no-such-job"),
-        ("injection setting key", "config", (INJECTION,), "invalid_parameter", "key"),
-        ("injection legacy table", "migrate_legacy_tenant_databases", ("x; drop table y",), "invalid_parameter", "legacy_table"),
+        ("init schema NULL environment", "init_environment_schema", (None,), "invalid_parameter",
+         "environment_id is required"),
+        ("init schema bad environment id", "init_environment_schema", ("a b",), "invalid_parameter",
+         "environment_id"),
+        ("init schema injection environment id", "init_environment_schema", (INJECTION,), "invalid_parameter",
+         "environment_id"),
+        ("init schema environment id of 200", "init_environment_schema", ("e" * 200,), "invalid_parameter",
+         "environment_id"),
+        ("init schema bad organization id", "init_environment_schema", ("env-1", "a b"), "invalid_parameter",
+         "organization_id"),
+        ("init schema empty database name", "init_environment_schema", ("env-1", "org-1", ""),
+         "invalid_parameter", "database_name"),
+        ("init schema database name with a newline", "init_environment_schema", ("env-1", "org-1", "a\nb"),
+         "invalid_parameter", "database_name"),
+        ("init schema database name of 10000", "init_environment_schema", ("env-1", "org-1", LONG),
+         "invalid_parameter", "database_name"),
     ]
+
+
+SQLITE_ONLY = {"init", "keyring_add", "keyring_use", "upgrade_environment_schemas", "init_environment_schema",
+               "environment_schema_version"}
 
 
 def fixture(h):
     org = h.call("provision_organization", "acme", "Acme", None, None, "turso")
     org_id = org["organization"]["id"]
+    default_env = org["defaultEnvironment"]["environment"]["id"]
     dev = h.call("provision_environment", org_id, "dev", None, None, None, "turso")
     prov = h.call("provision_environment", org_id, "waiting", None, None, None, "turso")
-    jobs = h.call("claim_provisioning_jobs", "turso", 10)
-    job = next(j["id"] for j in jobs if j["environmentId"] == dev["environment"]["id"])
-    h.call("complete_provisioning_job", job, "libsql://dev", {"readwrite": "tok"})
-    return {"org": org_id, "default_env": org["defaultEnvironment"]["environment"]["id"],
-            "env": dev["environment"]["id"], "db": dev["database"]["id"],
-            "prov_env": prov["environment"]["id"], "prov_db": prov["database"]["id"]}
+    jobs = {j["environmentId"]: j["id"] for j in h.call("claim_provisioning_jobs", "turso", 10)}
+    h.call("complete_provisioning_job", jobs[dev["environment"]["id"]], "libsql://dev", {"readwrite": "tok"})
+    # The waiting environment's job goes back to pending; the default one's stays running.
+    h.call("fail_provisioning_job", jobs[prov["environment"]["id"]], "later", True)
+    old = h.call("provision_environment", org_id, "old", None, None, None, "postgres")
+    h.call("archive_environment", old["environment"]["id"], True)
+    prod = h.call("provision_environment", org_id, "prod", None, "production", None, "postgres")
+    dev_db = dev["database"]["id"]
+    cred = h.call("issue_credential", dev_db, "admin", "tok-admin")["credential"]["id"]
+    revoked = h.call("issue_credential", dev_db, "readonly", "tok-ro")["credential"]["id"]
+    h.call("revoke_credential", revoked)
+    h.call("add_environment_member", dev["environment"]["id"], "user-1", "env_user")
+    return {"org": org_id, "default_env": default_env,
+            "env": dev["environment"]["id"], "db": dev_db,
+            "prov_env": prov["environment"]["id"], "prov_db": prov["database"]["id"],
+            "archived_env": old["environment"]["id"], "archived_db": old["database"]["id"],
+            "protected_env": prod["environment"]["id"], "cred": cred, "revoked_cred": revoked,
+            "running_job": jobs[default_env], "pending_job": jobs[prov["environment"]["id"]],
+            "done_job": jobs[dev["environment"]["id"]]}
+
+
+def registered(h):
+    if h.name == "sqlite":
+        return {r[0][len("envdb_"):] for r in h.db.execute(
+            "select name from pragma_function_list where name like 'envdb\\_%' escape '\\'")}
+    return {r[0] for r in h.sql("select proname from pg_proc where pronamespace = 'envdb'::regnamespace "
+                                "and prorettype <> 'trigger'::regtype")}
 
 
 class BadInputs:
@@ -99,19 +561,23 @@ class BadInputs:
         h = self.host_class()
         try:
             f = fixture(h)
-            table = cases(f)
-            self.assertGreaterEqual(len(table), 40)
-            for label, fn, args, code, fragment, *only in table:
-                if only and only[0] != h.name:
-                    continue
+            table = [c for c in cases(f) if not c[5:] or c[5] == h.name]
+            self.assertGreaterEqual(len(table), 150)
+            self.assertEqual(len({c[0] for c in table}), len(table), "two cases share a label")
+            missing = registered(h) - {c[1] for c in table}
+            self.assertEqual(missing, set(), "functions with no bad-input case")
+            for label, fn, args, code, fragment, *_ in table:
                 with self.subTest(case=label):
                     before = h.counts()
                     with self.assertRaises(HostError) as caught:
-                        h.call(fn, *args)
+                        call(h, fn, args)
                     self.assertEqual(caught.exception.code, code, caught.exception.message)
                     self.assertIn(fragment, caught.exception.message)
+                    self.assertLess(len(caught.exception.message), 2000, "an error message echoes its input")
                     self.assertEqual(h.counts(), before, "a refused call wrote something")
             self.assertEqual(h.call("version")[:2], "0.")  # still serving
+            print(f"\n  [bad inputs] {h.name}: {len(table)} cases over {len({c[1] for c in table})} functions",
+                  flush=True)
         finally:
             h.close()
 
@@ -120,9 +586,53 @@ class BadInputsSqlite(BadInputs, unittest.TestCase):
     host_class = SqliteHost
 
 
+class DataPlaneHost(PostgresHost):
+    """A Postgres environment database: extension envdb_data alone."""
+
+    def __init__(self):
+        import psycopg2
+        self.psycopg2 = psycopg2
+        PostgresHost._serial += 1
+        self.dbname = f"envdb_data_bad_{os.getpid()}_{PostgresHost._serial}"
+        admin = psycopg2.connect(dbname="postgres")
+        admin.autocommit = True
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{self.dbname}"')
+        admin.cursor().execute(f'CREATE DATABASE "{self.dbname}"')
+        admin.close()
+        self.conn = psycopg2.connect(dbname=self.dbname)
+        self.conn.autocommit = True
+        self.conn.cursor().execute("CREATE EXTENSION envdb_data")
+
+    def counts(self):
+        return self.sql("select count(*) from pg_class where relnamespace = 'envdb'::regnamespace")
+
+
 @unittest.skipUnless(postgres_available(), "needs the pg_virtualenv cluster (make check)")
 class BadInputsPostgres(BadInputs, unittest.TestCase):
     host_class = PostgresHost
+
+    def test_data_plane_bad_inputs_in_an_environment_database(self):
+        h = DataPlaneHost()
+        try:
+            table = data_plane_cases() + [
+                ("environment_schema_version: an argument it does not take", "environment_schema_version",
+                 ("surplus",), HOST, "does not exist")]
+            functions = {r[0] for r in h.sql("select proname from pg_proc where pronamespace = "
+                                             "'envdb'::regnamespace")}
+            self.assertEqual(functions - {c[1] for c in table}, set(), "functions with no bad-input case")
+            for label, fn, args, code, fragment in table:
+                with self.subTest(case=label):
+                    before = h.counts()
+                    with self.assertRaises(HostError) as caught:
+                        h.call(fn, *args)
+                    self.assertEqual(caught.exception.code, code, caught.exception.message)
+                    self.assertIn(fragment, caught.exception.message)
+                    self.assertEqual(h.counts(), before, "a refused call created something")
+            self.assertIsNone(h.call("environment_schema_version"))  # still serving, never initialized
+            print(f"\n  [bad inputs] postgres envdb_data: {len(table)} cases over {len(functions)} functions",
+                  flush=True)
+        finally:
+            h.close()
 
 
 if __name__ == "__main__":
