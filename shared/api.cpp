@@ -1,5 +1,6 @@
 #include "api.hpp"
 
+#include "check.hpp"
 #include "clock.hpp"
 #include "context.hpp"
 #include "dataplane.hpp"
@@ -32,6 +33,7 @@ std::vector<Function> build() {
   append(all, context::functions());
   append(all, router::functions());
   append(all, dataplane::functions());
+  append(all, invariants::functions());
   return all;
 }
 

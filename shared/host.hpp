@@ -41,6 +41,16 @@ class Host {
   // user_id)? Postgres: members of envdb_admin or envdb_router; SQLite: the
   // connection owns its database, so yes.
   virtual bool caller_is_privileged() = 0;
+  // Does an environment's database exist where its driver keeps it? For the
+  // invariant checker (check()). nullopt: this host cannot tell (the default;
+  // e.g. turso, or a database on another server). SQLite host: the sqlite
+  // driver's file; Postgres host: a postgres-driver database of this server
+  // (pg_database).
+  virtual std::optional<bool> database_exists(const std::string& /*driver*/,
+                                              const std::string& /*database_name*/,
+                                              const std::optional<std::string>& /*database_url*/) {
+    return std::nullopt;
+  }
 };
 
 }  // namespace envdb

@@ -26,6 +26,8 @@ const Setting kSettings[] = {
     {"sqlite_data_dir", "envdb_environments", "envdb_environments", false},
     {"rotation_grace_seconds", "86400", "86400", true},
     {"credential_ttl_seconds", "0", "0", true},
+    // check() calls a running job stale when it was claimed longer ago (0: never).
+    {"job_claim_timeout_seconds", "3600", "3600", true},
 };
 
 const Setting& find_setting(const std::string& key) {

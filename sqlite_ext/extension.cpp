@@ -10,6 +10,7 @@ SQLITE_EXTENSION_INIT1
 #include <vector>
 
 #include "api.hpp"
+#include "check.hpp"
 #include "sqlite_store.hpp"
 
 namespace envdb::sqlite {
@@ -38,6 +39,12 @@ class Connection : public Host {
   bool caller_is_privileged() override { return true; }
   std::unique_ptr<Store> open_database_file(const std::string& path) override {
     return SqliteStore::open(path);
+  }
+  // The sqlite driver's file; other drivers' databases live elsewhere.
+  std::optional<bool> database_exists(const std::string& driver, const std::string& database_name,
+                                      const std::optional<std::string>& database_url) override {
+    if (driver != "sqlite") return std::nullopt;
+    return invariants::sqlite_file_exists(*this, database_name, database_url);
   }
 
  private:

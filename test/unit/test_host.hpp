@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api.hpp"
+#include "check.hpp"
 #include "sqlite_store.hpp"
 
 namespace envdb::test {
@@ -29,6 +30,12 @@ class MemoryHost : public Host {
   bool caller_is_privileged() override { return true; }
   std::unique_ptr<Store> open_database_file(const std::string& path) override {
     return sqlite::SqliteStore::open(path);
+  }
+  // As the SQLite host: the sqlite driver's file.
+  std::optional<bool> database_exists(const std::string& driver, const std::string& database_name,
+                                      const std::optional<std::string>& database_url) override {
+    if (driver != "sqlite") return std::nullopt;
+    return invariants::sqlite_file_exists(*this, database_name, database_url);
   }
 
   Value call(const std::string& fn, std::vector<Value> args = {}) {
