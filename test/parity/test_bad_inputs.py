@@ -468,6 +468,12 @@ def cases(f):
     add("fail a done job", "fail_provisioning_job", (done, "boom"), "invalid_transition", "done")
     add("fail with an error of 2 MiB", "fail_provisioning_job", (running, HUGE * 2), "invalid_parameter", "error")
 
+    # ---- the invariant checker ---------------------------------------------
+    add("check with repair 'yes'", "check", ("yes",), "invalid_parameter", "repair", S)
+    add("check with repair 7", "check", (7,), "invalid_parameter", "repair", S)
+    add("check with repair a blob", "check", (b"\x01",), "invalid_parameter", "repair", S)
+    extra_argument("check", (False,))
+
     # ---- v4 compatibility ------------------------------------------------
     add("tenant database of unknown organization", "provision_tenant_database", ("no-such-org",), "not_found",
         "no-such-org")

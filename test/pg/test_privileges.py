@@ -30,7 +30,7 @@ ACCESS = {
     "current_environment_id": EVERYONE, "current_organization_id": EVERYONE,
     "current_context": EVERYONE,
     "resolve_environment": {ADMIN, ROUTER}, "reveal_credential": {ADMIN, ROUTER},
-    "config": {ADMIN}, "keyring_status": {ADMIN},
+    "config": {ADMIN}, "keyring_status": {ADMIN}, "check": {ADMIN},
     "provision_organization": {ADMIN}, "provision_environment": {ADMIN},
     "set_environment_status": {ADMIN}, "archive_environment": {ADMIN},
     "set_default_environment": {ADMIN}, "retry_environment": {ADMIN},
