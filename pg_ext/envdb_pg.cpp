@@ -40,6 +40,7 @@ PG_FUNCTION_INFO_V1(envdb_fn);
 #include "keyring.hpp"
 #include "pg_guard.hpp"
 #include "spi_store.hpp"
+#include "worker.hpp"
 
 namespace envdb::pg {
 
@@ -118,6 +119,9 @@ class PgHost : public Host {
       return superuser_arg(caller) || (OidIsValid(admin) && has_privs_of_role(caller, admin)) ||
              (OidIsValid(router) && has_privs_of_role(caller, router));
     });
+  }
+  void jobs_queued(const std::string& driver) override {
+    if (driver == "postgres") worker::note_job_queued();
   }
   std::unique_ptr<Store> open_database_file(const std::string&) override {
     throw Error(Code::invalid_parameter,
@@ -270,6 +274,8 @@ bool run_call(FunctionCallInfo fcinfo, Datum* result, bool* is_null) noexcept {
 
 }  // namespace
 
+std::unique_ptr<Host> make_host() { return std::make_unique<PgHost>(); }
+
 }  // namespace envdb::pg
 
 extern "C" Datum envdb_fn(PG_FUNCTION_ARGS) {
@@ -305,4 +311,8 @@ extern "C" void _PG_init(void) {
       GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_SUPERUSER_ONLY, nullptr,
       nullptr, nullptr);
   MarkGUCPrefixReserved("envdb");
+  // The postgres driver: a commit that queued a postgres job wakes the
+  // launcher; with the preload, the launcher and its shared memory exist.
+  envdb::pg::worker::register_commit_hook();
+  if (process_shared_preload_libraries_in_progress) envdb::pg::worker::register_preloaded();
 }

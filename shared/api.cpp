@@ -8,6 +8,7 @@
 #include "environments.hpp"
 #include "members.hpp"
 #include "outbox.hpp"
+#include "pgdriver.hpp"
 #include "router.hpp"
 #include "setup.hpp"
 
@@ -29,6 +30,7 @@ std::vector<Function> build() {
   append(all, members::functions());
   append(all, credentials::functions());
   append(all, outbox::functions());
+  append(all, pgdriver::functions());
   append(all, context::functions());
   append(all, router::functions());
   append(all, dataplane::functions());

@@ -41,6 +41,10 @@ class Host {
   // user_id)? Postgres: members of envdb_admin or envdb_router; SQLite: the
   // connection owns its database, so yes.
   virtual bool caller_is_privileged() = 0;
+  // The current call queued jobs of `driver`. Postgres: after the transaction
+  // commits, the background worker is woken to carry out postgres jobs.
+  // Hosts without a worker ignore it.
+  virtual void jobs_queued(const std::string& driver) { (void)driver; }
 };
 
 }  // namespace envdb
