@@ -157,13 +157,13 @@ TEST_F(PgDriver, CredentialChangesQueueJobsOnceTheDatabaseExists) {
   const std::string db = env["database"]["id"].get<std::string>();
   // Still provisioning: the create job will make every login.
   call_json("issue_credential", {db, std::string("readonly")});
-  EXPECT_EQ(count("sys_provisioning_job"), 1);
+  EXPECT_EQ(count("sys_provisioning_job", "driver = 'postgres'"), 1);
 
   Json jobs = call_json("claim_provisioning_jobs", {std::string("postgres")});
-  call_json("complete_provisioning_job", {jobs[0]["id"], std::string("postgresql://h:1/x")});
+  call_json("complete_provisioning_job", {jobs[0]["id"].get<std::string>(), std::string("postgresql://h:1/x")});
   const Json rotated = call_json("rotate_credential", {db, std::string("readwrite"), int64_t{0}});
   EXPECT_EQ(count("sys_provisioning_job", "kind = 'create_login' AND status = 'pending'"), 1);
-  call_json("revoke_credential", {rotated["previous"]["id"]});
+  call_json("revoke_credential", {rotated["previous"]["id"].get<std::string>()});
   EXPECT_EQ(count("sys_provisioning_job", "kind = 'disable_login' AND status = 'pending'"), 1);
 
   // The rotated-away login is not live; the new one is.
@@ -180,7 +180,7 @@ TEST_F(PgDriver, CredentialChangesQueueJobsOnceTheDatabaseExists) {
   EXPECT_EQ(s.count("query SELECT pg_catalog.pg_terminate_backend"), 1u);
 
   // Archiving queues one job that disables every login.
-  call_json("archive_environment", {env["environment"]["id"], true});
+  call_json("archive_environment", {env["environment"]["id"].get<std::string>(), true});
   jobs = call_json("claim_provisioning_jobs", {std::string("postgres"), int64_t{10}});
   ASSERT_EQ(jobs.size(), 1u);
   EXPECT_EQ(jobs[0]["kind"], "disable_login");
