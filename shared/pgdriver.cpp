@@ -151,7 +151,7 @@ std::string ensure_login_sql(const Login& login, const Roles& roles) {
   const std::string scope_role = roles.of_scope(login.scope);
   const std::string until = quote_literal(login.valid_until ? *login.valid_until : "infinity");
   return do_block("  IF " + role_missing(login.name) + " THEN\n    CREATE ROLE " + name +
-                  " LOGIN NOINHERIT PASSWORD " + quote_literal(login.verifier) + " VALID UNTIL " +
+                  " LOGIN INHERIT PASSWORD " + quote_literal(login.verifier) + " VALID UNTIL " +
                   until + ";\n  ELSE\n    ALTER ROLE " + name + " LOGIN VALID UNTIL " + until +
                   ";\n  END IF;\n  GRANT " + quote_identifier(scope_role) + " TO " + name +
                   ";\n  ALTER ROLE " + name + " SET role = " + quote_literal(scope_role) + ";\n");

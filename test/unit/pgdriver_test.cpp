@@ -136,7 +136,7 @@ TEST_F(PgDriver, CreateJobLoadsEveryLoginAndCarriesOutInOrder) {
   for (size_t i = 0; i < s.log.size(); ++i) {
     if (s.log[i].rfind("top ", 0) == 0) create = i;
     if (s.log[i].rfind("in ", 0) == 0) inside = i;
-    if (!first_login && contains(s.log[i], "LOGIN NOINHERIT")) first_login = i;
+    if (!first_login && contains(s.log[i], "LOGIN INHERIT")) first_login = i;
   }
   EXPECT_LT(create, inside);
   EXPECT_LT(inside, first_login);
