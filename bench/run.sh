@@ -10,7 +10,9 @@
 #   3. driver_sqlite: the built envdb.so loaded into a plain sqlite3 connection
 #   4. driver_pg under pg_virtualenv: libpq against the installed extension,
 #      pgcrypto in the same server
-#   5. bench/report.py: the tables
+#   5. bench/pg_driver_bench.py under pg_virtualenv with the preload: the
+#      postgres driver's provision-to-active time vs CREATE DATABASE + schema
+#   6. bench/report.py: the tables
 #
 # Sizes can be lowered for a quick look, e.g.
 #   BENCH_SCALES=1000,10000,100000 BENCH_ROTATIONS=5000 make bench
@@ -100,6 +102,14 @@ if [ "$pg_ok" = 1 ]; then
   fi
 fi
 
+if [ "$pg_ok" = 1 ]; then
+  step "Postgres driver (pg_virtualenv, preloaded)"
+  if ! pg_virtualenv -t -o shared_preload_libraries=envdb \
+       /usr/bin/python3 bench/pg_driver_bench.py "${BENCH_PG_DRIVER_RUNS:-5}" >"$out/pg_driver.txt" 2>"$out/pg_driver.log"; then
+    tail -30 "$out/pg_driver.log"; pg_ok=0
+  fi
+fi
+
 step "report"
 elapsed=$(( $(date +%s) - start ))
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
@@ -111,6 +121,7 @@ python3 bench/report.py --out bench/results/latest.md \
   --machine "$(nproc) CPUs ($cpu), $mem RAM, $os, kernel $(uname -r), $compiler, $openssl_v" \
   --load "load average at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg)" \
   --elapsed "$elapsed" --build "$build_kind" --crypto "$out/crypto.json" --sizes "SQLite scales $scales; Postgres scales $pg_scales; $runs runs per figure; rotations ($rotations) and rewraps ($rewrap_runs calls) on a catalog of $bulk_at environments" \
-  "$out/sqlite.txt" $([ -f "$out/pg.txt" ] && echo "$out/pg.txt")
+  "$out/sqlite.txt" $([ -f "$out/pg.txt" ] && echo "$out/pg.txt") \
+  $([ -f "$out/pg_driver.txt" ] && echo "$out/pg_driver.txt")
 echo "(written to bench/results/latest.md; logs in $out/)"
 [ "$sqlite_ok" = 1 ] && [ "$pg_ok" = 1 ]

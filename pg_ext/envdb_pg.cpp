@@ -40,6 +40,7 @@ PG_FUNCTION_INFO_V1(envdb_fn);
 #include "keyring.hpp"
 #include "pg_guard.hpp"
 #include "spi_store.hpp"
+#include "worker.hpp"
 
 namespace envdb::pg {
 
@@ -187,6 +188,9 @@ class PgHost : public Host {
     return query_one(store_, "SELECT 1 AS present FROM pg_catalog.pg_database WHERE datname = $1",
                      {*name})
         .has_value();
+  }
+  void jobs_queued(const std::string& driver) override {
+    if (driver == "postgres") worker::note_job_queued();
   }
   std::unique_ptr<Store> open_database_file(const std::string&) override {
     throw Error(Code::invalid_parameter,
@@ -339,6 +343,8 @@ bool run_call(FunctionCallInfo fcinfo, Datum* result, bool* is_null) noexcept {
 
 }  // namespace
 
+std::unique_ptr<Host> make_host() { return std::make_unique<PgHost>(); }
+
 }  // namespace envdb::pg
 
 extern "C" Datum envdb_fn(PG_FUNCTION_ARGS) {
@@ -374,4 +380,8 @@ extern "C" void _PG_init(void) {
       GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_SUPERUSER_ONLY, nullptr,
       nullptr, nullptr);
   MarkGUCPrefixReserved("envdb");
+  // The postgres driver: a commit that queued a postgres job wakes the
+  // launcher; with the preload, the launcher and its shared memory exist.
+  envdb::pg::worker::register_commit_hook();
+  if (process_shared_preload_libraries_in_progress) envdb::pg::worker::register_preloaded();
 }

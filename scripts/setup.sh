@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libssl-dev libsqlite3-dev sqlite3 nlohmann-json3-dev
+  libssl-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libpq-dev
   libgtest-dev libbenchmark-dev
   clang libclang-rt-14-dev
   postgresql-15 postgresql-server-dev-15 postgresql-common postgresql-contrib

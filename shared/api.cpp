@@ -9,6 +9,7 @@
 #include "environments.hpp"
 #include "members.hpp"
 #include "outbox.hpp"
+#include "pgdriver.hpp"
 #include "router.hpp"
 #include "setup.hpp"
 
@@ -30,6 +31,7 @@ std::vector<Function> build() {
   append(all, members::functions());
   append(all, credentials::functions());
   append(all, outbox::functions());
+  append(all, pgdriver::functions());
   append(all, context::functions());
   append(all, router::functions());
   append(all, dataplane::functions());

@@ -76,6 +76,24 @@ std::vector<Table> build() {
        {{"sys_environment_org_default_idx", {"organization_id", "is_default"}, false, ""},
         {"sys_environment_one_default_idx", {"organization_id"}, true, "is_default"}}});
 
+  // Postgres servers that hold postgres-driver databases, by region. The
+  // password is sealed like a credential token (AES-256-GCM under a keyring
+  // key, bound to the row) and never readable by envdb_reader.
+  Column password_cipher = col("password_cipher", T::blob);
+  password_cipher.secret = true;
+  Column port = col("port", T::integer, true);
+  port.check_postgres = port.check_sqlite = "port BETWEEN 1 AND 65535";
+  t.push_back({"sys_database_host",
+               {col("id", T::id, true), col("name", T::text, true), col("region", T::text, true),
+                col("host", T::text, true), port, col("dbname", T::text, true),
+                col("username", T::text, true), password_cipher, col("kms_key_id", T::text),
+                col("created_at", T::timestamp, true, D::now),
+                col("updated_at", T::timestamp, true, D::now)},
+               {"id"},
+               {{"name"}},
+               {},
+               {{"sys_database_host_region_idx", {"region"}, false, ""}}});
+
   Column database_name = col("database_name", T::text, true);
   database_name.immutable = true;
   t.push_back({"sys_environment_database",
@@ -85,11 +103,15 @@ std::vector<Table> build() {
                 col("last_accessed_at", T::timestamp), col("provisioned_at", T::timestamp),
                 col("metadata", T::json, true, D::empty_object),
                 col("created_at", T::timestamp, true, D::now),
-                col("updated_at", T::timestamp, true, D::now)},
+                col("updated_at", T::timestamp, true, D::now),
+                // postgres driver: the registered server it is placed on (NULL:
+                // the server envdb runs on).
+                col("host_id", T::id)},
                {"id"},
                {{"environment_id"}, {"database_name"}},
-               {{{"environment_id"}, "sys_environment", {"id"}}},
-               {}});
+               {{{"environment_id"}, "sys_environment", {"id"}},
+                {{"host_id"}, "sys_database_host", {"id"}}},
+               {{"sys_environment_database_host_idx", {"host_id"}, false, ""}}});
 
   Column token_cipher = col("token_cipher", T::blob, true);
   token_cipher.secret = true;

@@ -9,6 +9,7 @@
 #include "crypto.hpp"
 #include "errors.hpp"
 #include "ids.hpp"
+#include "pgdriver.hpp"
 #include "records.hpp"
 #include "setup.hpp"
 
@@ -80,12 +81,20 @@ Json insert_sealed_token(Host& host, const std::string& database_id, const std::
   const std::string cipher =
       crypto::seal(key, token, crypto::credential_aad(id, database_id, scope));
   const std::string now = now_iso();
+  // A postgres database's credential is a login role of that name.
+  std::optional<std::string> username;
+  auto db = query_one(host.store(),
+                      "SELECT driver, database_name FROM envdb.sys_environment_database "
+                      "WHERE id = $1",
+                      {database_id});
+  if (db && db->text("driver") == "postgres")
+    username = pgdriver::login_name(db->text("database_name"), scope, id);
   execute(host.store(),
           "INSERT INTO envdb.sys_database_credential (id, database_id, token_cipher, kms_key_id, "
-          "scope, status, issued_at, expires_at, rotated_from) "
-          "VALUES ($1, $2, $3, $4, $5, 'active', $6::timestamptz, $7::timestamptz, $8)",
-          {id, database_id, Blob{cipher}, keyring.active_id(), scope, now, opt(expires_at),
-           opt(rotated_from)});
+          "scope, status, username, issued_at, expires_at, rotated_from) "
+          "VALUES ($1, $2, $3, $4, $5, 'active', $6, $7::timestamptz, $8::timestamptz, $9)",
+          {id, database_id, Blob{cipher}, keyring.active_id(), scope, opt(username), now,
+           opt(expires_at), opt(rotated_from)});
   return records::credential_json(records::load_credential(host.store(), "credential_id", id));
 }
 
@@ -232,6 +241,7 @@ Value issue(api::Call& c) {
                   {"tokenSource", generated ? "generated" : "caller"},
                   {"supersededId", json_text(superseded)}};
   audit::record(host, e);
+  pgdriver::queue_job(host, database_id, "create_login", credential["id"].get<std::string>());
   tx.done();
   return api::json_result(Json{{"credential", credential}});
 }
@@ -273,6 +283,7 @@ Value rotate(api::Call& c) {
                   {"graceSeconds", grace},
                   {"previousExpiresAt", previous_json["expiresAt"]}};
   audit::record(host, e);
+  pgdriver::queue_job(host, database_id, "create_login", credential["id"].get<std::string>());
   tx.done();
   return api::json_result(Json{{"credential", credential}, {"previous", previous_json}});
 }
@@ -295,6 +306,7 @@ Value revoke(api::Call& c) {
   audit::Event e = event_for(*row, "credential.revoke");
   e.detail["previousStatus"] = row->text("status");
   audit::record(c.host, e);
+  pgdriver::queue_job(c.host, row->text("database_id"), "disable_login", id);
   Json credential = records::credential_json(records::load_credential(store, "credential_id", id));
   tx.done();
   return api::json_result(Json{{"credential", credential}});
@@ -318,6 +330,7 @@ Value expire(api::Call& c) {
     e.detail["previousStatus"] = row.text("status");
     e.detail["expiredAt"] = row.text("expires_at");
     audit::record(c.host, e);
+    pgdriver::queue_job(c.host, row.text("database_id"), "disable_login", row.text("id"));
   }
   tx.done();
   return static_cast<int64_t>(rows.size());

@@ -9,6 +9,7 @@
 #include "ids.hpp"
 #include "legacy.hpp"
 #include "lifecycle.hpp"
+#include "pgdriver.hpp"
 #include "provision.hpp"
 #include "records.hpp"
 #include "setup.hpp"
@@ -70,8 +71,10 @@ Json archive(Host& host, const Row& env, bool force, const std::optional<std::st
                              " is protected; archive it with force => true");
   auto db = records::database_of_environment(store, id);
   Atomic tx(store);
-  const int64_t revoked = db ? credentials::revoke_all(host, db->text("id")) : 0;
   provision::cancel_pending_jobs(store, id, "cancelled: the environment was archived");
+  const int64_t revoked = db ? credentials::revoke_all(host, db->text("id")) : 0;
+  // postgres: every login of the database loses LOGIN and its sessions.
+  if (db) pgdriver::queue_job(host, db->text("id"), "disable_login", std::nullopt);
   execute(store,
           "UPDATE envdb.sys_environment SET status = 'archived', updated_at = $2::timestamptz "
           "WHERE id = $1",
@@ -132,6 +135,7 @@ Json retry(Host& host, const Row& env, const std::optional<std::string>& reason)
                 "UPDATE envdb.sys_provisioning_job SET status = 'pending', worker = NULL, "
                 "started_at = NULL, finished_at = NULL, updated_at = $2::timestamptz WHERE id = $1",
                 {failed->text("id"), now});
+        host.jobs_queued(driver);
         job = query_one(store,
                         std::string("SELECT ") + records::kJobColumns +
                             " FROM envdb.sys_provisioning_job WHERE id = $1",

@@ -51,6 +51,10 @@ class Host {
                                               const std::optional<std::string>& /*database_url*/) {
     return std::nullopt;
   }
+  // The current call queued jobs of `driver`. Postgres: after the transaction
+  // commits, the background worker is woken to carry out postgres jobs.
+  // Hosts without a worker ignore it.
+  virtual void jobs_queued(const std::string& driver) { (void)driver; }
 };
 
 }  // namespace envdb

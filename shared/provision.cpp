@@ -15,6 +15,7 @@
 #include "errors.hpp"
 #include "ids.hpp"
 #include "lifecycle.hpp"
+#include "pgdriver.hpp"
 #include "records.hpp"
 #include "setup.hpp"
 
@@ -222,6 +223,7 @@ Row queue_create_job(Host& host, const Row& environment, const Row& database) {
           "'create_database', $4, 'pending', 0, $5::jsonb, $6::timestamptz, $6::timestamptz)",
           {id, environment.text("id"), database.text("id"), database.text("driver"),
            payload.dump(), now});
+  host.jobs_queued(database.text("driver"));
   return *query_one(host.store(),
                     std::string("SELECT ") + records::kJobColumns +
                         " FROM envdb.sys_provisioning_job WHERE id = $1",
@@ -278,12 +280,15 @@ Json create_environment(Host& host, const Spec& s, Undo& undo) {
                              " got a default environment from a concurrent call; use "
                              "set_default_environment to move the flag");
   }
+  // A postgres database goes to a registered server of its region, if any.
+  const std::optional<std::string> host_id =
+      s.driver == "postgres" ? pgdriver::place(store, s.region) : std::nullopt;
   execute(store,
           "INSERT INTO envdb.sys_environment_database (id, environment_id, database_name, driver, "
-          "region, storage_limit_mb, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
-          "$6::bigint, $7::timestamptz, $7::timestamptz)",
+          "region, storage_limit_mb, host_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
+          "$6::bigint, $7, $8::timestamptz, $8::timestamptz)",
           {database_id, environment_id, database_name, s.driver, s.region,
-           s.storage_limit_mb ? Value(*s.storage_limit_mb) : null_value(), now});
+           s.storage_limit_mb ? Value(*s.storage_limit_mb) : null_value(), opt(host_id), now});
 
   // envdb generates the tokens of sqlite and postgres databases; a turso
   // database gets Turso's when its job completes.

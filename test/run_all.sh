@@ -70,7 +70,7 @@ tally "clients sqlite" $(py_counts "$log/clients-sqlite.log")
 echo "== Postgres"
 if ! test/check_schedule.sh >"$log/schedule.log" 2>&1; then cat "$log/schedule.log"; tally "pg_regress schedule" 0 1; fi
 if make --no-print-directory install >"$log/pg-install.log" 2>&1; then
-  pg_virtualenv test/pg/run.sh "$root" >"$log/pg.log" 2>&1
+  pg_virtualenv -o shared_preload_libraries=envdb test/pg/run.sh "$root" >"$log/pg.log" 2>&1
   while read -r suite p f; do tally "$suite" "$p" "$f"; done < <(grep -E '^SUITE ' "$log/pg.log" | cut -d' ' -f2-)
   grep -q '^SUITE ' "$log/pg.log" || { tail -30 "$log/pg.log"; tally "postgres" 0 1; }
 else

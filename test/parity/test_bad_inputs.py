@@ -468,6 +468,35 @@ def cases(f):
     add("fail a done job", "fail_provisioning_job", (done, "boom"), "invalid_transition", "done")
     add("fail with an error of 2 MiB", "fail_provisioning_job", (running, HUGE * 2), "invalid_parameter", "error")
 
+    # ---- database hosts ------------------------------------------------------
+    add("host: NULL name", "add_database_host", (None, "eu", "db1.internal"), "invalid_parameter",
+        "name is required")
+    add("host: uppercase name", "add_database_host", ("DB1", "eu", "db1.internal"), "invalid_parameter", "name")
+    add("host: injection name", "add_database_host", (INJECTION, "eu", "db1.internal"), "invalid_parameter",
+        "name")
+    add("host: empty region", "add_database_host", ("db1", "", "db1.internal"), "invalid_parameter", "region")
+    add("host: NULL region", "add_database_host", ("db1", None, "db1.internal"), "invalid_parameter",
+        "region is required")
+    add("host: empty host", "add_database_host", ("db1", "eu", ""), "invalid_parameter", "host")
+    add("host: newline in host", "add_database_host", ("db1", "eu", "db1\nhost=evil"), "invalid_parameter",
+        "host")
+    add("host: port 0", "add_database_host", ("db1", "eu", "db1.internal", 0), "invalid_parameter", "port")
+    add("host: port 70000", "add_database_host", ("db1", "eu", "db1.internal", 70000), "invalid_parameter",
+        "port")
+    add("host: port in words", "add_database_host", ("db1", "eu", "db1.internal", "five"), "invalid_parameter",
+        "port", S)
+    add("host: username of 64", "add_database_host", ("db1", "eu", "db1.internal", 5432, "u" * 64),
+        "invalid_parameter", "username")
+    add("host: empty password", "add_database_host", ("db1", "eu", "db1.internal", 5432, "postgres", ""),
+        "invalid_parameter", "password")
+    add("host: empty dbname", "add_database_host", ("db1", "eu", "db1.internal", 5432, "postgres", None, ""),
+        "invalid_parameter", "dbname")
+    add("host: request without region", "add_database_host", (Request(name="db1", host="db1.internal"),),
+        "invalid_parameter", "region")
+    add("host: remove unknown", "remove_database_host", ("no-such-host",), "not_found", "no-such-host")
+    add("host: remove NULL", "remove_database_host", (None,), "invalid_parameter", "name is required")
+    extra_argument("list_database_hosts", ())
+
     # ---- the invariant checker ---------------------------------------------
     add("check with repair 'yes'", "check", ("yes",), "invalid_parameter", "repair", S)
     add("check with repair 7", "check", (7,), "invalid_parameter", "repair", S)

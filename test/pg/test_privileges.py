@@ -31,6 +31,7 @@ ACCESS = {
     "current_context": EVERYONE,
     "resolve_environment": {ADMIN, ROUTER}, "reveal_credential": {ADMIN, ROUTER},
     "config": {ADMIN}, "keyring_status": {ADMIN}, "check": {ADMIN},
+    "add_database_host": {ADMIN}, "list_database_hosts": {ADMIN}, "remove_database_host": {ADMIN},
     "provision_organization": {ADMIN}, "provision_environment": {ADMIN},
     "set_environment_status": {ADMIN}, "archive_environment": {ADMIN},
     "set_default_environment": {ADMIN}, "retry_environment": {ADMIN},
