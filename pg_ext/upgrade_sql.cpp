@@ -360,6 +360,12 @@ void alter_table(std::ostream& out, const Table& old_t, const Table& new_t) {
            new_t.primary_key + ")");
   std::map<std::string, const Column*> old_cols;
   for (auto& c : old_t.columns) old_cols[c.name] = &c;
+  std::set<std::string> new_names;
+  for (auto& c : new_t.columns) new_names.insert(c.name);
+  for (auto& c : old_t.columns)
+    if (!new_names.count(c.name))
+      cannot("table " + t + ": column " + c.name +
+             " was dropped; an upgrade never drops a column holding data");
   // Postgres adds a column after every existing one, so a fresh install has
   // the same column order only when the new ones come last.
   size_t seen_old = 0;
@@ -374,9 +380,6 @@ void alter_table(std::ostream& out, const Table& old_t, const Table& new_t) {
              "; ALTER TABLE ADD COLUMN appends, so add new columns after the existing ones");
     }
   }
-  if (seen_old != old_t.columns.size())
-    cannot("table " + t + ": column " + old_t.columns[seen_old].name +
-           " was dropped; an upgrade never drops a column holding data");
   std::ostringstream alters;
   for (auto& c : new_t.columns) {
     auto found = old_cols.find(c.name);

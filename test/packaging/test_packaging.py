@@ -128,7 +128,7 @@ class UpgradeGenerator(unittest.TestCase):
     def test_new_table_column_index_and_check_become_statements(self):
         old = self.frozen()
         # Make the old script lack what the current one has.
-        old = old.replace("  rotated_from text,\n", "")
+        old = old.replace("  rotated_from text,\n", "").replace(", rotated_from) ON", ") ON")
         old = old.replace("CREATE INDEX sys_audit_event_env_idx ON envdb.sys_audit_event (environment_id, occurred_at);\n", "")
         old = old.replace("'production', 'trial'", "'production'")
         start = old.index("CREATE TABLE envdb.sys_environment_member (")
@@ -136,7 +136,8 @@ class UpgradeGenerator(unittest.TestCase):
         old = old[:start] + old[end:]
         old = re.sub(r"CREATE INDEX sys_environment_member_user_idx[^\n]*\n", "", old)
         old = re.sub(r"SELECT pg_catalog.pg_extension_config_dump\('envdb.sys_environment_member', ''\);\n", "", old)
-        old = re.sub(r"[^\n]*ON envdb.sys_environment_member[^\n]*\n", "", old)
+        old = re.sub(r"CREATE POLICY reader_organization ON envdb.sys_environment_member[^;]*;\n", "", old)
+        old = re.sub(r"[^\n]*(ON|TABLE) envdb.sys_environment_member[^\n]*\n", "", old)
         out = self.derive(old)
         self.assertEqual(out.returncode, 0, out.stderr)
         s = out.stdout
@@ -145,6 +146,7 @@ class UpgradeGenerator(unittest.TestCase):
         self.assertIn("CREATE TABLE envdb.sys_environment_member (", s)
         self.assertIn("pg_extension_config_dump('envdb.sys_environment_member', '')", s)
         self.assertIn("CREATE POLICY reader_organization ON envdb.sys_environment_member", s)
+        self.assertIn("ALTER TABLE envdb.sys_environment_member ENABLE ROW LEVEL SECURITY;", s)
         self.assertIn("ALTER TABLE envdb.sys_environment ADD CHECK (env_type IN ('default', 'sandbox', "
                       "'development', 'production', 'trial'));", s)
         self.assertIn("DROP CONSTRAINT %I", s)
