@@ -25,8 +25,12 @@ def pg_config(option):
 
 
 def make(*args, **env):
-    return subprocess.run(["make", "--no-print-directory", "-C", ROOT, *args], capture_output=True, text=True,
-                          env={**os.environ, **env})
+    # The same warning setting as the build already made, or `make install`
+    # (which runs `make all` first) would configure and rebuild everything.
+    cache = os.path.join(ROOT, "build", "CMakeCache.txt")
+    werror = "1" if os.path.exists(cache) and "ENVDB_WERROR:BOOL=ON" in open(cache).read() else "0"
+    return subprocess.run(["make", "--no-print-directory", "-C", ROOT, f"ENVDB_WERROR={werror}", *args],
+                          capture_output=True, text=True, env={**os.environ, **env})
 
 
 def installed_files(root):
