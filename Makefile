@@ -11,8 +11,12 @@ JOBS ?= 2
 CMAKE_BUILD_TYPE ?= RelWithDebInfo
 ENVDB_WERROR ?= $(if $(CI),1,0)
 CMAKE_FLAGS ?=
+# The one version, from shared/version.hpp.
+VERSION := $(shell sed -n 's/.*kVersion = "\(.*\)".*/\1/p' shared/version.hpp)
+DISTDIR ?= .
+DIST := $(DISTDIR)/envdb-$(VERSION).tar.gz
 
-.PHONY: all setup core pg install uninstall check installcheck demo bench fuzz clean
+.PHONY: all setup core pg install uninstall check installcheck demo bench fuzz clean dist distcheck
 
 all: core pg
 
@@ -55,6 +59,20 @@ fuzz: setup
 # next to a baseline; tables printed and written to bench/results/latest.md.
 bench:
 	@bench/run.sh
+
+# The source tarball envdb-<version>.tar.gz: the committed tree (git archive
+# of HEAD) and nothing generated; the install scripts are made by the build.
+dist:
+	@git diff --quiet HEAD -- || echo "make dist: uncommitted changes are not in the tarball (it archives HEAD)" >&2
+	@mkdir -p $(DISTDIR)
+	@git archive --format=tar.gz --prefix=envdb-$(VERSION)/ -o $(DIST) HEAD
+	@echo $(DIST)
+
+# Unpacks the tarball in a scratch directory, builds the core, both SQLite
+# builds and the Postgres scripts there, and runs the static-library program
+# and the SQLite end-to-end suite against what it built.
+distcheck:
+	@scripts/distcheck.sh
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz build-bench

@@ -1,12 +1,14 @@
 // Prints the Postgres install script envdb--<version>.sql from the core's one
 // catalog definition and function table, so the Postgres catalog and the SQLite
 // one cannot drift apart.
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
 
 #include "api.hpp"
 #include "catalog.hpp"
+#include "upgrade_sql.hpp"
 #include "version.hpp"
 
 namespace {
@@ -99,9 +101,8 @@ const ReaderScope kReaderScopes[] = {
 
 // envdb_data: the data-plane functions alone, for environment databases. It
 // shares the library with envdb and never creates control-plane tables.
-int data_plane_script() {
+int data_plane_script(std::ostream& out) {
   using namespace envdb;
-  std::ostream& out = std::cout;
   header(out, "envdb_data");
   out << "GRANT USAGE ON SCHEMA envdb TO envdb_admin;\n";
   for (auto& fn : api::functions())
@@ -109,12 +110,52 @@ int data_plane_script() {
   return 0;
 }
 
+int control_plane_script(std::ostream& out);
+
 }  // namespace
 
+// gen_install_sql [envdb|envdb_data]
+//   the install script of the current version, on stdout.
+// gen_install_sql upgrade <envdb|envdb_data> <frozen old install script> <old version>
+//   the upgrade script from that version to this one, derived by comparing the
+//   two install scripts (upgrade_sql.cpp); a change it cannot express fails.
 int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "envdb";
+  if (mode == "upgrade") {
+    if (argc != 5) {
+      std::cerr << "usage: gen_install_sql upgrade <envdb|envdb_data> <old script> <old version>\n";
+      return 2;
+    }
+    const std::string extension = argv[2];
+    std::ifstream in(argv[3], std::ios::binary);
+    if (!in) {
+      std::cerr << "gen_install_sql: cannot read " << argv[3] << "\n";
+      return 2;
+    }
+    std::stringstream old_script, new_script;
+    old_script << in.rdbuf();
+    if (extension == "envdb_data")
+      data_plane_script(new_script);
+    else
+      control_plane_script(new_script);
+    try {
+      std::cout << envdb::pg_upgrade::upgrade_script(extension, argv[4], envdb::kVersion,
+                                                     old_script.str(), new_script.str());
+    } catch (const std::exception& e) {
+      std::cerr << "gen_install_sql: cannot derive " << extension << "--" << argv[4] << "--"
+                << envdb::kVersion << ".sql: " << e.what() << "\n";
+      return 1;
+    }
+    return 0;
+  }
+  if (mode == "envdb_data") return data_plane_script(std::cout);
+  return control_plane_script(std::cout);
+}
+
+namespace {
+
+int control_plane_script(std::ostream& out) {
   using namespace envdb;
-  if (argc > 1 && std::string(argv[1]) == "envdb_data") return data_plane_script();
-  std::ostream& out = std::cout;
   header(out, "envdb");
 
   out << "-- Trigger function behind the catalog's immutable columns and append-only tables.\n"
@@ -170,3 +211,5 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+
+}  // namespace

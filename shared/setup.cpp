@@ -3,6 +3,9 @@
 #include <openssl/opensslv.h>
 
 #include <cstring>
+#include <map>
+#include <regex>
+#include <set>
 
 #include "catalog.hpp"
 #include "clock.hpp"
@@ -55,6 +58,112 @@ void validate(const Setting& s, const std::string& value) {
   }
 }
 
+// One object the SQLite catalog DDL creates, and the text sqlite_master keeps
+// for it (the statement without IF NOT EXISTS and its semicolon).
+struct SqliteObject {
+  std::string type, name, table, sql;
+};
+
+std::vector<SqliteObject> sqlite_objects(const std::string& ddl) {
+  static const std::regex kCreate(
+      "^CREATE (UNIQUE )?(TABLE|INDEX|TRIGGER|VIEW) IF NOT EXISTS ([A-Za-z0-9_]+)");
+  static const std::regex kOn(" ON ([A-Za-z0-9_]+)");
+  std::vector<SqliteObject> out;
+  // Each statement of the generated DDL ends a line with ';' (a trigger's
+  // inner statements are followed by a space).
+  size_t start = 0;
+  while (start < ddl.size()) {
+    size_t end = ddl.find(";\n", start);
+    if (end == std::string::npos) end = ddl.size();
+    const std::string stmt = ddl.substr(start, end - start);
+    start = end + 2;
+    if (stmt.find_first_not_of(" \n") == std::string::npos) continue;
+    std::smatch m;
+    if (!std::regex_search(stmt, m, kCreate))
+      fail(Code::internal, "catalog DDL statement not understood: " + stmt.substr(0, 60));
+    SqliteObject o;
+    o.type = m[2].str() == "TABLE" ? "table" : m[2].str() == "INDEX" ? "index"
+             : m[2].str() == "TRIGGER" ? "trigger" : "view";
+    o.name = m[3];
+    o.sql = "CREATE " + m[1].str() + m[2].str() + " " + stmt.substr(m.length(0) - o.name.size());
+    o.table = o.name;
+    std::smatch on;
+    const std::string rest = stmt.substr(m.length(0));
+    if ((o.type == "index" || o.type == "trigger") && std::regex_search(rest, on, kOn)) o.table = on[1];
+    out.push_back(o);
+  }
+  return out;
+}
+
+// Brings an existing SQLite control-plane catalog to this version's DDL, in
+// the caller's transaction: envdb's triggers, indexes and views that differ
+// are dropped (and made again by the DDL that follows), and a table whose
+// definition differs is rebuilt with every row kept (SQLite's ALTER TABLE
+// cannot change a constraint). Returns the catalog version found, or 0 for a
+// database without the catalog.
+int64_t upgrade_sqlite_catalog(Host& host, Store& store) {
+  if (!query_one(store, "SELECT 1 AS present FROM sqlite_master WHERE type = 'table' AND name = 'sys_config'"))
+    return 0;
+  auto recorded = query_one(store, "SELECT value FROM sys_config WHERE key = 'catalog_version'");
+  const int64_t found = recorded && recorded->opt_text("value") ? std::stoll(recorded->text("value")) : 1;
+  if (found > kCatalogVersion)
+    fail(Code::schema_mismatch, "this database's envdb catalog is version " + std::to_string(found) +
+                                    ", newer than this envdb " + kVersion + " (catalog version " +
+                                    std::to_string(kCatalogVersion) + "); use a newer envdb");
+  const std::vector<SqliteObject> want = sqlite_objects(catalog::control_plane_ddl(Dialect::sqlite));
+  std::map<std::string, const SqliteObject*> wanted;
+  std::set<std::string> tables;
+  for (auto& o : want) {
+    wanted[o.name] = &o;
+    if (o.type == "table") tables.insert(o.name);
+  }
+  std::vector<std::string> rebuild;
+  std::vector<std::string> drops;
+  for (const Row& row : query(store, "SELECT type, name, tbl_name, sql FROM sqlite_master "
+                                     "WHERE sql IS NOT NULL ORDER BY rowid")) {
+    const std::string type = row.text("type"), name = row.text("name");
+    auto w = wanted.find(name);
+    const bool same = w != wanted.end() && w->second->type == type && w->second->sql == row.text("sql");
+    if (type == "table") {
+      if (w != wanted.end() && !same) rebuild.push_back(name);
+    } else if (type == "view") {
+      if (w != wanted.end() && !same) drops.push_back("DROP VIEW " + name);
+    } else if (!same && tables.count(row.text("tbl_name")) && name.compare(0, 4, "sys_") == 0) {
+      // envdb names its triggers and indexes sys_<table>_...: one that is no
+      // longer defined, or defined differently, goes.
+      drops.push_back("DROP " + std::string(type == "index" ? "INDEX " : "TRIGGER ") + name);
+    }
+  }
+  if (rebuild.empty() && drops.empty()) return found;
+  // A table is dropped and made again while others refer to it: with
+  // foreign_keys on, the check waits for the commit, when the rows are back.
+  store.exec("PRAGMA defer_foreign_keys = ON");
+  for (const std::string& d : drops) store.exec(d);
+  for (const std::string& name : rebuild) {
+    const catalog::Table& t = catalog::table(name);
+    std::set<std::string> now;
+    for (auto& c : t.columns) now.insert(c.name);
+    std::string kept;
+    for (const Row& c : query(store, "SELECT name FROM pragma_table_info($1)", {name})) {
+      if (!now.count(c.text("name")))
+        fail(Code::schema_mismatch, "table " + name + " has a column " + c.text("name") +
+                                        " this envdb does not define; an upgrade never drops a column");
+      kept += (kept.empty() ? "" : ", ") + c.text("name");
+    }
+    const std::string saved = "envdb_upgrade_" + name;
+    store.exec("DROP TABLE IF EXISTS temp." + saved);
+    store.exec("CREATE TEMP TABLE " + saved + " AS SELECT * FROM main." + name);
+    store.exec("DROP TABLE main." + name);
+    store.exec(wanted[name]->sql);
+    store.exec("INSERT INTO main." + name + " (" + kept + ") SELECT " + kept + " FROM temp." + saved);
+    store.exec("DROP TABLE temp." + saved);
+  }
+  host.notice("upgraded the envdb catalog from catalog version " + std::to_string(found) + " to " +
+              std::to_string(kCatalogVersion) + " (" + std::to_string(rebuild.size()) +
+              " tables rebuilt, every row kept)");
+  return found;
+}
+
 }  // namespace
 
 Value version(api::Call&) { return std::string(kVersion); }
@@ -91,6 +200,7 @@ Value init(api::Call& call) {
     call.host.notice("renamed the v4 table sys_tenant_database to sys_tenant_database_v4; "
                      "migrate it with migrate_legacy_tenant_databases()");
   }
+  if (store.dialect() == Dialect::sqlite) upgrade_sqlite_catalog(call.host, store);
   store.exec(catalog::control_plane_ddl(store.dialect()));
   execute(store,
           "INSERT INTO envdb.sys_config (key, value, updated_at) VALUES ('catalog_version', $1, "

@@ -1,5 +1,8 @@
 // The SQLite host: sqlite3_envdb_init registers every entry of the core's
-// function table as envdb_<name>, each routed through one guard.
+// function table as envdb_<name>, each routed through one guard. Built as the
+// loadable extension (build/envdb.so, SQLite's routine table) and, with
+// SQLITE_CORE, as the static library for programs that embed SQLite
+// (build/libenvdb_sqlite.a, envdb_sqlite_register in envdb_sqlite.h).
 #include <sqlite3ext.h>
 SQLITE_EXTENSION_INIT1
 
@@ -187,6 +190,7 @@ int register_functions(sqlite3* db, char** error_message) {
 extern "C" {
 __attribute__((visibility("default"))) int sqlite3_envdb_init(sqlite3* db, char** error_message, const sqlite3_api_routines* api) {
   SQLITE_EXTENSION_INIT2(api);
+  (void)api;  // unused when linked (SQLITE_CORE)
   try {
     return envdb::sqlite::register_functions(db, error_message);
   } catch (const std::exception& e) {
@@ -194,4 +198,11 @@ __attribute__((visibility("default"))) int sqlite3_envdb_init(sqlite3* db, char*
     return SQLITE_ERROR;
   }
 }
+
+#ifdef SQLITE_CORE
+// Linked into a program: every connection it opens from now on gets envdb.
+__attribute__((visibility("default"))) int envdb_sqlite_register(void) {
+  return sqlite3_auto_extension(reinterpret_cast<void (*)(void)>(sqlite3_envdb_init));
+}
+#endif
 }

@@ -3,11 +3,15 @@
 #   1. core unit tests (GoogleTest under CTest)
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   3. every parser fuzzed briefly (libFuzzer, clang)
-#   4. SQLite end-to-end tests against the built build/envdb.so, then real
-#      clients loading it (test/clients, after scripts/setup-clients.sh)
-#   5. Postgres: install, then pg_regress and the cross-host suites against a
-#      throwaway cluster (pg_virtualenv), including a non-superuser run, and
-#      the real Postgres clients (psql, libpq, node pg, psycopg2)
+#   4. SQLite end-to-end tests against the built build/envdb.so, real clients
+#      loading it (test/clients, after scripts/setup-clients.sh), then the
+#      suite again against the ASan + UBSan build (build-asan/envdb.so)
+#   5. packaging: make dist's tarball, make install into a DESTDIR and with
+#      another PG_CONFIG, the upgrade-script generator's refusals
+#   6. Postgres: install, then pg_regress and the cross-host suites against a
+#      throwaway cluster (pg_virtualenv, envdb preloaded), including a
+#      non-superuser run, and the real Postgres clients (psql, libpq, node pg,
+#      psycopg2)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -47,7 +51,7 @@ tally "core unit" $(ctest_counts "$log/unit.log")
 
 echo "== core unit tests under ASan + UBSan"
 if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DENVDB_SANITIZE=ON -DENVDB_WERROR=$werror >"$log/asan-build.log" 2>&1 &&
-   cmake --build build-asan -j"$jobs" --target envdb_unit_tests >>"$log/asan-build.log" 2>&1; then
+   cmake --build build-asan -j"$jobs" --target envdb_unit_tests envdb_static_test envdb_sqlite >>"$log/asan-build.log" 2>&1; then
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest -j"$jobs" --output-on-failure) >"$log/asan.log" 2>&1
   tally "core unit (asan+ubsan)" $(ctest_counts "$log/asan.log")
 else
@@ -66,6 +70,29 @@ echo "== real clients on SQLite (python sqlite3, better-sqlite3, libsql)"
 if ! scripts/setup-clients.sh >"$log/clients-setup.log" 2>&1; then tail -20 "$log/clients-setup.log"; fi
 test/clients/run.sh sqlite >"$log/clients-sqlite.log" 2>&1
 tally "clients sqlite" $(py_counts "$log/clients-sqlite.log")
+
+echo "== SQLite end-to-end under ASan + UBSan"
+# The sanitized extension runs inside /usr/bin/python3, which is not
+# sanitized: the ASan and UBSan runtimes are preloaded so they come first.
+# Python's own allocations live until exit by design, so leak detection is
+# off (the unit tests above run with it on); any ASan or UBSan report stops
+# the process (UBSan is built with -fno-sanitize-recover) and fails the suite.
+if [ -f build-asan/envdb.so ]; then
+  LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
+  ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ENVDB_SQLITE_EXTENSION="$root/build-asan/envdb" \
+    /usr/bin/python3 test/pyrun.py test/sqlite >"$log/sqlite-asan.log" 2>&1
+  read -r p f < <(py_counts "$log/sqlite-asan.log")
+  reports=$(grep -cE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$log/sqlite-asan.log")
+  [ "$reports" -eq 0 ] || { grep -E -A20 'ERROR: AddressSanitizer|runtime error:' "$log/sqlite-asan.log" | head -40; f=$((f + 1)); }
+  tally "sqlite e2e (asan+ubsan)" "$p" "$f"
+else
+  tally "sqlite e2e (asan+ubsan)" 0 1
+fi
+
+echo "== packaging"
+/usr/bin/python3 test/pyrun.py test/packaging >"$log/packaging.log" 2>&1
+tally "packaging" $(py_counts "$log/packaging.log")
 
 echo "== Postgres"
 if ! test/check_schedule.sh >"$log/schedule.log" 2>&1; then cat "$log/schedule.log"; tally "pg_regress schedule" 0 1; fi

@@ -1,5 +1,6 @@
 """One calling convention for both hosts, so a scenario can run against SQLite
-(the built build/envdb.so) and Postgres (the installed extension, in the
+(the built build/envdb.so, or the one ENVDB_SQLITE_EXTENSION names: see
+test/sqlite/envdb_sqlite.py, whose connect() this uses) and Postgres (the installed extension, in the
 pg_virtualenv cluster) and their answers can be compared."""
 import base64
 import json

@@ -1,12 +1,14 @@
 """Helpers for the SQLite end-to-end suites: connections that load the built
-extension (build/envdb.so), and the documented function list."""
+extension (build/envdb.so, or the one ENVDB_SQLITE_EXTENSION names, e.g. the
+ASan build's build-asan/envdb.so), and the documented function list."""
 import json
 import os
 import re
 import sqlite3
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-EXTENSION = os.path.join(ROOT, "build", "envdb")  # SQLite adds .so itself
+# SQLite adds .so itself; the file name must stay envdb (entry point sqlite3_envdb_init).
+EXTENSION = os.environ.get("ENVDB_SQLITE_EXTENSION") or os.path.join(ROOT, "build", "envdb")
 REFERENCE = os.path.join(ROOT, "docs", "reference.md")
 
 
