@@ -426,9 +426,11 @@ void find_files(Host& host, std::vector<Finding>& findings, const Orphans& o,
 
 void repair_files(Host& host, std::vector<Finding>& findings, std::map<size_t, FileGroup>& groups,
                   const fs::path& dir) {
-  for (auto& [index, g] : groups) {
+  // Not a structured binding: C++17 lambdas cannot capture one (clang refuses).
+  for (auto& entry : groups) {
+    FileGroup& g = entry.second;
     if (!g.ours) continue;
-    Finding& f = findings[index];
+    Finding& f = findings[entry.first];
     if (g.name.temporary) {
       repair(host, f, "deleted the temporary file", [&](std::string& why) {
         for (const std::string& name : g.files) {
