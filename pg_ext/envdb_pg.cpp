@@ -6,6 +6,13 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -14,6 +21,8 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 // The module builds with hidden visibility; Postgres 16 makes PGDLLEXPORT
@@ -40,6 +49,7 @@ PG_FUNCTION_INFO_V1(envdb_fn);
 #include "keyring.hpp"
 #include "pg_guard.hpp"
 #include "spi_store.hpp"
+#include "version.hpp"
 #include "worker.hpp"
 
 namespace envdb::pg {
@@ -207,9 +217,54 @@ struct CallInfo {
   bool request_form;
 };
 
+// The extension that owns a function, and the version of its SQL objects.
+struct OwningExtension {
+  char* name = nullptr;
+  char* version = nullptr;
+};
+
+OwningExtension owning_extension(Oid fn_oid) {
+  return guarded([&] {
+    OwningExtension r;
+    const Oid ext = getExtensionOfObject(ProcedureRelationId, fn_oid);
+    if (!OidIsValid(ext)) return r;
+    Relation rel = table_open(ExtensionRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(ext));
+    SysScanDesc scan = systable_beginscan(rel, ExtensionOidIndexId, true, nullptr, 1, &key);
+    HeapTuple tup = systable_getnext(scan);
+    if (HeapTupleIsValid(tup)) {
+      r.name = pstrdup(NameStr(reinterpret_cast<Form_pg_extension>(GETSTRUCT(tup))->extname));
+      bool isnull = true;
+      const Datum d = heap_getattr(tup, Anum_pg_extension_extversion, RelationGetDescr(rel), &isnull);
+      if (!isnull) r.version = text_to_cstring(DatumGetTextPP(d));
+    }
+    systable_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return r;
+  });
+}
+
+// The library serves one version of the control-plane catalog. After new
+// binaries are installed and before ALTER EXTENSION envdb UPDATE, the SQL
+// objects are older than the code that would run against them: refuse with
+// what to do rather than fail half-way on a column the old catalog lacks.
+// (envdb_data's functions manage their own versioned tables, so they work at
+// any installed version.)
+void require_current_catalog(Oid fn_oid) {
+  const OwningExtension ext = owning_extension(fn_oid);
+  if (!ext.name || !ext.version || std::strcmp(ext.name, "envdb") != 0 ||
+      std::strcmp(ext.version, kVersion) == 0)
+    return;
+  throw Error(Code::schema_mismatch, std::string("extension envdb is installed at version ") +
+                                         ext.version + " but its library is version " + kVersion +
+                                         "; run ALTER EXTENSION envdb UPDATE");
+}
+
 const CallInfo& call_info(FunctionCallInfo fcinfo) {
   if (fcinfo->flinfo->fn_extra) return *static_cast<CallInfo*>(fcinfo->flinfo->fn_extra);
   const Oid fn_oid = fcinfo->flinfo->fn_oid;
+  require_current_catalog(fn_oid);
   const char* name = guarded([&] { return get_func_name(fn_oid); });
   const api::Function* fn = name ? api::find(name) : nullptr;
   if (!fn || !api::available_in(*fn, "postgres"))
