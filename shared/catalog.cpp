@@ -69,7 +69,9 @@ std::vector<Table> build() {
         col("dlp_policy_id", T::text), col("created_by", T::text),
         col("metadata", T::json, true, D::empty_object),
         col("created_at", T::timestamp, true, D::now),
-        col("updated_at", T::timestamp, true, D::now)},
+        col("updated_at", T::timestamp, true, D::now),
+        // When archive_environment ran (drop_environment_database's grace period).
+        col("archived_at", T::timestamp)},
        {"id"},
        {{"organization_id", "slug"}, {"id", "organization_id"}},
        {{{"organization_id"}, "sys_organization", {"id"}}},
@@ -106,7 +108,10 @@ std::vector<Table> build() {
                 col("updated_at", T::timestamp, true, D::now),
                 // postgres driver: the registered server it is placed on (NULL:
                 // the server envdb runs on).
-                col("host_id", T::id)},
+                col("host_id", T::id),
+                // When drop_environment_database removed the database (sqlite)
+                // or its drop_database job completed (postgres, turso).
+                col("dropped_at", T::timestamp)},
                {"id"},
                {{"environment_id"}, {"database_name"}},
                {{{"environment_id"}, "sys_environment", {"id"}},

@@ -76,8 +76,8 @@ Json archive(Host& host, const Row& env, bool force, const std::optional<std::st
   // postgres: every login of the database loses LOGIN and its sessions.
   if (db) pgdriver::queue_job(host, db->text("id"), "disable_login", std::nullopt);
   execute(store,
-          "UPDATE envdb.sys_environment SET status = 'archived', updated_at = $2::timestamptz "
-          "WHERE id = $1",
+          "UPDATE envdb.sys_environment SET status = 'archived', updated_at = $2::timestamptz, "
+          "archived_at = $2::timestamptz WHERE id = $1",
           {id, now_iso()});
   Json detail{{"from", env.text("status")}, {"force", force}, {"revokedCredentials", revoked}};
   if (reason) detail["reason"] = *reason;
@@ -368,6 +368,101 @@ Value archive_environment(api::Call& c) {
   return api::json_result(archive(c.host, env, force, std::nullopt));
 }
 
+// The database of an archived environment goes for good (DESIGN "Lifecycle":
+// archiving keeps it; dropping is this separate, explicit step after
+// drop_grace_seconds). sqlite: the file goes now, then the registry records
+// it, so a failure in between leaves "not dropped" and a second call
+// converges; postgres and turso: a drop_database job, whose completion
+// records it (outbox::complete_provisioning_job).
+Value drop_environment_database(api::Call& c) {
+  const std::string id = environment_id_arg(c);
+  const bool force = c.opt_boolean("force").value_or(false);
+  Host& host = c.host;
+  Store& store = c.store;
+  Row env = records::load_environment(store, "environment_id", id);
+  if (env.text("status") != "archived")
+    fail(Code::invalid_transition, "environment_id " + quote_value(id) + " is " +
+                                       env.text("status") +
+                                       "; only an archived environment's database can be dropped "
+                                       "(archive_environment first)");
+  auto db = records::database_of_environment(store, id);
+  if (!db) fail(Code::not_found, "environment_id " + quote_value(id) + " has no database");
+  const std::string database_id = db->text("id");
+  if (auto dropped = db->opt_text("dropped_at"))
+    fail(Code::invalid_transition, "the database of environment_id " + quote_value(id) +
+                                       " was already dropped at " + *dropped);
+  if (auto job = query_one(store,
+                           "SELECT id, status FROM envdb.sys_provisioning_job WHERE database_id = "
+                           "$1 AND kind = 'drop_database' AND status IN ('pending', 'running') "
+                           "ORDER BY created_at, id LIMIT 1",
+                           {database_id}))
+    fail(Code::invalid_transition, "the database of environment_id " + quote_value(id) +
+                                       " is already being dropped (job " +
+                                       quote_value(job->text("id")) + " is " +
+                                       job->text("status") + ")");
+  if (force && (env.boolean("is_protected") || env.boolean("is_default")))
+    fail(Code::conflict, "environment_id " + quote_value(id) +
+                             " is protected; force cannot skip drop_grace_seconds for it");
+  const int64_t grace = setup::setting_seconds(host, "drop_grace_seconds");
+  // An environment archived before archived_at existed: its last update is
+  // the archive (an archived environment changes no more).
+  const std::string archived_at = env.opt_text("archived_at").value_or(env.text("updated_at"));
+  if (!force && grace > 0) {
+    const int64_t since = ms_from_iso(archived_at).value_or(0);
+    const int64_t allowed = since + grace * 1000;
+    if (now_ms() < allowed)
+      fail(Code::invalid_transition,
+           "environment_id " + quote_value(id) + " was archived at " + archived_at +
+               "; its database can be dropped from " + iso_from_ms(allowed) +
+               " (drop_grace_seconds = " + std::to_string(grace) + "), or now with force => true");
+  }
+  const std::string driver = db->text("driver");
+  const std::string database_name = db->text("database_name");
+  std::optional<std::string> job_id;
+  if (driver == "sqlite") {
+    // The file first: the registry says "dropped" only once it is gone.
+    const std::string path = provision::sqlite_database_path(host, database_name,
+                                                             db->opt_text("database_url"));
+    provision::delete_database_file(path);
+  }
+  Atomic tx(store);
+  const std::string now = now_iso();
+  if (driver == "sqlite") {
+    execute(store,
+            "UPDATE envdb.sys_environment_database SET dropped_at = $2::timestamptz, "
+            "updated_at = $2::timestamptz WHERE id = $1",
+            {database_id, now});
+  } else {
+    job_id = new_uuid_v7();
+    const Json payload{{"databaseName", database_name}, {"region", db->text("region")}};
+    execute(store,
+            "INSERT INTO envdb.sys_provisioning_job (id, environment_id, database_id, kind, "
+            "driver, status, attempts, payload, created_at, updated_at) VALUES ($1, $2, $3, "
+            "'drop_database', $4, 'pending', 0, $5::jsonb, $6::timestamptz, $6::timestamptz)",
+            {*job_id, id, database_id, driver, payload.dump(), now});
+    host.jobs_queued(driver);
+  }
+  audit::record(host, {"environment.drop_database", env.text("organization_id"), id,
+                       "environment_database", database_id,
+                       Json{{"driver", driver},
+                            {"databaseName", database_name},
+                            {"force", force},
+                            {"archivedAt", archived_at},
+                            {"jobId", job_id ? Json(*job_id) : Json(nullptr)}}});
+  tx.done();
+  Json job = nullptr;
+  if (job_id)
+    job = records::job_json(*query_one(store,
+                                       std::string("SELECT ") + records::kJobColumns +
+                                           " FROM envdb.sys_provisioning_job WHERE id = $1",
+                                       {*job_id}));
+  return api::json_result(
+      Json{{"environment", environment_now(store, id)},
+           {"database", records::database_json(
+                            records::load_database(store, "database_id", database_id))},
+           {"job", job}});
+}
+
 Value set_default_environment(api::Call& c) {
   const std::string id = environment_id_arg(c);
   Store& store = c.store;
@@ -457,6 +552,13 @@ std::vector<api::Function> functions() {
        T::json, set_environment_status, kWrites, kAdmin,
        "move an environment through the lifecycle state machine; archived follows "
        "archive_environment's rules (without force), provisioning is retry_environment"},
+      {"drop_environment_database",
+       {{"environment_id", T::text, nullptr}, {"force", T::boolean, "false"}},
+       T::json, drop_environment_database, kWrites, kAdmin,
+       "drop an archived environment's database for good, once drop_grace_seconds have passed "
+       "since the archive (force skips the wait, never for a protected environment); sqlite: "
+       "the file is deleted now; postgres and turso: a drop_database job is queued and its "
+       "completion records the drop"},
       {"archive_environment",
        {{"environment_id", T::text, nullptr}, {"force", T::boolean, "false"}},
        T::json, archive_environment, kWrites, kAdmin,

@@ -20,6 +20,7 @@ Value provision_environment(api::Call& call);
 Value get_environment(api::Call& call);
 Value set_environment_status(api::Call& call);
 Value archive_environment(api::Call& call);
+Value drop_environment_database(api::Call& call);
 Value set_default_environment(api::Call& call);
 Value retry_environment(api::Call& call);
 

@@ -151,6 +151,10 @@ Value complete_provisioning_job(api::Call& c) {
   if (kind == "create_database" && driver == "turso" && tokens.empty())
     fail(Code::invalid_parameter,
          "tokens is required to complete a turso job: envdb does not mint Turso tokens");
+  // A drop leaves no database to reach or log in to.
+  if (kind == "drop_database" && (database_url || !tokens.empty()))
+    fail(Code::invalid_parameter, std::string(database_url ? "database_url" : "tokens") +
+                                      " cannot be given for a drop_database job");
   const std::string environment_id = job.text("environment_id");
   Row env = records::load_environment(store, "environment_id", environment_id);
   if (kind == "create_database" && env.text("status") != "provisioning")
@@ -174,7 +178,13 @@ Value complete_provisioning_job(api::Call& c) {
     credentials::store_token(c.host, *database_id, scope, tokens[scope].get<std::string>());
     scopes.push_back(scope);
   }
-  if (kind == "create_database" && database_id) {
+  if (kind == "drop_database" && database_id) {
+    // The environment stays archived; the database row records the drop.
+    execute(store,
+            "UPDATE envdb.sys_environment_database SET dropped_at = $2::timestamptz, "
+            "updated_at = $2::timestamptz WHERE id = $1 AND dropped_at IS NULL",
+            {*database_id, now});
+  } else if (kind == "create_database" && database_id) {
     provision::activate(c.host, environment_id, "provisioning", *database_id, database_url);
   } else if (database_url && database_id) {
     execute(store,
@@ -259,7 +269,8 @@ std::vector<api::Function> functions() {
        T::json, complete_provisioning_job, api::kWrites, api::kAdmin,
        "report a running job done: records the database URL, stores each token of tokens "
        "(scope -> token; required for turso) as that scope's active credential, and makes the "
-       "environment active"},
+       "environment active; a drop_database job (no database_url or tokens) records the "
+       "database dropped and leaves the environment archived"},
       {"fail_provisioning_job",
        {{"job_id", T::text, nullptr}, {"error", T::text, nullptr}, {"retry", T::boolean, "false"}},
        T::json, fail_provisioning_job, api::kWrites, api::kAdmin,

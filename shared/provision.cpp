@@ -212,6 +212,25 @@ std::string create_sqlite_file(Host& host, const std::string& environment_id,
   return final_path;
 }
 
+std::string sqlite_database_path(Host& host, const std::string& database_name,
+                                 const std::optional<std::string>& database_url) {
+  if (database_url && database_url->size() > 5 && database_url->compare(0, 5, "file:") == 0)
+    return database_url->substr(5);
+  const fs::path dir = fs::path(setup::setting(host, "sqlite_data_dir"));
+  return (dir / (database_name + ".db")).string();
+}
+
+void delete_database_file(const std::string& path) {
+  for (const char* suffix : {"", "-journal", "-wal", "-shm"}) {
+    const std::string file = path + suffix;
+    std::error_code ec;
+    fs::remove(file, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory)
+      throw Error(Code::internal, "cannot delete " + quote_value(file) + ": " + ec.message());
+  }
+  sync_directory(fs::path(path).parent_path());
+}
+
 Row queue_create_job(Host& host, const Row& environment, const Row& database) {
   const std::string id = new_uuid_v7();
   const std::string now = now_iso();

@@ -92,6 +92,15 @@ std::string create_sqlite_file(Host& host, const std::string& environment_id,
                                const std::string& organization_id,
                                const std::string& database_name, bool reuse_existing, Undo& undo);
 
+// Where a sqlite-driver database lives: database_url "file:<path>", else
+// <sqlite_data_dir>/<database_name>.db.
+std::string sqlite_database_path(Host& host, const std::string& database_name,
+                                 const std::optional<std::string>& database_url);
+
+// Deletes a SQLite database file and its -journal, -wal and -shm files; a
+// file already gone is fine, any other failure is an error (internal).
+void delete_database_file(const std::string& path);
+
 // Queues a create_database job for a postgres or turso database. Returns the row.
 Row queue_create_job(Host& host, const Row& environment, const Row& database);
 

@@ -7,10 +7,10 @@ namespace envdb::records {
 const char* const kOrganizationColumns = "id, slug, name, metadata, created_at, updated_at";
 const char* const kEnvironmentColumns =
     "id, organization_id, slug, name, description, env_type, region, is_default, is_protected, "
-    "status, dlp_policy_id, created_by, metadata, created_at, updated_at";
+    "status, dlp_policy_id, created_by, metadata, created_at, updated_at, archived_at";
 const char* const kDatabaseColumns =
     "id, environment_id, database_name, database_url, driver, region, storage_limit_mb, "
-    "provisioned_at, last_accessed_at, metadata, created_at, updated_at";
+    "provisioned_at, last_accessed_at, metadata, created_at, updated_at, dropped_at";
 const char* const kCredentialColumns =
     "id, database_id, kms_key_id, scope, status, username, issued_at, expires_at, revoked_at, "
     "rotated_from";
@@ -65,7 +65,8 @@ Json environment_json(const Row& r) {
               {"createdBy", text(r, "created_by")},
               {"metadata", object(r, "metadata")},
               {"createdAt", text(r, "created_at")},
-              {"updatedAt", text(r, "updated_at")}};
+              {"updatedAt", text(r, "updated_at")},
+              {"archivedAt", text(r, "archived_at")}};
 }
 
 Json database_json(const Row& r) {
@@ -80,7 +81,8 @@ Json database_json(const Row& r) {
               {"lastAccessedAt", text(r, "last_accessed_at")},
               {"metadata", object(r, "metadata")},
               {"createdAt", text(r, "created_at")},
-              {"updatedAt", text(r, "updated_at")}};
+              {"updatedAt", text(r, "updated_at")},
+              {"droppedAt", text(r, "dropped_at")}};
 }
 
 Json credential_json(const Row& r) {

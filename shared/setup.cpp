@@ -31,6 +31,8 @@ const Setting kSettings[] = {
     {"credential_ttl_seconds", "0", "0", true},
     // check() calls a running job stale when it was claimed longer ago (0: never).
     {"job_claim_timeout_seconds", "3600", "3600", true},
+    // drop_environment_database waits this long after the archive (0: no wait).
+    {"drop_grace_seconds", "604800", "604800", true},
 };
 
 const Setting& find_setting(const std::string& key) {

@@ -289,6 +289,17 @@ def cases(f):
     add("archive unknown", "archive_environment", ("no-such-env",), "not_found", "no-such-env")
     add("archive NULL", "archive_environment", (None,), "invalid_parameter", "environment_id is required")
     add("archive force 'yes'", "archive_environment", (prod, "yes"), "invalid_parameter", "force", S)
+    add("drop the database of an active environment", "drop_environment_database", (env, True),
+        "invalid_transition", "only an archived environment")
+    add("drop within the grace period", "drop_environment_database", (arch,), "invalid_transition",
+        "drop_grace_seconds")
+    add("drop unknown", "drop_environment_database", ("no-such-env", True), "not_found", "no-such-env")
+    add("drop NULL", "drop_environment_database", (None,), "invalid_parameter", "environment_id is required")
+    add("drop malformed id", "drop_environment_database", (INJECTION, True), "invalid_parameter",
+        "environment_id")
+    add("drop force 'yes'", "drop_environment_database", (arch, "yes"), "invalid_parameter", "force", S)
+    add("config: negative drop grace", "config", ("drop_grace_seconds", "-1"), "invalid_parameter",
+        "drop_grace_seconds")
     add("retry an active environment", "retry_environment", (env,), "invalid_transition", "active")
     add("retry a provisioning environment", "retry_environment", (prov,), "invalid_transition", "provisioning")
     add("retry an archived environment", "retry_environment", (arch,), "invalid_transition", "archived")

@@ -80,6 +80,14 @@ def scenario(h):
     yield "resume for the rest", lambda: h.call("set_environment_status", dev(), "active")
     yield "archive protected prod", lambda: h.call("archive_environment", prod())
     yield "archive prod with force", lambda: h.call("archive_environment", prod(), True)
+    yield "drop active dev", lambda: h.call("drop_environment_database", dev(), True)
+    yield "drop protected prod with force", lambda: h.call("drop_environment_database", prod(), True)
+    yield "config drop grace 0", lambda: h.call("config", "drop_grace_seconds", "0")
+    yield "drop prod", lambda: keep("drop", h.call("drop_environment_database", prod()))
+    yield "drop prod while queued", lambda: h.call("drop_environment_database", prod())
+    yield "claim the drop job", lambda: h.call("claim_provisioning_jobs", "turso", 10, "worker-1")
+    yield "complete the drop job", lambda: h.call("complete_provisioning_job", state["drop"]["job"]["id"])
+    yield "get dropped prod", lambda: h.call("get_environment", prod())
     yield "archive default", lambda: h.call("archive_environment", default_env(), True)
     yield "archived is final", lambda: h.call("set_environment_status", prod(), "active")
     yield "set default to dev", lambda: h.call("set_default_environment", dev())
@@ -93,6 +101,7 @@ EXPECTED_REFUSALS = [
     "duplicate organization", "dev again", "second default", "bad slug", "unknown organization",
     "bad role", "suspended -> provisioning refused", "revoke again", "reveal revoked", "resolve bad scope",
     "resolve unknown", "set context as non-member", "resolve suspended", "archive protected prod",
+    "drop active dev", "drop protected prod with force", "drop prod while queued",
     "archive default", "archived is final"]
 
 

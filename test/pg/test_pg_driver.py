@@ -330,6 +330,21 @@ class PostgresDriver(unittest.TestCase):
         self.cp.wait_jobs_done(env_id)
         refused(self, url, new)
         self.assertEqual(self.cp.one("select count(*) from pg_database where datname = %s", (dbname,))[0], 1)
+        roles = "select count(*) from pg_roles where starts_with(rolname, %s)"
+        self.assertGreaterEqual(self.cp.one(roles, (dbname + "_",))[0], 7)  # 4 roles, 3+ logins
+
+        # Dropping it (force: no grace period): the worker drops the database,
+        # its logins and its roles; the environment stays archived.
+        out = self.call("drop_environment_database", env_id, True)
+        self.assertEqual((out["job"]["kind"], out["job"]["status"]), ("drop_database", "pending"))
+        self.assertIsNone(out["database"]["droppedAt"])
+        self.cp.wait_jobs_done(env_id)
+        self.assertEqual(self.cp.one("select count(*) from pg_database where datname = %s", (dbname,))[0], 0)
+        self.assertEqual(self.cp.one(roles, (dbname + "_",))[0], 0)
+        env = self.cp.environment(env_id)
+        self.assertEqual(env["environment"]["status"], "archived")
+        self.assertIsNotNone(env["database"]["droppedAt"])
+        self.assertEqual(self.call("check")["ok"], True)
 
     def test_a_foreign_database_fails_the_job_and_retry_resumes(self):
         import psycopg2

@@ -91,7 +91,9 @@ class Upgrade(unittest.TestCase):
         call(db, "add_environment_member", env_id, "user-1", "env_user")
         sql = db.execute("select sql from sqlite_master where name = 'sys_environment'").fetchone()[0]
         self.assertIn("  dlp_policy_id TEXT,\n", sql)
-        older = sql.replace("  dlp_policy_id TEXT,\n", "").replace(", 'trial'", "")
+        self.assertIn("  archived_at TEXT,\n", sql)
+        older = (sql.replace("  dlp_policy_id TEXT,\n", "").replace("  archived_at TEXT,\n", "")
+                 .replace(", 'trial'", ""))
         db.executescript(f"""
             begin;
             create temp table saved as select * from sys_environment;
@@ -128,7 +130,8 @@ class Upgrade(unittest.TestCase):
         for t, cols in columns.items():
             if t != "sys_config":
                 self.assertEqual(rows(db, t, cols), before[t], t)
-        self.assertEqual(db.execute("select dlp_policy_id from sys_environment").fetchall(), [(None,)])
+        self.assertEqual(db.execute("select dlp_policy_id, archived_at from sys_environment").fetchall(),
+                         [(None, None)])
         self.assertEqual(db.execute("pragma foreign_key_check").fetchall(), [])
         with self.assertRaisesRegex(sqlite3.Error, "append-only"):
             db.execute("update sys_audit_event set actor = 'x'")

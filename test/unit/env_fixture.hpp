@@ -56,10 +56,12 @@ inline std::vector<std::string> keys_of(const Json& j) {
 inline const std::vector<std::string> kEnvironmentKeys = {
     "id",       "organizationId", "slug",      "name",        "description",
     "envType",  "region",         "isDefault", "isProtected", "status",
-    "dlpPolicyId", "createdBy",   "metadata",  "createdAt",   "updatedAt"};
+    "dlpPolicyId", "createdBy",   "metadata",  "createdAt",   "updatedAt",
+    "archivedAt"};
 inline const std::vector<std::string> kDatabaseKeys = {
     "id",     "environmentId",  "databaseName",  "databaseUrl",    "driver",    "region",
-    "storageLimitMb", "provisionedAt", "lastAccessedAt", "metadata", "createdAt", "updatedAt"};
+    "storageLimitMb", "provisionedAt", "lastAccessedAt", "metadata", "createdAt", "updatedAt",
+    "droppedAt"};
 inline const std::vector<std::string> kCredentialKeys = {
     "id", "databaseId", "kmsKeyId", "scope", "status", "issuedAt", "expiresAt", "rotatedFrom"};
 
