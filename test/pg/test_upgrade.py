@@ -3,12 +3,13 @@ kept, every credential still opens, and the catalog left is the one a fresh
 install of the current version makes (tables, columns, constraints, indexes,
 triggers, views, policies, functions with their attributes and ACLs, grants,
 comments, extension membership and pg_extension_config_dump settings)."""
+import io
 import os
 import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
-from hosts import CATALOG_TABLES, TEST_KEY, TEST_KEY_ID, PostgresHost, postgres_available  # noqa: E402
+from hosts import CATALOG_TABLES, TEST_KEY, TEST_KEY_ID, HostError, PostgresHost, postgres_available  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 OLD = "0.1.0"
@@ -19,6 +20,23 @@ def current_version():
         if "kVersion" in line:
             return line.split('"')[1]
     raise AssertionError("no kVersion in shared/version.hpp")
+
+
+def copy_rows(source, target, columns):
+    """Copies the rows of each table from source into target, as the columns
+    target's catalog has, in the catalog's order (parents first); rows target
+    already holds (its own settings) are kept."""
+    for table, cols in columns.items():
+        names = ", ".join(cols)
+        out = source.conn.cursor()
+        data = io.StringIO()
+        out.copy_expert(f"COPY (SELECT {names} FROM envdb.{table}) TO STDOUT", data)
+        data.seek(0)
+        cur = target.conn.cursor()
+        cur.execute(f"CREATE TEMP TABLE copy_{table} AS SELECT {names} FROM envdb.{table} WITH NO DATA")
+        cur.copy_expert(f"COPY copy_{table} ({names}) FROM STDIN", data)
+        cur.execute(f"INSERT INTO envdb.{table} ({names}) SELECT {names} FROM copy_{table} ON CONFLICT DO NOTHING")
+        cur.execute(f"DROP TABLE copy_{table}")
 
 
 class Database(PostgresHost):
@@ -137,27 +155,41 @@ class Upgrade(unittest.TestCase):
     def test_control_plane_update_keeps_rows_and_matches_a_fresh_install(self):
         old = Database("envdb", OLD)
         fresh = Database("envdb")
+        source = Database("envdb")
         try:
-            # Fill 0.1.0: organizations, environments, credentials, members, jobs, audit.
-            org = old.call("provision_organization", "acme", "Acme", None, "eu-1", "turso")
+            # The library installed is the current version's, and it refuses
+            # to run against older SQL objects (below). So the rows a 0.1.0
+            # installation holds are made by envdb in a scratch database and
+            # copied into the 0.1.0 catalog, column by column: organizations,
+            # environments, credentials (sealed, bound to their row ids, so
+            # they open after the copy), members, jobs, audit.
+            org = source.call("provision_organization", "acme", "Acme", None, "eu-1", "turso")
             org_id = org["organization"]["id"]
-            env = old.call("provision_environment", org_id, "dev", None, None, None, "turso")
-            old.call("provision_environment", org_id, "queued", None, None, None, "postgres")
-            for job in old.call("claim_provisioning_jobs", "turso", 10):
-                old.call("complete_provisioning_job", job["id"], "libsql://x",
-                         {"readwrite": f"tok-{job['id']}", "readonly": f"ro-{job['id']}"})
-            old.call("add_environment_member", env["environment"]["id"], "user-1", "env_user")
-            old.call("add_environment_member", env["environment"]["id"], "user-2", "env_admin")
-            old.call("rotate_credential", env["database"]["id"], "readwrite", None, "tok-rotated")
-            old.call("issue_credential", env["database"]["id"], "admin", "tok-admin")
-            old.call("config", "rotation_grace_seconds", "3600")
+            env = source.call("provision_environment", org_id, "dev", None, None, None, "turso")
+            source.call("provision_environment", org_id, "queued", None, None, None, "postgres")
+            for job in source.call("claim_provisioning_jobs", "turso", 10):
+                source.call("complete_provisioning_job", job["id"], "libsql://x",
+                            {"readwrite": f"tok-{job['id']}", "readonly": f"ro-{job['id']}"})
+            source.call("add_environment_member", env["environment"]["id"], "user-1", "env_user")
+            source.call("add_environment_member", env["environment"]["id"], "user-2", "env_admin")
+            source.call("rotate_credential", env["database"]["id"], "readwrite", None, "tok-rotated")
+            source.call("issue_credential", env["database"]["id"], "admin", "tok-admin")
+            source.call("config", "rotation_grace_seconds", "3600")
+            columns = old.columns(CATALOG_TABLES)
+            copy_rows(source, old, columns)
+
+            # Before the update: a clear refusal, not a failure half-way.
+            with self.assertRaises(HostError) as refused:
+                old.call("version")
+            self.assertEqual(refused.exception.code, "schema_mismatch")
+            self.assertIn("ALTER EXTENSION envdb UPDATE", refused.exception.message)
+
             counts = old.counts()
             for t in CATALOG_TABLES:
                 self.assertGreater(counts[t], 0, f"{t} holds no row before the upgrade")
             creds = [r[0] for r in old.sql("select id from envdb.sys_database_credential where status <> 'revoked'")]
-            secrets = {c: old.call("reveal_credential", c) for c in creds}
+            secrets = {c: source.call("reveal_credential", c) for c in creds}
             self.assertGreater(len(secrets), 3)
-            columns = old.columns(CATALOG_TABLES)
             before = old.rows(columns)
 
             old.sql("ALTER EXTENSION envdb UPDATE")
@@ -174,6 +206,7 @@ class Upgrade(unittest.TestCase):
         finally:
             old.close()
             fresh.close()
+            source.close()
 
     def test_data_plane_update_matches_a_fresh_install(self):
         old = Database("envdb_data", OLD)
