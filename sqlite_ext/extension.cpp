@@ -9,12 +9,14 @@ SQLITE_EXTENSION_INIT1
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "api.hpp"
 #include "check.hpp"
 #include "sqlite_store.hpp"
+#include "version.hpp"
 
 namespace envdb::sqlite {
 
@@ -94,6 +96,18 @@ void set_result(sqlite3_context* ctx, const Value& r) {
   }
 }
 
+// sys_config's catalog_version, when the database has one.
+std::optional<int> stored_catalog_version(sqlite3* db) {
+  sqlite3_stmt* st = nullptr;
+  std::optional<int> version;
+  if (sqlite3_prepare_v2(db, "SELECT value FROM sys_config WHERE key = 'catalog_version'", -1, &st,
+                         nullptr) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    version = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return version;
+}
+
 // The one guard every envdb_* function goes through: the core's exceptions
 // stop here and become sqlite3_result_error.
 void dispatch(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
@@ -135,9 +149,22 @@ void dispatch(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     return;
   } catch (const Error& e) {
     error = e.what();
-    // The one host error a new user meets first deserves a sentence of its own.
-    if (e.code() == Code::internal && error.find("no such table: sys_") != std::string::npos)
-      error = "not_found: this database has no envdb catalog; run SELECT envdb_init() first";
+    // A catalog an earlier version made lacks tables and columns this one
+    // uses until envdb_init() upgrades it; no catalog at all is the error a
+    // new user meets first. Each gets a sentence of its own (the call has
+    // changed nothing).
+    const bool missing_table = error.find("no such table: sys_") != std::string::npos;
+    if (e.code() == Code::internal &&
+        (missing_table || error.find("no such column") != std::string::npos ||
+         error.find("has no column named") != std::string::npos)) {
+      const auto found = stored_catalog_version(sqlite3_context_db_handle(ctx));
+      if (found && *found < kCatalogVersion)
+        error = "schema_mismatch: this database's envdb catalog is version " +
+                std::to_string(*found) + " but the extension (" + kVersion + ") uses catalog " +
+                std::to_string(kCatalogVersion) + "; run SELECT envdb_init() to upgrade it in place";
+      else if (missing_table && !found)
+        error = "not_found: this database has no envdb catalog; run SELECT envdb_init() first";
+    }
   } catch (const std::exception& e) {
     error = e.what();
   } catch (...) {

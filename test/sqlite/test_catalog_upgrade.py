@@ -137,6 +137,20 @@ class Upgrade(unittest.TestCase):
             db.execute("update sys_audit_event set actor = 'x'")
         db.close()
 
+    def test_calls_before_init_are_refused_with_what_to_do_and_write_nothing(self):
+        path = self.copy_fixture()
+        db = connect(path, init=False)
+        call(db, "keyring_add", "k1", EXPECTED["keyring"]["k1"])
+        counts = {t: db.execute(f"select count(*) from {t}").fetchone()[0] for t in EXPECTED["counts"]}
+        for fn, args in (("provision_organization", ("later", "Later")), ("list_database_hosts", ()),
+                         ("check", ())):
+            with self.assertRaisesRegex(sqlite3.Error, r"schema_mismatch: .*catalog is version 1 .*envdb_init\(\)"):
+                call(db, fn, *args)
+        self.assertEqual({t: db.execute(f"select count(*) from {t}").fetchone()[0] for t in counts}, counts)
+        call(db, "init")
+        self.assertEqual(call_json(db, "provision_organization", "later", "Later")["organization"]["slug"], "later")
+        db.close()
+
     def test_a_newer_catalog_is_refused_untouched(self):
         path = self.copy_fixture()
         db = connect(path, init=False)
