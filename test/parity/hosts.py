@@ -102,26 +102,36 @@ class SqliteHost:
         self.dir.cleanup()
 
 
+def scratch_database(dbname):
+    """Creates the Postgres database `dbname` afresh (dropping one left by an
+    earlier run) and returns its name."""
+    import psycopg2
+    admin = psycopg2.connect(dbname="postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{dbname}"')
+    admin.cursor().execute(f'CREATE DATABASE "{dbname}"')
+    admin.close()
+    return dbname
+
+
 class PostgresHost:
     name = "postgres"
     _serial = 0
 
-    def __init__(self):
+    def __init__(self, prefix="envdb_parity", create_extension="CREATE EXTENSION envdb", keyring=True):
+        """A scratch database of its own, with `create_extension` run in it and,
+        unless keyring is false, the test keyring set for the session."""
         import psycopg2
         self.psycopg2 = psycopg2
         PostgresHost._serial += 1
-        self.dbname = f"envdb_parity_{os.getpid()}_{PostgresHost._serial}"
-        admin = psycopg2.connect(dbname="postgres")
-        admin.autocommit = True
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{self.dbname}"')
-        admin.cursor().execute(f'CREATE DATABASE "{self.dbname}"')
-        admin.close()
+        self.dbname = scratch_database(f"{prefix}_{os.getpid()}_{PostgresHost._serial}")
         self.conn = psycopg2.connect(dbname=self.dbname)
         self.conn.autocommit = True
         cur = self.conn.cursor()
-        cur.execute("CREATE EXTENSION envdb")
-        cur.execute("SELECT set_config('envdb.keyring_command', %s, false)",
-                    (f"printf '{TEST_KEY_ID} {TEST_KEY}\\n'",))
+        cur.execute(create_extension)
+        if keyring:
+            cur.execute("SELECT set_config('envdb.keyring_command', %s, false)",
+                        (f"printf '{TEST_KEY_ID} {TEST_KEY}\\n'",))
 
     def call(self, fn, *args):
         parts, values = [], []

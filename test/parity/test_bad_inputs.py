@@ -636,18 +636,7 @@ class DataPlaneHost(PostgresHost):
     """A Postgres environment database: extension envdb_data alone."""
 
     def __init__(self):
-        import psycopg2
-        self.psycopg2 = psycopg2
-        PostgresHost._serial += 1
-        self.dbname = f"envdb_data_bad_{os.getpid()}_{PostgresHost._serial}"
-        admin = psycopg2.connect(dbname="postgres")
-        admin.autocommit = True
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{self.dbname}"')
-        admin.cursor().execute(f'CREATE DATABASE "{self.dbname}"')
-        admin.close()
-        self.conn = psycopg2.connect(dbname=self.dbname)
-        self.conn.autocommit = True
-        self.conn.cursor().execute("CREATE EXTENSION envdb_data")
+        super().__init__("envdb_data_bad", "CREATE EXTENSION envdb_data", keyring=False)
 
     def counts(self):
         return self.sql("select count(*) from pg_class where relnamespace = 'envdb'::regnamespace")

@@ -14,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
-from hosts import postgres_available  # noqa: E402
+from hosts import postgres_available, scratch_database  # noqa: E402
 
 KEYS = {"k1": base64.b64encode(bytes(range(32))).decode(),
         "k2": base64.b64encode(bytes(range(32, 64))).decode()}
@@ -29,12 +29,7 @@ class PostgresCrash(unittest.TestCase):
     def setUpClass(cls):
         import psycopg2
         cls.psycopg2 = psycopg2
-        cls.dbname = f"envdb_crash_{os.getpid()}"
-        admin = psycopg2.connect(dbname="postgres")
-        admin.autocommit = True
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{cls.dbname}"')
-        admin.cursor().execute(f'CREATE DATABASE "{cls.dbname}"')
-        admin.close()
+        cls.dbname = scratch_database(f"envdb_crash_{os.getpid()}")
         conn = cls.connect()
         cur = conn.cursor()
         cur.execute("CREATE EXTENSION envdb")

@@ -9,7 +9,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
-from hosts import CATALOG_TABLES, TEST_KEY, TEST_KEY_ID, HostError, PostgresHost, postgres_available  # noqa: E402
+from hosts import CATALOG_TABLES, HostError, PostgresHost, postgres_available  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 OLD = "0.1.0"
@@ -43,20 +43,8 @@ class Database(PostgresHost):
     """A scratch database with one extension at a chosen version."""
 
     def __init__(self, extension, version=None):
-        import psycopg2
-        self.psycopg2 = psycopg2
-        PostgresHost._serial += 1
-        self.dbname = f"envdb_upgrade_{os.getpid()}_{PostgresHost._serial}"
-        admin = psycopg2.connect(dbname="postgres")
-        admin.autocommit = True
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{self.dbname}"')
-        admin.cursor().execute(f'CREATE DATABASE "{self.dbname}"')
-        admin.close()
-        self.conn = psycopg2.connect(dbname=self.dbname)
-        self.conn.autocommit = True
-        self.sql(f"CREATE EXTENSION {extension}" + (f" VERSION '{version}'" if version else ""))
-        self.sql("SELECT set_config('envdb.keyring_command', %s, false)",
-                 (f"printf '{TEST_KEY_ID} {TEST_KEY}\\n'",))
+        super().__init__("envdb_upgrade",
+                         f"CREATE EXTENSION {extension}" + (f" VERSION '{version}'" if version else ""))
 
     def columns(self, tables):
         return {t: [r[0] for r in self.sql("select attname from pg_attribute where attrelid = %s::regclass "
