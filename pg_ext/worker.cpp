@@ -84,6 +84,24 @@ namespace envdb::pg::worker {
 
 namespace {
 
+// The description of one of envdb's background workers: `function` is its
+// entry point in this library and `name` its name in pg_stat_activity.
+BackgroundWorker worker_description(const char* function, const char* name, int restart_time,
+                                    Datum main_arg, pid_t notify_pid) {
+  BackgroundWorker w;
+  std::memset(&w, 0, sizeof w);
+  w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+  w.bgw_restart_time = restart_time;
+  snprintf(w.bgw_library_name, BGW_MAXLEN, "envdb");
+  snprintf(w.bgw_function_name, BGW_MAXLEN, "%s", function);
+  snprintf(w.bgw_name, BGW_MAXLEN, "%s", name);
+  snprintf(w.bgw_type, BGW_MAXLEN, "%s", name);
+  w.bgw_main_arg = main_arg;
+  w.bgw_notify_pid = notify_pid;
+  return w;
+}
+
 constexpr int kMaxDatabases = 256;
 constexpr int kMaxSetups = 4;
 constexpr size_t kSetupSqlBytes = 8192;
@@ -304,17 +322,8 @@ class LocalSession : public pgdriver::ServerSession {
       SpinLockRelease(&shared->mutex);
     };
     const int started = guarded([index] {
-      BackgroundWorker w;
-      std::memset(&w, 0, sizeof w);
-      w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-      w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-      w.bgw_restart_time = BGW_NEVER_RESTART;
-      snprintf(w.bgw_library_name, BGW_MAXLEN, "envdb");
-      snprintf(w.bgw_function_name, BGW_MAXLEN, "envdb_setup_worker_main");
-      snprintf(w.bgw_name, BGW_MAXLEN, "envdb setup worker");
-      snprintf(w.bgw_type, BGW_MAXLEN, "envdb setup worker");
-      w.bgw_main_arg = Int32GetDatum(index);
-      w.bgw_notify_pid = MyProcPid;
+      BackgroundWorker w = worker_description("envdb_setup_worker_main", "envdb setup worker",
+                                              BGW_NEVER_RESTART, Int32GetDatum(index), MyProcPid);
       BackgroundWorkerHandle* handle = nullptr;
       if (!RegisterDynamicBackgroundWorker(&w, &handle)) return 0;
       const BgwHandleStatus status = WaitForBackgroundWorkerShutdown(handle);
@@ -697,17 +706,8 @@ void start_requested() {
     }
     SpinLockRelease(&shared->mutex);
     if (!start) continue;
-    BackgroundWorker w;
-    memset(&w, 0, sizeof w);
-    w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    w.bgw_restart_time = BGW_NEVER_RESTART;
-    snprintf(w.bgw_library_name, BGW_MAXLEN, "envdb");
-    snprintf(w.bgw_function_name, BGW_MAXLEN, "envdb_database_worker_main");
-    snprintf(w.bgw_name, BGW_MAXLEN, "envdb database worker");
-    snprintf(w.bgw_type, BGW_MAXLEN, "envdb database worker");
-    w.bgw_main_arg = Int32GetDatum(i);
-    w.bgw_notify_pid = MyProcPid;
+    BackgroundWorker w = worker_description("envdb_database_worker_main", "envdb database worker",
+                                            BGW_NEVER_RESTART, Int32GetDatum(i), MyProcPid);
     BackgroundWorkerHandle* handle = nullptr;
     if (RegisterDynamicBackgroundWorker(&w, &handle)) {
       if (handles[i]) pfree(handles[i]);
@@ -755,15 +755,8 @@ void register_preloaded() {
   previous_startup_hook = shmem_startup_hook;
   shmem_startup_hook = shmem_startup;
 
-  BackgroundWorker w;
-  memset(&w, 0, sizeof w);
-  w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-  w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-  w.bgw_restart_time = 10;
-  snprintf(w.bgw_library_name, BGW_MAXLEN, "envdb");
-  snprintf(w.bgw_function_name, BGW_MAXLEN, "envdb_launcher_main");
-  snprintf(w.bgw_name, BGW_MAXLEN, "envdb launcher");
-  snprintf(w.bgw_type, BGW_MAXLEN, "envdb launcher");
+  // The launcher is restarted 10 s after it stops.
+  BackgroundWorker w = worker_description("envdb_launcher_main", "envdb launcher", 10, (Datum)0, 0);
   RegisterBackgroundWorker(&w);
 }
 
