@@ -97,7 +97,10 @@ tally "packaging" $(py_counts "$log/packaging.log")
 echo "== Postgres"
 if ! test/check_schedule.sh >"$log/schedule.log" 2>&1; then cat "$log/schedule.log"; tally "pg_regress schedule" 0 1; fi
 if make --no-print-directory install >"$log/pg-install.log" 2>&1; then
-  pg_virtualenv -o shared_preload_libraries=envdb test/pg/run.sh "$root" >"$log/pg.log" 2>&1
+  # -t: the throwaway cluster lives in a temporary directory with a free port,
+  # so a leftover cluster called "regress" (an interrupted run) or a concurrent
+  # `make bench` cannot make this run refuse to start.
+  pg_virtualenv -t -o shared_preload_libraries=envdb test/pg/run.sh "$root" >"$log/pg.log" 2>&1
   while read -r suite p f; do tally "$suite" "$p" "$f"; done < <(grep -E '^SUITE ' "$log/pg.log" | cut -d' ' -f2-)
   grep -q '^SUITE ' "$log/pg.log" || { tail -30 "$log/pg.log"; tally "postgres" 0 1; }
 else
