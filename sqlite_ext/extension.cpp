@@ -9,6 +9,7 @@ SQLITE_EXTENSION_INIT1
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,7 +37,9 @@ class Connection : public Host {
     sqlite3_log(SQLITE_WARNING, "envdb: %s", message.c_str());
   }
   Json info() override { return Json{{"sqlite", sqlite3_libversion()}}; }
-  void end_call() { store_.clear_cache(); }
+  // Ends a call. Until envdb_statements is connected (see below) the call's
+  // statements are finalized here; trying to connect it costs one prepare.
+  void end_call();
   SqliteStore& sqlite_store() { return store_; }
   Keyring& keyring() override { return keyring_; }
   std::optional<std::string> context() override { return context_; }
@@ -63,6 +66,131 @@ struct Entry {
   std::shared_ptr<Connection> connection;
   const api::Function* fn;
 };
+
+// ---- Statements kept between calls ----------------------------------------
+// Preparing the router's join costs more than running it, so statements stay
+// prepared from one call to the next. They must be finalized before the
+// connection closes: sqlite3_close() refuses a connection that still has
+// statements, and SQLite has no close hook for an extension. It does
+// disconnect every virtual table, eponymous ones included, before that check.
+// So the cache hangs off the eponymous, read-only table envdb_statements (one
+// row per kept statement: its SQL text and copies): the first call connects
+// it, and its xDisconnect (at close, or when the extension is loaded again)
+// finalizes every kept statement. If it cannot be connected (a user table of
+// that name, say), statements are finalized after every call instead.
+constexpr const char* kStatementsTable = "envdb_statements";
+
+struct StatementsTable {
+  sqlite3_vtab base;  // first: SQLite sees a sqlite3_vtab*
+  std::shared_ptr<Connection> connection;
+};
+
+struct StatementsCursor {
+  sqlite3_vtab_cursor base;
+  std::vector<std::pair<std::string, int>> rows;
+  size_t at = 0;
+};
+
+int statements_connect(sqlite3* db, void* aux, int, const char* const*, sqlite3_vtab** out,
+                       char**) {
+  const int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(sql TEXT, copies INTEGER)");
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
+  auto* table = new (std::nothrow) StatementsTable{};
+  if (!table) return SQLITE_NOMEM;
+  table->connection = *static_cast<std::shared_ptr<Connection>*>(aux);
+  table->connection->sqlite_store().keep_statements(true);
+  *out = &table->base;
+  return SQLITE_OK;
+}
+
+int statements_disconnect(sqlite3_vtab* vtab) {
+  auto* table = reinterpret_cast<StatementsTable*>(vtab);
+  table->connection->sqlite_store().keep_statements(false);  // finalizes them
+  delete table;
+  return SQLITE_OK;
+}
+
+int statements_best_index(sqlite3_vtab*, sqlite3_index_info* info) {
+  info->estimatedCost = 10;
+  info->estimatedRows = 10;
+  return SQLITE_OK;
+}
+
+int statements_open(sqlite3_vtab* vtab, sqlite3_vtab_cursor** out) {
+  auto* cursor = new (std::nothrow) StatementsCursor{};
+  if (!cursor) return SQLITE_NOMEM;
+  cursor->rows =
+      reinterpret_cast<StatementsTable*>(vtab)->connection->sqlite_store().cached_statements();
+  *out = &cursor->base;
+  return SQLITE_OK;
+}
+
+StatementsCursor& cursor_of(sqlite3_vtab_cursor* c) {
+  return *reinterpret_cast<StatementsCursor*>(c);
+}
+
+int statements_close(sqlite3_vtab_cursor* c) {
+  delete &cursor_of(c);
+  return SQLITE_OK;
+}
+
+int statements_filter(sqlite3_vtab_cursor* c, int, const char*, int, sqlite3_value**) {
+  cursor_of(c).at = 0;
+  return SQLITE_OK;
+}
+
+int statements_next(sqlite3_vtab_cursor* c) {
+  ++cursor_of(c).at;
+  return SQLITE_OK;
+}
+
+int statements_eof(sqlite3_vtab_cursor* c) {
+  return cursor_of(c).at >= cursor_of(c).rows.size() ? 1 : 0;
+}
+
+int statements_column(sqlite3_vtab_cursor* c, sqlite3_context* ctx, int column) {
+  const auto& row = cursor_of(c).rows[cursor_of(c).at];
+  if (column == 0)
+    sqlite3_result_text64(ctx, row.first.data(), row.first.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+  else
+    sqlite3_result_int(ctx, row.second);
+  return SQLITE_OK;
+}
+
+int statements_rowid(sqlite3_vtab_cursor* c, sqlite3_int64* rowid) {
+  *rowid = static_cast<sqlite3_int64>(cursor_of(c).at) + 1;
+  return SQLITE_OK;
+}
+
+sqlite3_module statements_module() {
+  sqlite3_module m{};
+  m.xCreate = nullptr;  // eponymous only: no CREATE VIRTUAL TABLE
+  m.xConnect = statements_connect;
+  m.xBestIndex = statements_best_index;
+  m.xDisconnect = statements_disconnect;
+  m.xOpen = statements_open;
+  m.xClose = statements_close;
+  m.xFilter = statements_filter;
+  m.xNext = statements_next;
+  m.xEof = statements_eof;
+  m.xColumn = statements_column;
+  m.xRowid = statements_rowid;
+  return m;
+}
+const sqlite3_module kStatementsModule = statements_module();
+
+void destroy_module_aux(void* p) { delete static_cast<std::shared_ptr<Connection>*>(p); }
+
+void Connection::end_call() {
+  store_.end_call();
+  if (store_.keeps_statements()) return;
+  // Connects envdb_statements (its xConnect turns keeping on); a failure
+  // leaves things as they were, and the next call tries again.
+  sqlite3_stmt* anchor = nullptr;
+  sqlite3_prepare_v2(db_, "SELECT 1 FROM envdb_statements LIMIT 0", -1, &anchor, nullptr);
+  sqlite3_finalize(anchor);
+}
 
 Value to_value(sqlite3_value* v) {
   switch (sqlite3_value_type(v)) {
@@ -179,6 +307,17 @@ void destroy_entry(void* p) { delete static_cast<Entry*>(p); }
 
 int register_functions(sqlite3* db, char** error_message) {
   auto connection = std::make_shared<Connection>(db);
+  {
+    // On failure sqlite3_create_module_v2 calls destroy_module_aux itself.
+    const int rc = sqlite3_create_module_v2(db, kStatementsTable, &kStatementsModule,
+                                            new std::shared_ptr<Connection>(connection),
+                                            destroy_module_aux);
+    if (rc != SQLITE_OK) {
+      *error_message = sqlite3_mprintf("envdb: cannot register %s: %s", kStatementsTable,
+                                       sqlite3_errmsg(db));
+      return rc;
+    }
+  }
   // ENVDB_KEYRING names a key file (`<kms_key_id> <base64 key>` lines, mode
   // 0600) loaded into this connection's keyring. A file that cannot be used
   // fails the load with the reason, rather than leaving a keyring that

@@ -83,6 +83,23 @@ void SqliteStore::clear_cache() {
   for (auto& [sql, stmts] : cache_)
     for (auto* s : stmts) sqlite3_finalize(s);
   cache_.clear();
+  cached_ = 0;
+}
+
+void SqliteStore::end_call() {
+  if (!keep_ || cached_ > kMaxCached) clear_cache();
+}
+
+void SqliteStore::keep_statements(bool keep) {
+  keep_ = keep;
+  if (!keep) clear_cache();
+}
+
+std::vector<std::pair<std::string, int>> SqliteStore::cached_statements() const {
+  std::vector<std::pair<std::string, int>> out;
+  for (const auto& [sql, stmts] : cache_)
+    if (!stmts.empty()) out.emplace_back(sql, static_cast<int>(stmts.size()));
+  return out;
 }
 
 std::unique_ptr<SqliteStore> SqliteStore::open(const std::string& path) {
@@ -101,6 +118,7 @@ std::unique_ptr<Statement> SqliteStore::prepare(const std::string& sql) {
   if (it != cache_.end() && !it->second.empty()) {
     stmt = it->second.back();
     it->second.pop_back();
+    --cached_;
   } else {
     const std::string translated = translate_sql(sql);
     const int rc = sqlite3_prepare_v3(db_, translated.c_str(), static_cast<int>(translated.size()),
@@ -114,9 +132,10 @@ void SqliteStore::give_back(const std::string& sql, sqlite3_stmt* stmt) {
   sqlite3_reset(stmt);
   sqlite3_clear_bindings(stmt);
   auto& slot = cache_[sql];
-  if (slot.size() < 2)
+  if (slot.size() < 2) {
     slot.push_back(stmt);
-  else
+    ++cached_;
+  } else
     sqlite3_finalize(stmt);
 }
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "store.hpp"
@@ -29,10 +30,19 @@ class SqliteStore : public Store {
   void release(const std::string& name) override;
   void rollback_to(const std::string& name) override;
   sqlite3* handle() const { return db_; }
-  // Finalizes the cached statements. The extension calls it after every
-  // call: sqlite3_close() refuses to close a connection that still has
-  // prepared statements, and an extension cannot hook the close.
+  // Finalizes the cached statements.
   void clear_cache();
+  // The extension's end of a call. sqlite3_close() refuses a connection that
+  // still has prepared statements, so the cache is cleared here unless the
+  // owner keeps statements (keep_statements(true)): it then promises to clear
+  // the cache itself before the connection closes. A cache grown past
+  // kMaxCached statements is cleared either way.
+  void end_call();
+  void keep_statements(bool keep);
+  bool keeps_statements() const { return keep_; }
+  // The core SQL text of each cached statement and its number of copies.
+  std::vector<std::pair<std::string, int>> cached_statements() const;
+  static constexpr size_t kMaxCached = 256;
 
   // A call that changes the catalog runs in one write transaction of its own
   // when the caller has none open: BEGIN IMMEDIATE takes the write lock first
@@ -51,6 +61,8 @@ class SqliteStore : public Store {
  private:
   sqlite3* db_;
   bool owns_;
+  bool keep_ = false;
+  size_t cached_ = 0;  // statements in cache_
   // Prepared statements by their core SQL text; a statement in use is taken
   // out and put back when done, so re-entrant use prepares a second copy.
   std::unordered_map<std::string, std::vector<sqlite3_stmt*>> cache_;

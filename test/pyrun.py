@@ -1,5 +1,8 @@
 """Runs the unittest modules named on the command line (or every test_*.py in
-a folder) and ends with the line 'N passed, M failed' that make check sums."""
+a folder) and ends with the line 'N passed, M failed' that make check sums.
+With ENVDB_NO_SKIPS=1 (make check sets it) a skipped test counts as failed:
+make check provides everything the suites need, so a skip there is coverage
+silently lost."""
 import os
 import sys
 import unittest
@@ -17,6 +20,11 @@ def main() -> int:
             suite.addTests(loader.loadTestsFromName(name[:-3]))
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    if os.environ.get("ENVDB_NO_SKIPS") == "1" and result.skipped:
+        for test, reason in result.skipped:
+            print(f"FAIL: {test} was skipped under make check: {reason}")
+        failed += len(result.skipped)
+        result.skipped = []
     print(f"{result.testsRun - failed - len(result.skipped)} passed, {failed} failed")
     return 1 if failed else 0
 

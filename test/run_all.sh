@@ -19,7 +19,10 @@ jobs=${JOBS:-2}
 werror=$([ -n "${CI:-}" ] && echo ON || echo OFF)
 log=build/check
 mkdir -p "$log"
+export ENVDB_NO_SKIPS=1  # test/pyrun.py: a skipped test fails here
 passed=0 failed=0
+t0=$(date +%s)
+stage() { echo "== $1 (at $(( $(date +%s) - t0 )) s)"; }
 
 tally() {  # tally <suite> <passed> <failed>
   printf '%-28s %5d passed, %d failed\n' "$1" "$2" "$3" | tee -a "$log/summary"
@@ -40,16 +43,16 @@ py_counts() {  # from "N passed, M failed"
 }
 
 : >"$log/summary"
-echo "== build"
+stage "build"
 if ! make --no-print-directory all ENVDB_WERROR=$([ "$werror" = ON ] && echo 1 || echo 0) >"$log/build.log" 2>&1; then
   tail -40 "$log/build.log"; echo "0 passed, 1 failed"; exit 1
 fi
 
-echo "== core unit tests"
+stage "core unit tests"
 (cd build && ctest -j"$jobs" --output-on-failure) >"$log/unit.log" 2>&1
 tally "core unit" $(ctest_counts "$log/unit.log")
 
-echo "== core unit tests under ASan + UBSan"
+stage "core unit tests under ASan + UBSan"
 if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DENVDB_SANITIZE=ON -DENVDB_WERROR=$werror >"$log/asan-build.log" 2>&1 &&
    cmake --build build-asan -j"$jobs" --target envdb_unit_tests envdb_static_test envdb_sqlite >>"$log/asan-build.log" 2>&1; then
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest -j"$jobs" --output-on-failure) >"$log/asan.log" 2>&1
@@ -58,20 +61,20 @@ else
   tail -30 "$log/asan-build.log"; tally "core unit (asan+ubsan)" 0 1
 fi
 
-echo "== fuzzing (${FUZZ_SECONDS:-10} s per parser; make fuzz runs longer)"
+stage "fuzzing (${FUZZ_SECONDS:-10} s per parser; make fuzz runs longer)"
 FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh >"$log/fuzz.log" 2>&1
 tally "fuzz" $(py_counts "$log/fuzz.log")
 
-echo "== SQLite end-to-end"
+stage "SQLite end-to-end"
 /usr/bin/python3 test/pyrun.py test/sqlite >"$log/sqlite.log" 2>&1
 tally "sqlite e2e" $(py_counts "$log/sqlite.log")
 
-echo "== real clients on SQLite (python sqlite3, better-sqlite3, libsql)"
+stage "real clients on SQLite (python sqlite3, better-sqlite3, libsql)"
 if ! scripts/setup-clients.sh >"$log/clients-setup.log" 2>&1; then tail -20 "$log/clients-setup.log"; fi
 test/clients/run.sh sqlite >"$log/clients-sqlite.log" 2>&1
 tally "clients sqlite" $(py_counts "$log/clients-sqlite.log")
 
-echo "== SQLite end-to-end under ASan + UBSan"
+stage "SQLite end-to-end under ASan + UBSan"
 # The sanitized extension runs inside /usr/bin/python3, which is not
 # sanitized: the ASan and UBSan runtimes are preloaded so they come first.
 # Python's own allocations live until exit by design, so leak detection is
@@ -90,11 +93,11 @@ else
   tally "sqlite e2e (asan+ubsan)" 0 1
 fi
 
-echo "== packaging"
+stage "packaging"
 /usr/bin/python3 test/pyrun.py test/packaging >"$log/packaging.log" 2>&1
 tally "packaging" $(py_counts "$log/packaging.log")
 
-echo "== Postgres"
+stage "Postgres"
 if ! test/check_schedule.sh >"$log/schedule.log" 2>&1; then cat "$log/schedule.log"; tally "pg_regress schedule" 0 1; fi
 if make --no-print-directory install >"$log/pg-install.log" 2>&1; then
   # -t: the throwaway cluster lives in a temporary directory with a free port,
@@ -114,5 +117,6 @@ if [ "$failed" -ne 0 ]; then
 fi
 echo
 cat "$log/summary"
+echo "make check took $(( $(date +%s) - t0 )) s"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -97,10 +97,16 @@ int main(void) {
     check(schema != NULL, "envdb_environment_schema_version() on the second connection", NULL);
     free(stamp);
     free(schema);
-    sqlite3_close(env);
+    int closed = sqlite3_close(env);
+    check(closed == SQLITE_OK, "sqlite3_close() of the environment connection", closed ? sqlite3_errmsg(env) : NULL);
   }
-  free(v); free(ready); free(host); free(env_id); free(driver); free(token_len); free(url);
-  sqlite3_close(db);
+  /* Statements stay prepared between calls, and are finalized when the
+   * connection closes: sqlite3_close() (not _v2) refuses while any is left. */
+  char *kept = scalar(db, "select count(*) > 0 from envdb_statements", NULL);
+  check(same(kept, "1"), "envdb_statements lists the statements kept between calls", kept);
+  free(v); free(ready); free(host); free(env_id); free(driver); free(token_len); free(url); free(kept);
+  int closed = sqlite3_close(db);
+  check(closed == SQLITE_OK, "sqlite3_close() after envdb calls", closed ? sqlite3_errmsg(db) : NULL);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
   if (failures) return 1;

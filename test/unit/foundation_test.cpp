@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "catalog.hpp"
 #include "clock.hpp"
 #include "ids.hpp"
 #include "sql_translate.hpp"
+#include "sqlite_store.hpp"
 #include "test_host.hpp"
 #include "version.hpp"
 
@@ -93,6 +95,36 @@ TEST(SqlTranslate, RewritesParametersCastsAndSchema) {
   EXPECT_EQ(sqlite::translate_sql("SELECT 'envdb.$1::x', \"envdb.y\""),
             "SELECT 'envdb.$1::x', \"envdb.y\"");
   EXPECT_EQ(sqlite::translate_sql("SELECT myenvdb.x"), "SELECT myenvdb.x");
+}
+
+// The extension keeps statements between calls only while it can finalize
+// them before the connection closes; a cache that outgrows its bound, or a
+// store that stops keeping, finalizes them all.
+TEST(SqliteStore, KeptStatementsAreBoundedAndFinalizedWhenKeepingStops) {
+  auto store = sqlite::SqliteStore::open(":memory:");
+  auto run = [&](const std::string& sql) {
+    auto stmt = store->prepare(sql);
+    EXPECT_TRUE(stmt->step());
+  };
+  run("SELECT 1");
+  store->end_call();
+  EXPECT_TRUE(store->cached_statements().empty()) << "not keeping: finalized at the end of a call";
+
+  store->keep_statements(true);
+  run("SELECT 1");
+  run("SELECT 1");  // the same text reuses the one prepared statement
+  store->end_call();
+  ASSERT_EQ(store->cached_statements().size(), 1u);
+  EXPECT_EQ(store->cached_statements()[0].second, 1);
+
+  for (size_t i = 0; i <= sqlite::SqliteStore::kMaxCached; ++i) run("SELECT " + std::to_string(i));
+  store->end_call();
+  EXPECT_TRUE(store->cached_statements().empty()) << "past kMaxCached the cache starts over";
+
+  run("SELECT 2");
+  store->keep_statements(false);
+  EXPECT_TRUE(store->cached_statements().empty());
+  EXPECT_EQ(sqlite3_next_stmt(store->handle(), nullptr), nullptr) << "every statement finalized";
 }
 
 TEST(Catalog, SqliteDdlIsIdempotentAndEnforcesRules) {
