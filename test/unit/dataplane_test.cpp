@@ -14,18 +14,12 @@
 
 using namespace envdb;
 using envdb::test::code_of;
+using envdb::test::table_names;
 using envdb::test::keys_of;
 using envdb::test::message_of;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::vector<std::string> table_names(Store& store) {
-  std::vector<std::string> out;
-  for (auto& r : query(store, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"))
-    out.push_back(r.text("name"));
-  return out;
-}
 
 bool has_index(Store& store, const std::string& name) {
   return query_one(store, "SELECT 1 AS x FROM sqlite_master WHERE type = 'index' AND name = $1",

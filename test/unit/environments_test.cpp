@@ -11,6 +11,7 @@
 #include "provision.hpp"
 
 using namespace envdb;
+using envdb::test::table_names;
 using envdb::test::EnvFixture;
 using envdb::test::code_of;
 using envdb::test::keys_of;
@@ -22,13 +23,6 @@ std::string path_of_url(const Json& database) {
   const std::string url = database["databaseUrl"].get<std::string>();
   EXPECT_EQ(url.rfind("file:", 0), 0u) << url;
   return url.substr(5);
-}
-
-std::vector<std::string> table_names(Store& store) {
-  std::vector<std::string> out;
-  for (auto& r : query(store, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"))
-    out.push_back(r.text("name"));
-  return out;
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "pgdriver.hpp"
 
 using namespace envdb;
+using envdb::test::contains;
 using envdb::test::code_of;
 using envdb::test::EnvFixture;
 
@@ -35,10 +36,6 @@ class RecordingSession : public pgdriver::ServerSession {
     return n;
   }
 };
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 }  // namespace
 

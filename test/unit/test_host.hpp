@@ -67,6 +67,14 @@ Error error_of(F&& f) {
   return Error(Code::internal, "none");
 }
 
+// The SQLite store's table names, sorted.
+inline std::vector<std::string> table_names(Store& store) {
+  std::vector<std::string> out;
+  for (auto& r : query(store, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"))
+    out.push_back(r.text("name"));
+  return out;
+}
+
 inline bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
