@@ -25,7 +25,7 @@ std::string translate_sql(const std::string& in) {
     } else if (c == ':' && i + 1 < n && in[i + 1] == ':') {
       i += 2;
       while (i < n && (ident_char(in[i]) || in[i] == '[' || in[i] == ']')) ++i;
-    } else if (in.compare(i, 6, "envdb.") == 0 && (i == 0 || !ident_char(in[i - 1]))) {
+    } else if (c == 'e' && in.compare(i, 6, "envdb.") == 0 && (i == 0 || !ident_char(in[i - 1]))) {
       i += 6;
     } else {
       out += c;
