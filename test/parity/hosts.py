@@ -5,7 +5,10 @@ pg_virtualenv cluster) and their answers can be compared."""
 import base64
 import json
 import os
+import pwd
 import re
+import socket
+import subprocess
 import sqlite3
 import sys
 import tempfile
@@ -180,6 +183,29 @@ class PostgresHost:
 
 def postgres_available():
     return bool(os.environ.get("PGHOST") or os.environ.get("PGPORT"))
+
+
+# Second servers the suites start themselves (a placement target, a replica).
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def as_postgres(args, **kw):
+    """Runs a server program as the postgres user (initdb and pg_ctl refuse root)."""
+    return subprocess.run(["runuser", "-u", "postgres", "--"] + args, **kw)
+
+
+def postgres_workdir(prefix):
+    """A temporary directory the postgres user owns."""
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    owner = pwd.getpwnam("postgres")
+    os.chown(workdir, owner.pw_uid, owner.pw_gid)
+    return workdir
 
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -6,32 +6,18 @@ A second server, started here on another port (as user postgres), is both a
 registered database host of the first one and a control plane of its own
 that is killed in the middle of a job."""
 import os
-import pwd
 import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
-from hosts import TEST_KEY, TEST_KEY_ID, HostError, Seconds, postgres_available  # noqa: E402
+from hosts import (TEST_KEY, TEST_KEY_ID, HostError, PG_BIN as BIN, Seconds, as_postgres,  # noqa: E402
+                   free_port, postgres_available, postgres_workdir)
 
-BIN = "/usr/lib/postgresql/15/bin"
 KEYRING_COMMAND = f"printf '{TEST_KEY_ID} {TEST_KEY}\\n'"
 TIMEOUT = 60
 SECOND_PASSWORD = "second-server-password"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def as_postgres(args, **kw):
-    return subprocess.run(["runuser", "-u", "postgres", "--"] + args, **kw)
 
 
 def preloaded():
@@ -141,15 +127,13 @@ class SecondServer:
     keyring in postgresql.conf, password authentication over TCP."""
 
     def __init__(self):
-        self.workdir = tempfile.mkdtemp(prefix="envdb-second-")
-        owner = pwd.getpwnam("postgres")
-        os.chown(self.workdir, owner.pw_uid, owner.pw_gid)
+        self.workdir = postgres_workdir("envdb-second-")
         self.datadir = os.path.join(self.workdir, "data")
         self.port = free_port()
         pwfile = os.path.join(self.workdir, "pw")
         with open(pwfile, "w") as f:
             f.write(SECOND_PASSWORD + "\n")
-        os.chown(pwfile, owner.pw_uid, owner.pw_gid)
+        shutil.chown(pwfile, "postgres", "postgres")
         init = as_postgres([f"{BIN}/initdb", "-D", self.datadir, "-U", "postgres", "--pwfile", pwfile,
                             "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
                             "--locale=C.UTF-8"], capture_output=True, text=True, timeout=120)

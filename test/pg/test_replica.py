@@ -2,29 +2,14 @@
 resolve_environment for an environment created on the primary: the router
 path writes nothing where writes are impossible."""
 import os
-import pwd
 import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
-from hosts import TEST_KEY, TEST_KEY_ID, PostgresHost, postgres_available  # noqa: E402
-
-BIN = "/usr/lib/postgresql/15/bin"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def as_postgres(args, **kw):
-    return subprocess.run(["runuser", "-u", "postgres", "--"] + args, **kw)
+from hosts import (TEST_KEY, TEST_KEY_ID, PG_BIN as BIN, PostgresHost, as_postgres,  # noqa: E402
+                   free_port, postgres_available, postgres_workdir)
 
 
 @unittest.skipUnless(postgres_available(), "needs the pg_virtualenv cluster (make check)")
@@ -32,9 +17,7 @@ def as_postgres(args, **kw):
 class Replica(unittest.TestCase):
     def test_replica_resolves_an_environment_made_on_the_primary(self):
         primary = PostgresHost()
-        workdir = tempfile.mkdtemp(prefix="envdb-replica-")
-        owner = pwd.getpwnam("postgres")
-        os.chown(workdir, owner.pw_uid, owner.pw_gid)
+        workdir = postgres_workdir("envdb-replica-")
         datadir, port = os.path.join(workdir, "data"), free_port()
         started = False
         try:
@@ -57,7 +40,7 @@ class Replica(unittest.TestCase):
             with open(os.path.join(datadir, "pg_hba.conf"), "w") as f:
                 f.write("local all all trust\nhost all all 127.0.0.1/32 trust\n")
             for name in ("postgresql.conf", "pg_hba.conf"):
-                os.chown(os.path.join(datadir, name), owner.pw_uid, owner.pw_gid)
+                shutil.chown(os.path.join(datadir, name), "postgres", "postgres")
             start = as_postgres([f"{BIN}/pg_ctl", "-D", datadir, "-l", os.path.join(workdir, "log"), "-w",
                                  "-t", "60", "start"], capture_output=True, text=True, timeout=90)
             self.assertEqual(start.returncode, 0, start.stderr + start.stdout)
