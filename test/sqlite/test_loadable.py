@@ -11,12 +11,12 @@ from envdb_sqlite import EXTENSION, ROOT, call, call_json, connect, documented_f
 
 class Loadable(unittest.TestCase):
     def test_version_from_the_sqlite3_shell(self):
-        out = subprocess.run(["sqlite3", ":memory:", ".load ./build/envdb", "select envdb_version()"],
+        out = subprocess.run(["sqlite3", ":memory:", f".load {EXTENSION}", "select envdb_version()"],
                              cwd=ROOT, capture_output=True, text=True, check=True)
         self.assertRegex(out.stdout.strip(), r"^\d+\.\d+\.\d+$")
 
     def test_core_exception_reaches_the_shell_as_an_error(self):
-        out = subprocess.run(["sqlite3", ":memory:", ".load ./build/envdb", "select envdb_init()",
+        out = subprocess.run(["sqlite3", ":memory:", f".load {EXTENSION}", "select envdb_init()",
                               "select envdb_config('no_such_setting')"],
                              cwd=ROOT, capture_output=True, text=True)
         self.assertNotEqual(out.returncode, 0)
