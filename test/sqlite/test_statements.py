@@ -90,6 +90,19 @@ class KeptStatements(unittest.TestCase):
         self.assertEqual(out.stderr, "")
         self.assertEqual(out.stdout.split()[-2:], ["active", "mine"])
 
+    def test_no_secret_reaches_the_table(self):
+        db, env_id = self.provisioned()
+        database_id = call_json(db, "get_environment", env_id)["database"]["id"]
+        token = "tok-" + "s3cr3t" * 6
+        call(db, "issue_credential", database_id, "readonly", token)
+        resolved = call_json(db, "resolve_environment", env_id, "readonly")
+        self.assertEqual(resolved["credential"]["token"], token)
+        rows = db.execute("select sql from envdb_statements").fetchall()
+        self.assertTrue(rows)
+        for (sql,) in rows:
+            self.assertNotIn("s3cr3t", sql)
+            self.assertNotIn(KEY, sql)
+
     def test_the_table_is_read_only(self):
         db, _ = self.provisioned()
         with self.assertRaisesRegex(Exception, "envdb_statements"):
