@@ -109,5 +109,58 @@ class SqliteCrash(unittest.TestCase):
         self.assertGreater(provisioned, provisioned_before + 1)
 
 
+class RolledBack(unittest.TestCase):
+    """The caller's own transaction rolled back after envdb created a file in
+    it: SQLite gives an extension no hook after the caller's COMMIT or
+    ROLLBACK, so the file stays; check() finds it, and moves it aside when its
+    stamp names an organization of this catalog."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.data_dir = os.path.join(self.dir.name, "envs")
+        self.db = connect(os.path.join(self.dir.name, "control.db"))
+        self.db.execute("select envdb_keyring_add('k1', ?)", (KEY,))
+        self.db.execute("select envdb_config('sqlite_data_dir', ?)", (self.data_dir,))
+
+    def tearDown(self):
+        self.db.close()
+        self.dir.cleanup()
+
+    def rolled_back(self, sql, params=()):
+        before = set(os.listdir(self.data_dir)) if os.path.isdir(self.data_dir) else set()
+        self.db.execute("begin")
+        self.db.execute(sql, params).fetchone()
+        self.db.execute("rollback")
+        made = sorted(set(os.listdir(self.data_dir)) - before)
+        self.assertEqual(len(made), 1, made)
+        return os.path.join(self.data_dir, made[0])
+
+    def findings(self, repair):
+        return json.loads(self.db.execute("select envdb_check(?)", (1 if repair else 0,)).fetchone()[0])["findings"]
+
+    def test_environment_of_a_known_organization_is_moved_aside(self):
+        org = json.loads(self.db.execute(
+            "select envdb_provision_organization('acme', 'Acme', NULL, NULL, 'turso')").fetchone()[0])
+        path = self.rolled_back("select envdb_provision_environment(?, 'dev', NULL, NULL, NULL, 'sqlite')",
+                                (org["organization"]["id"],))
+        self.assertEqual([(f["kind"], f["id"]) for f in self.findings(False)], [("file_without_registry", path)])
+        repaired = self.findings(True)
+        self.assertTrue(repaired[0]["repaired"], repaired)
+        self.assertFalse(os.path.exists(path))
+        self.assertTrue(os.path.isfile(os.path.join(self.data_dir, "unregistered", os.path.basename(path))))
+        self.assertEqual(self.findings(False), [])
+
+    def test_file_of_an_organization_never_committed_is_reported_and_left(self):
+        path = self.rolled_back("select envdb_provision_organization('acme', 'Acme')")
+        found = self.findings(True)
+        self.assertEqual([(f["kind"], f["id"], f["repaired"]) for f in found],
+                         [("file_without_registry", path, False)])
+        self.assertIn("not in this catalog", found[0]["detail"])
+        self.assertTrue(os.path.isfile(path))
+        # Nothing else was kept: the same organization can be provisioned again.
+        again = json.loads(self.db.execute("select envdb_provision_organization('acme', 'Acme')").fetchone()[0])
+        self.assertEqual(again["defaultEnvironment"]["environment"]["status"], "active")
+
+
 if __name__ == "__main__":
     unittest.main()
