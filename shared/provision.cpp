@@ -208,6 +208,7 @@ std::string create_sqlite_file(Host& host, const std::string& environment_id,
     throw;
   }
   undo.add_file(final_path);
+  host.file_created(final_path);
   sync_directory(dir);
   return final_path;
 }

@@ -16,6 +16,7 @@ SQLITE_EXTENSION_INIT1
 
 #include "api.hpp"
 #include "check.hpp"
+#include "provision.hpp"
 #include "sqlite_store.hpp"
 #include "version.hpp"
 
@@ -40,6 +41,20 @@ class Connection : public Host {
   // Ends a call. Until envdb_statements is connected (see below) the call's
   // statements are finalized here; trying to connect it costs one prepare.
   void end_call();
+  // Files the current call put in place (Host::file_created): removed again
+  // when the call's own write transaction fails to commit.
+  void begin_call() { call_files_.clear(); }
+  void file_created(const std::string& path) override { call_files_.push_back(path); }
+  void remove_call_files() noexcept {
+    for (const std::string& path : call_files_) {
+      try {
+        provision::delete_database_file(path);
+      } catch (...) {
+        // Best effort: check() reports a file left behind.
+      }
+    }
+    call_files_.clear();
+  }
   SqliteStore& sqlite_store() { return store_; }
   Keyring& keyring() override { return keyring_; }
   std::optional<std::string> context() override { return context_; }
@@ -60,6 +75,7 @@ class Connection : public Host {
   SqliteStore store_;
   Keyring keyring_;
   std::optional<std::string> context_;
+  std::vector<std::string> call_files_;
 };
 
 struct Entry {
@@ -245,6 +261,7 @@ void dispatch(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     Connection& c;
     ~EndCall() { c.end_call(); }
   } end_call{*entry->connection};
+  entry->connection->begin_call();
   try {
     const api::Function& fn = *entry->fn;
     Value result;
@@ -271,7 +288,12 @@ void dispatch(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     }
     if (write.open) {
       write.open = false;
-      write.store.commit_write();
+      try {
+        write.store.commit_write();  // rolls back when it fails
+      } catch (...) {
+        entry->connection->remove_call_files();
+        throw;
+      }
     }
     set_result(ctx, result);
     return;

@@ -9,6 +9,7 @@ import os
 import random
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -110,10 +111,11 @@ class SqliteCrash(unittest.TestCase):
 
 
 class RolledBack(unittest.TestCase):
-    """The caller's own transaction rolled back after envdb created a file in
-    it: SQLite gives an extension no hook after the caller's COMMIT or
-    ROLLBACK, so the file stays; check() finds it, and moves it aside when its
-    stamp names an organization of this catalog."""
+    """A transaction that does not commit after envdb put a file in place.
+    envdb's own (a COMMIT busy past the timeout): the file is removed with it.
+    The caller's (ROLLBACK): SQLite gives an extension no hook after the
+    caller's COMMIT or ROLLBACK, so the file stays; check() finds it, and moves
+    it aside when its stamp names an organization of this catalog."""
 
     def setUp(self):
         self.dir = tempfile.TemporaryDirectory()
@@ -149,6 +151,33 @@ class RolledBack(unittest.TestCase):
         self.assertFalse(os.path.exists(path))
         self.assertTrue(os.path.isfile(os.path.join(self.data_dir, "unregistered", os.path.basename(path))))
         self.assertEqual(self.findings(False), [])
+
+    def test_a_commit_that_fails_takes_its_file_with_it(self):
+        # envdb's own write transaction: BEGIN IMMEDIATE gets the write lock
+        # beside a reader, but COMMIT must wait for the reader (rollback
+        # journal) and gives up after the busy timeout. The call is refused
+        # with conflict, saying nothing was changed: the file goes too.
+        org = json.loads(self.db.execute(
+            "select envdb_provision_organization('acme', 'Acme', NULL, NULL, 'turso')").fetchone()[0])
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.assertEqual(self.db.execute("pragma journal_mode").fetchone()[0], "delete")
+        self.db.execute("pragma busy_timeout = 200")
+        reader = sqlite3.connect(os.path.join(self.dir.name, "control.db"), isolation_level=None)
+        reader.execute("begin")
+        reader.execute("select count(*) from sys_environment").fetchone()
+        try:
+            with self.assertRaisesRegex(sqlite3.OperationalError, "^conflict: .*nothing was changed"):
+                self.db.execute("select envdb_provision_environment(?, 'dev', NULL, NULL, NULL, 'sqlite')",
+                                (org["organization"]["id"],)).fetchone()
+        finally:
+            reader.execute("rollback")
+            reader.close()
+        self.assertEqual(os.listdir(self.data_dir), [])
+        self.assertEqual(self.findings(False), [])
+        made = json.loads(self.db.execute(
+            "select envdb_provision_environment(?, 'dev', NULL, NULL, NULL, 'sqlite')",
+            (org["organization"]["id"],)).fetchone()[0])
+        self.assertEqual(made["environment"]["status"], "active")
 
     def test_file_of_an_organization_never_committed_is_reported_and_left(self):
         path = self.rolled_back("select envdb_provision_organization('acme', 'Acme')")
