@@ -107,7 +107,7 @@ Json retry(Host& host, const Row& env, const std::optional<std::string>& reason)
   if (issue) provision::require_key_for(host, driver);
 
   Atomic tx(store);
-  provision::Undo undo;
+  provision::Undo undo(host);
   const std::string now = now_iso();
   execute(store,
           "UPDATE envdb.sys_environment SET status = 'provisioning', updated_at = $2::timestamptz "
@@ -194,7 +194,7 @@ Value provision_organization(api::Call& c) {
   provision::require_key_for(c.host, driver);
 
   Atomic tx(store);
-  provision::Undo undo;
+  provision::Undo undo(c.host);
   const std::string now = now_iso();
   // The checks above read before anything is locked: a concurrent call may
   // take the slug or id in between. ON CONFLICT turns that race into the same
@@ -289,7 +289,7 @@ Value provision_environment(api::Call& c) {
   provision::require_key_for(c.host, spec.driver);
 
   std::optional<Json> created;
-  provision::Undo undo;
+  provision::Undo undo(c.host);
   Atomic tx(store);
   try {
     created = provision::create_environment(c.host, spec, undo);

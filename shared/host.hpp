@@ -55,11 +55,12 @@ class Host {
   // commits, the background worker is woken to carry out postgres jobs.
   // Hosts without a worker ignore it.
   virtual void jobs_queued(const std::string& driver) { (void)driver; }
-  // The current call put a new database file in place (a sqlite-driver
-  // environment's file). The core removes it itself when the call fails; a
-  // host whose commit can still fail after the core has returned (SQLite's
-  // own write transaction, whose COMMIT can be busy) removes it then.
-  virtual void file_created(const std::string& path) { (void)path; }
+  // The current call made a database file (a sqlite-driver environment's
+  // file) and keeps it (provision::Undo::keep). The core removes the file
+  // itself when the call fails; a host whose commit can still fail after the
+  // core has returned (SQLite's own write transaction, whose COMMIT can be
+  // busy) removes it then.
+  virtual void file_kept(const std::string& path) { (void)path; }
 };
 
 }  // namespace envdb

@@ -413,7 +413,7 @@ Value provision_tenant_database(api::Call& c) {
     spec.is_protected = true;
     provision::require_key_for(c.host, spec.driver);
     Atomic tx(store);
-    provision::Undo undo;
+    provision::Undo undo(c.host);
     Json made = provision::create_environment(c.host, spec, undo);
     const std::string environment_id = made["environment"]["id"].get<std::string>();
     audit::record(c.host, {"environment.provision", organization_id, environment_id,

@@ -114,6 +114,11 @@ Undo::~Undo() {
   for (auto& f : files_) remove_database_file(f);
 }
 
+void Undo::keep() {
+  for (auto& f : files_) host_.file_kept(f);
+  files_.clear();
+}
+
 void require_key_for(Host& host, const std::string& driver) {
   if (driver != "turso") (void)host.keyring().active_key();
 }
@@ -208,7 +213,6 @@ std::string create_sqlite_file(Host& host, const std::string& environment_id,
     throw;
   }
   undo.add_file(final_path);
-  host.file_created(final_path);
   sync_directory(dir);
   return final_path;
 }

@@ -47,18 +47,20 @@ struct Spec {
 };
 
 // Files a call created outside the catalog. If the call fails after creating
-// them (the catalog rolls back), the destructor removes them; keep() after the
-// catalog change is committed.
+// them (the catalog rolls back), the destructor removes them. keep() once the
+// catalog change is written: the files pass to the host (Host::file_kept),
+// whose commit may still come after the call returns.
 class Undo {
  public:
-  Undo() = default;
+  explicit Undo(Host& host) : host_(host) {}
   Undo(const Undo&) = delete;
   Undo& operator=(const Undo&) = delete;
   ~Undo();
   void add_file(const std::string& path) { files_.push_back(path); }
-  void keep() { files_.clear(); }
+  void keep();
 
  private:
+  Host& host_;
   std::vector<std::string> files_;
 };
 

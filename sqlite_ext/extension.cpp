@@ -41,10 +41,8 @@ class Connection : public Host {
   // Ends a call. Until envdb_statements is connected (see below) the call's
   // statements are finalized here; trying to connect it costs one prepare.
   void end_call();
-  // Files the current call put in place (Host::file_created): removed again
-  // when the call's own write transaction fails to commit.
-  void begin_call() { call_files_.clear(); }
-  void file_created(const std::string& path) override { call_files_.push_back(path); }
+  // Files the current call kept (Host::file_kept); see dispatch.
+  void file_kept(const std::string& path) override { call_files_.push_back(path); }
   void remove_call_files() noexcept {
     for (const std::string& path : call_files_) {
       try {
@@ -199,6 +197,7 @@ const sqlite3_module kStatementsModule = statements_module();
 void destroy_module_aux(void* p) { delete static_cast<std::shared_ptr<Connection>*>(p); }
 
 void Connection::end_call() {
+  call_files_.clear();
   store_.end_call();
   if (store_.keeps_statements()) return;
   // Connects envdb_statements (its xConnect turns keeping on); a failure
@@ -257,11 +256,17 @@ std::optional<int> stored_catalog_version(sqlite3* db) {
 void dispatch(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   auto* entry = static_cast<Entry*>(sqlite3_user_data(ctx));
   std::string error;
+  // A call that fails changes nothing, files included: the files it kept
+  // (Host::file_kept) go when its write transaction does not commit or when
+  // anything after the core's keep() fails.
   struct EndCall {
     Connection& c;
-    ~EndCall() { c.end_call(); }
+    bool succeeded = false;
+    ~EndCall() {
+      if (!succeeded) c.remove_call_files();
+      c.end_call();
+    }
   } end_call{*entry->connection};
-  entry->connection->begin_call();
   try {
     const api::Function& fn = *entry->fn;
     Value result;
@@ -288,13 +293,9 @@ void dispatch(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     }
     if (write.open) {
       write.open = false;
-      try {
-        write.store.commit_write();  // rolls back when it fails
-      } catch (...) {
-        entry->connection->remove_call_files();
-        throw;
-      }
+      write.store.commit_write();  // rolls back when it fails
     }
+    end_call.succeeded = true;
     set_result(ctx, result);
     return;
   } catch (const Error& e) {

@@ -349,7 +349,7 @@ TEST_F(EnvProvision, ExistingFileIsAConflictAndNeverOverwritten) {
   const std::string name = "env-aaaaaaaaaaaaaaaaaaaaaaaaaa";
   const std::string path = data_dir + "/" + name + ".db";
   { std::ofstream(path) << "not mine"; }
-  provision::Undo undo;
+  provision::Undo undo(host);
   EXPECT_EQ(code_of([&] {
               provision::create_sqlite_file(host, "e1", "o1", name, false, undo);
             }),
@@ -365,11 +365,11 @@ TEST_F(EnvProvision, UndoRemovesFilesUnlessKept) {
   const std::string a = data_dir + "/a.db", b = data_dir + "/b.db";
   { std::ofstream(a) << "a"; std::ofstream(a + "-journal") << "j"; std::ofstream(b) << "b"; }
   {
-    provision::Undo undo;
+    provision::Undo undo(host);
     undo.add_file(a);
   }
   {
-    provision::Undo undo;
+    provision::Undo undo(host);
     undo.add_file(b);
     undo.keep();
   }
