@@ -185,6 +185,15 @@ def postgres_available():
     return bool(os.environ.get("PGHOST") or os.environ.get("PGPORT"))
 
 
+def acme_with_dev(h):
+    """The organization the scenarios start from: acme with its default
+    environment and a 'dev' environment, on the turso driver (no file, no
+    server). Returns the two provisioning answers."""
+    org = h.call("provision_organization", "acme", "Acme", None, None, "turso")
+    dev = h.call("provision_environment", org["organization"]["id"], "dev", None, None, None, "turso")
+    return org, dev
+
+
 # Second servers the suites start themselves (a placement target, a replica).
 PG_BIN = "/usr/lib/postgresql/15/bin"
 

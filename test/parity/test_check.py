@@ -4,7 +4,7 @@ alike, each repair audited; afterwards check() finds nothing."""
 import os
 import unittest
 
-from hosts import SECOND_KEY, SECOND_KEY_ID, PostgresHost, SqliteHost, postgres_available
+from hosts import SECOND_KEY, SECOND_KEY_ID, PostgresHost, SqliteHost, acme_with_dev, postgres_available
 
 OLD = "2020-01-01T00:00:00.000Z"
 
@@ -37,11 +37,10 @@ class CheckScenario:
 
     def setUp(self):
         self.h = self.host_class()
-        org = self.h.call("provision_organization", "acme", "Acme", None, None, "turso")
+        org, dev = acme_with_dev(self.h)
         self.org = org["organization"]["id"]
         self.default_env = org["defaultEnvironment"]["environment"]["id"]
         self.default_db = org["defaultEnvironment"]["database"]["id"]
-        dev = self.h.call("provision_environment", self.org, "dev", None, None, None, "turso")
         self.dev = dev["environment"]["id"]
         self.dev_db = dev["database"]["id"]
         self.h.call("add_environment_member", self.dev, "u1", "env_user")

@@ -2,7 +2,7 @@
 functions: raw SQL that breaks one is refused in both hosts."""
 import unittest
 
-from hosts import PostgresHost, SqliteHost, postgres_available
+from hosts import PostgresHost, SqliteHost, acme_with_dev, postgres_available
 
 
 class Invariants:
@@ -10,11 +10,10 @@ class Invariants:
 
     def setUp(self):
         self.h = self.host_class()
-        org = self.h.call("provision_organization", "acme", "Acme", None, None, "turso")
+        org, dev = acme_with_dev(self.h)
         self.org = org["organization"]["id"]
         self.default_env = org["defaultEnvironment"]["environment"]["id"]
         self.db = org["defaultEnvironment"]["database"]["id"]
-        dev = self.h.call("provision_environment", self.org, "dev", None, None, None, "turso")
         self.dev = dev["environment"]["id"]
         other = self.h.call("provision_organization", "globex", "Globex", None, None, "turso")
         self.other_org = other["organization"]["id"]

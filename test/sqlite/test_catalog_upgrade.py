@@ -151,26 +151,25 @@ class Upgrade(unittest.TestCase):
         self.assertEqual(call_json(db, "provision_organization", "later", "Later")["organization"]["slug"], "later")
         db.close()
 
+    def assert_init_refused_untouched(self, db, error):
+        before = schema(db)
+        with self.assertRaisesRegex(sqlite3.Error, error):
+            call(db, "init")
+        self.assertEqual(schema(db), before)
+        db.close()
+
     def test_a_newer_catalog_is_refused_untouched(self):
         path = self.copy_fixture()
         db = connect(path, init=False)
         db.execute("update sys_config set value = '999' where key = 'catalog_version'")
-        before = schema(db)
-        with self.assertRaisesRegex(sqlite3.Error, r"schema_mismatch: .*version 999"):
-            call(db, "init")
-        self.assertEqual(schema(db), before)
-        db.close()
+        self.assert_init_refused_untouched(db, r"schema_mismatch: .*version 999")
 
     def test_a_column_envdb_does_not_define_stops_the_upgrade_with_nothing_changed(self):
         path = os.path.join(self.dir.name, "extra.db")
         self.make_older_catalog(path)
         db = connect(path, init=False)
         db.execute("alter table sys_environment add column custom TEXT")
-        before = schema(db)
-        with self.assertRaisesRegex(sqlite3.Error, r"schema_mismatch: table sys_environment has a column custom"):
-            call(db, "init")
-        self.assertEqual(schema(db), before)
-        db.close()
+        self.assert_init_refused_untouched(db, r"schema_mismatch: table sys_environment has a column custom")
 
 
 if __name__ == "__main__":
