@@ -5,7 +5,6 @@ schema script run by hand on the same server. Runs inside a pg_virtualenv
 started with shared_preload_libraries = 'envdb'; prints RESULT lines for
 bench/report.py. Usage: pg_driver_bench.py [iterations]"""
 import base64
-import os
 import statistics
 import sys
 import time

@@ -185,13 +185,25 @@ def postgres_available():
     return bool(os.environ.get("PGHOST") or os.environ.get("PGPORT"))
 
 
-def acme_with_dev(h):
-    """The organization the scenarios start from: acme with its default
-    environment and a 'dev' environment, on the turso driver (no file, no
-    server). Returns the two provisioning answers."""
-    org = h.call("provision_organization", "acme", "Acme", None, None, "turso")
-    dev = h.call("provision_environment", org["organization"]["id"], "dev", None, None, None, "turso")
-    return org, dev
+class AcmeScenario:
+    """A test mixin (with unittest.TestCase and a host_class): a fresh host
+    holding acme with its default environment and a 'dev' environment, on the
+    turso driver (no file, no server). Sets self.h, self.org, self.default_env,
+    self.default_db, self.dev and self.dev_db."""
+    host_class = None
+
+    def setUp(self):
+        self.h = self.host_class()
+        org = self.h.call("provision_organization", "acme", "Acme", None, None, "turso")
+        self.org = org["organization"]["id"]
+        self.default_env = org["defaultEnvironment"]["environment"]["id"]
+        self.default_db = org["defaultEnvironment"]["database"]["id"]
+        dev = self.h.call("provision_environment", self.org, "dev", None, None, None, "turso")
+        self.dev = dev["environment"]["id"]
+        self.dev_db = dev["database"]["id"]
+
+    def tearDown(self):
+        self.h.close()
 
 
 # Second servers the suites start themselves (a placement target, a replica).

@@ -8,7 +8,6 @@ timestamp, 'yes' for a boolean (Postgres reads it as true), a NUL byte (the
 protocol cannot carry one), text that is not UTF-8, or an argument a function
 does not take. Those cases are SQLite only, where envdb itself checks; the
 Postgres side of "an argument it does not take" is the HOST case below."""
-import os
 import sqlite3
 import unittest
 
@@ -58,7 +57,7 @@ def cases(f):
     `f` holds the fixture ids."""
     org, env, prov, db = f["org"], f["env"], f["prov_env"], f["db"]
     arch, arch_db, prod = f["archived_env"], f["archived_db"], f["protected_env"]
-    cred, revoked = f["cred"], f["revoked_cred"]
+    revoked = f["revoked_cred"]
     running, pending, done = f["running_job"], f["pending_job"], f["done_job"]
     bad_utf8 = Raw("cast(x'c328' as text)")
     overlong = Raw("cast(x'c0af' as text)")

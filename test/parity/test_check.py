@@ -4,7 +4,7 @@ alike, each repair audited; afterwards check() finds nothing."""
 import os
 import unittest
 
-from hosts import SECOND_KEY, SECOND_KEY_ID, PostgresHost, SqliteHost, acme_with_dev, postgres_available
+from hosts import SECOND_KEY, SECOND_KEY_ID, AcmeScenario, PostgresHost, SqliteHost, postgres_available
 
 OLD = "2020-01-01T00:00:00.000Z"
 
@@ -32,23 +32,12 @@ def shape(report):
     return [(f["kind"], f["table"], f["repaired"]) for f in report["findings"]]
 
 
-class CheckScenario:
-    host_class = None
-
+class CheckScenario(AcmeScenario):
     def setUp(self):
-        self.h = self.host_class()
-        org, dev = acme_with_dev(self.h)
-        self.org = org["organization"]["id"]
-        self.default_env = org["defaultEnvironment"]["environment"]["id"]
-        self.default_db = org["defaultEnvironment"]["database"]["id"]
-        self.dev = dev["environment"]["id"]
-        self.dev_db = dev["database"]["id"]
+        super().setUp()
         self.h.call("add_environment_member", self.dev, "u1", "env_user")
         self.h.call("issue_credential", self.dev_db, "readwrite", "tok-1")
         self.h.call("rotate_credential", self.dev_db, "readwrite", None, "tok-2")
-
-    def tearDown(self):
-        self.h.close()
 
     def audited_repairs(self):
         return self.h.sql("select count(*) from envdb.sys_audit_event where action = 'check.repair'")[0][0]

@@ -2,24 +2,14 @@
 functions: raw SQL that breaks one is refused in both hosts."""
 import unittest
 
-from hosts import PostgresHost, SqliteHost, acme_with_dev, postgres_available
+from hosts import AcmeScenario, PostgresHost, SqliteHost, postgres_available
 
 
-class Invariants:
-    host_class = None
-
+class Invariants(AcmeScenario):
     def setUp(self):
-        self.h = self.host_class()
-        org, dev = acme_with_dev(self.h)
-        self.org = org["organization"]["id"]
-        self.default_env = org["defaultEnvironment"]["environment"]["id"]
-        self.db = org["defaultEnvironment"]["database"]["id"]
-        self.dev = dev["environment"]["id"]
+        super().setUp()
         other = self.h.call("provision_organization", "globex", "Globex", None, None, "turso")
         self.other_org = other["organization"]["id"]
-
-    def tearDown(self):
-        self.h.close()
 
     def refused(self, sql, params=()):
         before = self.h.counts()
@@ -42,21 +32,21 @@ class Invariants:
     def test_enums(self):
         self.refused(*self.insert_env(env_type="staging"))
         self.refused(*self.insert_env(status="deleted"))
-        self.refused("update envdb.sys_environment_database set driver = 'oracle' where id = ?", (self.db,))
+        self.refused("update envdb.sys_environment_database set driver = 'oracle' where id = ?", (self.default_db,))
 
     def test_database_name_is_immutable(self):
         self.refused("update envdb.sys_environment_database set database_name = 'env-renamed' where id = ?",
-                     (self.db,))
+                     (self.default_db,))
 
     def test_member_organization_matches_its_environment(self):
         self.refused("insert into envdb.sys_environment_member (id, environment_id, organization_id, user_id, role) "
                      "values ('m-raw', ?, ?, 'u1', 'env_user')", (self.dev, self.other_org))
 
     def test_one_active_credential_per_database_and_scope(self):
-        self.h.call("issue_credential", self.db, "readonly", "tok-1")
-        self.h.call("issue_credential", self.db, "readonly", "tok-2")  # tok-1 is now rotating
+        self.h.call("issue_credential", self.default_db, "readonly", "tok-1")
+        self.h.call("issue_credential", self.default_db, "readonly", "tok-2")  # tok-1 is now rotating
         self.refused("update envdb.sys_database_credential set status = 'active' where database_id = ? "
-                     "and status <> 'active'", (self.db,))
+                     "and status <> 'active'", (self.default_db,))
 
     def test_foreign_keys(self):
         self.refused(*self.insert_env(org="no-such-org"))

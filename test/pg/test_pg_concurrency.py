@@ -11,7 +11,6 @@
 
 The contract for rotations: calls on one database serialise on its row lock,
 so every concurrent rotation succeeds, one after the other."""
-import json
 import os
 import random
 import sys
