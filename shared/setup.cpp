@@ -103,15 +103,32 @@ std::vector<SqliteObject> sqlite_objects(const std::string& ddl) {
 // definition differs is rebuilt with every row kept (SQLite's ALTER TABLE
 // cannot change a constraint). Returns the catalog version found, or 0 for a
 // database without the catalog.
-int64_t upgrade_sqlite_catalog(Host& host, Store& store) {
+// The catalog version a SQLite control database records: 0 without a
+// catalog, 1 for a 0.1.0 catalog (which did not record it).
+int64_t stored_sqlite_catalog_version(Store& store) {
   if (!query_one(store, "SELECT 1 AS present FROM sqlite_master WHERE type = 'table' AND name = 'sys_config'"))
     return 0;
   auto recorded = query_one(store, "SELECT value FROM sys_config WHERE key = 'catalog_version'");
-  const int64_t found = recorded && recorded->opt_text("value") ? std::stoll(recorded->text("value")) : 1;
+  if (!recorded || !recorded->opt_text("value")) return 1;
+  const std::string text = recorded->text("value");
+  if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos)
+    fail(Code::schema_mismatch, "sys_config holds catalog_version " + quote_value(text) +
+                                    ", which is not a catalog version; the control database is damaged");
+  return std::stoll(text);
+}
+
+// An older envdb cannot know what a newer catalog means.
+void refuse_newer_catalog(int64_t found) {
   if (found > kCatalogVersion)
     fail(Code::schema_mismatch, "this database's envdb catalog is version " + std::to_string(found) +
                                     ", newer than this envdb " + kVersion + " (catalog version " +
                                     std::to_string(kCatalogVersion) + "); use a newer envdb");
+}
+
+int64_t upgrade_sqlite_catalog(Host& host, Store& store) {
+  const int64_t found = stored_sqlite_catalog_version(store);
+  if (found == 0) return 0;
+  refuse_newer_catalog(found);
   const std::vector<SqliteObject> want = sqlite_objects(catalog::control_plane_ddl(Dialect::sqlite));
   std::map<std::string, const SqliteObject*> wanted;
   std::set<std::string> tables;
@@ -167,6 +184,23 @@ int64_t upgrade_sqlite_catalog(Host& host, Store& store) {
 }
 
 }  // namespace
+
+bool needs_catalog(const api::Function& fn) {
+  static const std::set<std::string> without = {"version", "build_info", "init", "keyring_add",
+                                                "keyring_use"};
+  return (fn.flags & api::kDataPlane) == 0 && !without.count(fn.name);
+}
+
+void require_current_catalog(Store& store) {
+  const int64_t found = stored_sqlite_catalog_version(store);
+  if (found == 0) fail(Code::not_found, "this database has no envdb catalog; run SELECT envdb_init() first");
+  if (found < kCatalogVersion)
+    fail(Code::schema_mismatch, "this database's envdb catalog is version " + std::to_string(found) +
+                                    " but the extension (" + kVersion + ") uses catalog " +
+                                    std::to_string(kCatalogVersion) +
+                                    "; run SELECT envdb_init() to upgrade it in place");
+  refuse_newer_catalog(found);
+}
 
 Value version(api::Call&) { return std::string(kVersion); }
 

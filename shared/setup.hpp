@@ -14,6 +14,17 @@ Value build_info(api::Call& call);
 Value init(api::Call& call);
 Value config(api::Call& call);
 
+// SQLite: whether a call of fn needs this database's control-plane catalog
+// (everything but version, build_info, init, the per-connection keyring
+// functions and the data-plane functions, which run in environment databases).
+bool needs_catalog(const api::Function& fn);
+
+// SQLite: refuses a call on a database whose control-plane catalog is missing
+// (not_found) or was made by an earlier envdb (schema_mismatch, until
+// envdb_init() upgrades it in place). A catalog version never goes down, so a
+// host may remember per connection that this passed once.
+void require_current_catalog(Store& store);
+
 // A setting's value: the stored one, else its default for this host.
 std::string setting(Host& host, const std::string& key);
 int64_t setting_seconds(Host& host, const std::string& key);

@@ -17,6 +17,7 @@ SQLITE_EXTENSION_INIT1
 #include "api.hpp"
 #include "check.hpp"
 #include "provision.hpp"
+#include "setup.hpp"
 #include "sqlite_store.hpp"
 #include "version.hpp"
 
@@ -58,6 +59,14 @@ class Connection : public Host {
   std::optional<std::string> context() override { return context_; }
   void set_context(const std::optional<std::string>& c) override { context_ = c; }
   bool caller_is_privileged() override { return true; }
+  // Refuses a call that needs the control-plane catalog on a database whose
+  // catalog is missing or older than this envdb's (the core decides); once it
+  // has passed, it holds for this connection, since a catalog never goes back.
+  void require_current_catalog(const api::Function& fn) {
+    if (catalog_current_ || !setup::needs_catalog(fn)) return;
+    setup::require_current_catalog(store_);
+    catalog_current_ = true;
+  }
   std::unique_ptr<Store> open_database_file(const std::string& path) override {
     return SqliteStore::open(path);
   }
@@ -73,6 +82,7 @@ class Connection : public Host {
   SqliteStore store_;
   Keyring keyring_;
   std::optional<std::string> context_;
+  bool catalog_current_ = false;
   std::vector<std::string> call_files_;
 };
 
@@ -239,18 +249,6 @@ void set_result(sqlite3_context* ctx, const Value& r) {
   }
 }
 
-// sys_config's catalog_version, when the database has one.
-std::optional<int> stored_catalog_version(sqlite3* db) {
-  sqlite3_stmt* st = nullptr;
-  std::optional<int> version;
-  if (sqlite3_prepare_v2(db, "SELECT value FROM sys_config WHERE key = 'catalog_version'", -1, &st,
-                         nullptr) == SQLITE_OK &&
-      sqlite3_step(st) == SQLITE_ROW)
-    version = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
-  return version;
-}
-
 // The one guard every envdb_* function goes through: the core's exceptions
 // stop here and become sqlite3_result_error.
 void dispatch(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
@@ -281,6 +279,7 @@ void dispatch(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
       }
     } write{entry->connection->sqlite_store(),
             (fn.flags & api::kWrites) != 0 && entry->connection->sqlite_store().begin_write()};
+    entry->connection->require_current_catalog(fn);
     if ((fn.flags & api::kRequestForm) && argc == 1 && sqlite3_value_type(argv[0]) == SQLITE_TEXT &&
         sqlite3_value_bytes(argv[0]) > 0 &&
         reinterpret_cast<const char*>(sqlite3_value_text(argv[0]))[0] == '{') {
@@ -300,22 +299,6 @@ void dispatch(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     return;
   } catch (const Error& e) {
     error = e.what();
-    // A catalog an earlier version made lacks tables and columns this one
-    // uses until envdb_init() upgrades it; no catalog at all is the error a
-    // new user meets first. Each gets a sentence of its own (the call has
-    // changed nothing).
-    const bool missing_table = error.find("no such table: sys_") != std::string::npos;
-    if (e.code() == Code::internal &&
-        (missing_table || error.find("no such column") != std::string::npos ||
-         error.find("has no column named") != std::string::npos)) {
-      const auto found = stored_catalog_version(sqlite3_context_db_handle(ctx));
-      if (found && *found < kCatalogVersion)
-        error = "schema_mismatch: this database's envdb catalog is version " +
-                std::to_string(*found) + " but the extension (" + kVersion + ") uses catalog " +
-                std::to_string(kCatalogVersion) + "; run SELECT envdb_init() to upgrade it in place";
-      else if (missing_table && !found)
-        error = "not_found: this database has no envdb catalog; run SELECT envdb_init() first";
-    }
   } catch (const std::exception& e) {
     error = e.what();
   } catch (...) {

@@ -1,4 +1,4 @@
-"""ALTER EXTENSION ... UPDATE from the frozen 0.1.0 install scripts: every row
+"""ALTER EXTENSION ... UPDATE from every frozen release's install scripts: every row
 kept, every credential still opens, and the catalog left is the one a fresh
 install of the current version makes (tables, columns, constraints, indexes,
 triggers, views, policies, functions with their attributes and ACLs, grants,
@@ -12,7 +12,16 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
 from hosts import CATALOG_TABLES, HostError, PostgresHost, postgres_available  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-OLD = "0.1.0"
+FROZEN = os.path.join(ROOT, "pg_ext", "sql")
+
+
+def releases():
+    """Every earlier version whose install script is frozen in pg_ext/sql."""
+    found = sorted({f[len("envdb--"):-len(".sql")] for f in os.listdir(FROZEN)
+                    if f.startswith("envdb--") and f.endswith(".sql")},
+                   key=lambda v: tuple(int(x) for x in v.split(".")))
+    assert "0.1.0" in found and "0.2.0" in found, found
+    return found
 
 
 def current_version():
@@ -131,24 +140,34 @@ class Upgrade(unittest.TestCase):
             self.assertEqual(upgraded[part], fresh[part], f"catalog part {part!r} differs after the upgrade")
 
     def test_update_paths_are_installed(self):
-        db = Database("envdb", OLD)
+        for old in releases():
+            with self.subTest(version=old):
+                self.update_path_installed(old)
+
+    def update_path_installed(self, release):
+        db = Database("envdb", release)
         try:
             paths = db.sql("select source, target, path from pg_extension_update_paths('envdb') "
-                           "where source = %s and target = %s", (OLD, current_version()))
-            self.assertEqual(paths, [(OLD, current_version(), f"{OLD}--{current_version()}")])
-            self.assertEqual(db.sql("select extversion from pg_extension where extname = 'envdb'"), [(OLD,)])
+                           "where source = %s and target = %s", (release, current_version()))
+            self.assertEqual(paths, [(release, current_version(), f"{release}--{current_version()}")])
+            self.assertEqual(db.sql("select extversion from pg_extension where extname = 'envdb'"), [(release,)])
         finally:
             db.close()
 
     def test_control_plane_update_keeps_rows_and_matches_a_fresh_install(self):
-        old = Database("envdb", OLD)
+        for old in releases():
+            with self.subTest(version=old):
+                self.control_plane_update(old)
+
+    def control_plane_update(self, release):
+        old = Database("envdb", release)
         fresh = Database("envdb")
         source = Database("envdb")
         try:
             # The library installed is the current version's, and it refuses
-            # to run against older SQL objects (below). So the rows a 0.1.0
+            # to run against older SQL objects (below). So the rows an older
             # installation holds are made by envdb in a scratch database and
-            # copied into the 0.1.0 catalog, column by column: organizations,
+            # copied into the older catalog, column by column: organizations,
             # environments, credentials (sealed, bound to their row ids, so
             # they open after the copy), members, jobs, audit.
             org = source.call("provision_organization", "acme", "Acme", None, "eu-1", "turso")
@@ -197,7 +216,12 @@ class Upgrade(unittest.TestCase):
             source.close()
 
     def test_data_plane_update_matches_a_fresh_install(self):
-        old = Database("envdb_data", OLD)
+        for old in releases():
+            with self.subTest(version=old):
+                self.data_plane_update(old)
+
+    def data_plane_update(self, release):
+        old = Database("envdb_data", release)
         fresh = Database("envdb_data")
         env_id = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
         try:

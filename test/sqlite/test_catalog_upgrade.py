@@ -1,7 +1,8 @@
 """init() on an existing control database upgrades its catalog in place: a
-database made by envdb 0.1.0 (fixtures/control-0.1.0.db, with its keyring and
-expected rows in control-0.1.0.json) ends with the same sqlite_master and
-columns as a fresh init(), every row kept, every credential still opening."""
+database made by each earlier release (fixtures/control-<version>.db, with its
+keyring and expected rows in control-<version>.json, made by
+fixtures/make_control_fixture.py) ends with the same sqlite_master and columns
+as a fresh init(), every row kept, every credential still opening."""
 import json
 import os
 import shutil
@@ -12,8 +13,16 @@ import unittest
 from envdb_sqlite import call, call_json, connect
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIXTURE = os.path.join(HERE, "fixtures", "control-0.1.0.db")
-EXPECTED = json.load(open(os.path.join(HERE, "fixtures", "control-0.1.0.json"), encoding="utf-8"))
+# Each released version's control database, and the catalog version it records.
+RELEASES = {"0.1.0": 1, "0.2.0": 2}
+
+
+def fixture(version):
+    return os.path.join(HERE, "fixtures", f"control-{version}.db")
+
+
+def expected(version):
+    return json.load(open(os.path.join(HERE, "fixtures", f"control-{version}.json"), encoding="utf-8"))
 
 
 def schema(db):
@@ -41,20 +50,29 @@ class Upgrade(unittest.TestCase):
         self.fresh.close()
         self.dir.cleanup()
 
-    def copy_fixture(self):
-        path = os.path.join(self.dir.name, "control.db")
-        shutil.copy(FIXTURE, path)
+    def copy_fixture(self, version="0.1.0"):
+        path = os.path.join(self.dir.name, f"control-{version}.db")
+        shutil.copy(fixture(version), path)
         return path
 
-    def test_fixture_is_a_0_1_0_catalog(self):
-        db = sqlite3.connect(FIXTURE)
-        try:
-            self.assertEqual(db.execute("select value from sys_config where key = 'catalog_version'").fetchone(), ("1",))
-        finally:
-            db.close()
+    def test_fixtures_hold_their_releases_catalogs(self):
+        for version, catalog in RELEASES.items():
+            db = sqlite3.connect(fixture(version))
+            try:
+                self.assertEqual(db.execute("select value from sys_config where key = 'catalog_version'").fetchone(),
+                                 (str(catalog),), version)
+                self.assertEqual(expected(version)["version"], version)
+            finally:
+                db.close()
 
-    def test_init_upgrades_a_0_1_0_database_in_place(self):
-        path = self.copy_fixture()
+    def test_init_upgrades_every_release_in_place(self):
+        for version in RELEASES:
+            with self.subTest(version=version):
+                self.upgrade_in_place(version)
+
+    def upgrade_in_place(self, version):
+        EXPECTED = expected(version)
+        path = self.copy_fixture(version)
         db = connect(path, init=False)
         columns = {t: [r[1] for r in db.execute(f"select * from pragma_table_info('{t}')")]
                    for t in EXPECTED["counts"]}
@@ -138,13 +156,20 @@ class Upgrade(unittest.TestCase):
         db.close()
 
     def test_calls_before_init_are_refused_with_what_to_do_and_write_nothing(self):
-        path = self.copy_fixture()
+        for version, catalog in RELEASES.items():
+            with self.subTest(version=version):
+                self.refused_before_init(version, catalog)
+
+    def refused_before_init(self, version, catalog):
+        EXPECTED = expected(version)
+        path = self.copy_fixture(version)
         db = connect(path, init=False)
         call(db, "keyring_add", "k1", EXPECTED["keyring"]["k1"])
         counts = {t: db.execute(f"select count(*) from {t}").fetchone()[0] for t in EXPECTED["counts"]}
         for fn, args in (("provision_organization", ("later", "Later")), ("list_database_hosts", ()),
                          ("check", ())):
-            with self.assertRaisesRegex(sqlite3.Error, r"schema_mismatch: .*catalog is version 1 .*envdb_init\(\)"):
+            with self.assertRaisesRegex(sqlite3.Error,
+                                        rf"schema_mismatch: .*catalog is version {catalog} .*envdb_init\(\)"):
                 call(db, fn, *args)
         self.assertEqual({t: db.execute(f"select count(*) from {t}").fetchone()[0] for t in counts}, counts)
         call(db, "init")
