@@ -16,7 +16,7 @@ VERSION := $(shell sed -n 's/.*kVersion = "\(.*\)".*/\1/p' shared/version.hpp)
 DISTDIR ?= .
 DIST := $(DISTDIR)/envdb-$(VERSION).tar.gz
 
-.PHONY: all setup core pg install uninstall check installcheck demo bench fuzz clean dist distcheck
+.PHONY: all setup core pg install uninstall check check-fast installcheck demo bench fuzz clean dist distcheck
 
 all: core pg
 
@@ -46,6 +46,10 @@ installcheck:
 
 check: setup
 	@test/run_all.sh
+
+# The everyday loop: core unit tests and the SQLite end-to-end suite only.
+check-fast: setup
+	@test/run_fast.sh
 
 demo: setup
 	@$(MAKE) --no-print-directory core >$(BUILD).demo.log 2>&1 || { cat $(BUILD).demo.log; exit 1; }
