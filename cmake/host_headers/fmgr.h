@@ -1,0 +1,4 @@
+// Stands first on the core's include path (CMake, envdb_core_objects), so a
+// core file that includes <fmgr.h> anywhere, before or after other headers,
+// stops the build: shared/ is the host-neutral core. Host files never see it.
+#error "shared/ is the host-neutral core: do not include fmgr.h here"
