@@ -107,6 +107,38 @@ class Install(unittest.TestCase):
         self.assertEqual(set(files), expected)
 
 
+class OneVersion(unittest.TestCase):
+    def test_the_version_is_written_once(self):
+        """A bump in shared/version.hpp alone moves CMake's project version and
+        the two control files (and, through them, the install script names)."""
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "src")
+            files = subprocess.run(["git", "-C", ROOT, "ls-files", "-co", "--exclude-standard"],
+                                   capture_output=True, text=True, check=True).stdout.split()
+            for rel in files:  # the working tree as git sees it, committed or not
+                if os.path.isfile(os.path.join(ROOT, rel)):
+                    os.makedirs(os.path.dirname(os.path.join(src, rel)), exist_ok=True)
+                    shutil.copy(os.path.join(ROOT, rel), os.path.join(src, rel))
+            header = os.path.join(src, "shared", "version.hpp")
+            text = open(header).read()
+            open(header, "w").write(re.sub(r'kVersion = "[^"]+"', 'kVersion = "9.8.7"', text))
+            cmake = subprocess.run(["cmake", "-S", src, "-B", os.path.join(d, "b"), "-DENVDB_TESTS=OFF"],
+                                   capture_output=True, text=True)
+            self.assertEqual(cmake.returncode, 0, cmake.stderr)
+            cache = open(os.path.join(d, "b", "CMakeCache.txt")).read()
+            self.assertIn("CMAKE_PROJECT_VERSION:STATIC=9.8.7", cache)
+            out = subprocess.run(["make", "--no-print-directory", "-C", os.path.join(src, "pg_ext"),
+                                  "envdb.control", "envdb_data.control"], capture_output=True, text=True)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            for ext in ("envdb", "envdb_data"):
+                self.assertIn("default_version = '9.8.7'",
+                              open(os.path.join(src, "pg_ext", f"{ext}.control")).read())
+        committed = subprocess.run(["git", "-C", ROOT, "grep", "-l", "-F", version(), "--",
+                                    "*.txt", "*.control*", "Makefile", "pg_ext/Makefile"],
+                                   capture_output=True, text=True).stdout.split()
+        self.assertEqual(committed, [], "the version is written again outside shared/version.hpp")
+
+
 class UpgradeGenerator(unittest.TestCase):
     """The generator compares the frozen script with the current one; here the
     'old' script is edited so that the current catalog looks like a change it
