@@ -165,7 +165,7 @@ def cases(f):
     add("duplicate organization id", "provision_organization", ("newco", "N", org, None, "turso"),
         "already_exists", org)
     add("provision_organization: an argument too many", "provision_organization",
-        ("newco", "N", None, None, "turso", None, None, "x"), "invalid_parameter", "at most", S)
+        ("newco", "N", None, None, "turso", None, None, False, "x"), "invalid_parameter", "at most", S)
     add("request: organization, unknown key", "provision_organization", (Request(slug="newco", name="N", owner=1),),
         "invalid_parameter", "owner")
     add("request: organization, snake_case key", "provision_organization",
@@ -249,8 +249,9 @@ def cases(f):
         (Request(organizationId=org, slug="x", storageLimitMb="10"),), "invalid_parameter", "storage_limit_mb")
     add("request: storageLimitMb fractional", "provision_environment",
         (Request(organizationId=org, slug="x", storageLimitMb=1.5),), "invalid_parameter", "storage_limit_mb")
+    # 0 and 1 are false and true (the one rule for booleans); any other number is not.
     add("request: ifNotExists a number", "provision_environment",
-        (Request(organizationId=org, slug="x", ifNotExists=1),), "invalid_parameter", "if_not_exists")
+        (Request(organizationId=org, slug="x", ifNotExists=2),), "invalid_parameter", "if_not_exists")
     add("request: envType unknown", "provision_environment",
         (Request(organizationId=org, slug="x", envType="qa"),), "invalid_parameter", "env_type")
     add("request: nested object for slug", "provision_environment",

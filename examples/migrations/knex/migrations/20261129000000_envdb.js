@@ -3,7 +3,7 @@
 // sqlite files deleted now; its Postgres databases and roles dropped by the
 // worker, which down waits for) before the catalog goes.
 'use strict';
-const { fn, isPg, table } = require('./envdb');
+const { fn, isPg, table } = require('../envdb');
 
 exports.up = async (knex) => {
   if (isPg(knex)) await knex.raw('CREATE EXTENSION IF NOT EXISTS envdb');

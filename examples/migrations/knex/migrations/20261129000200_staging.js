@@ -1,7 +1,7 @@
 // acme's staging environment. An archived staging of an earlier up does not
 // hold the slug; down archives it and drops its database now (force).
 'use strict';
-const { fn, organizationId, table } = require('./envdb');
+const { fn, organizationId, table } = require('../envdb');
 
 exports.up = async (knex) => {
   const org = await organizationId(knex, 'acme');

@@ -2,7 +2,7 @@
 -- database and its roles (server objects, not part of the extension): every
 -- organization still here is deprovisioned with force, the worker drops their
 -- databases and roles, and only then does the extension go.
-SELECT envdb.deprovision_organization(id, force => true)
+SELECT envdb.deprovision_organization(id, force => true)->'organization'->>'slug'
   FROM envdb.sys_organization WHERE deprovisioned_at IS NULL;
 DO $$
 DECLARE

@@ -1,6 +1,6 @@
 -- Revert envdb: uninstall. Every organization still here is deprovisioned with
 -- force (its environment files deleted), then envdb's tables and view go.
-SELECT envdb_deprovision_organization(id, 1) FROM sys_organization WHERE deprovisioned_at IS NULL;
+SELECT json_extract(envdb_deprovision_organization(id, 1), '$.organization.slug') FROM sys_organization WHERE deprovisioned_at IS NULL;
 PRAGMA foreign_keys = OFF;
 DROP VIEW IF EXISTS sys_tenant_database;
 DROP TABLE IF EXISTS sys_audit_event;
