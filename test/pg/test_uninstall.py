@@ -65,7 +65,8 @@ class Uninstall(unittest.TestCase):
             "WHERE deprovisioned_at IS NULL")
         self.wait_dropped()
         self.assertTrue(self.cp.call("check")["ok"])
-        self.cp.conn.cursor().execute("DROP EXTENSION envdb")
+        # The schema CREATE EXTENSION made for it is not a member of the extension.
+        self.cp.conn.cursor().execute("DROP EXTENSION envdb; DROP SCHEMA envdb")
         self.assertEqual(self.server_objects(names + names2), [])
         cur = self.cp.conn.cursor()
         cur.execute("select count(*) from pg_namespace where nspname = 'envdb'")

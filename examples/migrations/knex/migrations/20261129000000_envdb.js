@@ -23,6 +23,7 @@ exports.down = async (knex) => {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     await knex.raw('DROP EXTENSION envdb');
+    await knex.raw('DROP SCHEMA envdb');  // made by CREATE EXTENSION, but not a member of it
     return;
   }
   await knex.raw('PRAGMA foreign_keys = OFF');

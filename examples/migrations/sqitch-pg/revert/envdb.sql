@@ -17,3 +17,6 @@ BEGIN
   END LOOP;
 END $$;
 DROP EXTENSION envdb;
+-- The schema CREATE EXTENSION made is not a member of the extension; this
+-- refuses (and the revert fails) if anything else was put in it.
+DROP SCHEMA envdb;
