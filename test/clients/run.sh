@@ -5,7 +5,8 @@
 #
 #   test/clients/run.sh sqlite   python sqlite3, better-sqlite3, libsql, loading build/envdb.so (and the
 #                                sqlite3 shell for REAL arguments)
-#   test/clients/run.sh pg       psql, a libpq C program, node pg, psycopg2; inside pg_virtualenv
+#   test/clients/run.sh pg       psql, a libpq C program, node pg, psycopg2, the sqitch and knex
+#                                migration examples (as the superuser); inside pg_virtualenv
 #                                after `make install` (PGHOST, PGPORT, PGUSER, PGPASSWORD of a
 #                                superuser, who sets up; the clients log in as a member of envdb_admin)
 #
