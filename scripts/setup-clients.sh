@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the npm packages of the Node.js client tests (test/clients/node:
-# pg, better-sqlite3 12, libsql) with `npm ci`, exactly as package-lock.json
+# pg, better-sqlite3 12, libsql, knex) with `npm ci`, exactly as package-lock.json
 # pins them, into test/clients/node/node_modules. Skipped when that install is
 # already there for this lock file and this Node.js. `make check` runs it.
 #
@@ -21,7 +21,7 @@ major=$(node -p 'process.versions.node.split(".")[0]')
 
 stamp=$dir/node_modules/.envdb-installed
 want="node $(node --version) lock $(sha256sum "$dir/package-lock.json" | cut -c1-64)"
-loads() { (cd "$dir" && node -e "require('pg'); require('better-sqlite3'); require('libsql')") 2>/dev/null; }
+loads() { (cd "$dir" && node -e "require('pg'); require('better-sqlite3'); require('libsql'); require('knex')") 2>/dev/null; }
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && loads; then
   exit 0
 fi

@@ -11,6 +11,7 @@ packages=(
   clang libclang-rt-14-dev
   postgresql-15 postgresql-server-dev-15 postgresql-common postgresql-contrib
   python3 python3-psycopg2
+  sqitch libdbd-pg-perl libdbd-sqlite3-perl
   libpq-dev
 )
 

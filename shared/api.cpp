@@ -1,5 +1,9 @@
 #include "api.hpp"
 
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
 #include "check.hpp"
 #include "clock.hpp"
 #include "context.hpp"
@@ -12,6 +16,7 @@
 #include "pgdriver.hpp"
 #include "router.hpp"
 #include "setup.hpp"
+#include "teardown.hpp"
 
 namespace envdb::api {
 
@@ -28,6 +33,7 @@ void append(std::vector<Function>& all, std::vector<Function> more) {
 std::vector<Function> build() {
   std::vector<Function> all = setup_functions();
   append(all, environments::functions());
+  append(all, teardown::functions());
   append(all, members::functions());
   append(all, credentials::functions());
   append(all, outbox::functions());
@@ -82,6 +88,22 @@ const char* type_word(Type t) {
 
 [[noreturn]] void wrong_type(const char* name, Type t) {
   fail(Code::invalid_parameter, std::string(name) + " must be " + type_word(t));
+}
+
+// Drivers bind numbers as they like: better-sqlite3 binds every JS number as
+// a REAL, JSON has one number type. A REAL that is a whole number is that
+// integer wherever an integer, a number of seconds or a boolean is expected;
+// 1.5, NaN, an infinity or a value outside int64 is not. One rule, here, for
+// every accessor.
+std::optional<int64_t> whole_number(const Value& v) {
+  if (auto i = std::get_if<int64_t>(&v)) return *i;
+  if (auto d = std::get_if<double>(&v)) {
+    // 2^63 itself is not representable as int64; the bounds are exact doubles.
+    if (std::isfinite(*d) && std::trunc(*d) == *d && *d >= -9223372036854775808.0 &&
+        *d < 9223372036854775808.0)
+      return static_cast<int64_t>(*d);
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -155,7 +177,7 @@ std::optional<std::string> Call::opt_text(const char* name, size_t max_len) cons
 std::optional<int64_t> Call::opt_integer(const char* name) const {
   const Value& v = arg(name);
   if (is_null(v)) return std::nullopt;
-  if (auto i = std::get_if<int64_t>(&v)) return *i;
+  if (auto i = whole_number(v)) return *i;
   wrong_type(name, T::integer);
 }
 
@@ -163,9 +185,21 @@ std::optional<bool> Call::opt_boolean(const char* name) const {
   const Value& v = arg(name);
   if (is_null(v)) return std::nullopt;
   if (auto b = std::get_if<bool>(&v)) return *b;
-  // SQLite has no boolean type: 0 and 1 are its false and true.
-  if (auto i = std::get_if<int64_t>(&v); i && (*i == 0 || *i == 1)) return *i == 1;
+  // SQLite has no boolean type: 0 and 1 (integer or real) are its false and true.
+  if (auto i = whole_number(v); i && (*i == 0 || *i == 1)) return *i == 1;
   wrong_type(name, T::boolean);
+}
+
+std::optional<std::string> Call::opt_text_or_number(const char* name, size_t max_len) const {
+  const Value& v = arg(name);
+  if (auto i = whole_number(v)) return std::to_string(*i);
+  // A fraction stays text, so the setting's own check names it.
+  if (auto d = std::get_if<double>(&v)) {
+    char out[32];
+    std::snprintf(out, sizeof out, "%.17g", *d);
+    return std::string(out);
+  }
+  return opt_text(name, max_len);
 }
 
 std::optional<Json> Call::opt_object(const char* name) const {
@@ -179,7 +213,7 @@ std::optional<Json> Call::opt_object(const char* name) const {
 std::optional<int64_t> Call::opt_seconds(const char* name) const {
   const Value& v = arg(name);
   if (is_null(v)) return std::nullopt;
-  const int64_t* i = std::get_if<int64_t>(&v);
+  const auto i = whole_number(v);
   if (!i) wrong_type(name, T::interval);
   if (*i < 0) fail(Code::invalid_parameter, std::string(name) + " must not be negative");
   return *i;
@@ -229,12 +263,20 @@ Value invoke_request(Host& host, const Function& fn, const std::string& request_
         break;
       case T::integer:
       case T::interval:
-        if (!value.is_number_integer()) wrong_type(name, t);
-        args[i] = value.get<int64_t>();
-        break;
       case T::boolean:
-        if (!value.is_boolean()) wrong_type(name, t);
-        args[i] = value.get<bool>();
+        // Numbers and booleans go to the Call accessors as they are, which
+        // apply the one rule for whole-number reals and 0/1 booleans.
+        if (value.is_boolean() && t == T::boolean)
+          args[i] = value.get<bool>();
+        else if (value.is_number_integer() && value.is_number_unsigned() &&
+                 value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+          wrong_type(name, t);
+        else if (value.is_number_integer())
+          args[i] = value.get<int64_t>();
+        else if (value.is_number_float())
+          args[i] = value.get<double>();
+        else
+          wrong_type(name, t);
         break;
       case T::json:
         if (!value.is_object()) wrong_type(name, t);

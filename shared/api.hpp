@@ -71,9 +71,15 @@ class Call {
   bool given(const char* name) const;  // present and not NULL
   std::string text(const char* name, size_t max_len = 1024) const;  // required
   std::optional<std::string> opt_text(const char* name, size_t max_len = 1024) const;
+  // Integers, seconds and booleans also accept a REAL that is a whole number
+  // (drivers such as better-sqlite3 bind every number as REAL); booleans are
+  // true, false, 0 or 1.
   std::optional<int64_t> opt_integer(const char* name) const;
   std::optional<bool> opt_boolean(const char* name) const;
   std::optional<Json> opt_object(const char* name) const;   // a JSON object
+  // Text, or a number written as decimal text (a whole-number REAL without
+  // its ".0"), for settings whose values are numbers.
+  std::optional<std::string> opt_text_or_number(const char* name, size_t max_len = 1024) const;
   std::optional<int64_t> opt_seconds(const char* name) const;  // interval, >= 0
   std::optional<std::string> opt_timestamp(const char* name) const;  // normalised ISO
 

@@ -52,7 +52,10 @@ std::vector<Table> build() {
                {col("id", T::id, true), slug_col(), col("name", T::text, true),
                 col("metadata", T::json, true, D::empty_object),
                 col("created_at", T::timestamp, true, D::now),
-                col("updated_at", T::timestamp, true, D::now)},
+                col("updated_at", T::timestamp, true, D::now),
+                // When deprovision_organization ran; its slug is then the
+                // tombstone deprovisioned-<id hex>, freeing the old one.
+                col("deprovisioned_at", T::timestamp)},
                {"id"},
                {{"slug"}},
                {},

@@ -321,9 +321,9 @@ std::optional<FileName> parse_file_name(const std::string& name) {
 
 std::optional<fs::path> data_directory(Host& host) {
   std::error_code ec;
-  fs::path dir = fs::absolute(fs::path(setup::setting(host, "sqlite_data_dir")), ec);
-  if (ec || !fs::is_directory(dir, ec)) return std::nullopt;
-  return dir.lexically_normal();
+  fs::path dir = setup::sqlite_data_dir(host);
+  if (!fs::is_directory(dir, ec)) return std::nullopt;
+  return dir;
 }
 
 struct Stamp {
@@ -559,7 +559,7 @@ std::optional<bool> sqlite_file_exists(Host& host, const std::string& database_n
   if (database_url && database_url->size() > 5 && database_url->compare(0, 5, "file:") == 0) {
     path = database_url->substr(5);
   } else {
-    path = fs::path(setup::setting(host, "sqlite_data_dir")) / (database_name + ".db");
+    path = fs::path(setup::sqlite_data_dir(host)) / (database_name + ".db");
   }
   std::error_code ec;
   const fs::file_status status = fs::status(path, ec);

@@ -13,6 +13,7 @@
 #include "provision.hpp"
 #include "records.hpp"
 #include "setup.hpp"
+#include "teardown.hpp"
 
 namespace envdb::environments {
 
@@ -167,6 +168,28 @@ Value existing_environment(Store& store, const provision::Spec& spec, const Row&
   return api::json_result(out);
 }
 
+// provision_organization with if_not_exists finding the slug taken: the
+// organization is returned as it is when it matches (the same id, when an id
+// was given), with its default environment.
+Value existing_organization(Store& store, const std::string& slug,
+                            const std::optional<std::string>& given_id, const Row& taken,
+                            const Stopwatch& clock) {
+  const std::string id = taken.text("id");
+  if (given_id && *given_id != id)
+    fail(Code::already_exists, "slug " + quote_value(slug) + " is already used by organization " +
+                                   quote_value(id) + ", not by the given id " +
+                                   quote_value(*given_id));
+  auto current = provision::default_environment(store, id);
+  return api::json_result(
+      Json{{"organization", records::organization_json(records::load_organization(store, "id", id))},
+           {"defaultEnvironment",
+            current ? provision::environment_bundle(store, current->text("id")) : Json(nullptr)},
+           {"durationMs", clock.ms()},
+           {"warnings", Json::array({"organization " + quote_value(slug) + " already exists (id " +
+                                     quote_value(id) +
+                                     "); returned as it is, nothing was changed"})}});
+}
+
 }  // namespace
 
 Value provision_organization(api::Call& c) {
@@ -176,19 +199,23 @@ Value provision_organization(api::Call& c) {
   const std::string name = c.text("name");
   provision::require_name("name", name);
   std::string id = new_uuid_v7();
-  if (auto given = c.opt_text("id")) {
-    require_id("id", *given);
-    id = *given;
+  const auto given_id = c.opt_text("id");
+  if (given_id) {
+    require_id("id", *given_id);
+    id = *given_id;
   }
   const std::string region = region_arg(c);
   const std::string driver = driver_arg(c);
   const auto created_by = c.opt_text("created_by", provision::kMaxCreatedBy);
   const Json metadata = c.opt_object("metadata").value_or(Json::object());
+  const bool if_not_exists = c.opt_boolean("if_not_exists").value_or(false);
 
   Store& store = c.store;
-  if (auto taken = query_one(store, "SELECT id FROM envdb.sys_organization WHERE slug = $1", {slug}))
+  if (auto taken = query_one(store, "SELECT id FROM envdb.sys_organization WHERE slug = $1", {slug})) {
+    if (if_not_exists) return existing_organization(store, slug, given_id, *taken, clock);
     fail(Code::already_exists, "slug " + quote_value(slug) + " is already used by organization " +
                                    quote_value(taken->text("id")));
+  }
   if (query_one(store, "SELECT 1 AS present FROM envdb.sys_organization WHERE id = $1", {id}))
     fail(Code::already_exists, "id " + quote_value(id) + " already names an organization");
   provision::require_key_for(c.host, driver);
@@ -206,10 +233,12 @@ Value provision_organization(api::Call& c) {
             {id, slug, name, metadata.dump(), now})
           .empty()) {
     if (auto taken =
-            query_one(store, "SELECT id FROM envdb.sys_organization WHERE slug = $1", {slug}))
+            query_one(store, "SELECT id FROM envdb.sys_organization WHERE slug = $1", {slug})) {
+      if (if_not_exists) return existing_organization(store, slug, given_id, *taken, clock);
       fail(Code::already_exists, "slug " + quote_value(slug) +
                                      " is already used by organization " +
                                      quote_value(taken->text("id")));
+    }
     fail(Code::already_exists, "id " + quote_value(id) + " already names an organization");
   }
   provision::Spec spec;
@@ -271,8 +300,21 @@ Value provision_environment(api::Call& c) {
   const bool if_not_exists = c.opt_boolean("if_not_exists").value_or(false);
 
   Store& store = c.store;
-  records::load_organization(store, "organization_id", spec.organization_id);
-  if (auto existing = provision::environment_by_slug(store, spec.organization_id, spec.slug)) {
+  Row org = records::load_organization(store, "organization_id", spec.organization_id);
+  if (auto at = org.opt_text("deprovisioned_at"))
+    fail(Code::invalid_transition, "organization_id " + quote_value(spec.organization_id) +
+                                       " was deprovisioned at " + *at +
+                                       "; it takes no new environments");
+  auto existing = provision::environment_by_slug(store, spec.organization_id, spec.slug);
+  // An archived environment does not hold its slug (nor is it ever what
+  // if_not_exists returns): it keeps its row and history under
+  // archived-<id hex>, and the slug names the new environment.
+  std::optional<Row> released;
+  if (existing && existing->text("status") == "archived") {
+    released = std::move(existing);
+    existing.reset();
+  }
+  if (existing) {
     if (!if_not_exists)
       fail(Code::already_exists, "slug " + quote_value(spec.slug) +
                                      " already names an environment of organization " +
@@ -291,14 +333,15 @@ Value provision_environment(api::Call& c) {
   std::optional<Json> created;
   provision::Undo undo(c.host);
   Atomic tx(store);
+  if (released) teardown::release_slug(c.host, *released);
   try {
     created = provision::create_environment(c.host, spec, undo);
   } catch (const Error& e) {
     // A concurrent call took the slug after the check above.
     if (!if_not_exists || e.code() != Code::already_exists) throw;
-    auto existing = provision::environment_by_slug(store, spec.organization_id, spec.slug);
-    if (!existing) throw;
-    return existing_environment(store, spec, *existing, clock);
+    auto taken = provision::environment_by_slug(store, spec.organization_id, spec.slug);
+    if (!taken || taken->text("status") == "archived") throw;
+    return existing_environment(store, spec, *taken, clock);
   }
   Json& out = *created;
   const std::string environment_id = out["environment"]["id"].get<std::string>();
@@ -416,40 +459,8 @@ Value drop_environment_database(api::Call& c) {
                "; its database can be dropped from " + iso_from_ms(allowed) +
                " (drop_grace_seconds = " + std::to_string(grace) + "), or now with force => true");
   }
-  const std::string driver = db->text("driver");
-  const std::string database_name = db->text("database_name");
-  std::optional<std::string> job_id;
-  if (driver == "sqlite") {
-    // The file first: the registry says "dropped" only once it is gone.
-    const std::string path = provision::sqlite_database_path(host, database_name,
-                                                             db->opt_text("database_url"));
-    provision::delete_database_file(path);
-  }
-  Atomic tx(store);
-  const std::string now = now_iso();
-  if (driver == "sqlite") {
-    execute(store,
-            "UPDATE envdb.sys_environment_database SET dropped_at = $2::timestamptz, "
-            "updated_at = $2::timestamptz WHERE id = $1",
-            {database_id, now});
-  } else {
-    job_id = new_uuid_v7();
-    const Json payload{{"databaseName", database_name}, {"region", db->text("region")}};
-    execute(store,
-            "INSERT INTO envdb.sys_provisioning_job (id, environment_id, database_id, kind, "
-            "driver, status, attempts, payload, created_at, updated_at) VALUES ($1, $2, $3, "
-            "'drop_database', $4, 'pending', 0, $5::jsonb, $6::timestamptz, $6::timestamptz)",
-            {*job_id, id, database_id, driver, payload.dump(), now});
-    host.jobs_queued(driver);
-  }
-  audit::record(host, {"environment.drop_database", env.text("organization_id"), id,
-                       "environment_database", database_id,
-                       Json{{"driver", driver},
-                            {"databaseName", database_name},
-                            {"force", force},
-                            {"archivedAt", archived_at},
-                            {"jobId", job_id ? Json(*job_id) : Json(nullptr)}}});
-  tx.done();
+  const std::optional<std::string> job_id =
+      teardown::drop_database(host, env, *db, force, archived_at);
   Json job = nullptr;
   if (job_id)
     job = records::job_json(*query_one(store,
@@ -515,13 +526,15 @@ std::vector<api::Function> functions() {
         {"region", T::text, "NULL"},
         {"driver", T::text, "NULL"},
         {"created_by", T::text, "NULL"},
-        {"metadata", T::json, "NULL"}},
+        {"metadata", T::json, "NULL"},
+        {"if_not_exists", T::boolean, "false"}},
        T::json, provision_organization, kWrites | kRequestForm, kAdmin,
        "create an organization and its default environment (database and first credentials) in "
        "one call; id defaults to a UUIDv7, region and driver to the default_region and "
        "default_driver settings. The sqlite driver writes the database file under "
-       "sqlite_data_dir (a relative path is resolved against the current working directory of "
-       "the process running envdb)"},
+       "sqlite_data_dir (a relative path is resolved against the directory of the control "
+       "database's file). if_not_exists returns the organization that has the slug (when an id "
+       "is given, only if it is that one) instead of already_exists"},
       {"provision_environment",
        {{"organization_id", T::text, nullptr},
         {"slug", T::text, nullptr},
@@ -538,9 +551,11 @@ std::vector<api::Function> functions() {
         {"if_not_exists", T::boolean, "false"}},
        T::json, provision_environment, kWrites | kRequestForm, kAdmin,
        "create an environment with its database row and credentials; sqlite: the database file "
-       "is created under sqlite_data_dir (a relative path is resolved against the current "
-       "working directory of the process running envdb) and the environment is active on "
-       "return; postgres and turso: it stays provisioning and a create_database job is queued"},
+       "is created under sqlite_data_dir (a relative path is resolved against the directory of "
+       "the control database's file) and the environment is active on return; postgres and "
+       "turso: it stays provisioning and a create_database job is queued. An archived "
+       "environment does not hold its slug: it is renamed archived-<id hex> and the slug names "
+       "the new environment; if_not_exists never returns an archived environment"},
       {"get_environment",
        {{"environment_id", T::text, nullptr}},
        T::json, get_environment, 0, kAdmin | kRouter | kReader,

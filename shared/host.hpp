@@ -61,6 +61,10 @@ class Host {
   // core has returned (SQLite's own write transaction, whose COMMIT can be
   // busy) removes it then.
   virtual void file_kept(const std::string& path) { (void)path; }
+  // The file of the control database, when it has one (SQLite: the main
+  // database's file; empty or nullopt for an in-memory one). A relative
+  // sqlite_data_dir is resolved against its directory (setup::sqlite_data_dir).
+  virtual std::optional<std::string> control_database_path() { return std::nullopt; }
 };
 
 }  // namespace envdb

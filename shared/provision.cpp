@@ -59,13 +59,8 @@ void sync_directory(const fs::path& dir) {
 Value opt(const std::optional<std::string>& v) { return v ? Value(*v) : null_value(); }
 
 fs::path data_directory(Host& host) {
-  const std::string setting = setup::setting(host, "sqlite_data_dir");
+  fs::path dir = setup::sqlite_data_dir(host);
   std::error_code ec;
-  fs::path dir = fs::absolute(fs::path(setting), ec);
-  if (ec)
-    fail(Code::invalid_parameter,
-         "sqlite_data_dir " + quote_value(setting) + " cannot be resolved: " + ec.message());
-  dir = dir.lexically_normal();
   if (fs::exists(dir, ec)) {
     if (!fs::is_directory(dir, ec))
       fail(Code::invalid_parameter,
@@ -221,7 +216,7 @@ std::string sqlite_database_path(Host& host, const std::string& database_name,
                                  const std::optional<std::string>& database_url) {
   if (database_url && database_url->size() > 5 && database_url->compare(0, 5, "file:") == 0)
     return database_url->substr(5);
-  const fs::path dir = fs::path(setup::setting(host, "sqlite_data_dir"));
+  const fs::path dir = setup::sqlite_data_dir(host);
   return (dir / (database_name + ".db")).string();
 }
 

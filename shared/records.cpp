@@ -4,7 +4,8 @@
 
 namespace envdb::records {
 
-const char* const kOrganizationColumns = "id, slug, name, metadata, created_at, updated_at";
+const char* const kOrganizationColumns =
+    "id, slug, name, metadata, created_at, updated_at, deprovisioned_at";
 const char* const kEnvironmentColumns =
     "id, organization_id, slug, name, description, env_type, region, is_default, is_protected, "
     "status, dlp_policy_id, created_by, metadata, created_at, updated_at, archived_at";
@@ -47,7 +48,8 @@ Row load(Store& store, const std::string& columns, const std::string& table,
 Json organization_json(const Row& r) {
   return Json{{"id", text(r, "id")},         {"slug", text(r, "slug")},
               {"name", text(r, "name")},     {"metadata", object(r, "metadata")},
-              {"createdAt", text(r, "created_at")}, {"updatedAt", text(r, "updated_at")}};
+              {"createdAt", text(r, "created_at")}, {"updatedAt", text(r, "updated_at")},
+              {"deprovisionedAt", text(r, "deprovisioned_at")}};
 }
 
 Json environment_json(const Row& r) {

@@ -3,6 +3,7 @@
 #include <openssl/opensslv.h>
 
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <regex>
 #include <set>
@@ -258,11 +259,33 @@ int64_t setting_seconds(Host& host, const std::string& key) {
   return std::stoll(setting(host, key));
 }
 
+std::string sqlite_data_dir(Host& host) {
+  namespace fs = std::filesystem;
+  const std::string value = setting(host, "sqlite_data_dir");
+  fs::path dir(value);
+  std::error_code ec;
+  if (dir.is_relative()) {
+    const auto control = host.control_database_path();
+    if (control && !control->empty()) {
+      const fs::path base = fs::absolute(fs::path(*control), ec).parent_path();
+      if (!ec) return (base / dir).lexically_normal().string();
+    }
+  }
+  dir = fs::absolute(dir, ec);
+  if (ec)
+    fail(Code::invalid_parameter,
+         "sqlite_data_dir " + quote_value(value) + " cannot be resolved: " + ec.message());
+  return dir.lexically_normal().string();
+}
+
 Value config(api::Call& call) {
   const std::string key = call.text("key", 64);
   const Setting& s = find_setting(key);
   if (!call.given("value")) return setting(call.host, key);
-  const std::string value = call.text("value", 4096);
+  // A number of seconds may come as a number (better-sqlite3 binds 3600 as
+  // REAL 3600.0); every other setting is text.
+  const std::string value = s.seconds ? *call.opt_text_or_number("value", 4096)
+                                      : call.text("value", 4096);
   validate(s, value);
   Atomic tx(call.store);
   execute(call.store,

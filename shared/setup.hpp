@@ -28,5 +28,11 @@ void require_current_catalog(Store& store);
 // A setting's value: the stored one, else its default for this host.
 std::string setting(Host& host, const std::string& key);
 int64_t setting_seconds(Host& host, const std::string& key);
+// sqlite_data_dir as an absolute, normalised path. A relative setting (the
+// default, envdb_environments, is one) is resolved against the directory of
+// the control database's file, so it does not depend on the working
+// directory of whoever opened it; only a control database without a file (in
+// memory, or a host that cannot tell) falls back to the working directory.
+std::string sqlite_data_dir(Host& host);
 
 }  // namespace envdb::setup

@@ -70,6 +70,12 @@ class Connection : public Host {
   std::unique_ptr<Store> open_database_file(const std::string& path) override {
     return SqliteStore::open(path);
   }
+  // "" for an in-memory or temporary database.
+  std::optional<std::string> control_database_path() override {
+    const char* file = sqlite3_db_filename(db_, "main");
+    if (!file || !*file) return std::nullopt;
+    return std::string(file);
+  }
   // The sqlite driver's file; other drivers' databases live elsewhere.
   std::optional<bool> database_exists(const std::string& driver, const std::string& database_name,
                                       const std::optional<std::string>& database_url) override {

@@ -3,8 +3,10 @@
 # environment and resolves it through its own driver, passing every value as a
 # driver parameter (never spliced into SQL by hand), and checks the answer.
 #
-#   test/clients/run.sh sqlite   python sqlite3, better-sqlite3, libsql, loading build/envdb.so
-#   test/clients/run.sh pg       psql, a libpq C program, node pg, psycopg2; inside pg_virtualenv
+#   test/clients/run.sh sqlite   python sqlite3, better-sqlite3, libsql, loading build/envdb.so (and the
+#                                sqlite3 shell for REAL arguments)
+#   test/clients/run.sh pg       psql, a libpq C program, node pg, psycopg2, the sqitch and knex
+#                                migration examples (as the superuser); inside pg_virtualenv
 #                                after `make install` (PGHOST, PGPORT, PGUSER, PGPASSWORD of a
 #                                superuser, who sets up; the clients log in as a member of envdb_admin)
 #
@@ -32,7 +34,7 @@ run() {  # run <client> <command...>: the client passes when the command exits 0
   shift
   start=$(date +%s%N)
   # Shell functions too (exported below), each under a time limit.
-  if timeout 120 bash -c '"$@"' client "$@" >"$logs/$name.log" 2>&1; then
+  if timeout 300 bash -c '"$@"' client "$@" >"$logs/$name.log" 2>&1; then
     end=$(date +%s%N)
     printf 'PASS %-22s %5d ms  %s\n' "$name" $(((end - start) / 1000000)) "$(tail -1 "$logs/$name.log")"
     passed=$((passed + 1))
@@ -93,6 +95,23 @@ SQL
   psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1
 }
 
+pg_migrations() {  # pg_migrations <name> <command...>: as the superuser, in an empty database whose
+  local name=$1 db=envdb_migrate_${1//-/_}  # keyring is set; the migrations create and drop envdb
+  shift
+  if ! psql -X -q -d postgres -v ON_ERROR_STOP=1 -v db="$db" -v key_file="$pg_key_file" \
+    >"$logs/$name.setup.log" 2>&1 <<'SQL'
+DROP DATABASE IF EXISTS :"db";
+CREATE DATABASE :"db";
+ALTER DATABASE :"db" SET envdb.keyring_file = :'key_file';
+SQL
+  then
+    printf 'FAIL %s (database set-up)\n' "$name"; sed 's/^/    /' "$logs/$name.setup.log"
+    failed=$((failed + 1)); return
+  fi
+  PGDATABASE=$db run "$name" "$@"
+  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1
+}
+
 export here logs tmp
 export -f node_client psql_client c_client
 
@@ -100,6 +119,13 @@ if [ "$group" = sqlite ]; then
   sqlite_client python-sqlite3 /usr/bin/python3 "$here/python/sqlite_client.py"
   sqlite_client node-better-sqlite3 node_client "$here/node/sqlite_client.js" better-sqlite3
   sqlite_client node-libsql node_client "$here/node/sqlite_client.js" libsql
+  # JS numbers (bound as REAL) and REAL literals where integers, seconds and booleans are expected.
+  sqlite_client python-numbers /usr/bin/python3 "$here/python/numbers_client.py"
+  sqlite_client node-better-sqlite3-numbers node_client "$here/node/numbers_client.js" better-sqlite3
+  sqlite_client node-libsql-numbers node_client "$here/node/numbers_client.js" libsql
+  # Migration tools: deploy, revert, deploy again, full revert leaves nothing (docs/guides/migrations.md).
+  sqlite_client sqitch-sqlite "$here/migrations/sqitch.sh" sqlite
+  sqlite_client knex-sqlite node_client "$here/node/migrations_knex.js" sqlite
 else
   # The server reads the key file itself: it must belong to the server's OS user.
   pg_key_file=$tmp/pg/keyring
@@ -112,6 +138,8 @@ else
   pg_client c-libpq c_client
   pg_client python-psycopg2 /usr/bin/python3 "$here/python/psycopg2_client.py"
   pg_client node-pg node_client "$here/node/pg_client.js"
+  pg_migrations sqitch-pg "$here/migrations/sqitch.sh" pg
+  pg_migrations knex-pg node_client "$here/node/migrations_knex.js" pg
   psql -X -q -d postgres -c 'DROP ROLE IF EXISTS envdb_client' >/dev/null 2>&1
 fi
 

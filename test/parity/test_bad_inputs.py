@@ -165,7 +165,7 @@ def cases(f):
     add("duplicate organization id", "provision_organization", ("newco", "N", org, None, "turso"),
         "already_exists", org)
     add("provision_organization: an argument too many", "provision_organization",
-        ("newco", "N", None, None, "turso", None, None, "x"), "invalid_parameter", "at most", S)
+        ("newco", "N", None, None, "turso", None, None, False, "x"), "invalid_parameter", "at most", S)
     add("request: organization, unknown key", "provision_organization", (Request(slug="newco", name="N", owner=1),),
         "invalid_parameter", "owner")
     add("request: organization, snake_case key", "provision_organization",
@@ -249,8 +249,9 @@ def cases(f):
         (Request(organizationId=org, slug="x", storageLimitMb="10"),), "invalid_parameter", "storage_limit_mb")
     add("request: storageLimitMb fractional", "provision_environment",
         (Request(organizationId=org, slug="x", storageLimitMb=1.5),), "invalid_parameter", "storage_limit_mb")
+    # 0 and 1 are false and true (the one rule for booleans); any other number is not.
     add("request: ifNotExists a number", "provision_environment",
-        (Request(organizationId=org, slug="x", ifNotExists=1),), "invalid_parameter", "if_not_exists")
+        (Request(organizationId=org, slug="x", ifNotExists=2),), "invalid_parameter", "if_not_exists")
     add("request: envType unknown", "provision_environment",
         (Request(organizationId=org, slug="x", envType="qa"),), "invalid_parameter", "env_type")
     add("request: nested object for slug", "provision_environment",
@@ -299,6 +300,35 @@ def cases(f):
     add("drop force 'yes'", "drop_environment_database", (arch, "yes"), "invalid_parameter", "force", S)
     add("config: negative drop grace", "config", ("drop_grace_seconds", "-1"), "invalid_parameter",
         "drop_grace_seconds")
+    # ---- deprovision_organization, if_not_exists ----------------------------
+    add("deprovision unknown", "deprovision_organization", ("01890a5d-ac96-774b-bcce-b302099a8057", True),
+        "not_found", "organization_id")
+    add("deprovision NULL", "deprovision_organization", (None,), "invalid_parameter",
+        "organization_id is required")
+    add("deprovision injection id", "deprovision_organization", (INJECTION, True), "invalid_parameter",
+        "organization_id")
+    add("deprovision an environment id", "deprovision_organization", (env, True), "not_found", "organization_id")
+    add("deprovision force 'yes'", "deprovision_organization", (org, "yes"), "invalid_parameter", "force", S)
+    add("deprovision force 2", "deprovision_organization", (org, 2), "invalid_parameter", "force", S)
+    add("deprovision force 0.5", "deprovision_organization", (org, 0.5), "invalid_parameter", "force", S)
+    add("deprovision request with an unknown key", "deprovision_organization",
+        (Request(organizationId=org, cascade=True),), "invalid_parameter", "cascade")
+    extra_argument("deprovision_organization", (org, True))
+    add("if_not_exists with another id", "provision_organization",
+        ("acme", "Acme", "01890a5d-ac96-774b-bcce-b302099a8057", None, "turso", None, None, True),
+        "already_exists", "not by the given id")
+    add("if_not_exists 'yes'", "provision_organization",
+        ("acme", "Acme", None, None, "turso", None, None, "yes"), "invalid_parameter", "if_not_exists", S)
+    add("if_not_exists as a request string", "provision_organization",
+        (Request(slug="acme", name="Acme", ifNotExists="true"),), "invalid_parameter", "if_not_exists")
+    # Whole-number REALs are integers (better-sqlite3 binds every number as one); fractions are not.
+    add("config: fractional seconds as a REAL", "config", ("rotation_grace_seconds", 1.5), "invalid_parameter",
+        "rotation_grace_seconds", S)
+    add("config: a number for a text setting", "config", ("default_region", 5), "invalid_parameter",
+        "value must be text", S)
+    add("check repair 1.5", "check", (1.5,), "invalid_parameter", "repair", S)
+    add("claim 2.5 jobs", "claim_provisioning_jobs", ("turso", 2.5), "invalid_parameter", "max_jobs", S)
+    add("claim 1e300 jobs", "claim_provisioning_jobs", ("turso", 1e300), "invalid_parameter", "max_jobs", S)
     add("retry an active environment", "retry_environment", (env,), "invalid_transition", "active")
     add("retry a provisioning environment", "retry_environment", (prov,), "invalid_transition", "provisioning")
     add("retry an archived environment", "retry_environment", (arch,), "invalid_transition", "archived")

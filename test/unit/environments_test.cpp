@@ -36,7 +36,8 @@ TEST_F(EnvOrganization, CreatesOrganizationAndActiveSqliteDefaultEnvironment) {
   EXPECT_EQ(keys_of(r), (std::vector<std::string>{"organization", "defaultEnvironment",
                                                    "durationMs", "warnings"}));
   EXPECT_EQ(keys_of(r["organization"]), (std::vector<std::string>{"id", "slug", "name", "metadata",
-                                                                   "createdAt", "updatedAt"}));
+                                                                   "createdAt", "updatedAt",
+                                                                   "deprovisionedAt"}));
   EXPECT_EQ(r["organization"]["slug"], "acme");
   EXPECT_TRUE(r["durationMs"].is_number_integer());
   EXPECT_EQ(r["warnings"], Json::array());

@@ -1,0 +1,2 @@
+-- Verify envdb: fails unless the extension is installed.
+SELECT envdb.version();

@@ -1,0 +1,2 @@
+-- Deploy envdb: the control-plane catalog (idempotent).
+SELECT envdb_init();
