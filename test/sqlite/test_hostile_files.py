@@ -180,7 +180,7 @@ class UpgradeWithAPlantedRow(unittest.TestCase):
             # The table as an older catalog had it: without the database_name CHECK.
             sql = db.execute("select sql from sqlite_master where name = 'sys_environment_database'").fetchone()[0]
             start = sql.index("database_name TEXT NOT NULL")
-            end = sql.index(",", sql.index("CHECK", start))
+            end = sql.index(",\n", start)
             old_sql = sql[:start] + "database_name TEXT NOT NULL" + sql[end:]
             db.execute("pragma writable_schema = on")
             db.execute("update sqlite_master set sql = ? where name = 'sys_environment_database'", (old_sql,))
@@ -203,6 +203,63 @@ class UpgradeWithAPlantedRow(unittest.TestCase):
             self.assertIn("CHECK", db.execute("select sql from sqlite_master where name = "
                                               "'sys_environment_database'").fetchone()[0])
             db.close()
+
+
+class ResealOnInit(unittest.TestCase):
+    """A control database made by envdb 0.1.0 holds format-1 envelopes: init()
+    with the keys loaded re-seals them in format 2 (bound to the database's
+    name and URL), every token still opens, and check() lists none as
+    credential_unbound; without the keys they stay format 1 and still open."""
+    HERE = os.path.dirname(os.path.abspath(__file__))
+    FIXTURE = os.path.join(HERE, "fixtures", "control-0.1.0.db")
+
+    def setUp(self):
+        import json
+        import shutil
+        self.expected = json.load(open(os.path.join(self.HERE, "fixtures", "control-0.1.0.json"),
+                                       encoding="utf-8"))
+        self.dir = tempfile.TemporaryDirectory()
+        self.path = os.path.join(self.dir.name, "control.db")
+        shutil.copy(self.FIXTURE, self.path)
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def versions(self, db):
+        return {bytes(c)[0] for (c,) in db.execute(
+            "select token_cipher from sys_database_credential where status <> 'revoked'")}
+
+    def test_init_with_keys_reseals(self):
+        db = connect(self.path, init=False)
+        self.assertEqual(self.versions(db), {1})
+        for kid, key in self.expected["keyring"].items():
+            call(db, "keyring_add", kid, key)
+        call(db, "init")
+        self.assertEqual(self.versions(db), {2})
+        for cred, token in self.expected["tokens"].items():
+            self.assertEqual(call(db, "reveal_credential", cred), token)
+        kinds = {f["kind"] for f in call_json(db, "check")["findings"]}
+        self.assertNotIn("credential_unbound", kinds)
+        self.assertEqual(db.execute("select count(*) from sys_audit_event where action = 'credential.reseal'")
+                         .fetchone()[0], 1)
+        db.close()
+
+    def test_init_without_keys_leaves_them_opening(self):
+        db = connect(self.path, init=False)
+        call(db, "init")
+        self.assertEqual(self.versions(db), {1})
+        unbound = [f for f in call_json(db, "check")["findings"] if f["kind"] == "credential_unbound"]
+        self.assertEqual(len(unbound), len(self.versions(db)) and db.execute(
+            "select count(*) from sys_database_credential where status <> 'revoked'").fetchone()[0])
+        for kid, key in self.expected["keyring"].items():
+            call(db, "keyring_add", kid, key)
+        for cred, token in self.expected["tokens"].items():
+            self.assertEqual(call(db, "reveal_credential", cred), token)
+        self.assertGreater(call(db, "rewrap_credentials"), 0)
+        self.assertEqual(self.versions(db), {2})
+        for cred, token in self.expected["tokens"].items():
+            self.assertEqual(call(db, "reveal_credential", cred), token)
+        db.close()
 
 
 if __name__ == "__main__":

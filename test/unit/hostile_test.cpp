@@ -9,6 +9,7 @@
 #include "credentials.hpp"
 #include "crypto.hpp"
 #include "env_fixture.hpp"
+#include "ids.hpp"
 #include "json_bounds.hpp"
 #include "row_rules.hpp"
 
