@@ -90,11 +90,11 @@ std::string sqlite_file(Host& host, const std::string& database_name,
   for (const char* suffix : {"", "-journal", "-wal", "-shm"}) {
     const fs::path p = file.string() + suffix;
     const fs::file_status st = fs::symlink_status(p, ec);
-    if (fs::is_symlink(st) || (fs::exists(st) && !fs::is_regular_file(st)))
+    if (fs::is_symlink(st))
       fail(Code::schema_mismatch, "the file " + quote_value(p.string()) + " of database " +
                                       quote_value(database_name) +
-                                      " is not a plain file inside sqlite_data_dir (a symlink or "
-                                      "a directory); envdb does not act on it");
+                                      " is a symlink, which may lead out of sqlite_data_dir; envdb "
+                                      "does not act on it (check() reports the row)");
   }
   if (database_url) {
     const bool is_file_url = database_url->compare(0, 5, "file:") == 0 && database_url->size() > 5;

@@ -13,8 +13,8 @@
 //
 // A sqlite database's file is always <sqlite_data_dir>/<database_name>.db,
 // with sqlite_data_dir canonicalised (symlinks resolved). Its database_url is
-// NULL or "file:" + that same file; a URL naming any other file, a file that
-// is a symlink, or a path that leaves the directory is refused.
+// NULL or "file:" + that same file; a URL naming any other file, or a file
+// that is a symlink (which could lead out of the directory), is refused.
 #pragma once
 #include "cpp_only.hpp"
 
@@ -45,8 +45,8 @@ void require_database(const std::string& database_id, const std::string& driver,
 // The file of a sqlite-driver database: <canonical sqlite_data_dir>/<name>.db.
 // schema_mismatch (naming database_name or database_url) when the name is not
 // envdb's, when a database_url names another file, or when the file (or one
-// of SQLite's -journal, -wal, -shm files beside it) is a symlink or otherwise
-// resolves outside the directory. The directory need not exist yet.
+// of SQLite's -journal, -wal, -shm files beside it) is a symlink. The
+// directory need not exist yet.
 std::string sqlite_file(Host& host, const std::string& database_name,
                         const std::optional<std::string>& database_url);
 
