@@ -234,7 +234,7 @@ class PostgresHostile(HostileScenario, unittest.TestCase):
         self.h.sql("alter table envdb.sys_environment_database disable trigger user")
         constraint = self.h.sql("select conname from pg_constraint where conrelid = "
                                 "'envdb.sys_environment_database'::regclass and contype = 'c' and "
-                                "pg_get_constraintdef(oid) like '%database_name ~%'")[0][0]
+                                "position('database_name ~' in pg_get_constraintdef(oid)) > 0")[0][0]
         self.h.sql(f'alter table envdb.sys_environment_database drop constraint "{constraint}"')
 
     def test_100000_levels_end_no_process(self):
