@@ -10,11 +10,11 @@ seconds=${FUZZ_SECONDS:-60}
 build=build-fuzz
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ -DENVDB_FUZZ=ON -DENVDB_UNITY=OFF \
   -DENVDB_TESTS=ON >"$build.log" 2>&1 &&
-  cmake --build "$build" -j"${JOBS:-2}" --target fuzz_envelope fuzz_keyring fuzz_identifiers fuzz_request \
+  cmake --build "$build" -j"${JOBS:-2}" --target fuzz_envelope fuzz_keyring fuzz_identifiers fuzz_request fuzz_json_bounds \
     >>"$build.log" 2>&1 \
   || { tail -30 "$build.log"; echo "0 passed, 1 failed"; exit 1; }
 passed=0 failed=0
-for target in envelope keyring identifiers request; do
+for target in envelope keyring identifiers request json_bounds; do
   work="$build/corpus/$target"
   mkdir -p "$work"
   cp -n test/fuzz/corpus/$target/* "$work/" 2>/dev/null || true

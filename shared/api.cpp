@@ -10,6 +10,7 @@
 #include "dataplane.hpp"
 #include "errors.hpp"
 #include "credentials.hpp"
+#include "json_bounds.hpp"
 #include "environments.hpp"
 #include "members.hpp"
 #include "outbox.hpp"
@@ -203,9 +204,9 @@ std::optional<std::string> Call::opt_text_or_number(const char* name, size_t max
 }
 
 std::optional<Json> Call::opt_object(const char* name) const {
-  auto text_value = opt_text(name, 1 << 20);
+  auto text_value = opt_text(name, json_bounds::kMaxBytes);
   if (!text_value) return std::nullopt;
-  Json j = Json::parse(*text_value, nullptr, false);
+  Json j = json_bounds::parse_input(*text_value, name);
   if (j.is_discarded() || !j.is_object()) wrong_type(name, T::json);
   return j;
 }
@@ -242,6 +243,20 @@ Value invoke(Host& host, const Function& fn, std::vector<Value> positional) {
 }
 
 Value invoke_request(Host& host, const Function& fn, const std::string& request_json) {
+  if (request_json.size() > json_bounds::kMaxRequestBytes)
+    fail(Code::invalid_parameter, std::string("request for ") + fn.name + " is longer than " +
+                                      std::to_string(json_bounds::kMaxRequestBytes) + " bytes");
+  // The request is one level above its values: a parameter nested too deep
+  // is named, before anything parses it.
+  if (auto deep = json_bounds::first_excess(request_json, json_bounds::kMaxDepth + 1)) {
+    for (const Param& p : fn.params)
+      if (!deep->top_key.empty() && camel_case(p.name) == deep->top_key)
+        fail(Code::invalid_parameter, std::string(p.name) + " is nested deeper than " +
+                                          std::to_string(json_bounds::kMaxDepth) + " levels");
+    fail(Code::invalid_parameter, std::string("request for ") + fn.name +
+                                      " is nested deeper than " +
+                                      std::to_string(json_bounds::kMaxDepth) + " levels");
+  }
   Json request = Json::parse(request_json, nullptr, false);
   if (request.is_discarded() || !request.is_object())
     fail(Code::invalid_parameter, std::string("request for ") + fn.name + " must be a JSON object");

@@ -99,8 +99,17 @@ std::vector<Table> build() {
                {},
                {{"sys_database_host_region_idx", {"region"}, false, ""}}});
 
+  // What database_name_for makes; a turso database may keep its v4 name
+  // (migrate_legacy_tenant_databases). Names are never paths (row_rules).
   Column database_name = col("database_name", T::text, true);
   database_name.immutable = true;
+  database_name.check_postgres =
+      "database_name ~ '^env-[a-z2-7]{26}$' OR (driver = 'turso' AND database_name ~ "
+      "'^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$')";
+  database_name.check_sqlite =
+      "(length(database_name) = 30 AND database_name GLOB 'env-*' AND substr(database_name, 5) "
+      "NOT GLOB '*[^a-z2-7]*') OR (driver = 'turso' AND length(database_name) BETWEEN 1 AND 255 "
+      "AND database_name GLOB '[A-Za-z0-9]*' AND database_name NOT GLOB '*[^A-Za-z0-9._-]*')";
   t.push_back({"sys_environment_database",
                {col("id", T::id, true), col("environment_id", T::id, true), database_name,
                 col("database_url", T::text), enum_col("driver", {"turso", "postgres", "sqlite"}),

@@ -12,7 +12,10 @@
 #include "audit.hpp"
 #include "catalog.hpp"
 #include "clock.hpp"
+#include "crypto.hpp"
 #include "errors.hpp"
+#include "json_bounds.hpp"
+#include "row_rules.hpp"
 #include "setup.hpp"
 
 namespace envdb::invariants {
@@ -24,8 +27,10 @@ namespace {
 using T = api::Type;
 
 // The kinds, in the order findings are listed.
-const char* const kKinds[] = {"orphan_row", "active_without_database", "file_without_registry",
-                              "credential_key_missing", "stale_job"};
+const char* const kKinds[] = {"orphan_row",        "active_without_database",
+                              "file_without_registry", "credential_key_missing",
+                              "stale_job",         "invalid_row",
+                              "credential_unbound"};
 
 struct Finding {
   std::string kind;
@@ -546,6 +551,89 @@ void repair_stale_jobs(Host& host, std::vector<Finding>& findings, const std::ve
   }
 }
 
+// ------------------------------------------------------- hostile rows
+// Rows that break a rule envdb re-checks when it reads them back
+// (row_rules, json_bounds): every function refuses them, so check() names
+// them. Never repaired: such a row was written behind envdb's back, and
+// which value was meant cannot be known.
+
+void find_invalid_rows(Host& host, std::vector<Finding>& findings, const Orphans& o) {
+  Store& store = host.store();
+  const bool files = std::strcmp(host.name(), "sqlite") == 0;
+  for (const Row& r :
+       query(store,
+             "SELECT d.id, d.driver, d.database_name, d.database_url, d.environment_id, "
+             "e.organization_id FROM envdb.sys_environment_database d "
+             "LEFT JOIN envdb.sys_environment e ON e.id = d.environment_id ORDER BY d.id")) {
+    const std::string id = r.text("id");
+    if (o.is_doomed("sys_environment_database", id)) continue;
+    auto problem = row_rules::database_problem(r.text("driver"), r.text("database_name"),
+                                               r.opt_text("database_url"));
+    if (!problem && files && r.text("driver") == "sqlite") {
+      try {
+        (void)row_rules::sqlite_file(host, r.text("database_name"), r.opt_text("database_url"));
+      } catch (const Error& e) {
+        if (e.code() != Code::schema_mismatch) throw;
+        const std::string what = e.what();
+        problem = what.substr(std::strlen("schema_mismatch: "));
+      }
+    }
+    if (!problem) continue;
+    Finding f{"invalid_row", "sys_environment_database", id,
+              *problem + "; every function refuses this row (never repaired)"};
+    f.organization_id = r.opt_text("organization_id");
+    f.environment_id = r.opt_text("environment_id");
+    findings.push_back(std::move(f));
+  }
+  // JSON columns: bounded like every JSON value envdb reads. The audit trail
+  // is append-only and never parsed by a function, so it is not scanned.
+  for (const auto& t : catalog::control_plane()) {
+    if (t.append_only) continue;
+    for (const auto& c : t.columns) {
+      if (c.type != catalog::Type::json) continue;
+      for (const Row& r : query(store, "SELECT id, " + c.name + " AS value FROM " +
+                                           catalog::qualified(t.name) + " ORDER BY id")) {
+        const auto text = r.opt_text("value");
+        if (!text || o.is_doomed(t.name, r.text("id"))) continue;
+        std::string problem;
+        if (text->size() > json_bounds::kMaxBytes)
+          problem = "is longer than " + std::to_string(json_bounds::kMaxBytes) + " bytes";
+        else if (json_bounds::first_excess(*text, json_bounds::kMaxDepth))
+          problem = "is nested deeper than " + std::to_string(json_bounds::kMaxDepth) + " levels";
+        if (problem.empty()) continue;
+        findings.push_back({"invalid_row", t.name, r.text("id"),
+                            c.name + " " + problem +
+                                "; every function that reads it refuses it (never repaired)"});
+      }
+    }
+  }
+}
+
+// Credentials still sealed in envelope format 1 (before 0.3.0): they open,
+// but are not bound to their database's name and URL until
+// rewrap_credentials() (or SQLite's init() with the key loaded) re-seals them.
+void find_unbound_credentials(Host& host, std::vector<Finding>& findings, const Orphans& o) {
+  for (const Row& r :
+       query(host.store(),
+             "SELECT c.id, c.kms_key_id, c.token_cipher, d.environment_id, e.organization_id "
+             "FROM envdb.sys_database_credential c "
+             "LEFT JOIN envdb.sys_environment_database d ON d.id = c.database_id "
+             "LEFT JOIN envdb.sys_environment e ON e.id = d.environment_id "
+             "WHERE c.status <> 'revoked' ORDER BY c.id")) {
+    const std::string id = r.text("id");
+    if (o.is_doomed("sys_database_credential", id)) continue;
+    const Blob* blob = std::get_if<Blob>(&r["token_cipher"]);
+    if (!blob || crypto::envelope_version(blob->bytes) != crypto::kEnvelopeVersionUnbound) continue;
+    Finding f{"credential_unbound", "sys_database_credential", id,
+              "sealed under key " + quote_value(r.text("kms_key_id")) +
+                  " in the envelope format before 0.3.0, not bound to its database's name and "
+                  "URL; rewrap_credentials() re-seals it (never repaired by check)"};
+    f.organization_id = r.opt_text("organization_id");
+    f.environment_id = r.opt_text("environment_id");
+    findings.push_back(std::move(f));
+  }
+}
+
 Json finding_json(const Finding& f) {
   return Json{{"kind", f.kind}, {"table", f.table}, {"id", f.id}, {"detail", f.detail},
               {"repaired", f.repaired}};
@@ -556,10 +644,11 @@ Json finding_json(const Finding& f) {
 std::optional<bool> sqlite_file_exists(Host& host, const std::string& database_name,
                                        const std::optional<std::string>& database_url) {
   fs::path path;
-  if (database_url && database_url->size() > 5 && database_url->compare(0, 5, "file:") == 0) {
-    path = database_url->substr(5);
-  } else {
-    path = fs::path(setup::sqlite_data_dir(host)) / (database_name + ".db");
+  try {
+    path = row_rules::sqlite_file(host, database_name, database_url);
+  } catch (const Error& e) {
+    if (e.code() != Code::schema_mismatch) throw;
+    return std::nullopt;  // a row envdb does not act on: reported as invalid_row instead
   }
   std::error_code ec;
   const fs::file_status status = fs::status(path, ec);
@@ -591,6 +680,8 @@ Value check(api::Call& c) {
   if (files) find_files(host, findings, orphans, groups, dir);
   find_credentials_without_key(host, findings, orphans);
   find_stale_jobs(host, findings, orphans, stale);
+  find_invalid_rows(host, findings, orphans);
+  find_unbound_credentials(host, findings, orphans);
 
   if (fix) {
     repair_orphans(host, findings, orphans);
@@ -629,8 +720,10 @@ std::vector<api::Function> functions() {
        api::kAdmin,
        "report what the catalog's constraints cannot prevent: orphan rows, active environments "
        "without a database, envdb files without a registry row (SQLite), credentials under keys "
-       "not in the keyring, stale running jobs; with repair, fix what is safe (never "
-       "credentials) and audit each fix"},
+       "not in the keyring, stale running jobs, rows envdb refuses to act on (a database name or "
+       "URL it never writes, JSON too deep or too large), credentials in the envelope format "
+       "before 0.3.0; with repair, fix what is safe (never credentials or refused rows) and "
+       "audit each fix"},
   };
 }
 

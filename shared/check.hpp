@@ -18,6 +18,12 @@
 //                            key the keyring does not hold
 //   stale_job                a running job claimed longer ago than         back to pending
 //                            job_claim_timeout_seconds
+//   invalid_row              a row every function refuses (row_rules: a    never (report only)
+//                            database_name or database_url envdb never
+//                            writes, a sqlite file outside sqlite_data_dir;
+//                            json_bounds: JSON too deep or too large)
+//   credential_unbound       a credential (not revoked) in envelope        never (report only;
+//                            format 1, not bound to its database identity  rewrap_credentials)
 //
 // Every repair writes an audit event (action check.repair); catalog repairs
 // commit together or not at all.

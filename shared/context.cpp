@@ -2,6 +2,7 @@
 
 #include "errors.hpp"
 #include "ids.hpp"
+#include "json_bounds.hpp"
 #include "members.hpp"
 
 namespace envdb::context {
@@ -92,8 +93,8 @@ Value current_context(api::Call& c) {
 std::optional<Json> current(Host& host) {
   auto text = host.context();
   if (!text || text->empty()) return std::nullopt;
-  Json j = Json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  auto j = json_bounds::parse_quiet(*text);  // bounded: a forged deep context is no context
+  if (!j || !j->is_object()) return std::nullopt;
   return j;
 }
 

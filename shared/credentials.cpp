@@ -11,6 +11,7 @@
 #include "ids.hpp"
 #include "pgdriver.hpp"
 #include "records.hpp"
+#include "row_rules.hpp"
 #include "setup.hpp"
 
 namespace envdb::credentials {
@@ -46,6 +47,37 @@ std::string sentence_of(const Error& e) {
   return what.compare(0, prefix.size(), prefix) == 0 ? what.substr(prefix.size()) : what;
 }
 
+// What a credential is bound to besides its own row (envelope format 2).
+struct Identity {
+  std::string name;
+  std::optional<std::string> url;
+};
+
+// A database's identity as its row says now, validated (row_rules):
+// schema_mismatch for a name or URL envdb never writes.
+Identity database_identity(Store& store, const std::string& database_id) {
+  auto db = query_one(store,
+                      "SELECT id, driver, database_name, database_url "
+                      "FROM envdb.sys_environment_database WHERE id = $1",
+                      {database_id});
+  if (!db)
+    fail(Code::not_found,
+         "database_id " + quote_value(database_id) + " names no environment database");
+  row_rules::require_database(*db);
+  return {db->text("database_name"), db->opt_text("database_url")};
+}
+
+bool has_column(const Row& row, const char* name) {
+  for (const std::string& n : row.names())
+    if (n == name) return true;
+  return false;
+}
+
+std::string bound_aad(const std::string& id, const std::string& database_id,
+                      const std::string& scope, const Identity& identity) {
+  return crypto::bound_credential_aad(id, database_id, scope, identity.name, identity.url);
+}
+
 crypto::SecretBytes open_secret(Host& host, const Row& row) {
   const std::string id = row.text("id");
   const std::string kms_key_id = row.text("kms_key_id");
@@ -62,9 +94,27 @@ crypto::SecretBytes open_secret(Host& host, const Row& row) {
   } else {
     fail(Code::decrypt_failed, "credential " + id + " has no ciphertext");
   }
+  const std::string database_id = row.text("database_id");
+  const std::string scope = row.text("scope");
   try {
+    // Format 1 (before 0.3.0) opens under its own associated data until it
+    // is re-sealed; anything else is judged as format 2, bound to the
+    // database's name and URL as the row says now (taken from `row` when it
+    // carries them, the router's case; else read).
+    if (crypto::envelope_version(envelope) == crypto::kEnvelopeVersionUnbound)
+      return crypto::open(keyring.key(kms_key_id), envelope,
+                          crypto::credential_aad(id, database_id, scope),
+                          crypto::kEnvelopeVersionUnbound);
+    Identity identity;
+    if (has_column(row, "database_name") && has_column(row, "driver")) {
+      identity = {row.text("database_name"), row.opt_text("database_url")};
+      row_rules::require_database(database_id, row.text("driver"), identity.name, identity.url);
+    } else {
+      identity = database_identity(host.store(), database_id);
+    }
     return crypto::open(keyring.key(kms_key_id), envelope,
-                        crypto::credential_aad(id, row.text("database_id"), row.text("scope")));
+                        bound_aad(id, database_id, scope, identity),
+                        crypto::kEnvelopeVersionBound);
   } catch (const Error& e) {
     if (e.code() != Code::decrypt_failed) throw;
     fail(Code::decrypt_failed, "credential " + id + " does not open under key " +
@@ -78,16 +128,23 @@ Json insert_sealed_token(Host& host, const std::string& database_id, const std::
   Keyring& keyring = host.keyring();
   const crypto::SecretBytes& key = keyring.active_key();
   const std::string id = new_uuid_v7();
+  auto db = query_one(host.store(),
+                      "SELECT id, driver, database_name, database_url "
+                      "FROM envdb.sys_environment_database WHERE id = $1",
+                      {database_id});
+  if (!db)
+    fail(Code::not_found,
+         "database_id " + quote_value(database_id) + " names no environment database");
+  row_rules::require_database(*db);
   const std::string cipher =
-      crypto::seal(key, token, crypto::credential_aad(id, database_id, scope));
+      crypto::seal(key, token,
+                   bound_aad(id, database_id, scope,
+                             {db->text("database_name"), db->opt_text("database_url")}),
+                   crypto::kEnvelopeVersionBound);
   const std::string now = now_iso();
   // A postgres database's credential is a login role of that name.
   std::optional<std::string> username;
-  auto db = query_one(host.store(),
-                      "SELECT driver, database_name FROM envdb.sys_environment_database "
-                      "WHERE id = $1",
-                      {database_id});
-  if (db && db->text("driver") == "postgres")
+  if (db->text("driver") == "postgres")
     username = pgdriver::login_name(db->text("database_name"), scope, id);
   execute(host.store(),
           "INSERT INTO envdb.sys_database_credential (id, database_id, token_cipher, kms_key_id, "
@@ -350,26 +407,32 @@ Value rewrap(api::Call& c) {
   Store& store = c.store;
 
   Atomic tx(store);
-  int64_t total = query_one(store,
-                            "SELECT count(*) AS n FROM envdb.sys_database_credential "
-                            "WHERE status <> 'revoked' AND kms_key_id <> $1",
-                            {target})
-                      ->integer("n");
+  // Under another key, or still in envelope format 1 (re-sealed in place,
+  // bound to its database's name and URL).
+  const std::string pending =
+      " FROM envdb.sys_database_credential c JOIN envdb.sys_environment_database d "
+      "ON d.id = c.database_id WHERE c.status <> 'revoked' AND (c.kms_key_id <> $1 OR "
+      "substr(c.token_cipher, 1, 1) <> $2::bytea)";
+  const Value bound_version = Blob{std::string(1, static_cast<char>(crypto::kEnvelopeVersionBound))};
+  int64_t total =
+      query_one(store, "SELECT count(*) AS n" + pending, {target, bound_version})->integer("n");
   const std::string batch_sql =
-      std::string("SELECT ") + kSealedColumns +
-      " FROM envdb.sys_database_credential WHERE status <> 'revoked' AND kms_key_id <> $1 "
-      "ORDER BY id LIMIT " +
-      std::to_string(kRewrapBatch) + (postgres(store) ? " FOR UPDATE" : "");
+      "SELECT c.id, c.database_id, c.scope, c.kms_key_id, c.token_cipher, d.driver, "
+      "d.database_name, d.database_url" +
+      pending + " ORDER BY c.id LIMIT " + std::to_string(kRewrapBatch) +
+      (postgres(store) ? " FOR UPDATE OF c" : "");
   int64_t moved = 0;
   std::map<std::string, int64_t> from;
   for (;;) {
-    auto rows = query(store, batch_sql, {target});
+    auto rows = query(store, batch_sql, {target, bound_version});
     if (rows.empty()) break;
     for (const Row& row : rows) {
       const crypto::SecretBytes token = open_secret(c.host, row);
       const std::string cipher = crypto::seal(
           key, token.view(),
-          crypto::credential_aad(row.text("id"), row.text("database_id"), row.text("scope")));
+          bound_aad(row.text("id"), row.text("database_id"), row.text("scope"),
+                    {row.text("database_name"), row.opt_text("database_url")}),
+          crypto::kEnvelopeVersionBound);
       execute(store,
               "UPDATE envdb.sys_database_credential SET token_cipher = $2, kms_key_id = $3 "
               "WHERE id = $1",
@@ -403,7 +466,8 @@ Value reveal(api::Call& c) {
       store,
       "SELECT c.id, c.database_id, c.scope, c.kms_key_id, c.token_cipher, c.status, c.expires_at, "
       "(c.expires_at IS NOT NULL AND c.expires_at <= $2::timestamptz) AS expired, "
-      "d.environment_id, e.organization_id FROM envdb.sys_database_credential c "
+      "d.environment_id, d.driver, d.database_name, d.database_url, e.organization_id "
+      "FROM envdb.sys_database_credential c "
       "JOIN envdb.sys_environment_database d ON d.id = c.database_id "
       "JOIN envdb.sys_environment e ON e.id = d.environment_id WHERE c.id = $1",
       {id, now_iso()});
@@ -576,6 +640,94 @@ Json store_token(Host& host, const std::string& database_id, const std::string& 
           "$3::timestamptz WHERE database_id = $1 AND scope = $2 AND status = 'active'",
           {database_id, scope, now});
   return insert_sealed_token(host, database_id, scope, token, default_expiry(host), std::nullopt);
+}
+
+void set_database_url(Host& host, const std::string& database_id, const std::string& url) {
+  Store& store = host.store();
+  auto db = query_one(store,
+                      "SELECT id, driver, database_name, database_url "
+                      "FROM envdb.sys_environment_database WHERE id = $1",
+                      {database_id});
+  if (!db)
+    fail(Code::not_found,
+         "database_id " + quote_value(database_id) + " names no environment database");
+  row_rules::require_database(*db);
+  if (db->opt_text("database_url") == url) return;
+  const std::string driver = db->text("driver");
+  const Identity now_bound{db->text("database_name"), url};
+  row_rules::require_database(database_id, driver, now_bound.name, now_bound.url);
+  // Opened under the identity they were sealed for, sealed again for the
+  // new one, under the same key, in the caller's transaction.
+  struct Opened {
+    std::string id, scope, kms_key_id;
+    crypto::SecretBytes token;
+  };
+  std::vector<Opened> live;
+  for (const Row& row : query(store,
+                              std::string("SELECT ") + kSealedColumns +
+                                  " FROM envdb.sys_database_credential WHERE database_id = $1 "
+                                  "AND status <> 'revoked' ORDER BY id" +
+                                  (postgres(store) ? " FOR UPDATE" : ""),
+                              {database_id}))
+    live.push_back({row.text("id"), row.text("scope"), row.text("kms_key_id"),
+                    open_secret(host, row)});
+  execute(store,
+          "UPDATE envdb.sys_environment_database SET database_url = $2, "
+          "updated_at = $3::timestamptz WHERE id = $1",
+          {database_id, url, now_iso()});
+  for (const Opened& c : live) {
+    const std::string cipher =
+        crypto::seal(host.keyring().key(c.kms_key_id), c.token.view(),
+                     bound_aad(c.id, database_id, c.scope, now_bound),
+                     crypto::kEnvelopeVersionBound);
+    execute(store, "UPDATE envdb.sys_database_credential SET token_cipher = $2 WHERE id = $1",
+            {c.id, Blob{cipher}});
+  }
+}
+
+ResealCount reseal_unbound(Host& host) {
+  Store& store = host.store();
+  Keyring& keyring = host.keyring();
+  ResealCount out;
+  std::map<std::string, int64_t> by_key;
+  for (const Row& row :
+       query(store,
+             "SELECT c.id, c.database_id, c.scope, c.kms_key_id, c.token_cipher, d.driver, "
+             "d.database_name, d.database_url FROM envdb.sys_database_credential c "
+             "JOIN envdb.sys_environment_database d ON d.id = c.database_id "
+             "WHERE c.status <> 'revoked' ORDER BY c.id")) {
+    const Blob* blob = std::get_if<Blob>(&row["token_cipher"]);
+    if (!blob || crypto::envelope_version(blob->bytes) != crypto::kEnvelopeVersionUnbound)
+      continue;
+    const std::string kms_key_id = row.text("kms_key_id");
+    if (!keyring.has(kms_key_id)) {
+      ++out.left;
+      continue;
+    }
+    const crypto::SecretBytes token = open_secret(host, row);
+    const std::string cipher = crypto::seal(
+        keyring.key(kms_key_id), token.view(),
+        bound_aad(row.text("id"), row.text("database_id"), row.text("scope"),
+                  {row.text("database_name"), row.opt_text("database_url")}),
+        crypto::kEnvelopeVersionBound);
+    execute(store, "UPDATE envdb.sys_database_credential SET token_cipher = $2 WHERE id = $1",
+            {row.text("id"), Blob{cipher}});
+    ++out.resealed;
+    ++by_key[kms_key_id];
+  }
+  if (out.resealed > 0) {
+    audit::Event e;
+    e.action = "credential.reseal";
+    e.subject_type = "credential";
+    Json keys = Json::object();
+    for (auto& [id, n] : by_key) keys[id] = n;
+    e.detail = Json{{"credentials", out.resealed},
+                    {"envelopeVersion", crypto::kEnvelopeVersionBound},
+                    {"keys", keys},
+                    {"leftUnbound", out.left}};
+    audit::record(host, e);
+  }
+  return out;
 }
 
 int64_t revoke_all(Host& host, const std::string& database_id) {

@@ -7,8 +7,12 @@
 // index holds the rule); any number may be `rotating` until their expires_at.
 //
 // Sealing: token_cipher = crypto::seal(key named by kms_key_id, token,
-// credential_aad(id, database_id, scope)). The associated data binds the
-// ciphertext to its row, so a ciphertext copied onto another row never opens.
+// bound_credential_aad(id, database_id, scope, database_name, database_url),
+// envelope format 2). The associated data binds the ciphertext to its row and
+// to its database's identity, so a ciphertext copied onto another row, or a
+// row whose database name or URL was changed behind envdb's back, never
+// opens. Format 1 (before 0.3.0: id, database_id, scope) still opens until
+// rewrap_credentials() or reseal_unbound() re-seals it.
 #pragma once
 #include <optional>
 #include <string>
@@ -34,6 +38,27 @@ Json issue_initial(Host& host, const std::string& database_id);
 // of that scope first (a turso job reporting back). Returns its JSON.
 Json store_token(Host& host, const std::string& database_id, const std::string& scope,
                  const std::string& token);
+
+// Sets a database's database_url (a completed job, a sqlite file in place)
+// and, in the same transaction, re-seals every credential of it that is not
+// revoked for the new URL under the key it is sealed under: the URL is part
+// of what a token is bound to. key_unavailable when such a key is not
+// loaded (nothing changes); schema_mismatch for a URL envdb never writes (a
+// sqlite URL that is not file:<...>/<database_name>.db). Nothing happens
+// when the URL is already that.
+void set_database_url(Host& host, const std::string& database_id, const std::string& url);
+
+// Re-seals, under their own keys, the credentials (not revoked) still in
+// envelope format 1, binding them to their database's name and URL (the
+// migration of 0.3.0; SQLite's init() runs it). Credentials under a key
+// that is not loaded are left as they are and counted; they still open, and
+// rewrap_credentials() re-seals them once the key is there. One audit event
+// (credential.reseal) when anything moved.
+struct ResealCount {
+  int64_t resealed = 0;
+  int64_t left = 0;
+};
+ResealCount reseal_unbound(Host& host);
 
 // Revokes every credential of a database that is not revoked yet (archiving).
 int64_t revoke_all(Host& host, const std::string& database_id);

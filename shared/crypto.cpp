@@ -207,38 +207,67 @@ SecretBytes aes256gcm_decrypt(const SecretBytes& key, std::string_view nonce12,
   return out;
 }
 
-std::string seal(const SecretBytes& key, std::string_view plaintext, std::string_view aad) {
+std::string seal(const SecretBytes& key, std::string_view plaintext, std::string_view aad,
+                 unsigned char version) {
   std::string envelope(kEnvelopeOverhead + plaintext.size(), '\0');
   unsigned char* p = u8(envelope);
-  p[0] = kEnvelopeVersion;
+  p[0] = version;
   fill_random(p + 1, kNonceSize);
   std::string_view nonce(envelope.data() + 1, kNonceSize);
   gcm_encrypt_into(key, nonce, plaintext, aad, p + 1 + kNonceSize);
   return envelope;
 }
 
-SecretBytes open(const SecretBytes& key, std::string_view envelope, std::string_view aad) {
+SecretBytes open(const SecretBytes& key, std::string_view envelope, std::string_view aad,
+                 unsigned char version) {
   if (envelope.size() < kEnvelopeOverhead) {
     fail(Code::decrypt_failed, "envelope is " + std::to_string(envelope.size()) +
                                    " bytes, shorter than the " + std::to_string(kEnvelopeOverhead) +
                                    "-byte minimum");
   }
-  if (static_cast<unsigned char>(envelope[0]) != kEnvelopeVersion) {
+  if (static_cast<unsigned char>(envelope[0]) != version) {
     fail(Code::decrypt_failed, "envelope has an unknown format version");
   }
   return aes256gcm_decrypt(key, envelope.substr(1, kNonceSize), envelope.substr(1 + kNonceSize),
                            aad);
 }
 
+unsigned char envelope_version(std::string_view envelope) {
+  return envelope.size() < kEnvelopeOverhead ? 0 : static_cast<unsigned char>(envelope[0]);
+}
+
+namespace {
+void append_field(std::string& out, std::string_view field) {
+  if (field.size() > UINT32_MAX) fail(Code::invalid_parameter, "credential field is too long");
+  auto n = static_cast<uint32_t>(field.size());
+  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((n >> shift) & 0xff);
+  out += field;
+}
+}  // namespace
+
 std::string credential_aad(std::string_view credential_id, std::string_view database_id,
                            std::string_view scope) {
   std::string out = "envdb-credential-v1";
-  for (std::string_view field : {credential_id, database_id, scope}) {
-    if (field.size() > UINT32_MAX) fail(Code::invalid_parameter, "credential field is too long");
-    auto n = static_cast<uint32_t>(field.size());
-    for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((n >> shift) & 0xff);
-    out += field;
+  for (std::string_view field : {credential_id, database_id, scope}) append_field(out, field);
+  return out;
+}
+
+std::string bound_credential_aad(std::string_view credential_id, std::string_view database_id,
+                                 std::string_view scope, std::string_view database_name,
+                                 const std::optional<std::string>& database_url) {
+  std::string out = "envdb-credential-v2";
+  for (std::string_view field : {credential_id, database_id, scope, database_name})
+    append_field(out, field);
+  std::string digest;
+  if (database_url) {
+    digest.assign(32, '\0');
+    unsigned int len = 0;
+    if (EVP_Digest(database_url->data(), database_url->size(), u8(digest), &len, EVP_sha256(),
+                   nullptr) != 1 ||
+        len != 32)
+      fail(Code::internal, "SHA-256 of a database URL failed");
   }
+  append_field(out, digest);
   return out;
 }
 

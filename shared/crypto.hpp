@@ -66,20 +66,38 @@ std::string aes256gcm_encrypt(const SecretBytes& key, std::string_view nonce12,
 SecretBytes aes256gcm_decrypt(const SecretBytes& key, std::string_view nonce12,
                               std::string_view ciphertext_and_tag, std::string_view aad);
 
-// Envelope stored as token_cipher: version 0x01 ‖ random 12-byte nonce ‖
-// ciphertext ‖ 16-byte tag. open throws decrypt_failed for an unknown version, a
-// short envelope, a wrong key, a wrong aad or any tampering, and its messages
-// never carry key, plaintext or ciphertext bytes.
+// Envelope stored as token_cipher: version ‖ random 12-byte nonce ‖
+// ciphertext ‖ 16-byte tag. The version byte says which associated data the
+// sealer used; open is told the version it expects and throws decrypt_failed
+// for any other, a short envelope, a wrong key, a wrong aad or any tampering.
+// Its messages never carry key, plaintext or ciphertext bytes.
+//   0x01  credentials before 0.3.0 (credential_aad), and other sealed values
+//         (a database host's password)
+//   0x02  credentials from 0.3.0 on (bound_credential_aad: also the database's
+//         name and URL)
 constexpr unsigned char kEnvelopeVersion = 0x01;
+constexpr unsigned char kEnvelopeVersionUnbound = 0x01;
+constexpr unsigned char kEnvelopeVersionBound = 0x02;
 constexpr size_t kEnvelopeOverhead = 1 + kNonceSize + kTagSize;
-std::string seal(const SecretBytes& key, std::string_view plaintext, std::string_view aad);
-SecretBytes open(const SecretBytes& key, std::string_view envelope, std::string_view aad);
+std::string seal(const SecretBytes& key, std::string_view plaintext, std::string_view aad,
+                 unsigned char version = kEnvelopeVersion);
+SecretBytes open(const SecretBytes& key, std::string_view envelope, std::string_view aad,
+                 unsigned char version = kEnvelopeVersion);
+// The version byte of an envelope, 0 when it is too short to be one.
+unsigned char envelope_version(std::string_view envelope);
 
 // Associated data binding a credential's ciphertext to its row: a label, then
 // each field as a 4-byte big-endian length and its bytes, so no two different
-// field triples encode the same.
+// field triples encode the same. Envelope format 1.
 std::string credential_aad(std::string_view credential_id, std::string_view database_id,
                            std::string_view scope);
+// Envelope format 2: the same fields, then the database's name and a
+// SHA-256 digest of its URL (an empty field for a NULL URL), under another
+// label. A ciphertext then opens only while its database row keeps the name
+// and URL it was sealed for: a planted URL or a moved row is decrypt_failed.
+std::string bound_credential_aad(std::string_view credential_id, std::string_view database_id,
+                                 std::string_view scope, std::string_view database_name,
+                                 const std::optional<std::string>& database_url);
 
 // The verifier Postgres stores in pg_authid.rolpassword:
 // SCRAM-SHA-256$<iterations>:<base64 salt>$<base64 StoredKey>:<base64 ServerKey>.

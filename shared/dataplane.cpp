@@ -9,6 +9,7 @@
 #include "clock.hpp"
 #include "errors.hpp"
 #include "ids.hpp"
+#include "row_rules.hpp"
 
 namespace envdb::dataplane {
 
@@ -234,7 +235,8 @@ Json upgrade_environments(Host& host, const std::vector<Migration>& list) {
         fail(Code::invalid_parameter, "database_url " + quote_value(url.value_or("NULL")) +
                                           " of environment " + quote_value(id) +
                                           " is not a file: URL");
-      const std::string path = url->substr(5);
+      // Inside sqlite_data_dir or not at all (a planted row is this entry's error).
+      const std::string path = row_rules::sqlite_file(host, env.text("database_name"), url);
       entry["path"] = path;
       std::error_code ec;
       // Opening creates a missing file: report it instead of initializing an

@@ -12,6 +12,7 @@
 #include "pgdriver.hpp"
 #include "provision.hpp"
 #include "records.hpp"
+#include "row_rules.hpp"
 #include "setup.hpp"
 #include "teardown.hpp"
 
@@ -98,6 +99,10 @@ Json retry(Host& host, const Row& env, const std::optional<std::string>& reason)
   if (!db) throw Error(Code::internal, "environment " + quote_value(id) + " has no database row");
   const std::string database_id = db->text("id");
   const std::string driver = db->text("driver");
+  // The file a retry would write: refused before anything when the row
+  // points outside sqlite_data_dir.
+  if (driver == "sqlite")
+    (void)row_rules::sqlite_file(host, db->text("database_name"), db->opt_text("database_url"));
   const bool has_active_credentials =
       query_one(store,
                 "SELECT 1 AS present FROM envdb.sys_database_credential WHERE database_id = $1 AND "

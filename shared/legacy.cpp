@@ -10,8 +10,10 @@
 #include "credentials.hpp"
 #include "errors.hpp"
 #include "ids.hpp"
+#include "json_bounds.hpp"
 #include "provision.hpp"
 #include "records.hpp"
+#include "row_rules.hpp"
 #include "setup.hpp"
 
 namespace envdb::legacy {
@@ -32,8 +34,9 @@ const char* const kDeprecation =
 Json object_column(const Row& r, const char* column) {
   auto text = r.opt_text(column);
   if (!text) return Json::object();
-  Json j = Json::parse(*text, nullptr, false);
-  return j.is_object() ? j : Json::object();
+  auto j = json_bounds::parse_stored(*text, std::string(column) + " of environment " +
+                                                quote_value(r.text("id")));
+  return j && j->is_object() ? *j : Json::object();
 }
 
 Json v4_json(const Row& env, const Row& db) {
@@ -178,12 +181,6 @@ std::optional<std::string> present_text(const Value& v) {
   return t;
 }
 
-bool has_control_bytes(const std::string& s) {
-  for (unsigned char c : s)
-    if (c < 0x20 || c == 0x7f) return true;
-  return false;
-}
-
 std::optional<std::string> timestamp_of(const Value& v) {
   auto t = text_of(v);
   if (!t) return std::nullopt;
@@ -203,9 +200,12 @@ LegacyRow read_row(const Row& r, const std::string& now) {
   require_id(where + " organization_id", *org);
   out.organization_id = *org;
   auto name = present_text(r["database_name"]);
-  if (!name || name->size() > kMaxDatabaseName || has_control_bytes(*name))
-    fail(Code::invalid_parameter, where + " database_name " + quote_value(name.value_or("")) +
-                                      " must be 1 to 255 characters without control characters");
+  // Turso's own names are lowercase letters, digits and '-'; anything that
+  // could read as a path is refused (row_rules).
+  if (!name || name->size() > kMaxDatabaseName || !row_rules::is_legacy_database_name(*name))
+    fail(Code::invalid_parameter,
+         where + " database_name " + quote_value(name.value_or("")) +
+             " must be 1 to 255 letters, digits, '.', '_' or '-', starting with a letter or digit");
   out.database_name = *name;
   out.database_url = present_text(r["database_url"]);
   if (out.database_url && out.database_url->size() > kMaxUrl)
@@ -233,7 +233,7 @@ LegacyRow read_row(const Row& r, const std::string& now) {
   if (out.storage_limit_mb && *out.storage_limit_mb <= 0) out.storage_limit_mb.reset();
   out.last_accessed_at = timestamp_of(r["last_accessed_at"]);
   if (auto m = present_text(r["metadata"])) {
-    Json j = Json::parse(*m, nullptr, false);
+    Json j = json_bounds::parse_input(*m, where + " metadata");
     if (j.is_object()) out.metadata = j;
   }
   out.created_at = timestamp_of(r["created_at"]).value_or(now);

@@ -10,6 +10,7 @@
 #include "lifecycle.hpp"
 #include "provision.hpp"
 #include "records.hpp"
+#include "row_rules.hpp"
 
 namespace envdb::outbox {
 
@@ -101,9 +102,12 @@ Value claim_provisioning_jobs(api::Call& c) {
     std::optional<Row> db;
     if (auto database_id = job.opt_text("database_id"))
       db = query_one(store,
-                     "SELECT database_name, region FROM envdb.sys_environment_database "
-                     "WHERE id = $1",
+                     "SELECT id, driver, database_name, database_url, region "
+                     "FROM envdb.sys_environment_database WHERE id = $1",
                      {*database_id});
+    // A worker acts on the name it is handed: a row envdb never wrote is
+    // refused here, not passed on (the claim changes nothing).
+    if (db) row_rules::require_database(*db);
     out.push_back(Json{{"id", j["id"]},
                        {"kind", j["kind"]},
                        {"driver", j["driver"]},
@@ -187,10 +191,7 @@ Value complete_provisioning_job(api::Call& c) {
   } else if (kind == "create_database" && database_id) {
     provision::activate(c.host, environment_id, "provisioning", *database_id, database_url);
   } else if (database_url && database_id) {
-    execute(store,
-            "UPDATE envdb.sys_environment_database SET database_url = $2, "
-            "updated_at = $3::timestamptz WHERE id = $1",
-            {*database_id, *database_url, now});
+    credentials::set_database_url(c.host, *database_id, *database_url);  // re-seals its tokens
   }
   execute(store,
           "UPDATE envdb.sys_provisioning_job SET status = 'done', finished_at = $2::timestamptz, "

@@ -17,6 +17,7 @@
 #include "lifecycle.hpp"
 #include "pgdriver.hpp"
 #include "records.hpp"
+#include "row_rules.hpp"
 #include "setup.hpp"
 
 namespace envdb::provision {
@@ -177,7 +178,9 @@ std::string create_sqlite_file(Host& host, const std::string& environment_id,
                                const std::string& organization_id,
                                const std::string& database_name, bool reuse_existing, Undo& undo) {
   const fs::path dir = data_directory(host);
-  const std::string final_path = (dir / (database_name + ".db")).string();
+  // The one way a catalog row becomes a path: inside the canonical
+  // directory, never through a symlink (a retry reads the name back).
+  const std::string final_path = row_rules::sqlite_file(host, database_name, std::nullopt);
   std::error_code ec;
   if (fs::exists(final_path, ec)) {
     if (!reuse_existing)
@@ -214,10 +217,7 @@ std::string create_sqlite_file(Host& host, const std::string& environment_id,
 
 std::string sqlite_database_path(Host& host, const std::string& database_name,
                                  const std::optional<std::string>& database_url) {
-  if (database_url && database_url->size() > 5 && database_url->compare(0, 5, "file:") == 0)
-    return database_url->substr(5);
-  const fs::path dir = setup::sqlite_data_dir(host);
-  return (dir / (database_name + ".db")).string();
+  return row_rules::sqlite_file(host, database_name, database_url);
 }
 
 void delete_database_file(const std::string& path) {
@@ -253,10 +253,12 @@ void activate(Host& host, const std::string& environment_id, const std::string& 
               const std::string& database_id, const std::optional<std::string>& database_url) {
   lifecycle::require(environment_id, from_status, "active");
   const std::string now = now_iso();
+  // The URL is part of what the credentials are bound to: they are re-sealed with it.
+  if (database_url) credentials::set_database_url(host, database_id, *database_url);
   execute(host.store(),
-          "UPDATE envdb.sys_environment_database SET database_url = COALESCE($2, database_url), "
-          "provisioned_at = $3::timestamptz, updated_at = $3::timestamptz WHERE id = $1",
-          {database_id, opt(database_url), now});
+          "UPDATE envdb.sys_environment_database SET provisioned_at = $2::timestamptz, "
+          "updated_at = $2::timestamptz WHERE id = $1",
+          {database_id, now});
   execute(host.store(),
           "UPDATE envdb.sys_environment SET status = 'active', updated_at = $2::timestamptz "
           "WHERE id = $1",

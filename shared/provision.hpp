@@ -94,8 +94,9 @@ std::string create_sqlite_file(Host& host, const std::string& environment_id,
                                const std::string& organization_id,
                                const std::string& database_name, bool reuse_existing, Undo& undo);
 
-// Where a sqlite-driver database lives: database_url "file:<path>", else
-// <sqlite_data_dir>/<database_name>.db.
+// Where a sqlite-driver database lives: <sqlite_data_dir>/<database_name>.db,
+// which a database_url, when set, must name (row_rules::sqlite_file:
+// schema_mismatch for a row pointing anywhere else).
 std::string sqlite_database_path(Host& host, const std::string& database_name,
                                  const std::optional<std::string>& database_url);
 

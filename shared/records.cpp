@@ -1,6 +1,8 @@
 #include "records.hpp"
 
 #include "errors.hpp"
+#include "json_bounds.hpp"
+#include "row_rules.hpp"
 
 namespace envdb::records {
 
@@ -28,8 +30,13 @@ Json text(const Row& r, const char* c) { return json_text(r.opt_text(c)); }
 Json object(const Row& r, const char* c) {
   auto t = r.opt_text(c);
   if (!t) return Json::object();
-  Json j = Json::parse(*t, nullptr, false);
-  return j.is_discarded() ? Json::object() : j;
+  // Read back, it is input like any other: a planted value too deep to
+  // serialise is refused here (schema_mismatch), never passed on.
+  std::string what = c;
+  for (const std::string& n : r.names())
+    if (n == "id") what += " of row " + quote_value(r.text("id"));
+  auto j = json_bounds::parse_stored(*t, what);
+  return j ? *j : Json::object();
 }
 
 Json integer(const Row& r, const char* c) {
@@ -134,17 +141,21 @@ Row load_environment(Store& s, const std::string& field, const std::string& id) 
   return load(s, kEnvironmentColumns, "sys_environment", "environment", field, id);
 }
 Row load_database(Store& s, const std::string& field, const std::string& id) {
-  return load(s, kDatabaseColumns, "sys_environment_database", "environment database", field, id);
+  Row row = load(s, kDatabaseColumns, "sys_environment_database", "environment database", field, id);
+  row_rules::require_database(row);
+  return row;
 }
 Row load_credential(Store& s, const std::string& field, const std::string& id) {
   return load(s, kCredentialColumns, "sys_database_credential", "credential", field, id);
 }
 
 std::optional<Row> database_of_environment(Store& s, const std::string& environment_id) {
-  return query_one(s,
-                   std::string("SELECT ") + kDatabaseColumns +
-                       " FROM envdb.sys_environment_database WHERE environment_id = $1",
-                   {environment_id});
+  auto row = query_one(s,
+                       std::string("SELECT ") + kDatabaseColumns +
+                           " FROM envdb.sys_environment_database WHERE environment_id = $1",
+                       {environment_id});
+  if (row) row_rules::require_database(*row);
+  return row;
 }
 
 }  // namespace envdb::records

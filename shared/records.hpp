@@ -26,7 +26,9 @@ Json credential_json(const Row& row);
 Json member_json(const Row& row);
 Json job_json(const Row& row);
 
-// Loads by id; not_found (naming `field` and the id) when absent.
+// Loads by id; not_found (naming `field` and the id) when absent. A database
+// row is validated as it is read (row_rules::require_database:
+// schema_mismatch for a database_name or database_url envdb never writes).
 Row load_organization(Store& store, const std::string& field, const std::string& id);
 Row load_environment(Store& store, const std::string& field, const std::string& id);
 std::optional<Row> database_of_environment(Store& store, const std::string& environment_id);

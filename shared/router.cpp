@@ -11,6 +11,7 @@
 #include "credentials.hpp"
 #include "errors.hpp"
 #include "ids.hpp"
+#include "row_rules.hpp"
 
 namespace envdb::router {
 
@@ -68,7 +69,8 @@ const std::string kTouchSqlPostgres =
 // The row shape credentials::open_token reads (kSealedColumns).
 const std::shared_ptr<const std::vector<std::string>>& sealed_names() {
   static const auto names = std::make_shared<const std::vector<std::string>>(
-      std::vector<std::string>{"id", "database_id", "scope", "kms_key_id", "token_cipher"});
+      std::vector<std::string>{"id", "database_id", "scope", "kms_key_id", "token_cipher",
+                               "driver", "database_name", "database_url"});
   return names;
 }
 
@@ -141,6 +143,13 @@ Value resolve_environment(api::Call& c) {
     for (int i = 0; i < kColumns; ++i) row[i] = stmt->column(i);
   }  // the statement is reset before anything else runs
 
+  // Where a token would be sent is checked first; the token is also bound
+  // to that name and URL (envelope format 2).
+  const std::optional<std::string> url =
+      is_null(row[kDatabaseUrl]) ? std::nullopt
+                                 : std::optional<std::string>(text_of(row[kDatabaseUrl]));
+  row_rules::require_database(text_of(row[kDatabaseId]), text_of(row[kDriver]),
+                              text_of(row[kDatabaseName]), url);
   const std::string status = text_of(row[kStatus]);
   if (status != "active")
     fail(Code::conflict, "environment_id " + quote_value(environment_id) + " is " + status +
@@ -156,12 +165,15 @@ Value resolve_environment(api::Call& c) {
                               text_of(row[kExpiresAt]) + ")");
 
   std::vector<Value> sealed;
-  sealed.reserve(5);
+  sealed.reserve(8);
   sealed.push_back(row[kCredentialId]);
   sealed.push_back(row[kDatabaseId]);
   sealed.push_back(row[kScope]);
   sealed.push_back(std::move(row[kKmsKeyId]));
   sealed.push_back(std::move(row[kTokenCipher]));
+  sealed.push_back(row[kDriver]);
+  sealed.push_back(row[kDatabaseName]);
+  sealed.push_back(row[kDatabaseUrl]);
   std::string token = credentials::open_token(c.host, Row(sealed_names(), std::move(sealed)));
   const auto last_accessed = ms_of(row[kLastAccessedAt]);
   if ((!last_accessed || *last_accessed < now - kTouchSeconds * 1000) && c.store.writable())

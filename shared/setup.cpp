@@ -10,6 +10,7 @@
 
 #include "catalog.hpp"
 #include "clock.hpp"
+#include "credentials.hpp"
 #include "errors.hpp"
 #include "version.hpp"
 
@@ -98,6 +99,46 @@ std::vector<SqliteObject> sqlite_objects(const std::string& ddl) {
   return out;
 }
 
+// Before a table is rebuilt under this version's constraints: a row that
+// breaks one (a CHECK this version adds, written behind envdb's back) is
+// schema_mismatch naming the table, the row and the column, with nothing
+// changed, rather than the engine's bare "CHECK constraint failed" halfway
+// through the copy. Only columns this version's table and the old one share.
+void require_rows_fit(Store& store, const catalog::Table& t) {
+  std::set<std::string> present;
+  for (const Row& c : query(store, "SELECT name FROM pragma_table_info($1)", {t.name}))
+    present.insert(c.text("name"));
+  if (!present.count("id")) return;
+  for (const catalog::Column& c : t.columns) {
+    if (!present.count(c.name)) continue;
+    std::vector<std::string> rules;
+    if (!c.one_of.empty()) {
+      std::string list;
+      for (const std::string& v : c.one_of) list += (list.empty() ? "'" : ", '") + v + "'";
+      rules.push_back(c.name + " IN (" + list + ")");
+    }
+    if (!c.check_sqlite.empty()) rules.push_back(c.check_sqlite);
+    if (c.not_null && c.fallback == catalog::Default::none) rules.push_back(c.name + " IS NOT NULL");
+    for (const std::string& rule : rules) {
+      // A rule may name another column; skip it when that column is new.
+      bool names_new_column = false;
+      for (const catalog::Column& other : t.columns)
+        if (!present.count(other.name) && rule.find(other.name) != std::string::npos)
+          names_new_column = true;
+      if (names_new_column) continue;
+      auto bad = query_one(store, "SELECT id, " + c.name + " AS value FROM main." + t.name +
+                                      " WHERE NOT (" + rule + ") ORDER BY id LIMIT 1");
+      if (bad)
+        fail(Code::schema_mismatch,
+             "table " + t.name + " row " + quote_value(bad->text("id")) + " has " + c.name + " " +
+                 quote_value(bad->opt_text("value").value_or("NULL")) +
+                 ", which this version's catalog refuses (CHECK " + rule +
+                 "); envdb never writes such a value, so the row was changed behind its back: "
+                 "correct or delete it, then run init() again (nothing was changed)");
+    }
+  }
+}
+
 // Brings an existing SQLite control-plane catalog to this version's DDL, in
 // the caller's transaction: envdb's triggers, indexes and views that differ
 // are dropped (and made again by the DDL that follows), and a table whose
@@ -159,6 +200,7 @@ int64_t upgrade_sqlite_catalog(Host& host, Store& store) {
   // foreign_keys on, the check waits for the commit, when the rows are back.
   store.exec("PRAGMA defer_foreign_keys = ON");
   for (const std::string& d : drops) store.exec(d);
+  for (const std::string& name : rebuild) require_rows_fit(store, catalog::table(name));
   for (const std::string& name : rebuild) {
     const catalog::Table& t = catalog::table(name);
     std::set<std::string> now;
@@ -244,6 +286,14 @@ Value init(api::Call& call) {
           "$2::timestamptz) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = "
           "excluded.updated_at",
           {std::to_string(kCatalogVersion), now_iso()});
+  // Credentials sealed before 0.3.0 are bound to their database's identity
+  // now, where this connection holds their keys; the others still open and
+  // wait for rewrap_credentials() (check() lists them as credential_unbound).
+  const credentials::ResealCount resealed = credentials::reseal_unbound(call.host);
+  if (resealed.resealed > 0 || resealed.left > 0)
+    call.host.notice("re-sealed " + std::to_string(resealed.resealed) +
+                     " credentials in envelope format 2; " + std::to_string(resealed.left) +
+                     " under keys not loaded keep format 1 until rewrap_credentials()");
   tx.done();
   return std::string("envdb ") + kVersion + " catalog ready";
 }

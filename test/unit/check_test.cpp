@@ -228,15 +228,23 @@ TEST_F(Check, SqliteEnvironmentWhoseFileIsGoneIsMarkedFailedAndCanBeRetried) {
   EXPECT_TRUE(check()["ok"].get<bool>());
 }
 
-TEST_F(Check, SqliteFileExistsReadsTheUrlThenTheDataDirectory) {
+// The file is always <sqlite_data_dir>/<database_name>.db; a URL naming any
+// other file is a row envdb does not act on (invalid_row), so whether "its"
+// file exists cannot be told.
+TEST_F(Check, SqliteFileExistsLooksOnlyInsideTheDataDirectory) {
   const std::string name = "env-aaaaaaaaaaaaaaaaaaaaaaaaaa";
   EXPECT_EQ(invariants::sqlite_file_exists(host, name, std::nullopt), false);
   fs::create_directories(data_dir);
   std::ofstream(data_dir + "/" + name + ".db") << "x";
   EXPECT_EQ(invariants::sqlite_file_exists(host, name, std::nullopt), true);
-  EXPECT_EQ(invariants::sqlite_file_exists(host, name, std::string("file:" + dir + "/elsewhere.db")), false);
-  fs::create_directories(dir + "/adir.db");
-  EXPECT_EQ(invariants::sqlite_file_exists(host, name, std::string("file:" + dir + "/adir.db")), false);
+  EXPECT_EQ(invariants::sqlite_file_exists(host, name, "file:" + data_dir + "/" + name + ".db"), true);
+  std::ofstream(dir + "/elsewhere.db") << "x";
+  EXPECT_EQ(invariants::sqlite_file_exists(host, name, std::string("file:" + dir + "/elsewhere.db")),
+            std::nullopt);
+  EXPECT_EQ(invariants::sqlite_file_exists(host, "../escape", std::nullopt), std::nullopt);
+  fs::remove(data_dir + "/" + name + ".db");
+  fs::create_directories(data_dir + "/" + name + ".db");
+  EXPECT_EQ(invariants::sqlite_file_exists(host, name, std::nullopt), false);  // not a file
 }
 
 TEST_F(Check, TemporaryFilesAreDeleted) {

@@ -29,14 +29,19 @@ class Outbox : public EnvFixture {
 
   // The plaintext a credential row opens to, with the test's key.
   std::string open_credential(const std::string& credential_id) {
+    // Format 2: bound to the database's name and URL as well.
     auto row = query_one(host.store(),
-                         "SELECT database_id, scope, kms_key_id, token_cipher FROM "
-                         "envdb.sys_database_credential WHERE id = $1",
+                         "SELECT c.database_id, c.scope, c.kms_key_id, c.token_cipher, "
+                         "d.database_name, d.database_url FROM envdb.sys_database_credential c "
+                         "JOIN envdb.sys_environment_database d ON d.id = c.database_id "
+                         "WHERE c.id = $1",
                          {credential_id});
     const auto& cipher = std::get<Blob>((*row)["token_cipher"]).bytes;
-    auto plain = crypto::open(host.keyring().key(row->text("kms_key_id")), cipher,
-                              crypto::credential_aad(credential_id, row->text("database_id"),
-                                                     row->text("scope")));
+    auto plain = crypto::open(
+        host.keyring().key(row->text("kms_key_id")), cipher,
+        crypto::bound_credential_aad(credential_id, row->text("database_id"), row->text("scope"),
+                                     row->text("database_name"), row->opt_text("database_url")),
+        crypto::kEnvelopeVersionBound);
     return std::string(plain.view());
   }
 };
