@@ -220,8 +220,9 @@ void register_preloaded() {
   previous_startup_hook = shmem_startup_hook;
   shmem_startup_hook = shmem_startup;
 
-  // The launcher is restarted 10 s after it stops.
-  BackgroundWorker w = worker_description("envdb_launcher_main", "envdb launcher", 10, (Datum)0, 0);
+  // The launcher is restarted 2 s after it stops (a crash restart included):
+  // deadlines wait for it.
+  BackgroundWorker w = worker_description("envdb_launcher_main", "envdb launcher", 2, (Datum)0, 0);
   RegisterBackgroundWorker(&w);
 }
 
