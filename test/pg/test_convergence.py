@@ -95,13 +95,14 @@ class Convergence(unittest.TestCase):
         new = self.credential(env_id, "readwrite")
         wait_for("the new login", lambda: can_login(url, new))
         self.assertFalse(session_ended(session))  # within the grace the old one still works
-        wait_for("the old login to be refused and its session ended",
-                 lambda: session_ended(session) and not can_login(url, old), timeout=40)
+        status = "select status from envdb.sys_database_credential where id = %s"
+        # Nobody calls expire_credentials(): the worker revokes it (with its
+        # audit event), refuses the login and ends its session.
+        wait_for("the old credential revoked, its login refused and its session ended",
+                 lambda: self.cp.one(status, (old["id"],))[0] == "revoked" and session_ended(session)
+                 and not can_login(url, old), timeout=40)
         took = time.monotonic() - started
         self.assertLess(took, 3 + 10)
-        # Nobody called expire_credentials(): the worker revoked it, with its audit event.
-        status = self.cp.one("select status from envdb.sys_database_credential where id = %s", (old["id"],))[0]
-        self.assertEqual(status, "revoked")
         self.assertEqual(self.expire_calls(), before + 1)
         self.assertTrue(can_login(url, new))
 
@@ -138,7 +139,7 @@ class Convergence(unittest.TestCase):
                      lambda: self.cp.one("select count(*) from pg_stat_activity where backend_type = "
                                          "'envdb database worker' and wait_event_type = 'Lock'")[0] > 0)
             self.assertEqual(self.cp.environment(env_id)["environment"]["status"], "provisioning")
-            admin_id = self.cp.one("select id from envdb.sys_database_credential c join "
+            admin_id = self.cp.one("select c.id from envdb.sys_database_credential c join "
                                    "envdb.sys_environment_database d on d.id = c.database_id where "
                                    "d.environment_id = %s and c.scope = 'admin'", (env_id,))[0]
             self.call("revoke_credential", admin_id)
