@@ -9,6 +9,7 @@
 #include "errors.hpp"
 #include "ids.hpp"
 #include "records.hpp"
+#include "setup.hpp"
 
 namespace envdb::pgdriver {
 
@@ -214,6 +215,24 @@ std::vector<std::string> drop_database_sql(const std::string& database_name, con
   return out;
 }
 
+std::string restrict_connect_sql(const std::string& database_name) {
+  // Every database of the server that PUBLIC may connect to, except this
+  // environment's: CONNECT goes to each existing role by name (environment
+  // roles, "env-<26 base32>_...", excepted), then is revoked from PUBLIC. So
+  // the roles that could connect still can, and environment logins cannot.
+  return do_block(
+      "  DECLARE d record; r record;\n  BEGIN\n"
+      "    FOR d IN SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND datname <> " +
+      quote_literal(database_name) +
+      " AND pg_catalog.has_database_privilege('public', datname, 'CONNECT') LOOP\n"
+      "      FOR r IN SELECT rolname FROM pg_catalog.pg_roles WHERE NOT rolname ~ "
+      "'^env-[a-z2-7]{26}_' AND NOT pg_catalog.starts_with(rolname, 'pg_') LOOP\n"
+      "        EXECUTE pg_catalog.format('GRANT CONNECT ON DATABASE %I TO %I', d.datname, "
+      "r.rolname);\n      END LOOP;\n"
+      "      EXECUTE pg_catalog.format('REVOKE CONNECT ON DATABASE %I FROM PUBLIC', d.datname);\n"
+      "    END LOOP;\n  END;\n");
+}
+
 std::string other_databases_sql(const std::string& database_name) {
   return "SELECT pg_catalog.json_agg(datname ORDER BY datname)::text FROM pg_catalog.pg_database "
          "WHERE datallowconn AND datname <> " +
@@ -333,6 +352,8 @@ Work load_work(Host& host, const std::string& job_id) {
   w.roles = roles_for(w.database_name);
 
   if (auto host_id = job->opt_text("host_id")) w.server = load_server(host, *host_id);
+  const std::string restrict = setup::setting(host, "restrict_server_connect");
+  w.restrict_connect = restrict == "all" || (restrict == "hosts" && w.server.has_value());
 
   const int64_t now_ms_value = now_ms();
   for (const Row& c : query(store,
@@ -406,6 +427,7 @@ std::optional<std::string> carry_out(const Work& w, ServerSession& server,
     if (must_create_database(w.database_name, owner, w.roles))
       server.exec_top_level(create_database_sql(w.database_name, w.roles));
     for (const std::string& sql : database_grants_sql(w.database_name, w.roles)) server.exec(sql);
+    if (w.restrict_connect) server.exec(restrict_connect_sql(w.database_name));
     server.exec_in_database(w.database_name, in_database_sql(w.roles, w.environment_id,
                                                              w.organization_id, w.database_name));
     url = server.url(w.database_name);

@@ -103,6 +103,10 @@ std::string in_database_sql(const Roles& roles, const std::string& environment_i
 std::vector<std::string> drop_database_sql(const std::string& database_name, const Roles& roles,
                                            const std::vector<std::string>& logins);
 
+//   On the maintenance database: every other database PUBLIC may connect to
+//   gets CONNECT granted to each existing role that is not an environment
+//   role, then revoked from PUBLIC (restrict_server_connect).
+std::string restrict_connect_sql(const std::string& database_name);
 //   The other connectable databases of the server, as a JSON array of names.
 std::string other_databases_sql(const std::string& database_name);
 //   Run inside each of those: DROP OWNED BY every role whose name starts with
@@ -136,6 +140,9 @@ struct Work {
   Roles roles;
   std::optional<Server> server;  // nullopt: the local server
   std::vector<Login> logins;     // every credential of the database
+  // create_database: environment logins may connect to no other database of
+  // the server (setting restrict_server_connect).
+  bool restrict_connect = false;
 };
 
 // A connection to the Postgres server of a job, as the host provides it

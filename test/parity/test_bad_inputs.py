@@ -299,6 +299,8 @@ def cases(f):
     add("drop force 'yes'", "drop_environment_database", (arch, "yes"), "invalid_parameter", "force", S)
     add("config: negative drop grace", "config", ("drop_grace_seconds", "-1"), "invalid_parameter",
         "drop_grace_seconds")
+    add("config: unknown connect restriction", "config", ("restrict_server_connect", "some"),
+        "invalid_parameter", "restrict_server_connect")
     add("retry an active environment", "retry_environment", (env,), "invalid_transition", "active")
     add("retry a provisioning environment", "retry_environment", (prov,), "invalid_transition", "provisioning")
     add("retry an archived environment", "retry_environment", (arch,), "invalid_transition", "archived")

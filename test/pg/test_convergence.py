@@ -13,7 +13,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
 from hosts import Seconds  # noqa: E402
-from test_pg_driver import ControlPlane, login, preloaded, wait_for  # noqa: E402
+from test_pg_driver import (SECOND_PASSWORD, ControlPlane, SecondServer, login, preloaded,  # noqa: E402
+                            wait_for)
 
 # kill -9 of the database worker in the middle of a job, this many times
 # (make check keeps it modest; raise it for a longer soak).
@@ -300,6 +301,37 @@ class Convergence(unittest.TestCase):
             return conn
         except Exception:
             return None
+
+
+@unittest.skipUnless(preloaded() and os.geteuid() == 0, "a second server, run as postgres")
+class RegisteredHostIsolation(unittest.TestCase):
+    def test_environment_logins_connect_only_to_their_own_database_on_a_registered_host(self):
+        import psycopg2
+        server = SecondServer()
+        cp = None
+        try:
+            with psycopg2.connect(dbname="postgres", **server.connect_args()) as pg:
+                pg.cursor().execute("CREATE ROLE conv_app LOGIN PASSWORD 'conv-app-pw'")
+            cp = ControlPlane("isolation")
+            org = cp.call("provision_organization", "iso", "Iso", None, None, "turso")["organization"]["id"]
+            cp.call("add_database_host", "second", "eu", "127.0.0.1", server.port, "postgres", SECOND_PASSWORD,
+                    "postgres")
+            out = cp.call("provision_environment", org, "eu-dev", None, None, "eu", "postgres")
+            env_id = out["environment"]["id"]
+            cp.wait_status(env_id, "active")
+            url = cp.environment(env_id)["database"]["databaseUrl"]
+            admin = cp.call("resolve_environment", env_id, "admin")["credential"]
+            where = dict(host="127.0.0.1", port=server.port)
+            login(url, admin, **where).close()
+            for other in ("postgres", "template1"):
+                with self.assertRaisesRegex(psycopg2.OperationalError, "permission denied for database"):
+                    login(url.rsplit("/", 1)[0] + "/" + other, admin, **where)
+            # A role that could connect before still can.
+            psycopg2.connect(dbname="postgres", user="conv_app", password="conv-app-pw", **where).close()
+        finally:
+            if cp:
+                cp.close()
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -223,3 +223,28 @@ TEST(ConvergeDrop, ADropRemovesWhatTheRolesOwnInEveryOtherDatabaseFirst) {
   EXPECT_TRUE(contains(server.log[2], "DROP OWNED BY"));
   EXPECT_TRUE(contains(server.log.back(), "DROP ROLE ' || pg_catalog.quote_ident"));
 }
+
+TEST_F(Converge, LoginsAreKeptToTheirDatabaseOnRegisteredHostsByDefault) {
+  const std::string org = organization_id("acme", "turso");
+  call_json("add_database_host", {std::string("eu-1"), std::string("eu"), std::string("10.0.0.5")});
+  const Json eu = call_json("provision_environment",
+                            {org, std::string("eu"), null_value(), std::string("development"), std::string("eu"),
+                             std::string("postgres")});
+  const Json here = environment(org, "dev", "postgres");
+  const auto restricted = [&](const Json& env) {
+    return pgdriver::load_work(host, env["job"]["id"].get<std::string>()).restrict_connect;
+  };
+  EXPECT_TRUE(restricted(eu));
+  EXPECT_FALSE(restricted(here));
+  host.call("config", {std::string("restrict_server_connect"), std::string("all")});
+  EXPECT_TRUE(restricted(here));
+  host.call("config", {std::string("restrict_server_connect"), std::string("off")});
+  EXPECT_FALSE(restricted(eu));
+  EXPECT_EQ(code_of([&] {
+              host.call("config", {std::string("restrict_server_connect"), std::string("some")});
+            }),
+            Code::invalid_parameter);
+  const std::string sql = pgdriver::restrict_connect_sql("env-x");
+  EXPECT_TRUE(contains(sql, "REVOKE CONNECT ON DATABASE %I FROM PUBLIC"));
+  EXPECT_TRUE(contains(sql, "datname <> 'env-x'"));
+}
