@@ -369,8 +369,12 @@ Value revoke(api::Call& c) {
   return api::json_result(Json{{"credential", credential}});
 }
 
-Value expire(api::Call& c) {
-  Store& store = c.store;
+Value expire(api::Call& c) { return expire_due(c.host); }
+
+}  // namespace
+
+int64_t expire_due(Host& host) {
+  Store& store = host.store();
   const std::string now = now_iso();
   Atomic tx(store);
   auto rows = query(store,
@@ -386,12 +390,14 @@ Value expire(api::Call& c) {
     audit::Event e = event_for(row, "credential.expire");
     e.detail["previousStatus"] = row.text("status");
     e.detail["expiredAt"] = row.text("expires_at");
-    audit::record(c.host, e);
-    pgdriver::queue_job(c.host, row.text("database_id"), "disable_login", row.text("id"));
+    audit::record(host, e);
+    pgdriver::queue_job(host, row.text("database_id"), "disable_login", row.text("id"));
   }
   tx.done();
   return static_cast<int64_t>(rows.size());
 }
+
+namespace {
 
 Value rewrap(api::Call& c) {
   Keyring& keyring = c.host.keyring();

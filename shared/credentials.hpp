@@ -70,6 +70,12 @@ Json insert_sealed(Host& host, const std::string& database_id, const std::string
                    const std::string& token, const std::optional<std::string>& expires_at,
                    const std::optional<std::string>& rotated_from);
 
+// Revokes every active or rotating credential whose expires_at has passed,
+// with a credential.expire audit event each (and, for a provisioned postgres
+// database, a disable_login job). expire_credentials() and the Postgres
+// background worker's every pass call it. Returns how many.
+int64_t expire_due(Host& host);
+
 bool is_scope(const std::string& scope);
 
 // The columns open_token() reads; select them (table alias allowed) into the

@@ -75,8 +75,20 @@ Value claim_provisioning_jobs(api::Call& c) {
     fail(Code::invalid_parameter,
          "max_jobs " + std::to_string(max_jobs) + " must be between 1 and 1000");
   const auto worker = c.opt_text("worker", kMaxWorker);
+  return api::json_result(claim_jobs(c.host, driver, max_jobs, worker, false));
+}
 
-  Store& store = c.store;
+Json claim_jobs(Host& host, const std::string& driver, int64_t max_jobs,
+                const std::optional<std::string>& worker, bool due_only) {
+  Store& store = host.store();
+  const bool pg = store.dialect() == Dialect::postgres;
+  // A job reported failed with retry waits 2^attempts seconds (at most
+  // kMaxBackoffSeconds) from its last report before it is claimed again.
+  const std::string due =
+      due_only && pg ? " AND (attempts = 0 OR updated_at <= $4::timestamptz - pg_catalog.make_interval(secs => "
+                       "LEAST(pg_catalog.power(2, LEAST(attempts, 16)), " +
+                           std::to_string(kMaxBackoffSeconds) + ")))"
+                     : "";
   // One statement: the rows the subquery picks are the rows updated. Postgres
   // skips rows another claimer holds; a SQLite write is serialised anyway.
   const std::string sql =
@@ -84,8 +96,8 @@ Value claim_provisioning_jobs(api::Call& c) {
                   "attempts = attempts + 1, worker = $3, started_at = $4::timestamptz, "
                   "finished_at = NULL, updated_at = $4::timestamptz "
                   "WHERE id IN (SELECT id FROM envdb.sys_provisioning_job "
-                  "WHERE status = 'pending' AND driver = $1 ORDER BY created_at, id LIMIT $2") +
-      (store.dialect() == Dialect::postgres ? " FOR UPDATE SKIP LOCKED" : "") + ") RETURNING " +
+                  "WHERE status = 'pending' AND driver = $1") + due + " ORDER BY created_at, id LIMIT $2" +
+      (pg ? " FOR UPDATE SKIP LOCKED" : "") + ") RETURNING " +
       records::kJobColumns;
 
   Atomic tx(store);
@@ -121,13 +133,13 @@ Value claim_provisioning_jobs(api::Call& c) {
     ids.push_back(j["id"]);
   }
   if (!claimed.empty())
-    audit::record(c.host, {"job.claim", std::nullopt, std::nullopt, "provisioning_job",
+    audit::record(host, {"job.claim", std::nullopt, std::nullopt, "provisioning_job",
                            std::nullopt,
                            Json{{"driver", driver},
                                 {"worker", worker ? Json(*worker) : Json(nullptr)},
                                 {"jobIds", ids}}});
   tx.done();
-  return api::json_result(out);
+  return out;
 }
 
 Value complete_provisioning_job(api::Call& c) {
@@ -136,8 +148,12 @@ Value complete_provisioning_job(api::Call& c) {
   if (database_url && database_url->empty())
     fail(Code::invalid_parameter, "database_url must not be empty");
   const Json tokens = c.opt_object("tokens").value_or(Json::object());
+  return api::json_result(complete_job(c.host, job_id, database_url, tokens));
+}
 
-  Store& store = c.store;
+Json complete_job(Host& host, const std::string& job_id,
+                  const std::optional<std::string>& database_url, const Json& tokens) {
+  Store& store = host.store();
   Row job = load_job(store, job_id);
   require_running(job);
   for (auto& [scope, token] : tokens.items()) {
@@ -170,7 +186,7 @@ Value complete_provisioning_job(api::Call& c) {
   if (!tokens.empty() && !database_id)
     fail(Code::invalid_parameter, "tokens were given for job " + quote_value(job_id) +
                                       ", which has no database");
-  if (!tokens.empty()) (void)c.host.keyring().active_key();
+  if (!tokens.empty()) (void)host.keyring().active_key();
 
   Atomic tx(store);
   const std::string now = now_iso();
@@ -179,7 +195,7 @@ Value complete_provisioning_job(api::Call& c) {
   Json scopes = Json::array();
   for (const char* scope : {"admin", "readwrite", "readonly"}) {
     if (!tokens.contains(scope)) continue;
-    credentials::store_token(c.host, *database_id, scope, tokens[scope].get<std::string>());
+    credentials::store_token(host, *database_id, scope, tokens[scope].get<std::string>());
     scopes.push_back(scope);
   }
   if (kind == "drop_database" && database_id) {
@@ -189,22 +205,22 @@ Value complete_provisioning_job(api::Call& c) {
             "updated_at = $2::timestamptz WHERE id = $1 AND dropped_at IS NULL",
             {*database_id, now});
   } else if (kind == "create_database" && database_id) {
-    provision::activate(c.host, environment_id, "provisioning", *database_id, database_url);
+    provision::activate(host, environment_id, "provisioning", *database_id, database_url);
   } else if (database_url && database_id) {
-    credentials::set_database_url(c.host, *database_id, *database_url);  // re-seals its tokens
+    credentials::set_database_url(host, *database_id, *database_url);  // re-seals its tokens
   }
   execute(store,
           "UPDATE envdb.sys_provisioning_job SET status = 'done', finished_at = $2::timestamptz, "
           "updated_at = $2::timestamptz WHERE id = $1",
           {job_id, now});
-  audit::record(c.host, {"job.complete", env.text("organization_id"), environment_id,
+  audit::record(host, {"job.complete", env.text("organization_id"), environment_id,
                          "provisioning_job", job_id,
                          Json{{"kind", kind},
                               {"driver", driver},
                               {"databaseUrl", database_url ? Json(*database_url) : Json(nullptr)},
                               {"scopes", scopes}}});
   tx.done();
-  return api::json_result(job_and_environment(store, job_id, environment_id));
+  return job_and_environment(store, job_id, environment_id);
 }
 
 Value fail_provisioning_job(api::Call& c) {
@@ -214,8 +230,11 @@ Value fail_provisioning_job(api::Call& c) {
   const std::string error = truncate_chars(c.text("error", 1 << 20), kMaxErrorChars);
   if (error.empty()) fail(Code::invalid_parameter, "error must not be empty");
   const bool retry = c.opt_boolean("retry").value_or(false);
+  return api::json_result(fail_job(c.host, job_id, error, retry));
+}
 
-  Store& store = c.store;
+Json fail_job(Host& host, const std::string& job_id, const std::string& error, bool retry) {
+  Store& store = host.store();
   Row job = load_job(store, job_id);
   require_running(job);
   const std::string environment_id = job.text("environment_id");
@@ -245,7 +264,7 @@ Value fail_provisioning_job(api::Call& c) {
   }
   // The error text stays in the job row: a worker's message is not vetted
   // for secrets, so the audit trail does not copy it.
-  audit::record(c.host, {"job.fail", env.text("organization_id"), environment_id,
+  audit::record(host, {"job.fail", env.text("organization_id"), environment_id,
                          "provisioning_job", job_id,
                          Json{{"kind", job.text("kind")},
                               {"driver", job.text("driver")},
@@ -253,7 +272,7 @@ Value fail_provisioning_job(api::Call& c) {
                               {"attempts", job.integer("attempts")},
                               {"environmentFailed", fail_environment}}});
   tx.done();
-  return api::json_result(job_and_environment(store, job_id, environment_id));
+  return job_and_environment(store, job_id, environment_id);
 }
 
 std::vector<api::Function> functions() {

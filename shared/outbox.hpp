@@ -5,7 +5,12 @@
 #pragma once
 #include "cpp_only.hpp"
 
+#include <optional>
+#include <string>
 #include <vector>
+
+#include "host.hpp"
+#include "json.hpp"
 
 #include "api.hpp"
 
@@ -13,6 +18,19 @@ namespace envdb::outbox {
 
 // This module's rows of the SQL function table.
 std::vector<api::Function> functions();
+
+// The same three for a host's own worker, in C++ (no SQL function call, no
+// JSON text to parse back). claim_jobs with `due_only` leaves a job that was
+// reported failed with retry pending for 2^attempts seconds (at most
+// kMaxBackoffSeconds) after that report (Postgres only: the background
+// worker's claim). Each returns what its SQL function returns.
+Json claim_jobs(Host& host, const std::string& driver, int64_t max_jobs,
+                const std::optional<std::string>& worker, bool due_only);
+Json complete_job(Host& host, const std::string& job_id,
+                  const std::optional<std::string>& database_url, const Json& tokens);
+Json fail_job(Host& host, const std::string& job_id, const std::string& error, bool retry);
+
+constexpr int64_t kMaxBackoffSeconds = 60;
 
 Value claim_provisioning_jobs(api::Call& call);
 Value complete_provisioning_job(api::Call& call);

@@ -4,10 +4,12 @@
 
 #include "audit.hpp"
 #include "clock.hpp"
+#include "converge.hpp"
 #include "credentials.hpp"
 #include "errors.hpp"
 #include "ids.hpp"
 #include "records.hpp"
+#include "setup.hpp"
 
 namespace envdb::pgdriver {
 
@@ -162,6 +164,12 @@ std::string disable_login_sql(const std::string& login) {
                   quote_identifier(login) + " NOLOGIN;\n  END IF;\n");
 }
 
+std::string enable_login_sql(const std::string& login,
+                             const std::optional<std::string>& valid_until) {
+  return "ALTER ROLE " + quote_identifier(login) + " LOGIN VALID UNTIL " +
+         quote_literal(valid_until ? *valid_until : "infinity");
+}
+
 std::string terminate_sessions_sql(const std::string& login) {
   return "SELECT pg_catalog.pg_terminate_backend(pid) AS ended FROM pg_catalog.pg_stat_activity "
          "WHERE usename = " +
@@ -207,6 +215,53 @@ std::vector<std::string> drop_database_sql(const std::string& database_name, con
   return out;
 }
 
+std::string restrict_connect_sql(const std::string& database_name) {
+  // Every database of the server that PUBLIC may connect to, except this
+  // environment's: CONNECT goes to each existing role by name (environment
+  // roles, "env-<26 base32>_...", excepted), then is revoked from PUBLIC. So
+  // the roles that could connect still can, and environment logins cannot.
+  return do_block(
+      "  DECLARE d record; r record;\n  BEGIN\n"
+      "    FOR d IN SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND datname <> " +
+      quote_literal(database_name) +
+      " AND pg_catalog.has_database_privilege('public', datname, 'CONNECT') LOOP\n"
+      "      FOR r IN SELECT rolname FROM pg_catalog.pg_roles WHERE NOT rolname ~ "
+      "'^env-[a-z2-7]{26}_' AND NOT pg_catalog.starts_with(rolname, 'pg_') LOOP\n"
+      "        EXECUTE pg_catalog.format('GRANT CONNECT ON DATABASE %I TO %I', d.datname, "
+      "r.rolname);\n      END LOOP;\n"
+      "      EXECUTE pg_catalog.format('REVOKE CONNECT ON DATABASE %I FROM PUBLIC', d.datname);\n"
+      "    END LOOP;\n  END;\n");
+}
+
+std::string other_databases_sql(const std::string& database_name) {
+  return "SELECT pg_catalog.json_agg(datname ORDER BY datname)::text FROM pg_catalog.pg_database "
+         "WHERE datallowconn AND datname <> " +
+         quote_literal(database_name);
+}
+
+std::string drop_owned_sql(const std::string& database_name) {
+  // Every role of the environment ("<database_name>_..."), whatever the
+  // catalog still lists: logins of credentials deleted by hand included.
+  const std::string prefix = quote_literal(database_name + "_");
+  return do_block(
+      "  DECLARE roles text;\n  BEGIN\n"
+      "    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(rolname), ', ') INTO roles\n"
+      "      FROM pg_catalog.pg_roles WHERE pg_catalog.starts_with(rolname, " +
+      prefix +
+      ");\n    IF roles IS NOT NULL THEN\n      EXECUTE 'DROP OWNED BY ' || roles;\n    END IF;\n"
+      "  END;\n");
+}
+
+std::string drop_leftover_roles_sql(const std::string& database_name) {
+  const std::string prefix = quote_literal(database_name + "_");
+  return do_block(
+      "  DECLARE r record;\n  BEGIN\n    FOR r IN SELECT rolname FROM pg_catalog.pg_roles WHERE "
+      "pg_catalog.starts_with(rolname, " +
+      prefix +
+      ") ORDER BY rolcanlogin DESC, rolname LOOP\n"
+      "      EXECUTE 'DROP ROLE ' || pg_catalog.quote_ident(r.rolname);\n    END LOOP;\n  END;\n");
+}
+
 std::string host_aad(std::string_view host_id) {
   // The credential scheme with fields no credential can have.
   return crypto::credential_aad(host_id, "sys_database_host", "password");
@@ -242,6 +297,36 @@ bool queue_job(Host& host, const std::string& database_id, const std::string& ki
   return true;
 }
 
+Server load_server(Host& host, const std::string& host_id) {
+  Store& store = host.store();
+  auto h = query_one(store,
+                     "SELECT id, name, host, port, dbname, username, kms_key_id, "
+                     "password_cipher FROM envdb.sys_database_host WHERE id = $1",
+                     {host_id});
+  if (!h) fail(Code::not_found, "database host " + quote_value(host_id) + " is not registered");
+  Server s;
+  s.id = h->text("id");
+  s.name = h->text("name");
+  s.host = h->text("host");
+  s.port = h->integer("port");
+  s.dbname = h->text("dbname");
+  s.username = h->text("username");
+  if (auto key_id = h->opt_text("kms_key_id")) {
+    Keyring& keyring = host.keyring();
+    if (!keyring.has(*key_id))
+      fail(Code::key_unavailable, "database host " + quote_value(s.name) +
+                                      " is sealed under key " + quote_value(*key_id) +
+                                      ", which is not loaded");
+    const Value& cipher = (*h)["password_cipher"];
+    const Blob* blob = std::get_if<Blob>(&cipher);
+    if (!blob)
+      fail(Code::decrypt_failed,
+           "database host " + quote_value(s.name) + " has no password ciphertext");
+    s.password = crypto::open(keyring.key(*key_id), blob->bytes, host_aad(s.id));
+  }
+  return s;
+}
+
 Work load_work(Host& host, const std::string& job_id) {
   Store& store = host.store();
   require_id("job_id", job_id);
@@ -266,32 +351,9 @@ Work load_work(Host& host, const std::string& job_id) {
   w.database_name = job->text("database_name");
   w.roles = roles_for(w.database_name);
 
-  if (auto host_id = job->opt_text("host_id")) {
-    auto h = query_one(store,
-                       "SELECT id, name, host, port, dbname, username, kms_key_id, "
-                       "password_cipher FROM envdb.sys_database_host WHERE id = $1",
-                       {*host_id});
-    if (!h) fail(Code::not_found, "database host " + quote_value(*host_id) + " is not registered");
-    Server s;
-    s.id = h->text("id");
-    s.name = h->text("name");
-    s.host = h->text("host");
-    s.port = h->integer("port");
-    s.dbname = h->text("dbname");
-    s.username = h->text("username");
-    if (auto key_id = h->opt_text("kms_key_id")) {
-      Keyring& keyring = host.keyring();
-      if (!keyring.has(*key_id))
-        fail(Code::key_unavailable, "database host " + quote_value(s.name) +
-                                        " is sealed under key " + quote_value(*key_id) +
-                                        ", which is not loaded");
-      const Value& cipher = (*h)["password_cipher"];
-      const Blob* blob = std::get_if<Blob>(&cipher);
-      if (!blob) fail(Code::decrypt_failed, "database host " + quote_value(s.name) + " has no password ciphertext");
-      s.password = crypto::open(keyring.key(*key_id), blob->bytes, host_aad(s.id));
-    }
-    w.server = std::move(s);
-  }
+  if (auto host_id = job->opt_text("host_id")) w.server = load_server(host, *host_id);
+  const std::string restrict = setup::setting(host, "restrict_server_connect");
+  w.restrict_connect = restrict == "all" || (restrict == "hosts" && w.server.has_value());
 
   const int64_t now_ms_value = now_ms();
   for (const Row& c : query(store,
@@ -304,9 +366,8 @@ Work load_work(Host& host, const std::string& job_id) {
     l.scope = c.text("scope");
     l.name = login_name(w.database_name, l.scope, l.credential_id);
     l.valid_until = c.opt_text("expires_at");
-    const bool expired =
-        l.valid_until && ms_from_iso(*l.valid_until).value_or(0) <= now_ms_value;
-    l.live = c.text("status") != "revoked" && !expired && w.environment_status != "archived";
+    l.live = converge::login_live(c.text("status"), l.valid_until, w.environment_status,
+                                  now_ms_value);
     if (l.live) {
       const crypto::SecretBytes token(credentials::open_token(host, c));
       l.verifier = crypto::scram_sha256_verifier(token.view(), crypto::random_bytes(16));
@@ -316,13 +377,47 @@ Work load_work(Host& host, const std::string& job_id) {
   return w;
 }
 
-std::optional<std::string> carry_out(const Work& w, ServerSession& server) {
-  if (w.kind == "drop_database") {
-    std::vector<std::string> logins;
-    for (const Login& l : w.logins) logins.push_back(l.name);
-    const auto statements = drop_database_sql(w.database_name, w.roles, logins);
-    server.exec_top_level(statements.front());
+namespace {
+
+// Removes what the environment's roles own in every other database of the
+// server (a large object in `postgres`, a table in the control plane), then
+// the roles themselves: a DROP ROLE would fail on any of those.
+void drop_everything(const Work& w, ServerSession& server) {
+  std::vector<std::string> logins;
+  for (const Login& l : w.logins) logins.push_back(l.name);
+  const auto statements = drop_database_sql(w.database_name, w.roles, logins);
+  server.exec_top_level(statements.front());
+  const auto listed = server.query_value(other_databases_sql(w.database_name));
+  const Json others = listed ? Json::parse(*listed, nullptr, false) : Json::array();
+  if (others.is_array()) {
+    for (const Json& db : others) {
+      if (!db.is_string()) continue;
+      try {
+        server.exec_in_database(db.get<std::string>(), drop_owned_sql(w.database_name));
+      } catch (const Error& e) {
+        throw Error(Code::internal, "cannot remove what the roles of " +
+                                        quote_value(w.database_name) + " own in database " +
+                                        quote_value(db.get<std::string>()) + ": " + e.what());
+      }
+    }
+  }
+  try {
     for (size_t i = 1; i < statements.size(); ++i) server.exec(statements[i]);
+    server.exec(drop_leftover_roles_sql(w.database_name));
+  } catch (const Error& e) {
+    throw Error(Code::internal, "cannot drop the roles of " + quote_value(w.database_name) +
+                                    " (they still own or are granted something in a database "
+                                    "envdb cannot reach): " +
+                                    e.what());
+  }
+}
+
+}  // namespace
+
+std::optional<std::string> carry_out(const Work& w, ServerSession& server,
+                                     const std::function<void()>& converge_logins) {
+  if (w.kind == "drop_database") {
+    drop_everything(w, server);
     return std::nullopt;
   }
   for (const std::string& sql : ensure_roles_sql(w.roles)) server.exec(sql);
@@ -332,9 +427,16 @@ std::optional<std::string> carry_out(const Work& w, ServerSession& server) {
     if (must_create_database(w.database_name, owner, w.roles))
       server.exec_top_level(create_database_sql(w.database_name, w.roles));
     for (const std::string& sql : database_grants_sql(w.database_name, w.roles)) server.exec(sql);
+    if (w.restrict_connect) server.exec(restrict_connect_sql(w.database_name));
     server.exec_in_database(w.database_name, in_database_sql(w.roles, w.environment_id,
                                                              w.organization_id, w.database_name));
     url = server.url(w.database_name);
+  }
+  if (converge_logins) {
+    // The logins as the catalog says now, not as it said when the job was
+    // loaded: a revoke committed during the steps above counts.
+    converge_logins();
+    return url;
   }
   for (const Login& l : w.logins) {
     if (l.live) {

@@ -21,6 +21,7 @@
 #pragma once
 #include "cpp_only.hpp"
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -86,6 +87,10 @@ std::vector<std::string> database_grants_sql(const std::string& database_name,
 std::string ensure_login_sql(const Login& login, const Roles& roles);
 //   A login that must not log in any more: NOLOGIN when it exists.
 std::string disable_login_sql(const std::string& login);
+//   A live login that exists: LOGIN with its VALID UNTIL ('infinity' when
+//   none); the password is left as it is.
+std::string enable_login_sql(const std::string& login,
+                             const std::optional<std::string>& valid_until);
 //   Ends every session of a login (returns one row per signalled backend).
 std::string terminate_sessions_sql(const std::string& login);
 //   Inside the new database, one transaction: schema ownership and grants,
@@ -97,6 +102,18 @@ std::string in_database_sql(const Roles& roles, const std::string& environment_i
 //   DROP DATABASE ... WITH (FORCE), then the scope roles and every login.
 std::vector<std::string> drop_database_sql(const std::string& database_name, const Roles& roles,
                                            const std::vector<std::string>& logins);
+
+//   On the maintenance database: every other database PUBLIC may connect to
+//   gets CONNECT granted to each existing role that is not an environment
+//   role, then revoked from PUBLIC (restrict_server_connect).
+std::string restrict_connect_sql(const std::string& database_name);
+//   The other connectable databases of the server, as a JSON array of names.
+std::string other_databases_sql(const std::string& database_name);
+//   Run inside each of those: DROP OWNED BY every role whose name starts with
+//   "<database_name>_" (nothing when there is none).
+std::string drop_owned_sql(const std::string& database_name);
+//   Drops every role left whose name starts with "<database_name>_".
+std::string drop_leftover_roles_sql(const std::string& database_name);
 
 // A registered database server (sys_database_host), with its password
 // opened (never logged, never returned by a SQL function).
@@ -123,6 +140,9 @@ struct Work {
   Roles roles;
   std::optional<Server> server;  // nullopt: the local server
   std::vector<Login> logins;     // every credential of the database
+  // create_database: environment logins may connect to no other database of
+  // the server (setting restrict_server_connect).
+  bool restrict_connect = false;
 };
 
 // A connection to the Postgres server of a job, as the host provides it
@@ -145,12 +165,19 @@ class ServerSession {
 };
 
 // Carries out a job on the server: the scope roles, then (create_database)
-// the database, its grants and its schema, then every login as the control
-// plane says (live: LOGIN with VALID UNTIL; otherwise NOLOGIN and its
-// sessions ended). Idempotent, so a retry after a partial run converges.
-// drop_database drops the database, its roles and logins. Returns the
-// database URL for create_database, nullopt otherwise.
-std::optional<std::string> carry_out(const Work& work, ServerSession& server);
+// the database, its grants and its schema, then the logins: through
+// `converge_logins` when given (it reads the catalog again, see converge.hpp),
+// else every login of `work` (live: LOGIN with VALID UNTIL; otherwise NOLOGIN
+// and its sessions ended). Idempotent, so a retry after a partial run
+// converges. drop_database drops the database, removes what the
+// environment's roles own in every other database of the server (DROP OWNED
+// BY), then drops its roles and logins; a failure names the database or the
+// roles that stopped it. Returns the database URL for create_database.
+std::optional<std::string> carry_out(const Work& work, ServerSession& server,
+                                     const std::function<void()>& converge_logins = nullptr);
+
+// A registered server with its password opened. not_found, key_unavailable.
+Server load_server(Host& host, const std::string& host_id);
 
 // Loads a claimed job. Verifiers are computed for live credentials (the
 // keyring must hold their keys: key_unavailable otherwise). not_found when

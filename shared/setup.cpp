@@ -35,6 +35,10 @@ const Setting kSettings[] = {
     {"job_claim_timeout_seconds", "3600", "3600", true},
     // drop_environment_database waits this long after the archive (0: no wait).
     {"drop_grace_seconds", "604800", "604800", true},
+    // postgres driver: on which servers environment logins may connect only to
+    // their own database (hosts: registered database hosts; all: the local
+    // server too; off: never).
+    {"restrict_server_connect", "hosts", "hosts", false},
 };
 
 const Setting& find_setting(const std::string& key) {
@@ -57,6 +61,10 @@ void validate(const Setting& s, const std::string& value) {
     if (value != "sqlite" && value != "postgres" && value != "turso")
       fail(Code::invalid_parameter, "value for default_driver must be sqlite, postgres or turso, got " +
                                         quote_value(value));
+  } else if (std::strcmp(s.key, "restrict_server_connect") == 0) {
+    if (value != "hosts" && value != "all" && value != "off")
+      fail(Code::invalid_parameter,
+           "value for restrict_server_connect must be hosts, all or off, got " + quote_value(value));
   } else if (value.empty()) {
     fail(Code::invalid_parameter, std::string("value for ") + s.key + " must not be empty");
   }

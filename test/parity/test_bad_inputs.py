@@ -329,6 +329,8 @@ def cases(f):
     add("check repair 1.5", "check", (1.5,), "invalid_parameter", "repair", S)
     add("claim 2.5 jobs", "claim_provisioning_jobs", ("turso", 2.5), "invalid_parameter", "max_jobs", S)
     add("claim 1e300 jobs", "claim_provisioning_jobs", ("turso", 1e300), "invalid_parameter", "max_jobs", S)
+    add("config: unknown connect restriction", "config", ("restrict_server_connect", "some"),
+        "invalid_parameter", "restrict_server_connect")
     add("retry an active environment", "retry_environment", (env,), "invalid_transition", "active")
     add("retry a provisioning environment", "retry_environment", (prov,), "invalid_transition", "provisioning")
     add("retry an archived environment", "retry_environment", (arch,), "invalid_transition", "archived")

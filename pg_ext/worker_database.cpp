@@ -1,0 +1,320 @@
+// The database worker: one per control-plane database at a time, bound to
+// it. Each pass
+//   1. reclaims jobs a dead worker left running (its process is gone),
+//   2. expires the credentials whose deadline passed (credentials::expire_due),
+//   3. claims due postgres jobs one by one (FOR UPDATE SKIP LOCKED) and carries
+//      each out on its server, then reports it (complete, retry with backoff,
+//      or failed), and converges that database's logins again,
+//   4. converges the logins of every postgres database on every server to
+//      what the catalog says now (converge.hpp).
+// The launcher starts a pass when a committed transaction queued a job and
+// every few seconds for each control plane, so deadlines and changes that
+// queue nothing (a suspension) reach the servers within seconds.
+//
+// Nothing a less-privileged role can take is waited on: jobs are claimed with
+// row locks and SKIP LOCKED; a running job belongs to a live worker process
+// (pg_stat_activity), not to an advisory lock. One error boundary per job and
+// per server (run_guarded): an error becomes the job's report or a log line,
+// never an exception leaving the worker.
+#include <vector>
+
+#include "clock.hpp"
+#include "converge.hpp"
+#include "credentials.hpp"
+#include "json.hpp"
+#include "outbox.hpp"
+#include "worker.hpp"
+#include "worker_internal.hpp"
+
+namespace envdb::pg::worker {
+
+namespace {
+
+constexpr int64_t kMaxAttempts = 8;  // tries of a job whose failures are transient
+
+std::string worker_name() { return "envdb bgworker " + std::to_string(MyProcPid); }
+
+void report_activity(const char* what) {
+  guarded([what] {
+    pgstat_report_activity(what ? STATE_RUNNING : STATE_IDLE, what);
+    return 0;
+  });
+}
+
+// The one error boundary of a step: what fails is logged, and the worker
+// goes on with the next step (a job's own failure is its report instead).
+template <typename F>
+void boundary(const std::string& what, F&& f) noexcept {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    log_message(LOG, what + " failed: " + e.what());
+  } catch (...) {
+    log_message(LOG, what + " failed");
+  }
+}
+
+bool has_envdb() {
+  return in_transaction([] {
+    return guarded([] { return OidIsValid(get_extension_oid("envdb", true)); });
+  });
+}
+
+// The server keyring (envdb.keyring_file / keyring_command in the server
+// configuration) is what opens tokens; a session's SET does not reach here.
+bool keyring_ready() {
+  try {
+    auto host = make_host();
+    (void)host->keyring().active_key();
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+int64_t pending_jobs() {
+  return in_transaction([] {
+    SpiStore store;
+    auto row = query_one(store,
+                         "SELECT count(*) AS n FROM envdb.sys_provisioning_job WHERE status = "
+                         "'pending' AND driver = 'postgres'");
+    return row ? row->integer("n") : int64_t{0};
+  });
+}
+
+// Jobs left running by a database worker whose process is gone (a crash, a
+// restart, a kill): back to pending, to be claimed again (claiming counts the
+// attempt). Liveness is the process itself, in pg_stat_activity: no lock
+// another role could hold stands for it. Only one database worker runs per
+// control plane at a time and this one runs no job yet, so a job marked with
+// this process's pid is stale too (a pid reused after a restart).
+void reclaim_stale_jobs() {
+  in_transaction([] {
+    SpiStore store;
+    execute(store,
+            "UPDATE envdb.sys_provisioning_job j SET status = 'pending', worker = NULL, "
+            "last_error = 'interrupted: its worker stopped before finishing; resumed', "
+            "updated_at = now() WHERE j.status = 'running' AND j.driver = 'postgres' AND "
+            "j.worker LIKE 'envdb bgworker %' AND NOT EXISTS (SELECT FROM "
+            "pg_catalog.pg_stat_activity a WHERE a.pid <> pg_catalog.pg_backend_pid() AND "
+            "a.backend_type = 'envdb database worker' AND j.worker = 'envdb bgworker ' || a.pid)");
+    return 0;
+  });
+}
+
+// Deadlines: grace ends and expiries become revoked credentials (with their
+// audit events) at the first pass after them, with no caller needed.
+void expire_deadlines() {
+  const int64_t n = in_transaction([] {
+    auto host = make_host();
+    return credentials::expire_due(*host);
+  });
+  if (n > 0) log_message(LOG, "expired " + std::to_string(n) + " credential(s) past their deadline");
+}
+
+// One server's logins brought to what the catalog says now. A login to
+// create is read again, with its token, in a transaction of its own.
+void converge_server(pgdriver::ServerSession& session, const converge::ServerPlan& plan) {
+  const auto steps = converge::apply(session, plan, [](const converge::Desired& d) {
+    return in_transaction([&] {
+      auto host = make_host();
+      return converge::login_to_create(*host, d.credential_id);
+    });
+  });
+  for (const converge::Action& a : steps) {
+    const char* what = a.step == converge::Step::create       ? "enabled"
+                       : a.step == converge::Step::enable     ? "updated"
+                       : a.step == converge::Step::disable    ? "disabled"
+                                                              : "ended the sessions of";
+    log_message(LOG, std::string(what) + " login " + a.login.name);
+  }
+}
+
+void converge_database(pgdriver::ServerSession& session, const std::string& database_id,
+                       bool creating) {
+  const auto plans = in_transaction([&] {
+    SpiStore store;
+    return converge::desired(store, database_id, creating, now_ms());
+  });
+  for (const auto& p : plans) converge_server(session, p);
+}
+
+// Every server's logins; a server that fails is logged and the others go on.
+void converge_all() {
+  const auto plans = in_transaction([] {
+    SpiStore store;
+    return converge::desired(store, std::nullopt, false, now_ms());
+  });
+  for (const auto& p : plans) {
+    boundary("converging the logins on " + (p.host_id ? "database host " + *p.host_id
+                                                      : std::string("this server")),
+             [&] {
+               std::optional<pgdriver::Server> server;
+               if (p.host_id)
+                 server = in_transaction([&] {
+                   auto host = make_host();
+                   return pgdriver::load_server(*host, *p.host_id);
+                 });
+               converge_server(*open_session(server), p);
+             });
+  }
+}
+
+struct Claimed {
+  std::string id;
+  int64_t attempts;
+};
+
+std::optional<Claimed> claim_one() {
+  return in_transaction([]() -> std::optional<Claimed> {
+    auto host = make_host();
+    const Json jobs = outbox::claim_jobs(*host, "postgres", 1, worker_name(), true);
+    if (jobs.empty()) return std::nullopt;
+    return Claimed{jobs[0]["id"].get<std::string>(), jobs[0]["attempts"].get<int64_t>()};
+  });
+}
+
+void report(const std::string& job_id, const std::optional<std::string>& url,
+            const std::string& error, bool retry) {
+  try {
+    in_transaction([&] {
+      auto host = make_host();
+      if (error.empty())
+        outbox::complete_job(*host, job_id, url, Json::object());
+      else
+        outbox::fail_job(*host, job_id, error, retry);
+      return 0;
+    });
+  } catch (const Error& e) {
+    if (!error.empty()) {
+      log_message(WARNING, "job " + job_id + " could not be reported failed: " + e.what());
+    } else {
+      // Completing was refused (the environment was archived meanwhile...).
+      report(job_id, std::nullopt, std::string("the job ran but could not complete: ") + e.what(),
+             false);
+    }
+  }
+}
+
+void run_job(const Claimed& job) {
+  std::optional<std::string> url;
+  std::string error;
+  bool retry = false;
+  try {
+    const pgdriver::Work work = in_transaction([&] {
+      auto host = make_host();
+      return pgdriver::load_work(*host, job.id);
+    });
+    report_activity("envdb: carrying out a postgres job");
+    auto session = open_session(work.server);
+    url = pgdriver::carry_out(work, *session, [&] {
+      converge_database(*session, work.database_id, work.kind == "create_database");
+    });
+  } catch (const Transient& e) {
+    error = e.what();
+    retry = job.attempts < kMaxAttempts;
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  if (!error.empty())
+    log_message(LOG, "postgres job " + job.id + (retry ? " will be retried: " : " failed: ") +
+                         error);
+  report(job.id, url, error, retry);
+  report_activity(nullptr);
+}
+
+// One pass over a database's queue and servers. False when the database has
+// no envdb.
+bool pass() {
+  if (ConfigReloadPending) {
+    ConfigReloadPending = false;
+    guarded([] {
+      ProcessConfigFile(PGC_SIGHUP);
+      return 0;
+    });
+  }
+  if (!has_envdb()) return false;
+  boundary("reclaiming the jobs of stopped workers", reclaim_stale_jobs);
+  boundary("expiring credentials", expire_deadlines);
+  if (keyring_ready()) {
+    boundary("running postgres jobs", [] {
+      while (auto job = claim_one()) {
+        run_job(*job);
+      }
+    });
+  } else {
+    const int64_t waiting = pending_jobs();
+    if (waiting > 0)
+      log_message(LOG, std::to_string(waiting) +
+                           " postgres job(s) wait: the server has no keyring (set "
+                           "envdb.keyring_file or envdb.keyring_command in postgresql.conf)");
+  }
+  boundary("converging logins", converge_all);
+  return true;
+}
+
+int my_slot = -1;
+uint32 my_generation = 0;
+bool my_completed = false;
+
+// A worker that stops abnormally (its database was dropped, a FATAL error)
+// frees its slot: the database is asked for again by its next commit that
+// queues a job, or at the next server start.
+void database_worker_exit(int, Datum) {
+  if (!shared || my_slot < 0) return;
+  SpinLockAcquire(&shared->mutex);
+  DatabaseSlot& s = shared->databases[my_slot];
+  if (s.generation == my_generation) {
+    s.running = false;
+    if (!my_completed) s.db = InvalidOid;
+  }
+  SpinLockRelease(&shared->mutex);
+}
+
+void database_worker(int index) noexcept {
+  try {
+    for (;;) {
+      SpinLockAcquire(&shared->mutex);
+      shared->databases[index].requested = false;
+      SpinLockRelease(&shared->mutex);
+      const bool control_plane = pass();
+      SpinLockAcquire(&shared->mutex);
+      DatabaseSlot& s = shared->databases[index];
+      const bool again = control_plane && s.requested;
+      if (!again) {
+        s.running = false;
+        s.control_plane = control_plane;
+        if (!control_plane && !s.requested) s.db = InvalidOid;
+      }
+      SpinLockRelease(&shared->mutex);
+      if (!again) return;
+    }
+  } catch (const std::exception& e) {
+    log_message(LOG, std::string("database worker stopped: ") + e.what());
+  } catch (...) {
+    log_message(LOG, "database worker stopped");
+  }
+}
+
+}  // namespace
+
+}  // namespace envdb::pg::worker
+
+using namespace envdb::pg::worker;
+
+extern "C" void envdb_database_worker_main(Datum arg) {
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  pqsignal(SIGTERM, die);
+  BackgroundWorkerUnblockSignals();
+  my_slot = DatumGetInt32(arg);
+  SpinLockAcquire(&shared->mutex);
+  const Oid db = shared->databases[my_slot].db;
+  my_generation = shared->databases[my_slot].generation;
+  SpinLockRelease(&shared->mutex);
+  before_shmem_exit(database_worker_exit, (Datum)0);
+  if (!OidIsValid(db)) proc_exit(0);
+  BackgroundWorkerInitializeConnectionByOid(db, InvalidOid, 0);
+  database_worker(my_slot);
+  my_completed = true;
+  proc_exit(0);
+}

@@ -1,0 +1,271 @@
+// The executor: runs envdb's statements on a Postgres server for the
+// database worker. The local server is reached without libpq, so no pg_hba
+// entry or password is needed: statements run through SPI as the bootstrap
+// superuser, and CREATE DATABASE (which refuses a transaction block) runs as
+// a top-level utility statement in its own transaction. A script that must
+// run inside another database (a worker's database is fixed for life) goes
+// to a short-lived setup worker bound to it, which reports through shared
+// memory. Registered servers (sys_database_host) are reached with libpq.
+#include "worker_internal.hpp"
+
+namespace envdb::pg::worker {
+
+void abort_transaction() noexcept {
+  try {
+    guarded([] {
+      AbortCurrentTransaction();
+      return 0;
+    });
+  } catch (...) {
+  }
+}
+
+namespace {
+
+std::string first_line(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// The server this library runs in.
+class LocalSession : public pgdriver::ServerSession {
+ public:
+  void exec(const std::string& sql) override {
+    in_transaction([&] {
+      SpiStore store;
+      store.exec(sql);
+      return 0;
+    });
+  }
+
+  std::optional<std::string> query_value(const std::string& sql) override {
+    return in_transaction([&]() -> std::optional<std::string> {
+      SpiStore store;
+      auto rows = query(store, sql);
+      if (rows.empty() || rows[0].size() == 0) return std::nullopt;
+      const Value& v = rows[0].at(0);
+      if (auto s = std::get_if<std::string>(&v)) return *s;
+      if (auto b = std::get_if<bool>(&v)) return std::string(*b ? "true" : "false");
+      if (auto i = std::get_if<int64_t>(&v)) return std::to_string(*i);
+      return std::nullopt;
+    });
+  }
+
+  void exec_top_level(const std::string& sql) override {
+    const char* text = sql.c_str();
+    try {
+      guarded([text] {
+        SetCurrentStatementStartTimestamp();
+        StartTransactionCommand();
+        PushActiveSnapshot(GetTransactionSnapshot());
+        List* parsed = pg_parse_query(text);
+        if (list_length(parsed) != 1) elog(ERROR, "envdb: one statement expected");
+        RawStmt* raw = linitial_node(RawStmt, parsed);
+        PlannedStmt* stmt = makeNode(PlannedStmt);
+        stmt->commandType = CMD_UTILITY;
+        stmt->canSetTag = false;
+        stmt->utilityStmt = raw->stmt;
+        stmt->stmt_location = raw->stmt_location;
+        stmt->stmt_len = raw->stmt_len;
+        ProcessUtility(stmt, text, false, PROCESS_UTILITY_TOPLEVEL, nullptr, nullptr,
+                       None_Receiver, nullptr);
+        if (ActiveSnapshotSet()) PopActiveSnapshot();
+        CommitTransactionCommand();
+        return 0;
+      });
+    } catch (...) {
+      abort_transaction();
+      throw;
+    }
+  }
+
+  void exec_in_database(const std::string& database_name, const std::string& sql) override {
+    if (database_name.size() >= NAMEDATALEN || sql.size() >= kSetupSqlBytes)
+      throw Error(Code::internal, "the setup script of " + database_name + " is too long");
+    int index = -1;
+    SpinLockAcquire(&shared->mutex);
+    for (int i = 0; i < kMaxSetups; ++i) {
+      if (!shared->setups[i].in_use) {
+        index = i;
+        shared->setups[i].in_use = true;
+        break;
+      }
+    }
+    SpinLockRelease(&shared->mutex);
+    if (index < 0)
+      throw Transient(Code::conflict, "every envdb setup worker slot is busy; the job is retried");
+    SetupSlot* slot = &shared->setups[index];
+    slot->done = slot->ok = false;
+    slot->error[0] = '\0';
+    std::memcpy(slot->dbname, database_name.c_str(), database_name.size() + 1);
+    std::memcpy(slot->sql, sql.c_str(), sql.size() + 1);
+    pg_write_barrier();
+    auto release = [&] {
+      SpinLockAcquire(&shared->mutex);
+      slot->in_use = false;
+      SpinLockRelease(&shared->mutex);
+    };
+    const int started = guarded([index] {
+      BackgroundWorker w = worker_description("envdb_setup_worker_main", "envdb setup worker",
+                                              BGW_NEVER_RESTART, Int32GetDatum(index), MyProcPid);
+      BackgroundWorkerHandle* handle = nullptr;
+      if (!RegisterDynamicBackgroundWorker(&w, &handle)) return 0;
+      const BgwHandleStatus status = WaitForBackgroundWorkerShutdown(handle);
+      pfree(handle);
+      return status == BGWH_STOPPED ? 1 : 2;
+    });
+    pg_read_barrier();
+    const bool done = slot->done, ok = slot->ok;
+    const std::string error = slot->error;
+    release();
+    if (started == 0)
+      throw Transient(Code::conflict,
+                  "no background worker slot is free (max_worker_processes) to set up database " +
+                      quote_value(database_name));
+    if (!done)
+      throw Error(Code::internal, "the setup worker of database " + quote_value(database_name) +
+                                      " stopped before it finished (could it connect?)");
+    if (!ok) throw Error(Code::internal, "in database " + quote_value(database_name) + ": " + error);
+  }
+
+  std::string url(const std::string& database_name) override {
+    std::string host = "localhost";
+    const std::string listen = ListenAddresses ? ListenAddresses : "";
+    const std::string first = listen.substr(0, listen.find(','));
+    std::string trimmed;
+    for (char c : first)
+      if (c != ' ') trimmed += c;
+    if (!trimmed.empty() && trimmed != "*" && trimmed != "0.0.0.0" && trimmed != "::")
+      host = trimmed;
+    return pgdriver::database_url(host, PostPortNumber, database_name);
+  }
+};
+
+// A registered server, through libpq.
+class RemoteSession : public pgdriver::ServerSession {
+ public:
+  explicit RemoteSession(const pgdriver::Server& server) : server_(server) {}
+  ~RemoteSession() override {
+    if (conn_) PQfinish(conn_);
+  }
+
+  void exec(const std::string& sql) override { run(maintenance(), sql, nullptr); }
+  std::optional<std::string> query_value(const std::string& sql) override {
+    std::optional<std::string> value;
+    run(maintenance(), sql, &value);
+    return value;
+  }
+  void exec_top_level(const std::string& sql) override { run(maintenance(), sql, nullptr); }
+  void exec_in_database(const std::string& database_name, const std::string& sql) override {
+    PGconn* conn = connect(database_name);
+    try {
+      // One query string of several statements is one implicit transaction.
+      run(conn, sql, nullptr);
+    } catch (...) {
+      PQfinish(conn);
+      throw;
+    }
+    PQfinish(conn);
+  }
+  std::string url(const std::string& database_name) override {
+    return pgdriver::database_url(server_.host, server_.port, database_name);
+  }
+
+ private:
+  PGconn* maintenance() {
+    if (!conn_) conn_ = connect(server_.dbname);
+    return conn_;
+  }
+
+  PGconn* connect(const std::string& dbname) {
+    const std::string port = std::to_string(server_.port);
+    const std::string password =
+        server_.password ? std::string(server_.password->view()) : std::string();
+    const char* keys[] = {"host",     "port",           "dbname",           "user",
+                          "password", "connect_timeout", "application_name", nullptr};
+    const char* values[] = {server_.host.c_str(),
+                            port.c_str(),
+                            dbname.c_str(),
+                            server_.username.c_str(),
+                            password.empty() ? nullptr : password.c_str(),
+                            "10",
+                            "envdb",
+                            nullptr};
+    PGconn* conn = PQconnectdbParams(keys, values, 0);
+    if (!conn) throw Error(Code::internal, "out of memory connecting to database host");
+    if (PQstatus(conn) != CONNECTION_OK) {
+      const std::string message = first_line(PQerrorMessage(conn));
+      PQfinish(conn);
+      throw Transient(Code::internal, "cannot connect to database host " + quote_value(server_.name) +
+                                      ": " + message);
+    }
+    return conn;
+  }
+
+  void run(PGconn* conn, const std::string& sql, std::optional<std::string>* value) {
+    PGresult* result = PQexec(conn, sql.c_str());
+    const ExecStatusType status = PQresultStatus(result);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+      const char* primary = result ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+      const std::string message = primary ? primary : first_line(PQerrorMessage(conn));
+      PQclear(result);
+      throw Error(Code::internal, "database host " + quote_value(server_.name) + ": " + message);
+    }
+    if (value && status == PGRES_TUPLES_OK && PQntuples(result) > 0 && PQnfields(result) > 0 &&
+        !PQgetisnull(result, 0, 0))
+      *value = std::string(PQgetvalue(result, 0, 0));
+    PQclear(result);
+  }
+
+  const pgdriver::Server& server_;
+  PGconn* conn_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<pgdriver::ServerSession> open_session(
+    const std::optional<pgdriver::Server>& server) {
+  if (server) return std::make_unique<RemoteSession>(*server);
+  return std::make_unique<LocalSession>();
+}
+
+}  // namespace envdb::pg::worker
+
+using namespace envdb::pg::worker;
+
+extern "C" void envdb_setup_worker_main(Datum arg) {
+  pqsignal(SIGTERM, die);
+  BackgroundWorkerUnblockSignals();
+  SetupSlot* slot = &shared->setups[DatumGetInt32(arg)];
+  pg_read_barrier();
+  BackgroundWorkerInitializeConnection(slot->dbname, nullptr, 0);
+  MemoryContext outer = CurrentMemoryContext;
+  PG_TRY();
+  {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    const int rc = SPI_execute(slot->sql, false, 0);
+    if (rc < 0) elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
+    SPI_finish();
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    slot->ok = true;
+  }
+  PG_CATCH();
+  {
+    MemoryContextSwitchTo(outer);
+    ErrorData* edata = CopyErrorData();
+    FlushErrorState();
+    strlcpy(slot->error, edata->message ? edata->message : "unknown error", sizeof slot->error);
+    FreeErrorData(edata);
+    AbortCurrentTransaction();
+    slot->ok = false;
+  }
+  PG_END_TRY();
+  pg_write_barrier();
+  slot->done = true;
+  proc_exit(0);
+}
+
