@@ -13,6 +13,11 @@
 
 namespace envdb {
 
+namespace pgdriver {
+class ServerSession;
+struct Server;
+}  // namespace pgdriver
+
 class Host {
  public:
   virtual ~Host() = default;
@@ -61,6 +66,13 @@ class Host {
   // core has returned (SQLite's own write transaction, whose COMMIT can be
   // busy) removes it then.
   virtual void file_kept(const std::string& path) { (void)path; }
+  // check(): a session on a registered Postgres server (sys_database_host),
+  // for reading its roles and databases and repairing them. nullptr: this
+  // host cannot reach servers (SQLite). Throws envdb::Error when the server
+  // cannot be reached. (The local server is the store itself, when its
+  // dialect is postgres.)
+  // (Defined in servers.cpp, where ServerSession is complete.)
+  virtual std::unique_ptr<pgdriver::ServerSession> connect_server(const pgdriver::Server& server);
 };
 
 }  // namespace envdb
