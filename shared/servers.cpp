@@ -1,6 +1,7 @@
 #include "servers.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "clock.hpp"
 #include "crypto.hpp"
