@@ -578,12 +578,20 @@ void server_exec(Host& host, ServerVisit& v, const std::string& sql) {
     host.store().exec(sql);
 }
 
-void add_server_findings(Store& store, std::vector<Finding>& findings, ServerVisit& v,
+void add_server_findings(Host& host, std::vector<Finding>& findings, ServerVisit& v,
                          const std::optional<std::string>& facts,
                          const std::optional<std::string>& host_id) {
   const servers::Observed observed = servers::parse_facts(facts.value_or(""));
-  for (servers::Finding& sf :
-       servers::compare(servers::expected_for(store, host_id, now_ms()), observed, v.label)) {
+  // The local server holds a database when its URL names this server (the
+  // host can tell) and that database.
+  auto here = [&](const std::string& name, const std::optional<std::string>& url) {
+    return url && servers::url_database(*url) == name &&
+           host.database_exists("postgres", name, url).has_value();
+  };
+  const servers::Expected expected =
+      host_id ? servers::expected_for(host.store(), host_id, now_ms())
+              : servers::expected_for(host.store(), std::nullopt, now_ms(), here);
+  for (servers::Finding& sf : servers::compare(expected, observed, v.label)) {
     Finding f{sf.kind, sf.table, sf.id, sf.detail};
     f.organization_id = sf.organization_id;
     f.environment_id = sf.environment_id;
@@ -598,7 +606,7 @@ void find_servers(Host& host, std::vector<Finding>& findings, std::vector<Server
   {
     ServerVisit local{"the local server", nullptr, {}};
     const auto facts = server_value(host, local, servers::kFactsSql);
-    add_server_findings(store, findings, local, facts, std::nullopt);
+    add_server_findings(host, findings, local, facts, std::nullopt);
     visits.push_back(std::move(local));
   }
   for (const Row& h : query(store,
@@ -625,7 +633,7 @@ void find_servers(Host& host, std::vector<Finding>& findings, std::vector<Server
       findings.push_back(std::move(f));
       continue;
     }
-    add_server_findings(store, findings, v, facts, h.text("id"));
+    add_server_findings(host, findings, v, facts, h.text("id"));
     visits.push_back(std::move(v));
   }
 }

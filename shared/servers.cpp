@@ -89,7 +89,17 @@ bool login_should_work(const std::string& credential_status,
   return !expires_at || ms_from_iso(*expires_at).value_or(0) > now_ms;
 }
 
-Expected expected_for(Store& store, const std::optional<std::string>& host_id, int64_t now_ms) {
+std::string url_database(const std::string& url) {
+  const std::string path = url.substr(0, url.find('?'));
+  const size_t scheme = path.find("://");
+  const size_t slash = path.rfind('/');
+  if (scheme == std::string::npos || slash == std::string::npos || slash < scheme + 3) return "";
+  return path.substr(slash + 1);
+}
+
+Expected expected_for(
+    Store& store, const std::optional<std::string>& host_id, int64_t now_ms,
+    const std::function<bool(const std::string&, const std::optional<std::string>&)>& here) {
   Expected out;
   out.dedicated = host_id.has_value();
   const std::string where = host_id ? "d.host_id = $1" : "d.host_id IS NULL";
@@ -97,7 +107,8 @@ Expected expected_for(Store& store, const std::optional<std::string>& host_id, i
   if (host_id) params.push_back(*host_id);
   for (const Row& d :
        query(store,
-             "SELECT d.id, d.database_name, d.environment_id, e.organization_id, e.status, "
+             "SELECT d.id, d.database_name, d.database_url, d.environment_id, e.organization_id, "
+             "e.status, "
              "d.dropped_at, (d.provisioned_at IS NOT NULL) AS provisioned, EXISTS (SELECT 1 FROM "
              "envdb.sys_provisioning_job j WHERE j.database_id = d.id AND j.status IN "
              "('pending', 'running')) AS in_flight FROM envdb.sys_environment_database d JOIN "
@@ -111,6 +122,7 @@ Expected expected_for(Store& store, const std::optional<std::string>& host_id, i
     db.organization_id = d.text("organization_id");
     db.dropped = d.opt_text("dropped_at").has_value();
     db.in_flight = d.boolean("in_flight") || (!db.dropped && !d.boolean("provisioned"));
+    if (here && !db.in_flight && !here(db.database_name, d.opt_text("database_url"))) continue;
     try {
       db.roles = pgdriver::roles_for(db.database_name);
     } catch (const Error&) {

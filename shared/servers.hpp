@@ -27,6 +27,7 @@
 #pragma once
 #include "cpp_only.hpp"
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -87,8 +88,17 @@ struct Expected {
 };
 
 // What the catalog says of the postgres databases placed on `host_id`
-// (nullopt: the local server) that were provisioned or dropped.
-Expected expected_for(Store& store, const std::optional<std::string>& host_id, int64_t now_ms);
+// (nullopt: the local server) that were provisioned or dropped. For the local
+// server only the databases `here` accepts are judged (their database_url
+// names this server: a database an external worker put elsewhere is not).
+Expected expected_for(
+    Store& store, const std::optional<std::string>& host_id, int64_t now_ms,
+    const std::function<bool(const std::string& database_name,
+                             const std::optional<std::string>& database_url)>& here = nullptr);
+
+// The database a postgres URL names (its last path segment, without a query),
+// or "" when it names none.
+std::string url_database(const std::string& database_url);
 
 struct Finding {
   std::string kind;

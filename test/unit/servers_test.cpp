@@ -203,3 +203,11 @@ TEST(Servers, FactsAreParsedOrRefused) {
     }
   }
 }
+
+TEST(Servers, TheDatabaseAUrlNames) {
+  EXPECT_EQ(servers::url_database("postgresql://localhost:5432/env-abc"), "env-abc");
+  EXPECT_EQ(servers::url_database("postgresql://[::1]:5432/env-abc?sslmode=disable"), "env-abc");
+  EXPECT_EQ(servers::url_database("postgresql:///envdb_other"), "envdb_other");
+  EXPECT_EQ(servers::url_database("postgresql://localhost"), "");
+  EXPECT_EQ(servers::url_database("env-abc"), "");
+}
