@@ -18,6 +18,10 @@
 //                            key the keyring does not hold
 //   stale_job                a running job claimed longer ago than         back to pending
 //                            job_claim_timeout_seconds
+//   server_unreachable,      Postgres host: the real servers (the local one  see servers.hpp: logins
+//   database_missing, ...    and every registered host) against the catalog  disabled or re-enabled,
+//                            (servers.hpp has the kinds)                     memberships fixed, leftover
+//                                                                            roles dropped
 //
 // Every repair writes an audit event (action check.repair); catalog repairs
 // commit together or not at all.
