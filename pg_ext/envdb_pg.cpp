@@ -48,6 +48,8 @@ PG_FUNCTION_INFO_V1(envdb_fn);
 #include "clock.hpp"
 #include "keyring.hpp"
 #include "pg_guard.hpp"
+#include "pgdriver.hpp"
+#include "server_session.hpp"
 #include "spi_store.hpp"
 #include "version.hpp"
 #include "worker.hpp"
@@ -201,6 +203,10 @@ class PgHost : public Host {
   }
   void jobs_queued(const std::string& driver) override {
     if (driver == "postgres") worker::note_job_queued();
+  }
+  std::unique_ptr<pgdriver::ServerSession> connect_server(
+      const pgdriver::Server& server) override {
+    return pg::connect_registered_server(server);
   }
   std::unique_ptr<Store> open_database_file(const std::string&) override {
     throw Error(Code::invalid_parameter,

@@ -7,6 +7,7 @@
 #include <functional>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "audit.hpp"
@@ -16,6 +17,8 @@
 #include "errors.hpp"
 #include "json_bounds.hpp"
 #include "row_rules.hpp"
+#include "pgdriver.hpp"
+#include "servers.hpp"
 #include "setup.hpp"
 
 namespace envdb::invariants {
@@ -27,10 +30,13 @@ namespace {
 using T = api::Type;
 
 // The kinds, in the order findings are listed.
-const char* const kKinds[] = {"orphan_row",        "active_without_database",
+const char* const kKinds[] = {"orphan_row",         "active_without_database",
                               "file_without_registry", "credential_key_missing",
-                              "stale_job",         "invalid_row",
-                              "credential_unbound"};
+                              "stale_job",          "invalid_row",
+                              "credential_unbound", "server_unreachable",
+                              "database_missing",   "database_not_dropped",
+                              "database_unregistered", "login_missing",
+                              "login_mismatch",     "role_leftover"};
 
 struct Finding {
   std::string kind;
@@ -609,6 +615,124 @@ void find_invalid_rows(Host& host, std::vector<Finding>& findings, const Orphans
   }
 }
 
+// ---------------------------------------------------------------- servers
+// The Postgres servers envdb manages, as they really are (servers.hpp): the
+// local server (the Postgres host's own, reached through the store) and every
+// registered host (libpq, through Host::connect_server). The SQLite host
+// reaches no server and checks none.
+
+struct ServerVisit {
+  std::string label;
+  std::unique_ptr<pgdriver::ServerSession> remote;  // nullptr: the local server
+  std::vector<std::pair<size_t, servers::Finding>> findings;  // index into findings
+};
+
+std::optional<std::string> server_value(Host& host, ServerVisit& v, const std::string& sql) {
+  if (v.remote) return v.remote->query_value(sql);
+  auto row = query_one(host.store(), "SELECT (" + sql + ")::text AS v");
+  return row ? row->opt_text("v") : std::nullopt;
+}
+
+void server_exec(Host& host, ServerVisit& v, const std::string& sql) {
+  if (v.remote)
+    v.remote->exec(sql);
+  else
+    host.store().exec(sql);
+}
+
+void add_server_findings(Host& host, std::vector<Finding>& findings, ServerVisit& v,
+                         const std::optional<std::string>& facts,
+                         const std::optional<std::string>& host_id) {
+  const servers::Observed observed = servers::parse_facts(facts.value_or(""));
+  // The local server holds a database when its URL names this server (the
+  // host can tell) and that database.
+  auto here = [&](const std::string& name, const std::optional<std::string>& url) {
+    return url && servers::url_database(*url) == name &&
+           host.database_exists("postgres", name, url).has_value();
+  };
+  const servers::Expected expected =
+      host_id ? servers::expected_for(host.store(), host_id, now_ms())
+              : servers::expected_for(host.store(), std::nullopt, now_ms(), here);
+  for (servers::Finding& sf : servers::compare(expected, observed, v.label)) {
+    Finding f{sf.kind, sf.table, sf.id, sf.detail};
+    f.organization_id = sf.organization_id;
+    f.environment_id = sf.environment_id;
+    v.findings.emplace_back(findings.size(), std::move(sf));
+    findings.push_back(std::move(f));
+  }
+}
+
+void find_servers(Host& host, std::vector<Finding>& findings, std::vector<ServerVisit>& visits) {
+  Store& store = host.store();
+  if (store.dialect() != Dialect::postgres) return;
+  {
+    ServerVisit local{"the local server", nullptr, {}};
+    const auto facts = server_value(host, local, servers::kFactsSql);
+    add_server_findings(host, findings, local, facts, std::nullopt);
+    visits.push_back(std::move(local));
+  }
+  for (const Row& h : query(store,
+                            "SELECT id, name, host, port, dbname, username, kms_key_id, "
+                            "password_cipher FROM envdb.sys_database_host ORDER BY name")) {
+    ServerVisit v{"database host " + quote_value(h.text("name")), nullptr, {}};
+    std::optional<std::string> facts;
+    std::string why;
+    // Only the connection and the remote query are caught: an error of the
+    // control plane's own store ends the call.
+    try {
+      const pgdriver::Server server = servers::load_server(host, h);
+      v.remote = host.connect_server(server);
+      if (!v.remote) return;  // this host reaches no server
+      facts = v.remote->query_value(servers::kFactsSql);
+    } catch (const Error& e) {
+      why = e.what();
+      v.remote.reset();
+    }
+    if (!v.remote) {
+      Finding f{"server_unreachable", "sys_database_host", h.text("id"),
+                v.label + " (" + h.text("host") + ":" + std::to_string(h.integer("port")) +
+                    ") could not be checked: " + why};
+      findings.push_back(std::move(f));
+      continue;
+    }
+    add_server_findings(host, findings, v, facts, h.text("id"));
+    visits.push_back(std::move(v));
+  }
+}
+
+void repair_servers(Host& host, std::vector<Finding>& findings, std::vector<ServerVisit>& visits) {
+  for (ServerVisit& v : visits) {
+    for (auto& [index, sf] : v.findings) {
+      Finding& f = findings[index];
+      if (sf.kind == "login_missing" && sf.database_id) {
+        repair(host, f, "queued a create_login job", [&](std::string& why) {
+          if (pgdriver::queue_job(host, *sf.database_id, "create_login", sf.id)) return true;
+          why = "the database is not provisioned";
+          return false;
+        });
+        continue;
+      }
+      if (sf.statements.empty()) continue;
+      repair(host, f, sf.action, [&](std::string& why) {
+        try {
+          for (const std::string& sql : sf.statements) server_exec(host, v, sql);
+          if (!sf.verify_sql.empty() && server_value(host, v, sf.verify_sql)) {
+            why = "role " + quote_value(sf.role) +
+                  " still owns objects or holds privileges in some database (DROP OWNED BY it "
+                  "there first)";
+            return false;
+          }
+        } catch (const Error& e) {
+          if (!v.remote) throw;  // the local server is the store: the call ends
+          why = e.what();
+          return false;
+        }
+        return true;
+      });
+    }
+  }
+}
+
 // Credentials still sealed in envelope format 1 (before 0.3.0): they open,
 // but are not bound to their database's name and URL until
 // rewrap_credentials() (or SQLite's init() with the key loaded) re-seals them.
@@ -682,11 +806,16 @@ Value check(api::Call& c) {
   find_stale_jobs(host, findings, orphans, stale);
   find_invalid_rows(host, findings, orphans);
   find_unbound_credentials(host, findings, orphans);
+  std::vector<ServerVisit> visits;
+  find_servers(host, findings, visits);
 
   if (fix) {
     repair_orphans(host, findings, orphans);
     repair_active_without_database(host, findings, inactive);
     repair_stale_jobs(host, findings, stale);
+    // Remote server repairs cannot be rolled back with the catalog: after
+    // every catalog repair, like files.
+    repair_servers(host, findings, visits);
     // Last: a moved file cannot be rolled back with the catalog.
     repair_files(host, findings, groups, dir);
   }

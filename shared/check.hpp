@@ -24,6 +24,10 @@
 //                            json_bounds: JSON too deep or too large)
 //   credential_unbound       a credential (not revoked) in envelope        never (report only;
 //                            format 1, not bound to its database identity  rewrap_credentials)
+//   server_unreachable,      Postgres host: the real servers (the local one  see servers.hpp: logins
+//   database_missing, ...    and every registered host) against the catalog  disabled or re-enabled,
+//                            (servers.hpp has the kinds)                     memberships fixed, leftover
+//                                                                            roles dropped
 //
 // Every repair writes an audit event (action check.repair); catalog repairs
 // commit together or not at all.

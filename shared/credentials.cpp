@@ -13,6 +13,7 @@
 #include "records.hpp"
 #include "row_rules.hpp"
 #include "setup.hpp"
+#include "turso.hpp"
 
 namespace envdb::credentials {
 
@@ -303,6 +304,37 @@ Value issue(api::Call& c) {
   return api::json_result(Json{{"credential", credential}});
 }
 
+// rotate_credential on a turso database without a token: envdb cannot mint
+// Turso tokens, so the worker is asked to (a create_login job). The active
+// credential stays active until the job completes; then it is rotating for
+// `grace` and the minted token is the active one (turso::complete).
+Value rotate_by_mint(Host& host, const Target& target, const std::string& scope, int64_t grace) {
+  Store& store = host.store();
+  auto previous = active_credential(store, target.database_id, scope);
+  if (!previous)
+    fail(Code::not_found, "database_id " + quote_value(target.database_id) + " has no active " +
+                              scope + " credential to rotate");
+  const std::string previous_id = previous->text("id");
+  auto job = turso::queue(host, target.database_id, "rotate", {previous_id}, grace);
+  if (!job)
+    fail(Code::conflict, "database_id " + quote_value(target.database_id) +
+                             " is not provisioned at Turso yet; give token to rotate it");
+  const std::string job_id = job->text("id");
+  audit::Event e = event_for(target, "credential.rotate", previous_id);
+  e.detail = Json{{"databaseId", target.database_id},
+                  {"scope", scope},
+                  {"tokenSource", "turso"},
+                  {"previousId", previous_id},
+                  {"graceSeconds", grace},
+                  {"jobId", job_id}};
+  audit::record(host, e);
+  return api::json_result(
+      Json{{"credential", nullptr},
+           {"previous",
+            records::credential_json(records::load_credential(store, "credential_id", previous_id))},
+           {"job", records::job_json(*job)}});
+}
+
 Value rotate(api::Call& c) {
   const std::string database_id = c.text("database_id", 128);
   const std::string scope = scope_arg(c);
@@ -315,11 +347,16 @@ Value rotate(api::Call& c) {
   Store& store = c.store;
   Atomic tx(store);
   const Target target = load_target(store, database_id);
+  const int64_t grace =
+      grace_arg ? *grace_arg : setup::setting_seconds(host, "rotation_grace_seconds");
+  if (target.driver == "turso" && !c.opt_text("token", kMaxTokenBytes)) {
+    Value out = rotate_by_mint(host, target, scope, grace);
+    tx.done();
+    return out;
+  }
   bool generated = false;
   const crypto::SecretBytes token = token_arg(c, target, generated);
   host.keyring().active_key();
-  const int64_t grace =
-      grace_arg ? *grace_arg : setup::setting_seconds(host, "rotation_grace_seconds");
 
   auto previous = active_credential(store, database_id, scope);
   if (!previous)
@@ -364,6 +401,7 @@ Value revoke(api::Call& c) {
   e.detail["previousStatus"] = row->text("status");
   audit::record(c.host, e);
   pgdriver::queue_job(c.host, row->text("database_id"), "disable_login", id);
+  turso::queue(c.host, row->text("database_id"), "revoke", {id});
   Json credential = records::credential_json(records::load_credential(store, "credential_id", id));
   tx.done();
   return api::json_result(Json{{"credential", credential}});
@@ -382,6 +420,7 @@ int64_t expire_due(Host& host) {
                                               "c.expires_at <= $1::timestamptz ORDER BY c.id") +
                         (postgres(store) ? " FOR UPDATE OF c" : ""),
                     {now});
+  std::map<std::string, std::vector<std::string>> expired;  // database -> credentials
   for (const Row& row : rows) {
     execute(store,
             "UPDATE envdb.sys_database_credential SET status = 'revoked', revoked_at = "
@@ -392,7 +431,11 @@ int64_t expire_due(Host& host) {
     e.detail["expiredAt"] = row.text("expires_at");
     audit::record(host, e);
     pgdriver::queue_job(host, row.text("database_id"), "disable_login", row.text("id"));
+    expired[row.text("database_id")].push_back(row.text("id"));
   }
+  // turso: one invalidation per database, however many of its credentials
+  // expired.
+  for (auto& [database_id, ids] : expired) turso::queue(host, database_id, "expire", ids);
   tx.done();
   return static_cast<int64_t>(rows.size());
 }
@@ -627,10 +670,18 @@ Json insert_sealed(Host& host, const std::string& database_id, const std::string
   return insert_sealed_token(host, database_id, scope, token, expires_at, rotated_from);
 }
 
+std::vector<std::string> initial_scopes() { return {"admin", "readwrite"}; }
+
+std::optional<std::string> new_expiry(Host& host) { return default_expiry(host); }
+
+void rotate_out(Store& store, const std::string& credential_id, int64_t grace_seconds) {
+  start_rotating(store, credential_id, seconds_from_now(grace_seconds));
+}
+
 Json issue_initial(Host& host, const std::string& database_id) {
   Json out = Json::array();
   const auto expires = default_expiry(host);
-  for (const char* scope : {"admin", "readwrite"}) {
+  for (const std::string& scope : initial_scopes()) {
     const crypto::SecretBytes token(crypto::generate_token());
     out.push_back(
         insert_sealed_token(host, database_id, scope, token.view(), expires, std::nullopt));

@@ -34,6 +34,18 @@ std::vector<api::Function> functions();
 // secrets.
 Json issue_initial(Host& host, const std::string& database_id);
 
+// The scopes a new database gets credentials for (issue_initial; what a
+// turso create_database job is asked to mint).
+std::vector<std::string> initial_scopes();
+
+// The expires_at a newly issued credential gets (credential_ttl_seconds), or
+// nullopt for no expiry.
+std::optional<std::string> new_expiry(Host& host);
+
+// Makes a credential `rotating` until now + grace_seconds (never later than
+// its own expires_at).
+void rotate_out(Store& store, const std::string& credential_id, int64_t grace_seconds);
+
 // Stores `token` as the active credential of `scope`, revoking any active one
 // of that scope first (a turso job reporting back). Returns its JSON.
 Json store_token(Host& host, const std::string& database_id, const std::string& scope,

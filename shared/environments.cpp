@@ -9,12 +9,14 @@
 #include "ids.hpp"
 #include "legacy.hpp"
 #include "lifecycle.hpp"
+#include "outbox.hpp"
 #include "pgdriver.hpp"
 #include "provision.hpp"
 #include "records.hpp"
 #include "row_rules.hpp"
 #include "setup.hpp"
 #include "teardown.hpp"
+#include "turso.hpp"
 
 namespace envdb::environments {
 
@@ -74,9 +76,18 @@ Json archive(Host& host, const Row& env, bool force, const std::optional<std::st
   auto db = records::database_of_environment(store, id);
   Atomic tx(store);
   provision::cancel_pending_jobs(store, id, "cancelled: the environment was archived");
+  std::vector<std::string> live;  // the credentials archiving revokes
+  if (db)
+    for (const Row& r : query(store,
+                              "SELECT id FROM envdb.sys_database_credential WHERE database_id = "
+                              "$1 AND status <> 'revoked' ORDER BY id",
+                              {db->text("id")}))
+      live.push_back(r.text("id"));
   const int64_t revoked = db ? credentials::revoke_all(host, db->text("id")) : 0;
-  // postgres: every login of the database loses LOGIN and its sessions.
+  // postgres: every login of the database loses LOGIN and its sessions;
+  // turso: every token of the database is invalidated.
   if (db) pgdriver::queue_job(host, db->text("id"), "disable_login", std::nullopt);
+  if (db) turso::queue(host, db->text("id"), "archive", live);
   execute(store,
           "UPDATE envdb.sys_environment SET status = 'archived', updated_at = $2::timestamptz, "
           "archived_at = $2::timestamptz WHERE id = $1",
@@ -401,6 +412,11 @@ Value set_environment_status(api::Call& c) {
   execute(store,
           "UPDATE envdb.sys_environment SET status = $2, updated_at = $3::timestamptz WHERE id = $1",
           {id, status, now_iso()});
+  // turso: a suspension invalidates the database's tokens, a resumption
+  // mints the live ones again.
+  if (status == "suspended" || (status == "active" && from == "suspended"))
+    if (auto db = records::database_of_environment(store, id))
+      turso::queue(c.host, db->text("id"), status == "suspended" ? "suspend" : "resume", {});
   Json detail{{"from", from}, {"to", status}};
   if (reason) detail["reason"] = *reason;
   audit::record(c.host, {"environment.status", env.text("organization_id"), id, "environment", id,

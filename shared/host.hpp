@@ -13,6 +13,11 @@
 
 namespace envdb {
 
+namespace pgdriver {
+class ServerSession;
+struct Server;
+}  // namespace pgdriver
+
 class Host {
  public:
   virtual ~Host() = default;
@@ -65,6 +70,13 @@ class Host {
   // database's file; empty or nullopt for an in-memory one). A relative
   // sqlite_data_dir is resolved against its directory (setup::sqlite_data_dir).
   virtual std::optional<std::string> control_database_path() { return std::nullopt; }
+  // check(): a session on a registered Postgres server (sys_database_host),
+  // for reading its roles and databases and repairing them. nullptr: this
+  // host cannot reach servers (SQLite). Throws envdb::Error when the server
+  // cannot be reached. (The local server is the store itself, when its
+  // dialect is postgres.)
+  // (Defined in servers.cpp, where ServerSession is complete.)
+  virtual std::unique_ptr<pgdriver::ServerSession> connect_server(const pgdriver::Server& server);
 };
 
 }  // namespace envdb

@@ -11,6 +11,7 @@
 #include "provision.hpp"
 #include "records.hpp"
 #include "row_rules.hpp"
+#include "turso.hpp"
 
 namespace envdb::outbox {
 
@@ -22,6 +23,11 @@ constexpr int64_t kMaxJobsPerClaim = 1000;
 constexpr size_t kMaxUrl = 4096;
 constexpr size_t kMaxWorker = 256;
 constexpr size_t kMaxErrorChars = 4000;
+
+const std::string kTursoInOrder =
+    "AND NOT EXISTS (SELECT 1 FROM envdb.sys_provisioning_job p WHERE p.database_id = "
+    "j.database_id AND p.status IN ('pending', 'running') AND (p.created_at < j.created_at OR "
+    "(p.created_at = j.created_at AND p.id < j.id))) ";
 
 // The first `max_chars` UTF-8 characters of `s` (already valid UTF-8).
 std::string truncate_chars(const std::string& s, size_t max_chars) {
@@ -67,6 +73,18 @@ Json job_and_environment(Store& store, const std::string& job_id, const std::str
 
 }  // namespace
 
+Row enqueue(Host& host, const NewJob& job) {
+  const std::string id = new_uuid_v7();
+  execute(host.store(),
+          "INSERT INTO envdb.sys_provisioning_job (id, environment_id, database_id, kind, driver, "
+          "status, attempts, payload, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
+          "'pending', 0, $6::jsonb, $7::timestamptz, $7::timestamptz)",
+          {id, job.environment_id, job.database_id ? Value(*job.database_id) : null_value(),
+           job.kind, job.driver, job.payload.dump(), now_iso()});
+  host.jobs_queued(job.driver);
+  return load_job(host.store(), id);
+}
+
 Value claim_provisioning_jobs(api::Call& c) {
   const std::string driver = c.text("driver", 64);
   provision::require_driver("driver", driver);
@@ -85,8 +103,8 @@ Json claim_jobs(Host& host, const std::string& driver, int64_t max_jobs,
   // A job reported failed with retry waits 2^attempts seconds (at most
   // kMaxBackoffSeconds) from its last report before it is claimed again.
   const std::string due =
-      due_only && pg ? " AND (attempts = 0 OR updated_at <= $4::timestamptz - pg_catalog.make_interval(secs => "
-                       "LEAST(pg_catalog.power(2, LEAST(attempts, 16)), " +
+      due_only && pg ? " AND (j.attempts = 0 OR j.updated_at <= $4::timestamptz - pg_catalog.make_interval(secs => "
+                       "LEAST(pg_catalog.power(2, LEAST(j.attempts, 16)), " +
                            std::to_string(kMaxBackoffSeconds) + ")))"
                      : "";
   // One statement: the rows the subquery picks are the rows updated. Postgres
@@ -95,8 +113,12 @@ Json claim_jobs(Host& host, const std::string& driver, int64_t max_jobs,
       std::string("UPDATE envdb.sys_provisioning_job SET status = 'running', "
                   "attempts = attempts + 1, worker = $3, started_at = $4::timestamptz, "
                   "finished_at = NULL, updated_at = $4::timestamptz "
-                  "WHERE id IN (SELECT id FROM envdb.sys_provisioning_job "
-                  "WHERE status = 'pending' AND driver = $1") + due + " ORDER BY created_at, id LIMIT $2" +
+                  "WHERE id IN (SELECT j.id FROM envdb.sys_provisioning_job j "
+                  "WHERE j.status = 'pending' AND j.driver = $1 " +
+                  // turso: the jobs of one database one at a time, in the
+                  // order they were queued (a revoke after a mint must reach
+                  // Turso after it).
+                  (driver == "turso" ? kTursoInOrder : "") + due + " ORDER BY j.created_at, j.id LIMIT $2") +
       (pg ? " FOR UPDATE SKIP LOCKED" : "") + ") RETURNING " +
       records::kJobColumns;
 
@@ -110,7 +132,8 @@ Json claim_jobs(Host& host, const std::string& driver, int64_t max_jobs,
   Json out = Json::array();
   Json ids = Json::array();
   for (const Row& job : claimed) {
-    const Json j = records::job_json(job);
+    Json j = records::job_json(job);
+    if (driver == "turso") j["payload"] = turso::refresh_on_claim(host, job);
     std::optional<Row> db;
     if (auto database_id = job.opt_text("database_id"))
       db = query_one(store,
@@ -193,10 +216,14 @@ Json complete_job(Host& host, const std::string& job_id,
   // Stored in one fixed scope order, not the request's key order: jsonb
   // reorders keys, and both hosts must create the same rows in the same order.
   Json scopes = Json::array();
-  for (const char* scope : {"admin", "readwrite", "readonly"}) {
-    if (!tokens.contains(scope)) continue;
-    credentials::store_token(host, *database_id, scope, tokens[scope].get<std::string>());
-    scopes.push_back(scope);
+  if (turso::is_lifecycle_job(job)) {
+    scopes = turso::complete(host, job, tokens);
+  } else {
+    for (const char* scope : {"admin", "readwrite", "readonly"}) {
+      if (!tokens.contains(scope)) continue;
+      credentials::store_token(host, *database_id, scope, tokens[scope].get<std::string>());
+      scopes.push_back(scope);
+    }
   }
   if (kind == "drop_database" && database_id) {
     // The environment stays archived; the database row records the drop.

@@ -8,6 +8,7 @@
 #include "credentials.hpp"
 #include "errors.hpp"
 #include "ids.hpp"
+#include "outbox.hpp"
 #include "records.hpp"
 #include "setup.hpp"
 
@@ -287,13 +288,7 @@ bool queue_job(Host& host, const std::string& database_id, const std::string& ki
   if (!db || db->text("driver") != "postgres" || is_null((*db)["provisioned_at"])) return false;
   Json payload = Json::object();
   if (credential_id) payload["credentialId"] = *credential_id;
-  const std::string now = now_iso();
-  execute(store,
-          "INSERT INTO envdb.sys_provisioning_job (id, environment_id, database_id, kind, driver, "
-          "status, attempts, payload, created_at, updated_at) VALUES ($1, $2, $3, $4, "
-          "'postgres', 'pending', 0, $5::jsonb, $6::timestamptz, $6::timestamptz)",
-          {new_uuid_v7(), db->text("environment_id"), database_id, kind, payload.dump(), now});
-  host.jobs_queued("postgres");
+  outbox::enqueue(host, {db->text("environment_id"), database_id, kind, "postgres", payload});
   return true;
 }
 

@@ -15,10 +15,12 @@
 #include "errors.hpp"
 #include "ids.hpp"
 #include "lifecycle.hpp"
+#include "outbox.hpp"
 #include "pgdriver.hpp"
 #include "records.hpp"
 #include "row_rules.hpp"
 #include "setup.hpp"
+#include "turso.hpp"
 
 namespace envdb::provision {
 
@@ -232,21 +234,11 @@ void delete_database_file(const std::string& path) {
 }
 
 Row queue_create_job(Host& host, const Row& environment, const Row& database) {
-  const std::string id = new_uuid_v7();
-  const std::string now = now_iso();
-  const Json payload{{"databaseName", database.text("database_name")},
-                     {"region", database.text("region")}};
-  execute(host.store(),
-          "INSERT INTO envdb.sys_provisioning_job (id, environment_id, database_id, kind, driver, "
-          "status, attempts, payload, created_at, updated_at) VALUES ($1, $2, $3, "
-          "'create_database', $4, 'pending', 0, $5::jsonb, $6::timestamptz, $6::timestamptz)",
-          {id, environment.text("id"), database.text("id"), database.text("driver"),
-           payload.dump(), now});
-  host.jobs_queued(database.text("driver"));
-  return *query_one(host.store(),
-                    std::string("SELECT ") + records::kJobColumns +
-                        " FROM envdb.sys_provisioning_job WHERE id = $1",
-                    {id});
+  Json payload{{"databaseName", database.text("database_name")},
+               {"region", database.text("region")}};
+  if (database.text("driver") == "turso") payload = turso::create_payload(environment, database);
+  return outbox::enqueue(host, {environment.text("id"), database.text("id"), "create_database",
+                                database.text("driver"), payload});
 }
 
 void activate(Host& host, const std::string& environment_id, const std::string& from_status,

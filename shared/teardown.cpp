@@ -5,10 +5,12 @@
 #include "credentials.hpp"
 #include "errors.hpp"
 #include "ids.hpp"
+#include "outbox.hpp"
 #include "pgdriver.hpp"
 #include "provision.hpp"
 #include "records.hpp"
 #include "setup.hpp"
+#include "turso.hpp"
 
 namespace envdb::teardown {
 
@@ -71,14 +73,12 @@ std::optional<std::string> drop_database(Host& host, const Row& env, const Row& 
             "updated_at = $2::timestamptz WHERE id = $1",
             {database_id, now});
   } else {
-    job_id = new_uuid_v7();
-    const Json payload{{"databaseName", database_name}, {"region", db.text("region")}};
-    execute(store,
-            "INSERT INTO envdb.sys_provisioning_job (id, environment_id, database_id, kind, "
-            "driver, status, attempts, payload, created_at, updated_at) VALUES ($1, $2, $3, "
-            "'drop_database', $4, 'pending', 0, $5::jsonb, $6::timestamptz, $6::timestamptz)",
-            {*job_id, id, database_id, driver, payload.dump(), now});
-    host.jobs_queued(driver);
+    const Row job = driver == "turso"
+                        ? turso::queue_drop(host, env, db)
+                        : outbox::enqueue(host, {id, database_id, "drop_database", driver,
+                                                 Json{{"databaseName", database_name},
+                                                      {"region", db.text("region")}}});
+    job_id = job.text("id");
   }
   audit::record(host, {"environment.drop_database", env.text("organization_id"), id,
                        "environment_database", database_id,
@@ -141,8 +141,17 @@ Value deprovision_organization(api::Call& c) {
     if (from != "archived") {
       provision::cancel_pending_jobs(store, environment_id,
                                      "cancelled: the organization was deprovisioned");
+      std::vector<std::string> live;  // the credentials archiving revokes
+      if (db)
+        for (const Row& r : query(store,
+                                  "SELECT id FROM envdb.sys_database_credential WHERE database_id = "
+                                  "$1 AND status <> 'revoked' ORDER BY id",
+                                  {db->text("id")}))
+          live.push_back(r.text("id"));
       const int64_t revoked = db ? credentials::revoke_all(host, db->text("id")) : 0;
+      // As archive_environment: logins disabled (postgres), tokens invalidated (turso).
       if (db) pgdriver::queue_job(host, db->text("id"), "disable_login", std::nullopt);
+      if (db) turso::queue(host, db->text("id"), "archive", live);
       execute(store,
               "UPDATE envdb.sys_environment SET status = 'archived', updated_at = $2::timestamptz, "
               "archived_at = $2::timestamptz WHERE id = $1",

@@ -85,6 +85,11 @@ def scenario(h):
     yield "config drop grace 0", lambda: h.call("config", "drop_grace_seconds", "0")
     yield "drop prod", lambda: keep("drop", h.call("drop_environment_database", prod()))
     yield "drop prod while queued", lambda: h.call("drop_environment_database", prod())
+    # A turso database's jobs run in order: prod's archive job (invalidate its tokens) comes first.
+    yield "claim the archive jobs", lambda: keep("lifecycle", h.call("claim_provisioning_jobs", "turso", 10,
+                                                                   "worker-1"))
+    yield "complete prod's archive job", lambda: h.call(
+        "complete_provisioning_job", next(j["id"] for j in state["lifecycle"] if j["environmentId"] == prod()))
     yield "claim the drop job", lambda: h.call("claim_provisioning_jobs", "turso", 10, "worker-1")
     yield "complete the drop job", lambda: h.call("complete_provisioning_job", state["drop"]["job"]["id"])
     yield "get dropped prod", lambda: h.call("get_environment", prod())

@@ -74,8 +74,20 @@ TEST_F(Outbox, ClaimMarksJobsRunningOldestFirst) {
   EXPECT_EQ(jobs[0]["databaseId"], a["database"]["id"]);
   EXPECT_EQ(jobs[0]["databaseName"], a["database"]["databaseName"]);
   EXPECT_EQ(jobs[0]["region"], "default");
+  auto mint_entry = [](const char* scope) {
+    return Json({{"authorization", "full-access"}, {"expiresAt", nullptr}, {"replaces", nullptr},
+                 {"scope", scope}});
+  };
   EXPECT_EQ(jobs[0]["payload"],
-            Json({{"databaseName", a["database"]["databaseName"]}, {"region", "default"}}));
+            Json({{"action", "create"},
+                  {"credentialIds", Json::array()},
+                  {"databaseId", a["database"]["id"]},
+                  {"databaseName", a["database"]["databaseName"]},
+                  {"databaseUrl", nullptr},
+                  {"environmentId", a["environment"]["id"]},
+                  {"invalidateTokens", false},
+                  {"mint", Json::array({mint_entry("admin"), mint_entry("readwrite")})},
+                  {"region", "default"}}));
   auto row = query_one(host.store(), "SELECT worker, started_at FROM envdb.sys_provisioning_job "
                                      "WHERE id = $1", {jobs[0]["id"].get<std::string>()});
   EXPECT_EQ(row->text("worker"), "worker-1");
