@@ -239,8 +239,11 @@ void delete_database_file(const std::string& path) {
 Row queue_create_job(Host& host, const Row& environment, const Row& database) {
   const std::string id = new_uuid_v7();
   const std::string now = now_iso();
+  // The scopes the worker is asked to mint tokens for (turso mints its own):
+  // every scope a role can map to, as the other drivers get from the start.
   const Json payload{{"databaseName", database.text("database_name")},
-                     {"region", database.text("region")}};
+                     {"region", database.text("region")},
+                     {"scopes", Json::array({"admin", "readwrite", "readonly"})}};
   execute(host.store(),
           "INSERT INTO envdb.sys_provisioning_job (id, environment_id, database_id, kind, driver, "
           "status, attempts, payload, created_at, updated_at) VALUES ($1, $2, $3, "

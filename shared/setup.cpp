@@ -33,6 +33,9 @@ const Setting kSettings[] = {
     {"job_claim_timeout_seconds", "3600", "3600", true},
     // drop_environment_database waits this long after the archive (0: no wait).
     {"drop_grace_seconds", "604800", "604800", true},
+    // reveal_credential where no audit event can be written (a hot standby):
+    // refused unless this is on.
+    {"allow_unaudited_reveal", "off", "off", false},
 };
 
 const Setting& find_setting(const std::string& key) {
@@ -55,6 +58,10 @@ void validate(const Setting& s, const std::string& value) {
     if (value != "sqlite" && value != "postgres" && value != "turso")
       fail(Code::invalid_parameter, "value for default_driver must be sqlite, postgres or turso, got " +
                                         quote_value(value));
+  } else if (std::strcmp(s.key, "allow_unaudited_reveal") == 0) {
+    if (value != "on" && value != "off")
+      fail(Code::invalid_parameter,
+           "value for allow_unaudited_reveal must be on or off, got " + quote_value(value));
   } else if (value.empty()) {
     fail(Code::invalid_parameter, std::string("value for ") + s.key + " must not be empty");
   }
