@@ -17,7 +17,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
-from hosts import HostError, PostgresHost, postgres_available  # noqa: E402
+from hosts import HostError, PostgresHost, TEST_KEY, TEST_KEY_ID, postgres_available  # noqa: E402
 
 GETTERS = [("get_environment", "SELECT envdb.get_environment(%s)", ()),
            ("environment_role", "SELECT envdb.environment_role(%s, 'acme-user')", ()),
@@ -65,6 +65,8 @@ class Isolation(unittest.TestCase):
 
     def connect(self, role=None):
         conn = self.psycopg2.connect(dbname=self.h.dbname)
+        conn.cursor().execute("SELECT set_config('envdb.keyring_command', %s, false)",
+                              (f"printf '{TEST_KEY_ID} {TEST_KEY}\\n'",))
         if role:
             conn.cursor().execute(f'SET ROLE "{role}"')
         conn.commit()
@@ -136,6 +138,7 @@ class Isolation(unittest.TestCase):
         self.assertEqual(self.outcome(cur, "select count(*) from envdb.sys_environment"), ("ok", [(0,)]))
         # Even granted EXECUTE by a careless DBA, the core refuses a caller below the router.
         self.h.sql("grant execute on function envdb.set_active_environment(text, text) to envdb_reader")
+        cur.connection.rollback()  # a new transaction sees the new privilege
         try:
             state, message = self.outcome(cur, "select envdb.set_active_environment(%s, 'globex-user')",
                                           (globex_env,))

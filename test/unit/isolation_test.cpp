@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "clock.hpp"
 #include "context.hpp"
 #include "env_fixture.hpp"
 #include "fixtures/variant_hosts.hpp"

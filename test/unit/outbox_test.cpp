@@ -70,7 +70,9 @@ TEST_F(Outbox, ClaimMarksJobsRunningOldestFirst) {
   EXPECT_EQ(jobs[0]["databaseName"], a["database"]["databaseName"]);
   EXPECT_EQ(jobs[0]["region"], "default");
   EXPECT_EQ(jobs[0]["payload"],
-            Json({{"databaseName", a["database"]["databaseName"]}, {"region", "default"}}));
+            Json({{"databaseName", a["database"]["databaseName"]},
+                  {"region", "default"},
+                  {"scopes", {"admin", "readwrite", "readonly"}}}));
   auto row = query_one(host.store(), "SELECT worker, started_at FROM envdb.sys_provisioning_job "
                                      "WHERE id = $1", {jobs[0]["id"].get<std::string>()});
   EXPECT_EQ(row->text("worker"), "worker-1");
@@ -228,7 +230,7 @@ TEST_F(Outbox, PostgresJobsCompleteWithoutTokens) {
   const Json made = environment(org, "p", "postgres");
   const Json credentials_before =
       call_json("get_environment", {made["environment"]["id"].get<std::string>()})["credentials"];
-  EXPECT_EQ(credentials_before.size(), 2u);
+  EXPECT_EQ(credentials_before.size(), 3u);
   const Json claimed = call_json("claim_provisioning_jobs", {std::string("postgres")});
   ASSERT_EQ(claimed.size(), 1u);
   const Json r = call_json("complete_provisioning_job",
