@@ -185,6 +185,26 @@ class Isolation(unittest.TestCase):
         self.assertEqual(self.h.call("reveal_credential", credential), "r")
         self.assertEqual(self.h.sql(audits)[0][0], before + 1)
 
+    def test_repeated_reveals_are_counted_not_appended(self):
+        _, _, db = self.orgs["globex"]
+        credential = self.h.sql("select id from envdb.sys_database_credential where database_id = %s "
+                                "and scope = 'admin' and status = 'active'", (db,))[0][0]
+        events = ("select count(*), sum((detail->>'count')::int) from envdb.sys_audit_event "
+                  "where action = 'credential.reveal' and subject_id = %s")
+        for _ in range(30):
+            self.assertEqual(self.h.call("reveal_credential", credential), "a")
+        rows, total = self.h.sql(events, (credential,))[0]
+        self.assertEqual(total, 30)
+        self.assertLessEqual(rows, 2)  # 2 only when a minute boundary fell inside the loop
+        # The exception is narrow: nothing but a reveal event's detail may change.
+        for sql in ("update envdb.sys_audit_event set actor = 'x' where subject_id = %s",
+                    "update envdb.sys_audit_event set detail = '{}' where action <> 'credential.reveal' "
+                    "and subject_id <> %s",
+                    "delete from envdb.sys_audit_event where subject_id = %s"):
+            with self.subTest(sql=sql):
+                with self.assertRaisesRegex(self.psycopg2.Error, "append-only"):
+                    self.h.sql(sql, (credential,))
+
     def test_a_router_holding_its_touch_does_not_block_credential_writes(self):
         _, env, db = self.orgs["acme"]
         self.h.sql("update envdb.sys_environment_database set last_accessed_at = NULL where id = %s", (db,))
