@@ -4,7 +4,8 @@ user context resolves only its own environment and at most the scope the
 user's role allows (env_viewer -> readonly, env_user and env_maker ->
 readwrite, env_admin -> admin); a reveal that cannot be audited is refused.
 SQLite: a connection's context follows the catalog (member removed, role
-changed, environment suspended or archived)."""
+changed, environment suspended or archived), and a read-only control database
+refuses a reveal it cannot audit."""
 import os
 import unittest
 
@@ -110,6 +111,35 @@ class SqliteFailClosed(FailClosedScenario, unittest.TestCase):
 @unittest.skipUnless(postgres_available(), "needs the pg_virtualenv cluster (make check)")
 class PostgresFailClosed(FailClosedScenario, unittest.TestCase):
     host_class = PostgresHost
+
+
+class SqliteRevealNeedsItsAuditRow(unittest.TestCase):
+    """A control database opened read-only cannot take the audit row: the
+    reveal fails instead of handing out the token unrecorded."""
+
+    def test_read_only_reveal_is_refused(self):
+        import sqlite3
+        from envdb_sqlite import EXTENSION
+        from hosts import TEST_KEY, TEST_KEY_ID
+        h = SqliteHost()
+        self.addCleanup(h.close)
+        org = h.call("provision_organization", "acme", "Acme")
+        credential = org["defaultEnvironment"]["credentials"][0]["id"]
+        ro = sqlite3.connect(f"file:{os.path.join(h.dir.name, 'control.db')}?mode=ro", uri=True,
+                             isolation_level=None)
+        self.addCleanup(ro.close)
+        ro.enable_load_extension(True)
+        ro.load_extension(EXTENSION)
+        ro.execute("select envdb_keyring_add(?, ?)", (TEST_KEY_ID, TEST_KEY))
+        with self.assertRaises(sqlite3.Error) as caught:
+            ro.execute("select envdb_reveal_credential(?)", (credential,)).fetchone()
+        self.assertRegex(str(caught.exception), "^permission_denied: ")
+        self.assertEqual(h.sql("select count(*) from sys_audit_event where action = 'credential.reveal'"),
+                         [(0,)])
+        # Writable, the same reveal is audited.
+        self.assertEqual(len(h.call("reveal_credential", credential)), 43)
+        self.assertEqual(h.sql("select count(*) from sys_audit_event where action = 'credential.reveal'"),
+                         [(1,)])
 
 
 class SqliteContextFollowsTheCatalog(unittest.TestCase):
