@@ -9,6 +9,7 @@ extern "C" {
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
@@ -178,6 +179,11 @@ class PgHost : public Host {
       (void)set_config_option("envdb.context", value, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
                               true, 0, false);
     });
+  }
+  // Outside a transaction block (autocommit) a context set with
+  // GUC_ACTION_LOCAL would end with the statement that set it.
+  bool context_outlives_statement() override {
+    return guarded([] { return IsTransactionBlock(); });
   }
   bool caller_is_privileged() override {
     return guarded([] {

@@ -99,6 +99,22 @@ const ReaderScope kReaderScopes[] = {
      "ON e.id = d.environment_id WHERE d.id = database_id)"},
 };
 
+// Catalog tables that belong to no organization, and what a reader with an
+// active environment may see of them (the policy's whole condition). Without
+// a context, nothing.
+struct ReaderGlobal {
+  const char* table;
+  const char* visible;
+};
+const ReaderGlobal kReaderGlobals[] = {
+    {"sys_config", "envdb.current_organization_id() IS NOT NULL"},
+    // A host only when a database of the active organization lives on it.
+    {"sys_database_host",
+     "EXISTS (SELECT 1 FROM envdb.sys_environment_database d JOIN envdb.sys_environment e "
+     "ON e.id = d.environment_id WHERE d.host_id = sys_database_host.id "
+     "AND e.organization_id = envdb.current_organization_id())"},
+};
+
 // envdb_data: the data-plane functions alone, for environment databases. It
 // shares the library with envdb and never creates control-plane tables.
 int data_plane_script(std::ostream& out) {
@@ -199,13 +215,30 @@ int control_plane_script(std::ostream& out) {
   }
 
   if (has_context) {
-    out << "\n-- Row-level security for envdb_reader: with an active environment, only its\n"
-        << "-- organization's rows. The owner (and so every envdb function) is not subject to it.\n";
+    out << "\n-- Row-level security for envdb_reader, failing closed: only the active\n"
+        << "-- environment's organization's rows, and no rows at all without a context. The\n"
+        << "-- owner (and so every envdb function) is not subject to it.\n";
     for (const ReaderScope& scope : kReaderScopes)
       out << "ALTER TABLE envdb." << scope.table << " ENABLE ROW LEVEL SECURITY;\n"
           << "CREATE POLICY reader_organization ON envdb." << scope.table
-          << " FOR SELECT TO envdb_reader\n  USING (envdb.current_organization_id() IS NULL OR "
-          << scope.organization_of_row << " = envdb.current_organization_id());\n";
+          << " FOR SELECT TO envdb_reader\n  USING (" << scope.organization_of_row
+          << " = envdb.current_organization_id());\n";
+    for (const ReaderGlobal& global : kReaderGlobals)
+      out << "ALTER TABLE envdb." << global.table << " ENABLE ROW LEVEL SECURITY;\n"
+          << "CREATE POLICY reader_organization ON envdb." << global.table
+          << " FOR SELECT TO envdb_reader\n  USING (" << global.visible << ");\n";
+    // A catalog table without a policy would be open to envdb_reader: refuse
+    // to generate the script rather than ship it.
+    for (auto& t : catalog::control_plane()) {
+      bool covered = false;
+      for (const ReaderScope& scope : kReaderScopes) covered = covered || t.name == scope.table;
+      for (const ReaderGlobal& global : kReaderGlobals) covered = covered || t.name == global.table;
+      if (!covered) {
+        std::cerr << "gen_install_sql: catalog table " << t.name
+                  << " has no envdb_reader row-level security policy (kReaderScopes)\n";
+        return 1;
+      }
+    }
     out << "-- The v4 view reads as its caller, so the policies apply through it too.\n"
         << "ALTER VIEW envdb.sys_tenant_database SET (security_invoker = true);\n";
   }

@@ -191,6 +191,10 @@ std::vector<Table> build() {
               {{"sys_audit_event_org_idx", {"organization_id", "occurred_at"}, false, ""},
                {"sys_audit_event_env_idx", {"environment_id", "occurred_at"}, false, ""}}};
   audit.append_only = true;
+  // Repeated reveals of one credential by one caller within a minute are
+  // counted on one event (credentials.cpp, record_reveal).
+  audit.append_only_update_when = "OLD.action = 'credential.reveal'";
+  audit.append_only_mutable = "detail";
   t.push_back(audit);
   return t;
 }
@@ -410,7 +414,28 @@ std::string table_ddl(const Table& t, Dialect d) {
         << message << "'); END;\n";
     }
   }
-  if (t.append_only) {
+  if (t.append_only && !t.append_only_update_when.empty()) {
+    // Updates are refused unless OLD matches the exception and nothing but
+    // the mutable column changes; deletes always.
+    std::string allowed = "(" + t.append_only_update_when + ")";
+    for (auto& c : t.columns)
+      if (c.name != t.append_only_mutable)
+        allowed += " AND NEW." + c.name + (pg ? " IS NOT DISTINCT FROM " : " IS ") + "OLD." + c.name;
+    const std::string trig = t.name + "_append_only";
+    const std::string message = code + ": " + t.name + " is append-only";
+    if (pg) {
+      s << "CREATE TRIGGER " << trig << " BEFORE DELETE ON " << name
+        << " FOR EACH ROW EXECUTE FUNCTION envdb.reject_change('row');\n"
+        << "CREATE TRIGGER " << trig << "_update BEFORE UPDATE ON " << name
+        << " FOR EACH ROW WHEN (NOT (" << allowed
+        << ")) EXECUTE FUNCTION envdb.reject_change('row');\n";
+    } else {
+      s << "CREATE TRIGGER IF NOT EXISTS " << trig << "_UPDATE BEFORE UPDATE ON " << name
+        << " WHEN NOT (" << allowed << ") BEGIN SELECT RAISE(ABORT, '" << message << "'); END;\n"
+        << "CREATE TRIGGER IF NOT EXISTS " << trig << "_DELETE BEFORE DELETE ON " << name
+        << " BEGIN SELECT RAISE(ABORT, '" << message << "'); END;\n";
+    }
+  } else if (t.append_only) {
     const std::string trig = t.name + "_append_only";
     const std::string message = code + ": " + t.name + " is append-only";
     if (pg) {

@@ -48,6 +48,11 @@ struct Table {
   std::vector<ForeignKey> foreign_keys;
   std::vector<Index> indexes;
   bool append_only = false;  // audit: updates and deletes refused
+  // An append-only table's one exception: an UPDATE of the rows matching
+  // this condition on OLD that changes only `append_only_mutable` (the
+  // coalesced reveal events' count). Empty: no exception.
+  std::string append_only_update_when;
+  std::string append_only_mutable;
   bool single_row = false;   // at most one row (an identity stamp)
   // Code word of the errors the rule triggers raise (immutable and set-once
   // columns, append-only, single row).

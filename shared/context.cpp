@@ -3,6 +3,7 @@
 #include "errors.hpp"
 #include "ids.hpp"
 #include "json_bounds.hpp"
+#include "isolation.hpp"
 #include "members.hpp"
 
 namespace envdb::context {
@@ -24,23 +25,37 @@ const char* const kContextSql =
 
 Json text_of(const Row& r, const char* column) { return json_text(r.opt_text(column)); }
 
+// The TenantContext of a kContextSql row.
+Json context_json(const Row& row, const std::string& environment_id,
+                  const std::optional<std::string>& user_id) {
+  return Json{{"environmentId", environment_id},
+              {"organizationId", text_of(row, "organization_id")},
+              {"organizationSlug", text_of(row, "organization_slug")},
+              {"environmentSlug", text_of(row, "slug")},
+              {"envType", text_of(row, "env_type")},
+              {"databaseId", text_of(row, "database_id")},
+              {"databaseName", text_of(row, "database_name")},
+              {"driver", text_of(row, "driver")},
+              {"region", text_of(row, "region")},
+              {"userId", json_text(user_id)},
+              {"role", json_text(row.opt_text("role"))}};
+}
+
 Value set_active_environment(api::Call& c) {
   const std::string environment_id = c.text("environment_id", 128);
   require_id("environment_id", environment_id);
   const auto user_id = c.opt_text("user_id", 256);
-  if (user_id) {
-    members::require_user_id("user_id", *user_id);
-  } else if (!c.host.caller_is_privileged()) {
-    // Checked before the lookup, so it tells nothing about the environment.
+  if (user_id) members::require_user_id("user_id", *user_id);
+  // Who may speak for a user: only the trusted router. A lower role could
+  // otherwise name any member's user_id and read or resolve as that user.
+  // Checked before the lookup, so it tells nothing about the environment.
+  if (!c.host.caller_is_privileged())
     fail(Code::permission_denied,
-         "user_id is required: only envdb_admin and envdb_router may set an active environment "
-         "without naming a user");
-  }
+         "only envdb_admin and envdb_router may call set_active_environment; a reader reads "
+         "inside the context the router set in the same transaction");
   auto row = query_one(c.store, kContextSql,
                        {environment_id, user_id ? Value(*user_id) : null_value()});
-  if (!row)
-    fail(Code::not_found,
-         "environment_id " + quote_value(environment_id) + " names no environment");
+  if (!row) fail(Code::not_found, isolation::no_such_environment(environment_id));
   const auto role = row->opt_text("role");
   if (user_id && !role)
     fail(Code::permission_denied, "user_id " + quote_value(*user_id) +
@@ -50,18 +65,12 @@ Value set_active_environment(api::Call& c) {
   if (status != "active")
     fail(Code::conflict, "environment_id " + quote_value(environment_id) + " is " + status +
                              "; only an active environment can be the active environment");
-  const Json context{{"environmentId", environment_id},
-                     {"organizationId", text_of(*row, "organization_id")},
-                     {"organizationSlug", text_of(*row, "organization_slug")},
-                     {"environmentSlug", text_of(*row, "slug")},
-                     {"envType", text_of(*row, "env_type")},
-                     {"databaseId", text_of(*row, "database_id")},
-                     {"databaseName", text_of(*row, "database_name")},
-                     {"driver", text_of(*row, "driver")},
-                     {"region", text_of(*row, "region")},
-                     {"userId", json_text(user_id)},
-                     {"role", json_text(role)}};
-  std::string text = context.dump();
+  if (!c.host.context_outlives_statement())
+    fail(Code::conflict,
+         "set_active_environment must run inside a transaction block (BEGIN ... COMMIT): the "
+         "context lasts until the transaction ends, so in autocommit the next statement would "
+         "run with none");
+  std::string text = context_json(*row, environment_id, user_id).dump();
   c.host.set_context(text);
   return text;
 }
@@ -72,11 +81,8 @@ Value clear_active_environment(api::Call& c) {
 }
 
 Value text_key(api::Call& c, const char* key) {
-  auto context = current(c.host);
-  if (!context) return null_value();
-  auto it = context->find(key);
-  if (it == context->end() || !it->is_string()) return null_value();
-  return it->get<std::string>();
+  auto text = isolation::context_text(current(c.host), key);
+  return text ? Value(*text) : null_value();
 }
 
 Value current_environment_id(api::Call& c) { return text_key(c, "environmentId"); }
@@ -90,12 +96,30 @@ Value current_context(api::Call& c) {
 
 }  // namespace
 
-std::optional<Json> current(Host& host) {
-  auto text = host.context();
-  if (!text || text->empty()) return std::nullopt;
-  auto j = json_bounds::parse_quiet(*text);  // bounded: a forged deep context is no context
-  if (!j || !j->is_object()) return std::nullopt;
-  return j;
+std::optional<Json> current(Host& host) { return isolation::context_of(host); }
+
+void refresh(Host& host) {
+  const auto context = isolation::context_of(host);
+  if (!context) {
+    if (host.context()) host.set_context(std::nullopt);  // text that is not a context
+    return;
+  }
+  const auto environment_id = isolation::context_text(context, "environmentId");
+  const auto user_id = isolation::context_text(context, "userId");
+  std::optional<Row> row;
+  try {
+    if (environment_id)
+      row = query_one(host.store(), kContextSql,
+                      {*environment_id, user_id ? Value(*user_id) : null_value()});
+  } catch (const std::exception&) {
+    row.reset();  // no catalog to ask (not initialised, unreadable): fail closed
+  }
+  if (!row || row->text("status") != "active" || (user_id && !row->opt_text("role"))) {
+    host.set_context(std::nullopt);
+    return;
+  }
+  std::string text = context_json(*row, *environment_id, user_id).dump();
+  if (text != context->dump()) host.set_context(text);
 }
 
 std::vector<api::Function> functions() {
@@ -107,11 +131,11 @@ std::vector<api::Function> functions() {
        T::json,
        set_active_environment,
        0,
-       kEveryone,
+       kAdmin | kRouter,
        "make an active environment this session's context (Postgres: until the transaction "
-       "ends; SQLite: for the connection) and return it as a TenantContext; with user_id the "
-       "user must be a member and role is theirs, without it only envdb_admin and envdb_router "
-       "may call it and userId and role are NULL"},
+       "ends, and only inside a transaction block; SQLite: for the connection) and return it as "
+       "a TenantContext; with user_id the user must be a member and role is theirs (it limits "
+       "resolve_environment's scope), without it userId and role are NULL"},
       {"clear_active_environment",
        {},
        T::text,

@@ -32,4 +32,10 @@ std::vector<api::Function> functions();
 // stored text is not a JSON object).
 std::optional<Json> current(Host& host);
 
+// Brings a context that outlives its transaction (SQLite: the connection's)
+// up to date with the catalog: cleared when the environment is gone or no
+// longer active, or its user is no longer a member; the role follows a role
+// change. A catalog that cannot be read clears it too (fail closed).
+void refresh(Host& host);
+
 }  // namespace envdb::context

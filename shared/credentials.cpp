@@ -165,21 +165,24 @@ struct Target {
 };
 
 // Loads a database and its environment, refusing an archived environment.
-// In Postgres the database row is locked FOR NO KEY UPDATE, so issue and
-// rotate on one database run one after the other and the later one's next
-// statements see what the earlier one committed. (Locking only the active
-// credential row would not do under READ COMMITTED: the waiting transaction
-// re-checks that row, finds it no longer active and misses the new one.) The
-// lock does not block inserts that merely reference the row (FOR KEY SHARE).
-// The environment row is held FOR SHARE, so an archive (which revokes every
-// credential) runs wholly before or wholly after this call, never around it.
+// In Postgres the environment row is locked FOR NO KEY UPDATE (one
+// environment has one database), so issue and rotate on one database run one
+// after the other and the later one's next statements see what the earlier
+// one committed. (Locking only the active credential row would not do under
+// READ COMMITTED: the waiting transaction re-checks that row, finds it no
+// longer active and misses the new one.) The same lock makes an archive
+// (which revokes every credential) run wholly before or wholly after this
+// call. The database row is not locked: the router's last_accessed_at touch
+// holds that row until its transaction ends, and an admin write must never
+// wait for a router that keeps its transaction open. Inserting a credential
+// takes only FOR KEY SHARE on it, which the touch does not block.
 Target load_target(Store& store, const std::string& database_id) {
   require_id("database_id", database_id);
   std::string sql =
       "SELECT d.id, d.driver, e.id AS environment_id, e.organization_id, e.status "
       "FROM envdb.sys_environment_database d JOIN envdb.sys_environment e "
       "ON e.id = d.environment_id WHERE d.id = $1";
-  if (postgres(store)) sql += " FOR NO KEY UPDATE OF d FOR SHARE OF e";
+  if (postgres(store)) sql += " FOR NO KEY UPDATE OF e";
   auto row = query_one(store, sql, {database_id});
   if (!row)
     fail(Code::not_found,
@@ -262,6 +265,40 @@ audit::Event event_for(const Row& r, const char* action) {
   e.subject_id = r.text("id");
   e.detail = Json{{"databaseId", r.text("database_id")}, {"scope", r.text("scope")}};
   return e;
+}
+
+// The audit trail of a reveal. Repeated reveals of one credential by one
+// caller within a minute (UTC, from :00) are counted on that minute's first
+// event (detail.count, detail.lastAt), so the append-only table grows with
+// distinct events, not with calls. In Postgres an event another transaction
+// is counting on is skipped (SKIP LOCKED), never waited for: a router that
+// keeps its transaction open then costs one more event, not a stall.
+void record_reveal(Host& host, const Row& row) {
+  Store& store = host.store();
+  const int64_t now = now_ms();
+  const auto actor = host.actor();
+  std::string sql =
+      "SELECT id, detail FROM envdb.sys_audit_event WHERE environment_id = $1 AND "
+      "occurred_at >= $2::timestamptz AND action = 'credential.reveal' AND subject_id = $3 AND "
+      "COALESCE(actor, '') = $4 ORDER BY occurred_at DESC, id DESC LIMIT 1";
+  if (postgres(store)) sql += " FOR UPDATE SKIP LOCKED";
+  auto previous = query_one(store, sql,
+                            {row.text("environment_id"), iso_from_ms(now - now % 60000),
+                             row.text("id"), actor.value_or("")});
+  if (previous) {
+    Json detail = Json::parse(previous->text("detail"), nullptr, false);
+    if (detail.is_object() && detail.contains("count") && detail["count"].is_number_integer()) {
+      detail["count"] = detail["count"].get<int64_t>() + 1;
+      detail["lastAt"] = iso_from_ms(now);
+      execute(store, "UPDATE envdb.sys_audit_event SET detail = $2::jsonb WHERE id = $1",
+              {previous->text("id"), detail.dump()});
+      return;
+    }
+  }
+  audit::Event e = event_for(row, "credential.reveal");
+  e.detail["count"] = 1;
+  e.detail["lastAt"] = iso_from_ms(now);
+  audit::record(host, e);
 }
 
 // ---- SQL functions -------------------------------------------------------
@@ -526,9 +563,17 @@ Value reveal(api::Call& c) {
   if (row->boolean("expired"))
     fail(Code::conflict,
          "credential " + quote_value(id) + " expired at " + row->text("expires_at"));
+  // A secret leaves only with an audit record. Where none can be written (a
+  // READ ONLY transaction, a hot standby) the reveal is refused, unless the
+  // operator allowed unaudited reveals (setting allow_unaudited_reveal).
+  const bool audited = store.writable();
+  if (!audited && setup::setting(c.host, "allow_unaudited_reveal") != "on")
+    fail(Code::permission_denied,
+         "credential_id " + quote_value(id) +
+             " cannot be revealed here: no audit event can be written (a READ ONLY transaction "
+             "or a hot standby); reveal on a writable primary, or set allow_unaudited_reveal");
   crypto::SecretBytes token = open_secret(c.host, *row);
-  // Who read a secret belongs in the trail; a hot standby cannot write it.
-  if (store.writable()) audit::record(c.host, event_for(*row, "credential.reveal"));
+  if (audited) record_reveal(c.host, *row);
   return std::string(token.view());
 }
 
@@ -630,7 +675,9 @@ std::vector<api::Function> functions() {
        reveal,
        0,
        kAdmin | kRouter,
-       "the plaintext token of a credential that is not revoked or expired"},
+       "the plaintext token of a credential that is not revoked or expired; audited (repeated "
+       "reveals of one credential by one caller within a minute are counted on one event); "
+       "refused where no audit event can be written unless allow_unaudited_reveal is on"},
       {"keyring_status",
        {},
        T::json,
@@ -670,7 +717,7 @@ Json insert_sealed(Host& host, const std::string& database_id, const std::string
   return insert_sealed_token(host, database_id, scope, token, expires_at, rotated_from);
 }
 
-std::vector<std::string> initial_scopes() { return {"admin", "readwrite"}; }
+std::vector<std::string> initial_scopes() { return {"admin", "readwrite", "readonly"}; }
 
 std::optional<std::string> new_expiry(Host& host) { return default_expiry(host); }
 
@@ -681,6 +728,7 @@ void rotate_out(Store& store, const std::string& credential_id, int64_t grace_se
 Json issue_initial(Host& host, const std::string& database_id) {
   Json out = Json::array();
   const auto expires = default_expiry(host);
+  // Every scope a role can map to exists from the start (permissions).
   for (const std::string& scope : initial_scopes()) {
     const crypto::SecretBytes token(crypto::generate_token());
     out.push_back(

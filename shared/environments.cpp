@@ -7,6 +7,7 @@
 #include "credentials.hpp"
 #include "errors.hpp"
 #include "ids.hpp"
+#include "isolation.hpp"
 #include "legacy.hpp"
 #include "lifecycle.hpp"
 #include "outbox.hpp"
@@ -378,6 +379,7 @@ Value provision_environment(api::Call& c) {
 
 Value get_environment(api::Call& c) {
   const std::string id = environment_id_arg(c);
+  isolation::require_visible_environment(c.host, c.store, id);
   Row env = records::load_environment(c.store, "environment_id", id);
   auto db = records::database_of_environment(c.store, id);
   return api::json_result(
@@ -580,7 +582,8 @@ std::vector<api::Function> functions() {
       {"get_environment",
        {{"environment_id", T::text, nullptr}},
        T::json, get_environment, 0, kAdmin | kRouter | kReader,
-       "an environment, its database and all its credentials (no secrets)"},
+       "an environment, its database and all its credentials (no secrets); envdb_reader: only "
+       "inside the active organization"},
       {"set_environment_status",
        {{"environment_id", T::text, nullptr},
         {"status", T::text, nullptr},

@@ -46,6 +46,11 @@ class Host {
   // user_id)? Postgres: members of envdb_admin or envdb_router; SQLite: the
   // connection owns its database, so yes.
   virtual bool caller_is_privileged() = 0;
+  // Would a context set now outlive the current statement? Postgres: only
+  // inside a transaction block (BEGIN, or several statements sent as one
+  // query); in autocommit the context would end with the statement that set
+  // it, and the next one would run with none. SQLite: yes (the connection).
+  virtual bool context_outlives_statement() { return true; }
   // Does an environment's database exist where its driver keeps it? For the
   // invariant checker (check()). nullopt: this host cannot tell (the default;
   // e.g. turso, or a database on another server). SQLite host: the sqlite

@@ -1,6 +1,7 @@
 #include "keyring.hpp"
 
 #include <fcntl.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,8 +11,11 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <vector>
 
 #include "errors.hpp"
+
+extern char** environ;
 
 namespace envdb {
 
@@ -179,15 +183,49 @@ Keyring Keyring::load_file(const std::string& path, bool refuse_group_or_world_r
 
 Keyring Keyring::from_command(const std::string& command) {
   // The command text is never put in a message: it may carry a KMS credential.
+  // Nor is it put in an argument vector, which every user of the machine can
+  // read (ps, /proc/<pid>/cmdline): /bin/sh gets a fixed script, and the
+  // command arrives in its environment (/proc/<pid>/environ is readable by
+  // the same user and root only), which the script unsets before it runs the
+  // command, so the programs the command starts do not inherit it.
+  static const char kScript[] =
+      "c=$ENVDB_KEYRING_COMMAND; unset ENVDB_KEYRING_COMMAND; eval \"$c\"";
   SecretBytes buffer(kMaxKeyringBytes + 1);
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) {
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0)
     fail(Code::key_unavailable,
          std::string("cannot run the keyring command: ") + std::strerror(errno));
+  std::string assignment = "ENVDB_KEYRING_COMMAND=" + command;
+  assignment.push_back('\0');
+  SecretBytes variable(std::move(assignment));
+  std::vector<char*> env;
+  for (char** e = environ; e && *e; ++e)
+    if (std::strncmp(*e, "ENVDB_KEYRING_COMMAND=", 22) != 0) env.push_back(*e);
+  env.push_back(reinterpret_cast<char*>(variable.data()));
+  env.push_back(nullptr);
+  char sh[] = "sh", dash_c[] = "-c";
+  std::string script(kScript);
+  char* argv[] = {sh, dash_c, script.data(), nullptr};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  pid_t pid = -1;
+  const int spawned = ::posix_spawn(&pid, "/bin/sh", &actions, nullptr, argv, env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out[1]);
+  if (spawned != 0) {
+    ::close(out[0]);
+    fail(Code::key_unavailable,
+         std::string("cannot run the keyring command: ") + std::strerror(spawned));
   }
-  ssize_t n = read_all(::fileno(pipe), buffer);
+  ssize_t n = read_all(out[0], buffer);
   int read_errno = errno;
-  int status = ::pclose(pipe);
+  ::close(out[0]);  // a command still writing past 1 MiB gets SIGPIPE, not a wait forever
+  int status = 0;
+  pid_t waited;
+  do {
+    waited = ::waitpid(pid, &status, 0);
+  } while (waited < 0 && errno == EINTR);
   if (n < 0) {
     fail(Code::key_unavailable,
          std::string("cannot read the keyring command's output: ") + std::strerror(read_errno));
@@ -195,7 +233,7 @@ Keyring Keyring::from_command(const std::string& command) {
   if (static_cast<size_t>(n) > kMaxKeyringBytes) {
     fail(Code::key_unavailable, "the keyring command printed more than 1 MiB");
   }
-  if (status == -1) {
+  if (waited < 0) {
     fail(Code::key_unavailable,
          std::string("cannot collect the keyring command's exit status: ") + std::strerror(errno));
   }

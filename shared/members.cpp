@@ -4,6 +4,7 @@
 #include "clock.hpp"
 #include "errors.hpp"
 #include "ids.hpp"
+#include "isolation.hpp"
 #include "permissions.hpp"
 #include "records.hpp"
 
@@ -123,6 +124,7 @@ Value remove(api::Call& c) {
 Value role(api::Call& c) {
   const std::string environment_id = environment_arg(c);
   const std::string user_id = user_arg(c);
+  isolation::require_visible_environment(c.host, c.store, environment_id);
   auto r = role_of(c.store, environment_id, user_id);
   if (r) return *r;
   require_environment(c.store, environment_id);
@@ -134,6 +136,7 @@ Value check_access(api::Call& c) {
   const std::string user_id = user_arg(c);
   const std::string permission = c.text("permission", 64);
   permissions::require_permission("permission", permission);
+  isolation::require_visible_environment(c.host, c.store, environment_id);
   auto r = role_of(c.store, environment_id, user_id);
   if (r) return permissions::allows(*r, permission);
   require_environment(c.store, environment_id);
@@ -174,7 +177,8 @@ std::vector<api::Function> functions() {
        role,
        0,
        kAdmin | kRouter | kReader,
-       "the user's role in the environment, NULL when not a member"},
+       "the user's role in the environment, NULL when not a member; envdb_reader: only inside "
+       "the active organization"},
       {"check_environment_access",
        {{"environment_id", T::text, nullptr},
         {"user_id", T::text, nullptr},
@@ -184,7 +188,8 @@ std::vector<api::Function> functions() {
        0,
        kAdmin | kRouter | kReader,
        "whether the user's role grants the permission (read, write, deploy, manage_members, "
-       "manage_credentials, manage_environment); false for non-members"},
+       "manage_credentials, manage_environment); false for non-members; envdb_reader: only "
+       "inside the active organization"},
   };
 }
 

@@ -96,4 +96,15 @@ std::string scope_for_role(const std::string& role) {
   return find_role(role)->scope;
 }
 
+bool scope_covers(const std::string& granted, const std::string& requested) {
+  // Most to least: the order of the scopes in kRoles.
+  auto rank = [](const std::string& scope) {
+    if (scope == "admin") return 3;
+    if (scope == "readwrite") return 2;
+    if (scope == "readonly") return 1;
+    return 0;
+  };
+  return rank(requested) > 0 && rank(granted) >= rank(requested);
+}
+
 }  // namespace envdb::permissions

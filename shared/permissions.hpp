@@ -31,5 +31,9 @@ bool allows(const std::string& role, const std::string& permission);
 // env_admin -> admin, env_maker and env_user -> readwrite, env_viewer ->
 // readonly; invalid_parameter for an unknown role.
 std::string scope_for_role(const std::string& role);
+// Whether a credential of scope `granted` may stand in for `requested`:
+// admin covers readwrite and readonly, readwrite covers readonly. Unknown
+// words cover nothing.
+bool scope_covers(const std::string& granted, const std::string& requested);
 
 }  // namespace envdb::permissions

@@ -235,7 +235,10 @@ void delete_database_file(const std::string& path) {
 
 Row queue_create_job(Host& host, const Row& environment, const Row& database) {
   Json payload{{"databaseName", database.text("database_name")},
-               {"region", database.text("region")}};
+               {"region", database.text("region")},
+               // The scopes the worker is asked to mint tokens for: every
+               // scope a role can map to, as the other drivers get from the start.
+               {"scopes", credentials::initial_scopes()}};
   if (database.text("driver") == "turso") payload = turso::create_payload(environment, database);
   return outbox::enqueue(host, {environment.text("id"), database.text("id"), "create_database",
                                 database.text("driver"), payload});

@@ -12,6 +12,7 @@
 #include "errors.hpp"
 #include "ids.hpp"
 #include "row_rules.hpp"
+#include "isolation.hpp"
 
 namespace envdb::router {
 
@@ -131,6 +132,10 @@ Value resolve_environment(api::Call& c) {
   if (!credentials::is_scope(scope))
     fail(Code::invalid_parameter,
          "scope " + quote_value(scope) + " is not a credential scope (readwrite, readonly, admin)");
+  // A user context hands out at most what the user's role allows. Checked
+  // before the lookup; without a context this is one empty setting read.
+  if (c.host.context())
+    isolation::require_scope_allowed(isolation::context_of(c.host), environment_id, scope);
 
   std::vector<Value> row(kColumns);
   {
@@ -215,7 +220,9 @@ std::vector<api::Function> functions() {
        kAdmin | kRouter,
        "the router's lookup: where an active environment's database lives and the decrypted "
        "active credential of the scope (readwrite, readonly, admin); conflict when the "
-       "environment is not active, not_found when it has no usable credential of that scope"},
+       "environment is not active, not_found when it has no usable credential of that scope; "
+       "under a user context only that environment, and at most the scope the user's role "
+       "allows (permission_denied)"},
   };
 }
 

@@ -39,6 +39,9 @@ const Setting kSettings[] = {
     // their own database (hosts: registered database hosts; all: the local
     // server too; off: never).
     {"restrict_server_connect", "hosts", "hosts", false},
+    // reveal_credential where no audit event can be written (a hot standby):
+    // refused unless this is on.
+    {"allow_unaudited_reveal", "off", "off", false},
 };
 
 const Setting& find_setting(const std::string& key) {
@@ -65,6 +68,10 @@ void validate(const Setting& s, const std::string& value) {
     if (value != "hosts" && value != "all" && value != "off")
       fail(Code::invalid_parameter,
            "value for restrict_server_connect must be hosts, all or off, got " + quote_value(value));
+  } else if (std::strcmp(s.key, "allow_unaudited_reveal") == 0) {
+    if (value != "on" && value != "off")
+      fail(Code::invalid_parameter,
+           "value for allow_unaudited_reveal must be on or off, got " + quote_value(value));
   } else if (value.empty()) {
     fail(Code::invalid_parameter, std::string("value for ") + s.key + " must not be empty");
   }

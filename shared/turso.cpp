@@ -107,7 +107,8 @@ Json create_payload(const Row& environment, const Row& database) {
          {"region", database.text("region")},
          {"invalidateTokens", false},
          {"credentialIds", Json::array()},
-         {"mint", Json::array()}};
+         {"mint", Json::array()},
+         {"scopes", credentials::initial_scopes()}};
   for (const std::string& scope : credentials::initial_scopes())
     p["mint"].push_back(mint_entry(scope, std::nullopt, std::nullopt));
   return p;

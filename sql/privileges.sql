@@ -16,6 +16,7 @@ SELECT count(*) FROM envdb.sys_config;
 RESET ROLE;
 
 SET ROLE envdb_test_reader;
+-- Without an active environment a reader sees no rows at all (fail closed).
 SELECT key, value FROM envdb.sys_config WHERE key = 'default_region';
 SELECT envdb.config('default_region', 'us-east');
 SELECT token_cipher FROM envdb.sys_database_credential;

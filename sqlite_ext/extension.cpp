@@ -16,6 +16,7 @@ SQLITE_EXTENSION_INIT1
 
 #include "api.hpp"
 #include "check.hpp"
+#include "context.hpp"
 #include "provision.hpp"
 #include "setup.hpp"
 #include "sqlite_store.hpp"
@@ -274,6 +275,10 @@ void dispatch(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   try {
     const api::Function& fn = *entry->fn;
     Value result;
+    // The connection's context outlives the catalog changes made since it
+    // was set (a member removed, a role changed, the environment suspended
+    // or archived): every call sees it as the catalog has it now.
+    if (entry->connection->context()) context::refresh(*entry->connection);
     // Writing functions run in a write transaction of their own (see
     // SqliteStore::begin_write): two processes on one control database then
     // serialise, and a lock held past the busy timeout is `conflict`.

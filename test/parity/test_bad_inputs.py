@@ -93,6 +93,8 @@ def cases(f):
         "rotation_grace_seconds")
     add("config: unknown default driver", "config", ("default_driver", "oracle"), "invalid_parameter",
         "default_driver")
+    add("config: allow_unaudited_reveal not on/off", "config", ("allow_unaudited_reveal", "yes"),
+        "invalid_parameter", "allow_unaudited_reveal")
     add("config: empty default region", "config", ("default_region", ""), "invalid_parameter", "default_region")
     add("config: value of 5000", "config", ("default_region", "r" * 5000), "invalid_parameter",
         "value is longer than 4096")

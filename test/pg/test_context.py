@@ -1,6 +1,6 @@
 """Postgres context and row-level security: the active environment lives for
 one transaction, cannot be forged with SET, and limits what envdb_reader sees
-to its organization."""
+to its organization (nothing at all without one: test_isolation.py)."""
 import os
 import sys
 import unittest
@@ -70,31 +70,33 @@ class Context(unittest.TestCase):
         self.assertEqual(caught.exception.code, "permission_denied")
 
     def test_reader_sees_only_the_active_organization(self):
+        # Fail closed: without a context a reader sees nothing, and it cannot
+        # set one (only the router speaks for a user). The router sets the
+        # context; the reader reads inside it, in the same transaction.
         self.h.sql("create role envdb_test_reader_ctx in role envdb_reader")
         try:
             acme_org, acme_env = self.orgs["acme"]
             self.h.sql("set role envdb_test_reader_ctx")
             everything = self.h.sql("select count(distinct organization_id) from envdb.sys_environment")[0][0]
-            self.assertEqual(everything, 2)
-            # Without a user id a reader may not set a context.
-            with self.assertRaises(HostError) as caught:
-                self.h.call("set_active_environment", acme_env)
-            self.assertEqual(caught.exception.code, "permission_denied")
+            self.assertEqual(everything, 0)
+            with self.assertRaisesRegex(Exception, "permission denied for function set_active_environment"):
+                self.h.sql("select envdb.set_active_environment(%s, 'acme-user')", (acme_env,))
+            self.h.sql("reset role")
             seen = self.in_transaction(
                 ("select envdb.set_active_environment(%s, 'acme-user')", (acme_env,)),
+                ("set local role envdb_test_reader_ctx", ()),
                 ("select distinct organization_id from envdb.sys_environment", ()),
                 ("select count(*) from envdb.sys_database_credential", ()),
                 ("select count(*) from envdb.sys_organization", ()),
                 ("select count(*) from envdb.sys_tenant_database", ()))
-            self.assertEqual(seen[1], [(acme_org,)])
-            self.assertEqual(seen[3], [(1,)])
+            self.assertEqual(seen[2], [(acme_org,)])
             self.assertEqual(seen[4], [(1,)])
-            self.h.sql("reset role")
+            self.assertEqual(seen[5], [(1,)])
             acme_credentials = self.h.sql(
                 "select count(*) from envdb.sys_database_credential c join envdb.sys_environment_database d "
                 "on d.id = c.database_id join envdb.sys_environment e on e.id = d.environment_id "
                 "where e.organization_id = %s", (acme_org,))[0][0]
-            self.assertEqual(seen[2], [(acme_credentials,)])
+            self.assertEqual(seen[3], [(acme_credentials,)])
         finally:
             self.h.sql("reset role")
             self.h.sql("drop role envdb_test_reader_ctx")

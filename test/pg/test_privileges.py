@@ -26,7 +26,8 @@ EVERYONE = {ADMIN, ROUTER, READER}
 ACCESS = {
     "version": EVERYONE, "build_info": EVERYONE, "get_environment": EVERYONE,
     "environment_role": EVERYONE, "check_environment_access": EVERYONE,
-    "set_active_environment": EVERYONE, "clear_active_environment": EVERYONE,
+    # Only the trusted router speaks for a user; a reader reads inside its context.
+    "set_active_environment": {ADMIN, ROUTER}, "clear_active_environment": EVERYONE,
     "current_environment_id": EVERYONE, "current_organization_id": EVERYONE,
     "current_context": EVERYONE,
     "resolve_environment": {ADMIN, ROUTER}, "reveal_credential": {ADMIN, ROUTER},
@@ -140,6 +141,17 @@ class Privileges(unittest.TestCase):
         self.assertEqual(self.h.sql("select has_schema_privilege(%s, 'envdb', 'usage')",
                                     (self.roles["nobody"],)), [(False,)])
 
+    def in_context(self, label, sql, params=()):
+        """as_role, inside the context a superuser (standing in for the
+        router) set for alice in the same transaction."""
+        cur = self.h.conn.cursor()
+        cur.execute("BEGIN")
+        try:
+            cur.execute("SELECT envdb.set_active_environment(%s, 'alice')", (self.env,))
+            return self.as_role(label, sql, params)
+        finally:
+            cur.execute("ROLLBACK")
+
     def test_reader_reads_the_registry_but_no_secret(self):
         for table in CATALOG_TABLES + ["sys_tenant_database"]:
             columns = [c for (c,) in self.h.sql(
@@ -147,6 +159,9 @@ class Privileges(unittest.TestCase):
                 "not attisdropped and attname <> 'token_cipher'", (f"envdb.{table}",))]
             with self.subTest(table=table):
                 state, rows = self.as_role("reader", f"SELECT {', '.join(columns)} FROM envdb.{table}")
+                # Fail closed: no context, no rows.
+                self.assertEqual((state, rows), ("ok", []))
+                state, rows = self.in_context("reader", f"SELECT {', '.join(columns)} FROM envdb.{table}")
                 self.assertEqual(state, "ok", rows)
                 if table != "sys_config":
                     self.assertGreater(len(rows), 0)
@@ -165,7 +180,7 @@ class Privileges(unittest.TestCase):
                     "INSERT INTO envdb.sys_config (key, value) VALUES ('k', 'v')"]:
             with self.subTest(sql=sql):
                 self.assertEqual(self.as_role("reader", sql)[0], "42501")
-        state, rows = self.as_role("reader", "SELECT envdb.get_environment(%s)", (self.env,))
+        state, rows = self.in_context("reader", "SELECT envdb.get_environment(%s)", (self.env,))
         self.assertEqual(state, "ok")
         self.assertNotIn("secret-token", json.dumps(rows[0][0]))
         self.assertNotIn("tokenCipher", json.dumps(rows[0][0]))
@@ -352,13 +367,20 @@ class SearchPathShadowing(unittest.TestCase):
                 parts.append(f"{k} => %s")
                 values.append(v)
             cur = host.conn.cursor()
+            # A context is set inside a transaction block (refused in autocommit).
+            block = fn == "set_active_environment"
             try:
+                if block:
+                    cur.execute("BEGIN")
                 # Unqualified names in the caller's own SQL resolve through the
                 # shadowed path too; envdb's must not.
                 cur.execute(f"SELECT envdb.{fn}({', '.join(parts)})", values)
                 value = cur.fetchone()[0]
             except psycopg2.Error as e:
                 raise RuntimeError((e.pgerror or str(e)).splitlines()[0]) from None
+            finally:
+                if block:
+                    cur.execute("ROLLBACK")
             return value
         return call
 

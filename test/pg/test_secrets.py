@@ -53,7 +53,7 @@ class Secrets(unittest.TestCase):
             cur.execute("EXECUTE reveal(%s)", (cred["id"],))
             tokens.append(cur.fetchone()[0])
             cur.execute("DEALLOCATE reveal")
-        self.assertEqual(len(tokens), 2)
+        self.assertEqual(len(tokens), 3)  # admin, readwrite, readonly
         with open(log, encoding="utf-8", errors="replace") as f:
             f.seek(start)
             written = f.read()

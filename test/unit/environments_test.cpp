@@ -63,7 +63,7 @@ TEST_F(EnvOrganization, CreatesOrganizationAndActiveSqliteDefaultEnvironment) {
   EXPECT_EQ(db["databaseName"], database_name_for(db["id"].get<std::string>()));
   EXPECT_FALSE(db["provisionedAt"].is_null());
 
-  ASSERT_EQ(d["credentials"].size(), 2u);
+  ASSERT_EQ(d["credentials"].size(), 3u);
   std::set<std::string> scopes;
   for (auto& c : d["credentials"]) {
     EXPECT_EQ(keys_of(c), test::kCredentialKeys);
@@ -72,7 +72,7 @@ TEST_F(EnvOrganization, CreatesOrganizationAndActiveSqliteDefaultEnvironment) {
     EXPECT_EQ(c["kmsKeyId"], "k1");
     scopes.insert(c["scope"].get<std::string>());
   }
-  EXPECT_EQ(scopes, (std::set<std::string>{"admin", "readwrite"}));
+  EXPECT_EQ(scopes, (std::set<std::string>{"admin", "readwrite", "readonly"}));
 
   // The file is where the URL says, initialised and stamped with this identity.
   const std::string path = path_of_url(db);
@@ -178,7 +178,7 @@ TEST_F(EnvOrganization, TursoWaitsForItsJobWithoutCredentials) {
 TEST_F(EnvOrganization, PostgresGetsCredentialsAndAJobWithPayload) {
   const Json d = organization("acme", "postgres")["defaultEnvironment"];
   EXPECT_EQ(d["environment"]["status"], "provisioning");
-  EXPECT_EQ(d["credentials"].size(), 2u);
+  EXPECT_EQ(d["credentials"].size(), 3u);
   EXPECT_TRUE(d["database"]["databaseUrl"].is_null());
   auto job = query_one(host.store(), "SELECT driver, status, payload, database_id FROM "
                                      "envdb.sys_provisioning_job");
@@ -186,7 +186,9 @@ TEST_F(EnvOrganization, PostgresGetsCredentialsAndAJobWithPayload) {
   EXPECT_EQ(job->text("driver"), "postgres");
   EXPECT_EQ(job->text("database_id"), d["database"]["id"]);
   EXPECT_EQ(Json::parse(job->text("payload")),
-            Json({{"databaseName", d["database"]["databaseName"]}, {"region", "default"}}));
+            Json({{"databaseName", d["database"]["databaseName"]},
+                  {"region", "default"},
+                  {"scopes", {"admin", "readwrite", "readonly"}}}));
 }
 
 TEST_F(EnvOrganization, NoKeyMeansKeyUnavailableAndNoRows) {
@@ -475,7 +477,7 @@ TEST_F(EnvLifecycle, GetEnvironmentListsAllCredentialsWithoutSecrets) {
   EXPECT_EQ(keys_of(g), (std::vector<std::string>{"environment", "database", "credentials"}));
   EXPECT_EQ(g["environment"]["status"], "archived");
   EXPECT_EQ(g["database"]["id"], made["database"]["id"]);
-  ASSERT_EQ(g["credentials"].size(), 2u);
+  ASSERT_EQ(g["credentials"].size(), 3u);
   for (auto& c : g["credentials"]) {
     EXPECT_EQ(c["status"], "revoked");
     EXPECT_FALSE(c.contains("token"));
@@ -521,7 +523,7 @@ TEST_F(EnvLifecycle, StatusFollowsTheStateMachine) {
   EXPECT_EQ(counts(), before);
   // Archived through set_environment_status is archiving: final.
   EXPECT_EQ(set("archived")["environment"]["status"], "archived");
-  EXPECT_EQ(count("sys_database_credential", "status <> 'revoked'") , 2);  // the default's
+  EXPECT_EQ(count("sys_database_credential", "status <> 'revoked'") , 3);  // the default's
   EXPECT_EQ(code_of([&] { set("active"); }), Code::invalid_transition);
   EXPECT_EQ(code_of([&] { set("suspended"); }), Code::invalid_transition);
 }
@@ -571,11 +573,11 @@ TEST_F(EnvLifecycle, ArchiveRevokesCredentialsAndRefusesDefaultAndProtected) {
   const Json a = call_json("archive_environment", {dev});
   EXPECT_EQ(keys_of(a), (std::vector<std::string>{"environment", "revokedCredentials"}));
   EXPECT_EQ(a["environment"]["status"], "archived");
-  EXPECT_EQ(a["revokedCredentials"], 2);
+  EXPECT_EQ(a["revokedCredentials"], 3);
   const Json p = call_json("archive_environment", {prod, true});
   EXPECT_EQ(p["environment"]["status"], "archived");
-  EXPECT_EQ(p["revokedCredentials"], 2);
-  EXPECT_EQ(count("sys_database_credential", "status = 'active'"), 2);  // the default's only
+  EXPECT_EQ(p["revokedCredentials"], 3);
+  EXPECT_EQ(count("sys_database_credential", "status = 'active'"), 3);  // the default's only
   EXPECT_EQ(code_of([&] { host.call("archive_environment", {dev}); }), Code::invalid_transition);
   EXPECT_EQ(count("sys_audit_event", "action = 'environment.archive'"), 2);
 }

@@ -86,8 +86,9 @@ TEST_F(Outbox, ClaimMarksJobsRunningOldestFirst) {
                   {"databaseUrl", nullptr},
                   {"environmentId", a["environment"]["id"]},
                   {"invalidateTokens", false},
-                  {"mint", Json::array({mint_entry("admin"), mint_entry("readwrite")})},
-                  {"region", "default"}}));
+                  {"mint", Json::array({mint_entry("admin"), mint_entry("readwrite"), mint_entry("readonly")})},
+                  {"region", "default"},
+                  {"scopes", {"admin", "readwrite", "readonly"}}}));
   auto row = query_one(host.store(), "SELECT worker, started_at FROM envdb.sys_provisioning_job "
                                      "WHERE id = $1", {jobs[0]["id"].get<std::string>()});
   EXPECT_EQ(row->text("worker"), "worker-1");
@@ -245,7 +246,7 @@ TEST_F(Outbox, PostgresJobsCompleteWithoutTokens) {
   const Json made = environment(org, "p", "postgres");
   const Json credentials_before =
       call_json("get_environment", {made["environment"]["id"].get<std::string>()})["credentials"];
-  EXPECT_EQ(credentials_before.size(), 2u);
+  EXPECT_EQ(credentials_before.size(), 3u);
   const Json claimed = call_json("claim_provisioning_jobs", {std::string("postgres")});
   ASSERT_EQ(claimed.size(), 1u);
   const Json r = call_json("complete_provisioning_job",

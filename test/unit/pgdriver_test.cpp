@@ -118,7 +118,7 @@ TEST_F(PgDriver, CreateJobLoadsEveryLoginAndCarriesOutInOrder) {
   EXPECT_EQ(w.kind, "create_database");
   EXPECT_EQ(w.database_name, dbname);
   EXPECT_FALSE(w.server.has_value());
-  ASSERT_EQ(w.logins.size(), 2u);
+  ASSERT_EQ(w.logins.size(), 3u);  // admin, readwrite, readonly
   for (auto& l : w.logins) {
     EXPECT_TRUE(l.live);
     EXPECT_EQ(l.verifier.rfind("SCRAM-SHA-256$4096:", 0), 0u);
@@ -126,7 +126,7 @@ TEST_F(PgDriver, CreateJobLoadsEveryLoginAndCarriesOutInOrder) {
 
   RecordingSession s;
   EXPECT_EQ(pgdriver::carry_out(w, s), "postgresql://h:1/" + dbname);
-  EXPECT_EQ(s.count("exec DO"), 4u + 2u);  // four roles, two logins
+  EXPECT_EQ(s.count("exec DO"), 4u + 3u);  // four roles, three logins
   EXPECT_EQ(s.count("top CREATE DATABASE"), 1u);
   EXPECT_EQ(s.count("in " + dbname), 1u);
   size_t create = 0, inside = 0, first_login = 0;
@@ -169,7 +169,7 @@ TEST_F(PgDriver, CredentialChangesQueueJobsOnceTheDatabaseExists) {
   pgdriver::Work w = pgdriver::load_work(host, jobs[1]["id"].get<std::string>());
   int live = 0, dead = 0;
   for (auto& l : w.logins) (l.live ? live : dead)++;
-  EXPECT_EQ(live, 3);  // admin, readonly, the new readwrite
+  EXPECT_EQ(live, 4);  // admin, both readonly (the first in its grace), the new readwrite
   EXPECT_EQ(dead, 1);
   RecordingSession s;
   EXPECT_FALSE(pgdriver::carry_out(w, s).has_value());

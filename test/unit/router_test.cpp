@@ -84,6 +84,9 @@ TEST_F(Router, ResolvesTheActiveCredentialOfEachScope) {
 }
 
 TEST_F(Router, NoCredentialOfTheScopeIsNotFoundUntilOneIsIssued) {
+  // Every environment starts with a readonly credential; without one active,
+  // that scope is not_found.
+  host.call("revoke_credential", {credential_ids.at("readonly")});
   const std::string message =
       test::message_of([&] { resolve({env_id, std::string("readonly")}); });
   EXPECT_EQ(message, "not_found: environment_id '" + env_id + "' has no active readonly credential");
@@ -245,6 +248,7 @@ TEST_F(Router, FailedResolvesDoNotTouchLastAccessedAt) {
   host.call("set_environment_status", {env_id, std::string("suspended")});
   EXPECT_EQ(code_of([&] { resolve({env_id}); }), Code::conflict);
   host.call("set_environment_status", {env_id, std::string("active")});
+  host.call("revoke_credential", {credential_ids.at("readonly")});
   EXPECT_EQ(code_of([&] { resolve({env_id, std::string("readonly")}); }), Code::not_found);
   EXPECT_FALSE(last_accessed(database_id));
 }
