@@ -5,6 +5,7 @@
 #include "context.hpp"
 #include "dataplane.hpp"
 #include "errors.hpp"
+#include "login_lookup.hpp"
 #include "credentials.hpp"
 #include "environments.hpp"
 #include "members.hpp"
@@ -35,6 +36,7 @@ std::vector<Function> build() {
   append(all, context::functions());
   append(all, router::functions());
   append(all, dataplane::functions());
+  append(all, login_lookup::functions());
   append(all, invariants::functions());
   return all;
 }
