@@ -11,6 +11,8 @@ packages=(
   clang libclang-rt-14-dev
   postgresql-15 postgresql-server-dev-15 postgresql-common postgresql-contrib
   python3 python3-psycopg2
+  pgbouncer                                   # test/pg/test_pgbouncer.py
+  debhelper postgresql-server-dev-all dpkg-dev  # debian/ (test/packaging/test_debian.py)
   libpq-dev
 )
 
