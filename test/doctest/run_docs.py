@@ -135,6 +135,7 @@ def run_document(path, host, scratch, report):
     if not blocks:
         return
     work = tempfile.mkdtemp(prefix="doc-", dir=scratch)
+    os.chmod(work, 0o755)  # the Postgres server reads the key file in it
     os.symlink(os.path.join(ROOT, "build"), os.path.join(work, "build"))
     keyring = os.path.join(work, "keyring")
     with open(keyring, "w") as f:
@@ -162,7 +163,8 @@ def run_document(path, host, scratch, report):
         subprocess.run(admin + ["-c", f'DROP DATABASE IF EXISTS "{dbname}"', "-c", f'CREATE DATABASE "{dbname}"',
                                 "-c", f"ALTER DATABASE \"{dbname}\" SET envdb.keyring_file = '{keyring}'"],
                        check=True, capture_output=True)
-        shutil.chown(keyring, "postgres", "postgres") if os.geteuid() == 0 else None
+        if os.geteuid() == 0:
+            shutil.chown(keyring, "postgres", "postgres")
         try:
             outs = run_session(["psql", "-X", "-q", "-A", "-t", "-d", dbname], blocks, lambda b: b.text, work, env)
             for b, out in zip(blocks, outs):
