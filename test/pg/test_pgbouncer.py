@@ -51,7 +51,6 @@ class PgBouncer(unittest.TestCase):
         pid = os.getpid()
         cls.auth_user, cls.router = f"pgb_auth_{pid}", f"pgb_router_{pid}"
         cls.cp = ControlPlane(f"pgb{pid}")
-        superuser_sql(f'CREATE ROLE "{cls.auth_user}" LOGIN PASSWORD %s IN ROLE envdb_auth', (AUTH_PASSWORD,))
         superuser_sql(f'CREATE ROLE "{cls.router}" LOGIN PASSWORD %s IN ROLE envdb_router', (ROUTER_PASSWORD,))
         org = cls.cp.call("provision_organization", "acme", "Acme", None, None, "turso")["organization"]["id"]
         cls.envs = {}
@@ -60,6 +59,8 @@ class PgBouncer(unittest.TestCase):
             cls.envs[slug] = (out["environment"]["id"], out["database"]["id"], out["database"]["databaseName"])
         for env_id, _, _ in cls.envs.values():
             cls.cp.wait_status(env_id, "active")
+        # envdb_auth exists once envdb_data was installed somewhere on the server (here: by the worker).
+        superuser_sql(f'CREATE ROLE "{cls.auth_user}" LOGIN PASSWORD %s IN ROLE envdb_auth', (AUTH_PASSWORD,))
         cls.start_pgbouncer()
 
     @classmethod
