@@ -70,7 +70,7 @@ class DebianPackages(unittest.TestCase):
             for deb in debs:
                 listing = run(["dpkg-deb", "-c", deb], check=True).stdout
                 contents[deb] = [line.split()[-1].lstrip(".") for line in listing.splitlines()
-                                 if not line.startswith("d")]
+                                 if not line.startswith(("d", "l"))]
             files = [f for fs in contents.values() for f in fs]
             self.assertIn("/usr/lib/sqlite3/envdb.so", files)
             self.assertIn("/usr/lib/postgresql/15/lib/envdb.so", files)
