@@ -233,13 +233,16 @@ server_login_retry = 1
         self.cp.call("revoke_credential", cred["id"])
         self.cp.wait_jobs_done(env_id)
         started = time.time()
-        with self.assertRaises(psycopg2.OperationalError):
+        with self.assertRaises(psycopg2.OperationalError) as refused:
             self.through(dbname, cred["username"], cred["token"]).close()
         self.assertLess(time.time() - started, 3, "a new connection waits instead of being refused")
         started = time.time()
-        with self.assertRaises(psycopg2.Error):
+        with self.assertRaises(psycopg2.Error) as ended:
             conn.cursor().execute("select 1")
-        self.assertLess(time.time() - started, QUERY_WAIT + 5)
+        waited = time.time() - started
+        self.assertLess(waited, QUERY_WAIT + 5)
+        print(f"\n  [pgbouncer] revoked login: a new connection: {str(refused.exception).strip()!r}; "
+              f"the open client after {waited:.1f} s: {str(ended.exception).strip()!r}", flush=True)
         conn.close()
 
 
