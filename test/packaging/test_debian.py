@@ -8,7 +8,8 @@ hold exactly what they held before (files that an earlier `make install`
 had put there are put back).
 
 Runs as root (dpkg), in make check's packaging stage, before the Postgres
-stage's `make install`."""
+stage's `make install`. ENVDB_DEB_DIR=<dir> takes the packages from a
+directory where this recipe built them instead of building again."""
 import os
 import re
 import shutil
@@ -58,9 +59,15 @@ class DebianPackages(unittest.TestCase):
             started = time.time()
             env = {**os.environ, "DEB_BUILD_OPTIONS": "noddebs nocheck parallel=2"}
             env.pop("MAKEFLAGS", None)
-            out = run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, env=env, timeout=1500)
-            self.assertEqual(out.returncode, 0, (out.stdout + out.stderr)[-4000:])
-            print(f"\n  [debian] built in {time.time() - started:.0f} s", flush=True)
+            if os.environ.get("ENVDB_DEB_DIR"):
+                # Packages built before by this same test's recipe (to iterate on the install half).
+                for f in os.listdir(os.environ["ENVDB_DEB_DIR"]):
+                    if f.endswith(".deb"):
+                        shutil.copy(os.path.join(os.environ["ENVDB_DEB_DIR"], f), scratch)
+            else:
+                out = run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, env=env, timeout=1500)
+                self.assertEqual(out.returncode, 0, (out.stdout + out.stderr)[-4000:])
+                print(f"\n  [debian] built in {time.time() - started:.0f} s", flush=True)
             for p in PACKAGES:
                 found = [f for f in os.listdir(scratch) if f.startswith(f"{p}_{v}_") and f.endswith(".deb")]
                 self.assertEqual(len(found), 1, os.listdir(scratch))
