@@ -96,7 +96,7 @@ class DebianPackages(unittest.TestCase):
             try:
                 for p in PACKAGES:
                     self.assertTrue(installed(p), p)
-                self.use_the_installed_extensions()
+                self.use_the_installed_extensions(src, scratch)
             finally:
                 out = run(["dpkg", "-r", *PACKAGES])
                 self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
@@ -110,12 +110,16 @@ class DebianPackages(unittest.TestCase):
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def use_the_installed_extensions(self):
-        # Postgres: a throwaway cluster, the installed files only.
+    def use_the_installed_extensions(self, src, scratch):
+        # Postgres: a throwaway cluster, the installed files only; then pg_regress (installcheck)
+        # of the packaged tree against them.
+        log = os.path.join(scratch, "installcheck.log")
         script = ("set -e; psql -X -q -v ON_ERROR_STOP=1 -Atc 'CREATE EXTENSION envdb' "
                   "-c 'SELECT envdb.version()' -c 'CREATE DATABASE envdb_deb_env'; "
                   "psql -X -q -v ON_ERROR_STOP=1 -d envdb_deb_env -Atc 'CREATE EXTENSION envdb_data' "
-                  "-c \"SELECT envdb.init_environment_schema('env-1') ->> 'schemaVersion'\"")
+                  "-c \"SELECT envdb.init_environment_schema('env-1') ->> 'schemaVersion'\"; "
+                  f"make --no-print-directory -C {src}/pg_ext installcheck REGRESS_OUTPUT={scratch}/regress "
+                  f">{log} 2>&1 || {{ cat {log} {scratch}/regress/regression.diffs >&2; exit 1; }}")
         out = run(["pg_virtualenv", "-t", "-o", "shared_preload_libraries=envdb", "bash", "-c", script],
                   timeout=300)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
