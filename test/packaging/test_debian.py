@@ -126,6 +126,7 @@ class DebianPackages(unittest.TestCase):
         # pg_virtualenv's own lines ("Creating new PostgreSQL cluster ...") around psql's two answers.
         answers = [l for l in out.stdout.splitlines() if not l.startswith(("Creating new ", "Dropping cluster "))]
         self.assertEqual(answers, [version(), "1"], out.stdout)
+        self.assertRegex(open(log).read(), r"All [1-9][0-9]* tests passed")
         # SQLite: the shell loads the installed extension by its path.
         with tempfile.TemporaryDirectory() as d:
             out = run(["sqlite3", "-batch", os.path.join(d, "c.db")],
