@@ -23,7 +23,10 @@ all: core pg
 setup:
 	@scripts/setup.sh
 
+# Before the first configure, every missing build dependency is named at once
+# with the command that installs them (scripts/check-deps.sh).
 core:
+	@test -f $(BUILD)/CMakeCache.txt || PG_CONFIG=$(PG_CONFIG) CMAKE_FLAGS="$(CMAKE_FLAGS)" scripts/check-deps.sh
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) \
 	  -DENVDB_WERROR=$(if $(filter 1,$(ENVDB_WERROR)),ON,OFF) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)

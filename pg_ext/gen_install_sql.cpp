@@ -35,6 +35,7 @@ std::string roles_of(unsigned roles) {
   add(envdb::api::kAdmin, "envdb_admin");
   add(envdb::api::kRouter, "envdb_router");
   add(envdb::api::kReader, "envdb_reader");
+  add(envdb::api::kAuth, "envdb_auth");
   return out;
 }
 
@@ -120,7 +121,12 @@ const ReaderGlobal kReaderGlobals[] = {
 int data_plane_script(std::ostream& out) {
   using namespace envdb;
   header(out, "envdb_data");
-  out << "GRANT USAGE ON SCHEMA envdb TO envdb_admin;\n";
+  // envdb_auth: the one role that may look up a login's verifier (a pooler's
+  // auth_user is a member); the postgres driver grants it CONNECT.
+  out << "DO $auth$\nBEGIN\n  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = "
+         "'envdb_auth') THEN\n    CREATE ROLE envdb_auth NOLOGIN;\n  END IF;\nEND\n$auth$;\n\n";
+  out << "GRANT USAGE ON SCHEMA envdb TO envdb_admin;\n"
+      << "GRANT USAGE ON SCHEMA envdb TO envdb_auth;\n";
   for (auto& fn : api::functions())
     if ((fn.flags & api::kDataPlane) && api::available_in(fn, "postgres")) function_sql(out, fn, false);
   return 0;

@@ -12,6 +12,8 @@ packages=(
   postgresql-15 postgresql-server-dev-15 postgresql-common postgresql-contrib
   python3 python3-psycopg2
   sqitch libdbd-pg-perl libdbd-sqlite3-perl
+  pgbouncer                                   # test/pg/test_pgbouncer.py
+  debhelper postgresql-server-dev-all dpkg-dev  # debian/ (test/packaging/test_debian.py)
   libpq-dev
 )
 

@@ -9,6 +9,7 @@
 #include "context.hpp"
 #include "dataplane.hpp"
 #include "errors.hpp"
+#include "login_lookup.hpp"
 #include "credentials.hpp"
 #include "json_bounds.hpp"
 #include "environments.hpp"
@@ -42,6 +43,7 @@ std::vector<Function> build() {
   append(all, context::functions());
   append(all, router::functions());
   append(all, dataplane::functions());
+  append(all, login_lookup::functions());
   append(all, invariants::functions());
   return all;
 }

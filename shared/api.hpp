@@ -33,6 +33,7 @@ enum Role : unsigned {
   kAdmin = 1u << 0,
   kRouter = 1u << 1,
   kReader = 1u << 2,
+  kAuth = 1u << 3,  // envdb_auth: a connection pooler's auth_user (login_lookup.hpp)
 };
 
 struct Param {

@@ -194,6 +194,11 @@ std::string in_database_sql(const Roles& r, const std::string& environment_id,
           quote_literal(organization_id) + ", " + quote_literal(database_name) + ")",
       "GRANT USAGE ON SCHEMA envdb TO " + all,
       "GRANT SELECT ON ALL TABLES IN SCHEMA envdb TO " + all,
+      // The environment's own logins may ask which data-plane version it has.
+      "GRANT EXECUTE ON FUNCTION envdb.environment_schema_version() TO " + all,
+      // A connection pooler's auth_user (a member of envdb_auth, made by
+      // envdb_data) connects here to look up a login's verifier.
+      "GRANT CONNECT ON DATABASE " + quote_identifier(database_name) + " TO envdb_auth",
       defaults + "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO " + rw,
       defaults + "GRANT SELECT ON TABLES TO " + ro,
       defaults + "GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO " + rw,

@@ -75,6 +75,12 @@ stage "SQLite end-to-end"
 /usr/bin/python3 test/pyrun.py test/sqlite >"$log/sqlite.log" 2>&1
 tally "sqlite e2e" $(py_counts "$log/sqlite.log")
 
+stage "docs that run (SQLite) and the doc-test runner"
+/usr/bin/python3 test/doctest/run_docs.py --host sqlite >"$log/docs-sqlite.log" 2>&1
+tally "docs sqlite" $(py_counts "$log/docs-sqlite.log")
+/usr/bin/python3 test/pyrun.py test/doctest >"$log/doctest-runner.log" 2>&1
+tally "doctest runner" $(py_counts "$log/doctest-runner.log")
+
 stage "real clients on SQLite (python sqlite3, better-sqlite3, libsql)"
 if ! wait "$clients_setup"; then tail -20 "$log/clients-setup.log"; fi
 test/clients/run.sh sqlite >"$log/clients-sqlite.log" 2>&1

@@ -684,7 +684,14 @@ class BadInputsPostgres(BadInputs, unittest.TestCase):
         try:
             table = data_plane_cases() + [
                 ("environment_schema_version: an argument it does not take", "environment_schema_version",
-                 ("surplus",), HOST, "does not exist")]
+                 ("surplus",), HOST, "does not exist"),
+                # login_verifier (Postgres only): checked before pg_authid is read.
+                ("login_verifier NULL login", "login_verifier", (None,), "invalid_parameter", "login is required"),
+                ("login_verifier login of 64", "login_verifier", ("l" * 64,), "invalid_parameter",
+                 "login is longer than 63"),
+                ("login_verifier login of 10000", "login_verifier", (LONG,), "invalid_parameter", "login"),
+                ("login_verifier: an argument it does not take", "login_verifier", ("a", "surplus"), HOST,
+                 "does not exist")]
             functions = {r[0] for r in h.sql("select proname from pg_proc where pronamespace = "
                                              "'envdb'::regnamespace")}
             self.assertEqual(functions - {c[1] for c in table}, set(), "functions with no bad-input case")

@@ -32,3 +32,9 @@ test/clients/run.sh pg >build/regress/clients.log 2>&1
 cat build/regress/clients.log
 line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' build/regress/clients.log | tail -1)
 echo "SUITE clients-pg $( [ -n "$line" ] && sed -E 's/([0-9]+) passed, ([0-9]+) failed/\1 \2/' <<<"$line" || echo 0 1)"
+
+# The documentation's runnable postgres blocks (test/doctest/run_docs.py).
+/usr/bin/python3 test/doctest/run_docs.py --host postgres >build/regress/docs.log 2>&1
+cat build/regress/docs.log
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' build/regress/docs.log | tail -1)
+echo "SUITE docs-postgres $( [ -n "$line" ] && sed -E 's/([0-9]+) passed, ([0-9]+) failed/\1 \2/' <<<"$line" || echo 0 1)"

@@ -33,12 +33,14 @@ def call_json(db, name, *args):
 
 def documented_functions():
     """Function names in docs/reference.md's tables, with where they live:
-    "both" (extension envdb and SQLite), "data" (extension envdb_data and SQLite), "sqlite"."""
+    "both" (extension envdb and SQLite), "data" (extension envdb_data and SQLite), "sqlite",
+    "postgres-data" (extension envdb_data only)."""
     found = {}
     for line in open(REFERENCE, encoding="utf-8"):
         m = re.match(r"^\| `([a-z_]+)\(.*?\)`\s*\|(.*)", line)
         if m:
             notes = m.group(2)
-            hosts = "sqlite" if "SQLite only" in notes else "data" if "envdb_data in Postgres" in notes else "both"
+            hosts = ("sqlite" if "SQLite only" in notes else "postgres-data" if "envdb_data in Postgres only" in notes
+                     else "data" if "envdb_data in Postgres" in notes else "both")
             found[m.group(1)] = hosts
     return found
