@@ -1,9 +1,12 @@
 #include "servers.hpp"
 
+#include "converge.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 
 #include "clock.hpp"
+#include "converge.hpp"
 #include "crypto.hpp"
 #include "errors.hpp"
 #include "json.hpp"
@@ -81,14 +84,6 @@ Observed parse_facts(const std::string& text) {
   return o;
 }
 
-bool login_should_work(const std::string& credential_status,
-                       const std::optional<std::string>& expires_at,
-                       const std::string& environment_status, int64_t now_ms) {
-  if (credential_status != "active" && credential_status != "rotating") return false;
-  if (environment_status != "active") return false;
-  return !expires_at || ms_from_iso(*expires_at).value_or(0) > now_ms;
-}
-
 std::string url_database(const std::string& url) {
   const std::string path = url.substr(0, url.find('?'));
   const size_t scheme = path.find("://");
@@ -138,7 +133,7 @@ Expected expected_for(
       l.name = pgdriver::login_name(db.database_name, c.text("scope"), l.credential_id);
       l.scope_role = db.roles.of_scope(c.text("scope"));
       l.live = !db.dropped &&
-               login_should_work(c.text("status"), c.opt_text("expires_at"), env_status, now_ms);
+               converge::login_live(c.text("status"), c.opt_text("expires_at"), env_status, now_ms);
       if (auto e = c.opt_text("expires_at")) l.valid_until_ms = ms_from_iso(*e);
       db.logins.push_back(std::move(l));
     }

@@ -59,12 +59,8 @@ struct Observed {
 // invalid_parameter when the text is not the shape kFactsSql answers.
 Observed parse_facts(const std::string& json_text);
 
-// Whether a credential's login must be able to log in: the credential is
-// active or rotating, not past its expires_at, and its environment is active
-// (a suspended, failed or archived environment's logins are disabled).
-bool login_should_work(const std::string& credential_status,
-                       const std::optional<std::string>& expires_at,
-                       const std::string& environment_status, int64_t now_ms);
+// Whether a credential's login must be able to log in is converge::login_live,
+// the one rule the worker converges on too.
 
 struct ExpectedLogin {
   std::string credential_id;

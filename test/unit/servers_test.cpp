@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "clock.hpp"
+#include "converge.hpp"
 #include "errors.hpp"
 #include "ids.hpp"
 #include "pgdriver.hpp"
@@ -176,14 +177,16 @@ TEST(Servers, ADatabaseWithWorkInFlightIsNotJudged) {
   EXPECT_TRUE(f.compare().empty());
 }
 
+// check() judges a login by the worker's own rule (converge::login_live), so
+// the two never disagree about a login.
 TEST(Servers, LoginsWorkOnlyForLiveCredentialsOfActiveEnvironments) {
   const std::string later = iso_from_ms(kNow + 1000), earlier = iso_from_ms(kNow - 1000);
-  EXPECT_TRUE(servers::login_should_work("active", std::nullopt, "active", kNow));
-  EXPECT_TRUE(servers::login_should_work("rotating", later, "active", kNow));
-  EXPECT_FALSE(servers::login_should_work("rotating", earlier, "active", kNow));
-  EXPECT_FALSE(servers::login_should_work("revoked", std::nullopt, "active", kNow));
-  EXPECT_FALSE(servers::login_should_work("active", std::nullopt, "suspended", kNow));
-  EXPECT_FALSE(servers::login_should_work("active", std::nullopt, "archived", kNow));
+  EXPECT_TRUE(converge::login_live("active", std::nullopt, "active", kNow));
+  EXPECT_TRUE(converge::login_live("rotating", later, "active", kNow));
+  EXPECT_FALSE(converge::login_live("rotating", earlier, "active", kNow));
+  EXPECT_FALSE(converge::login_live("revoked", std::nullopt, "active", kNow));
+  EXPECT_FALSE(converge::login_live("active", std::nullopt, "suspended", kNow));
+  EXPECT_FALSE(converge::login_live("active", std::nullopt, "archived", kNow));
 }
 
 TEST(Servers, FactsAreParsedOrRefused) {
