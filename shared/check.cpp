@@ -702,8 +702,10 @@ void find_servers(Host& host, std::vector<Finding>& findings, std::vector<Server
 
 void repair_servers(Host& host, std::vector<Finding>& findings, std::vector<ServerVisit>& visits) {
   for (ServerVisit& v : visits) {
-    for (auto& [index, sf] : v.findings) {
-      Finding& f = findings[index];
+    for (auto& entry : v.findings) {
+      // No structured binding: the lambdas below capture it (clang 14 refuses).
+      Finding& f = findings[entry.first];
+      servers::Finding& sf = entry.second;
       if (sf.kind == "login_missing" && sf.database_id) {
         repair(host, f, "queued a create_login job", [&](std::string& why) {
           if (pgdriver::queue_job(host, *sf.database_id, "create_login", sf.id)) return true;

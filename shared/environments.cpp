@@ -61,8 +61,8 @@ Json environment_now(Store& store, const std::string& id) {
   return records::environment_json(records::load_environment(store, "environment_id", id));
 }
 
-// Archiving (DESIGN "Lifecycle"): never the default environment, a protected
-// one only with force; every credential is revoked and pending work cancelled.
+// Archiving: never the default environment, a protected one only with force;
+// the rest is teardown::archive (also deprovision_organization's).
 Json archive(Host& host, const Row& env, bool force, const std::optional<std::string>& reason) {
   Store& store = host.store();
   const std::string id = env.text("id");
@@ -74,29 +74,11 @@ Json archive(Host& host, const Row& env, bool force, const std::optional<std::st
   if (env.boolean("is_protected") && !force)
     fail(Code::conflict, "environment_id " + quote_value(id) +
                              " is protected; archive it with force => true");
-  auto db = records::database_of_environment(store, id);
   Atomic tx(store);
-  provision::cancel_pending_jobs(store, id, "cancelled: the environment was archived");
-  std::vector<std::string> live;  // the credentials archiving revokes
-  if (db)
-    for (const Row& r : query(store,
-                              "SELECT id FROM envdb.sys_database_credential WHERE database_id = "
-                              "$1 AND status <> 'revoked' ORDER BY id",
-                              {db->text("id")}))
-      live.push_back(r.text("id"));
-  const int64_t revoked = db ? credentials::revoke_all(host, db->text("id")) : 0;
-  // postgres: every login of the database loses LOGIN and its sessions;
-  // turso: every token of the database is invalidated.
-  if (db) pgdriver::queue_job(host, db->text("id"), "disable_login", std::nullopt);
-  if (db) turso::queue(host, db->text("id"), "archive", live);
-  execute(store,
-          "UPDATE envdb.sys_environment SET status = 'archived', updated_at = $2::timestamptz, "
-          "archived_at = $2::timestamptz WHERE id = $1",
-          {id, now_iso()});
-  Json detail{{"from", env.text("status")}, {"force", force}, {"revokedCredentials", revoked}};
+  Json detail{{"force", force}};
   if (reason) detail["reason"] = *reason;
-  audit::record(host, {"environment.archive", env.text("organization_id"), id, "environment", id,
-                       detail});
+  const int64_t revoked =
+      teardown::archive(host, env, detail, "cancelled: the environment was archived");
   tx.done();
   return Json{{"environment", environment_now(store, id)}, {"revokedCredentials", revoked}};
 }

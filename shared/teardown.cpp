@@ -91,6 +91,35 @@ std::optional<std::string> drop_database(Host& host, const Row& env, const Row& 
   return job_id;
 }
 
+int64_t archive(Host& host, const Row& env, Json detail, const std::string& cancel_reason) {
+  Store& store = host.store();
+  const std::string id = env.text("id");
+  auto db = records::database_of_environment(store, id);
+  provision::cancel_pending_jobs(store, id, cancel_reason);
+  std::vector<std::string> live;  // the credentials archiving revokes
+  if (db)
+    for (const Row& r : query(store,
+                              "SELECT id FROM envdb.sys_database_credential WHERE database_id = "
+                              "$1 AND status <> 'revoked' ORDER BY id",
+                              {db->text("id")}))
+      live.push_back(r.text("id"));
+  const int64_t revoked = db ? credentials::revoke_all(host, db->text("id")) : 0;
+  // postgres: every login of the database loses LOGIN and its sessions;
+  // turso: every token of the database is invalidated.
+  if (db) pgdriver::queue_job(host, db->text("id"), "disable_login", std::nullopt);
+  if (db) turso::queue(host, db->text("id"), "archive", live);
+  execute(store,
+          "UPDATE envdb.sys_environment SET status = 'archived', updated_at = $2::timestamptz, "
+          "archived_at = $2::timestamptz WHERE id = $1",
+          {id, now_iso()});
+  Json full{{"from", env.text("status")}};
+  for (auto& [k, v] : detail.items()) full[k] = v;
+  full["revokedCredentials"] = revoked;
+  audit::record(host, {"environment.archive", env.text("organization_id"), id, "environment", id,
+                       full});
+  return revoked;
+}
+
 void release_slug(Host& host, const Row& env) {
   const std::string id = env.text("id");
   const std::string tombstone = archived_slug(id);
@@ -136,33 +165,10 @@ Value deprovision_organization(api::Call& c) {
   int64_t dropped_now = 0, drop_later = 0;
   for (const Row& listed_env : environments) {
     const std::string environment_id = listed_env.text("id");
-    const std::string from = listed_env.text("status");
     auto db = records::database_of_environment(store, environment_id);
-    if (from != "archived") {
-      provision::cancel_pending_jobs(store, environment_id,
-                                     "cancelled: the organization was deprovisioned");
-      std::vector<std::string> live;  // the credentials archiving revokes
-      if (db)
-        for (const Row& r : query(store,
-                                  "SELECT id FROM envdb.sys_database_credential WHERE database_id = "
-                                  "$1 AND status <> 'revoked' ORDER BY id",
-                                  {db->text("id")}))
-          live.push_back(r.text("id"));
-      const int64_t revoked = db ? credentials::revoke_all(host, db->text("id")) : 0;
-      // As archive_environment: logins disabled (postgres), tokens invalidated (turso).
-      if (db) pgdriver::queue_job(host, db->text("id"), "disable_login", std::nullopt);
-      if (db) turso::queue(host, db->text("id"), "archive", live);
-      execute(store,
-              "UPDATE envdb.sys_environment SET status = 'archived', updated_at = $2::timestamptz, "
-              "archived_at = $2::timestamptz WHERE id = $1",
-              {environment_id, now});
-      Json detail{{"from", from},
-                  {"force", force},
-                  {"revokedCredentials", revoked},
-                  {"deprovisionOrganization", true}};
-      audit::record(host, {"environment.archive", id, environment_id, "environment",
-                           environment_id, detail});
-    }
+    if (listed_env.text("status") != "archived")
+      (void)archive(host, listed_env, Json{{"force", force}, {"deprovisionOrganization", true}},
+                    "cancelled: the organization was deprovisioned");
     const Row env = records::load_environment(store, "environment_id", environment_id);
     const std::string archived_at = env.opt_text("archived_at").value_or(env.text("updated_at"));
     std::optional<std::string> job_id;

@@ -32,6 +32,13 @@ Value deprovision_organization(api::Call& call);
 std::optional<std::string> drop_database(Host& host, const Row& environment, const Row& database,
                                          bool force, const std::string& archived_at);
 
+// Archives one environment whose lifecycle checks the caller has made, in the
+// caller's transaction: pending work cancelled (cancel_reason), every
+// credential revoked, postgres logins disabled and turso tokens invalidated
+// through their jobs, status archived. Audits environment.archive with
+// `detail` plus from and revokedCredentials. Returns how many it revoked.
+int64_t archive(Host& host, const Row& environment, Json detail, const std::string& cancel_reason);
+
 // The slug an archived environment keeps once a new environment takes its
 // slug: "archived-" and its id's 32 hex digits (unique, and a valid slug).
 std::string archived_slug(const std::string& environment_id);

@@ -163,7 +163,7 @@ TEST_F(Converge, DesiredStateFollowsTheCatalogAtTheMomentItIsRead) {
     }
     return out;
   };
-  EXPECT_EQ(live_names(false), (std::map<std::string, bool>{{"admin", true}, {"readwrite", true}}));
+  EXPECT_EQ(live_names(false), (std::map<std::string, bool>{{"admin", true}, {"readonly", true}, {"readwrite", true}}));
   // Revoked while the create job runs: the next read says so.
   const std::string admin = query_one(host.store(),
                                       "SELECT id FROM envdb.sys_database_credential WHERE "
@@ -171,7 +171,7 @@ TEST_F(Converge, DesiredStateFollowsTheCatalogAtTheMomentItIsRead) {
                                       {db})
                                 ->text("id");
   call_json("revoke_credential", {admin});
-  EXPECT_EQ(live_names(true), (std::map<std::string, bool>{{"admin", false}, {"readwrite", true}}));
+  EXPECT_EQ(live_names(true), (std::map<std::string, bool>{{"admin", false}, {"readonly", true}, {"readwrite", true}}));
   EXPECT_FALSE(converge::login_to_create(host, admin).has_value());
 
   Json jobs = call_json("claim_provisioning_jobs", {std::string("postgres")});
@@ -187,7 +187,7 @@ TEST_F(Converge, DesiredStateFollowsTheCatalogAtTheMomentItIsRead) {
   int live = 0;
   for (auto& p : converge::desired(host.store(), db, false, now_ms()))
     for (auto& d : p.logins) live += d.live;
-  EXPECT_EQ(live, 1);
+  EXPECT_EQ(live, 2);  // readwrite and readonly; admin stays revoked
   const std::string rw = query_one(host.store(),
                                    "SELECT id FROM envdb.sys_database_credential WHERE "
                                    "database_id = $1 AND scope = 'readwrite'",

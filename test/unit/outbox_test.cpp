@@ -74,8 +74,10 @@ TEST_F(Outbox, ClaimMarksJobsRunningOldestFirst) {
   EXPECT_EQ(jobs[0]["databaseId"], a["database"]["id"]);
   EXPECT_EQ(jobs[0]["databaseName"], a["database"]["databaseName"]);
   EXPECT_EQ(jobs[0]["region"], "default");
-  auto mint_entry = [](const char* scope) {
-    return Json({{"authorization", "full-access"}, {"expiresAt", nullptr}, {"replaces", nullptr},
+  auto mint_entry = [](const std::string& scope) {
+    return Json({{"authorization", scope == "readonly" ? "read-only" : "full-access"},
+                 {"expiresAt", nullptr},
+                 {"replaces", nullptr},
                  {"scope", scope}});
   };
   EXPECT_EQ(jobs[0]["payload"],
@@ -86,7 +88,8 @@ TEST_F(Outbox, ClaimMarksJobsRunningOldestFirst) {
                   {"databaseUrl", nullptr},
                   {"environmentId", a["environment"]["id"]},
                   {"invalidateTokens", false},
-                  {"mint", Json::array({mint_entry("admin"), mint_entry("readwrite"), mint_entry("readonly")})},
+                  {"mint",
+                   Json::array({mint_entry("admin"), mint_entry("readwrite"), mint_entry("readonly")})},
                   {"region", "default"},
                   {"scopes", {"admin", "readwrite", "readonly"}}}));
   auto row = query_one(host.store(), "SELECT worker, started_at FROM envdb.sys_provisioning_job "
