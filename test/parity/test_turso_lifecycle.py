@@ -183,7 +183,7 @@ class TursoLifecycle(AcmeScenario):
         db_name = self.h.call("get_environment", self.dev)["database"]["databaseName"]
         self.assertIn(db_name, self.api.databases)
         live = self.live(self.dev)
-        self.assertEqual(sorted(live), ["admin", "readwrite"])
+        self.assertEqual(sorted(live), ["admin", "readonly", "readwrite"])
         for c in live.values():
             self.assertTrue(self.api.valid(self.token(c["id"])))
         url = self.h.call("get_environment", self.dev)["database"]["databaseUrl"]
@@ -199,14 +199,15 @@ class TursoLifecycle(AcmeScenario):
         self.assertEqual(p["action"], "revoke")
         self.assertEqual(p["credentialIds"], [before["readwrite"]["id"]])
         self.assertTrue(p["invalidateTokens"])
-        self.assertEqual([(m["scope"], m["replaces"]) for m in p["mint"]], [("admin", before["admin"]["id"])])
+        self.assertEqual([(m["scope"], m["replaces"]) for m in p["mint"]],
+                         [("admin", before["admin"]["id"]), ("readonly", before["readonly"]["id"])])
         # Until the worker runs, Turso still accepts the revoked token: that is what the job is for.
         self.assertTrue(self.api.valid(rw_token))
         self.run_worker()
         self.assertFalse(self.api.valid(rw_token))
         self.assertFalse(self.api.valid(admin_token))
         after = self.live(self.dev)
-        self.assertEqual(sorted(after), ["admin"])
+        self.assertEqual(sorted(after), ["admin", "readonly"])
         self.assertNotEqual(after["admin"]["id"], before["admin"]["id"])
         self.assertEqual(after["admin"]["rotatedFrom"], before["admin"]["id"])
         self.assertTrue(self.api.valid(self.token(after["admin"]["id"])))
@@ -264,10 +265,10 @@ class TursoLifecycle(AcmeScenario):
         self.h.call("set_environment_status", self.dev, "active")
         job = self.claim_one()
         self.assertEqual((job["kind"], job["payload"]["action"]), ("create_login", "resume"))
-        self.assertEqual(sorted(m["scope"] for m in job["payload"]["mint"]), ["admin", "readwrite"])
+        self.assertEqual(sorted(m["scope"] for m in job["payload"]["mint"]), ["admin", "readonly", "readwrite"])
         self.run_worker()
         after = self.live(self.dev)
-        self.assertEqual(sorted(after), ["admin", "readwrite"])
+        self.assertEqual(sorted(after), ["admin", "readonly", "readwrite"])
         for scope, c in after.items():
             self.assertEqual(c["rotatedFrom"], before[scope]["id"])
             self.assertTrue(self.api.valid(self.token(c["id"])))
@@ -302,7 +303,7 @@ class TursoLifecycle(AcmeScenario):
         # Both ran: the old token is dead, the minted one and the reminted admin work.
         self.assertFalse(self.api.valid(old_token))
         live = self.live(self.dev)
-        self.assertEqual(sorted(live), ["admin", "readwrite"])
+        self.assertEqual(sorted(live), ["admin", "readonly", "readwrite"])
         for c in live.values():
             self.assertTrue(self.api.valid(self.token(c["id"])))
         statuses = {c["id"]: c["status"] for c in self.credentials(self.dev)}

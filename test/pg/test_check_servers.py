@@ -5,6 +5,7 @@ reported, not taken for clean. Needs shared_preload_libraries = 'envdb' (the wor
 databases) and root (the second cluster runs as postgres)."""
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -24,6 +25,15 @@ def setUpModule():
 def tearDownModule():
     if second:
         second.stop()
+
+
+def wait_for(condition, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
 
 
 def can_login(conn, role):
@@ -61,11 +71,19 @@ class CheckSeesServers(unittest.TestCase):
         remote.autocommit = True
         self.addCleanup(remote.close)
         victims = {}
+        revoked = []
         for env_id, conn in ((local_env, cp.conn), (remote_env, remote)):
             cred = self.readwrite(env_id)
             cp.call("revoke_credential", cred["id"])
             cp.wait_jobs_done(env_id)
-            self.assertFalse(can_login(conn, cred["username"]))
+            revoked.append((env_id, conn, cred))
+        for env_id, conn, cred in revoked:
+            self.assertTrue(wait_for(lambda: not can_login(conn, cred["username"])))
+        # The worker converges every login every few seconds and would undo
+        # the superuser's change before check() sees it: keep it away from this
+        # control plane (no new connection to it) while check() is tested.
+        self.hold_off_worker()
+        for env_id, conn, cred in revoked:
             # A superuser undoes the revocation on the server.
             conn.cursor().execute(f'ALTER ROLE "{cred["username"]}" LOGIN')
             victims[cred["id"]] = (conn, cred["username"])
@@ -100,6 +118,23 @@ class CheckSeesServers(unittest.TestCase):
         self.assertEqual([(f["kind"], f["repaired"]) for f in report["findings"]], [("server_unreachable", False)])
         self.assertIn("database host 'gone'", report["findings"][0]["detail"])
         cp.call("remove_database_host", "gone")
+
+    def hold_off_worker(self):
+        """No worker connects to the control plane until the test ends (this
+        session stays connected); returns once none is connected."""
+        import psycopg2
+        admin = psycopg2.connect(dbname="postgres", **self.cp.connect_args)  # not the database it alters
+        admin.autocommit = True
+        self.addCleanup(admin.close)
+        cur = admin.cursor()
+        cur.execute(f'ALTER DATABASE "{self.cp.dbname}" ALLOW_CONNECTIONS false')
+        self.addCleanup(lambda: cur.execute(f'ALTER DATABASE "{self.cp.dbname}" ALLOW_CONNECTIONS true'))
+
+        def no_worker():
+            cur.execute("select count(*) from pg_stat_activity where datname = %s "
+                        "and backend_type <> 'client backend'", (self.cp.dbname,))
+            return cur.fetchone()[0] == 0
+        self.assertTrue(wait_for(no_worker), "a worker stayed connected to the control plane")
 
     def readwrite_id(self, env_id, victims):
         usernames = {c["username"]: c["id"] for c in self.cp.environment(env_id)["credentials"]}
