@@ -1,4 +1,4 @@
-// Fail closed (DESIGN "Two principles"): what a caller may see and which
+// Fail closed (docs/reference.md, "Who sees what"): what a caller may see and which
 // credential scope it may take, decided from the session context.
 //
 // The model. Only the trusted router (envdb_router, envdb_admin, a
