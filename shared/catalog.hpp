@@ -75,8 +75,8 @@ std::string views_ddl(Dialect dialect);
 // envdb, created by CREATE EXTENSION). SQLite: idempotent (IF NOT EXISTS).
 std::string control_plane_ddl(Dialect dialect);
 
-// The data-plane tables every environment database holds (DESIGN "Data
-// plane"): sys_schema_migration, sys_environment_info, sys_package_installation.
+// The data-plane tables every environment database holds (docs/design.md#the-data-plane):
+// sys_schema_migration, sys_environment_info, sys_package_installation.
 // This is the schema of data-plane version 1, and migration 1 is generated
 // from it (dataplane.cpp). Its checksum is recorded in every environment
 // database, so a shipped definition never changes: a later version is a new

@@ -1,5 +1,5 @@
-// The session context a request router works in (DESIGN "Context and
-// routing"): which environment is active, the organization that owns it,
+// The session context a request router works in (docs/design.md#context-and-routing):
+// which environment is active, the organization that owns it,
 // where its database lives and, when a user is named, that user's role.
 //
 //   set_active_environment(environment_id [, user_id]) -> TenantContext

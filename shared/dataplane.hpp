@@ -1,5 +1,5 @@
 // The data plane: the envdb system tables every environment database holds
-// (DESIGN "Schema initializer"). Versioned migrations, each recorded with a
+// (docs/design.md#schema-initializer). Versioned migrations, each recorded with a
 // checksum in sys_schema_migration, and an identity stamp in
 // sys_environment_info that lets a router check it reached the database it
 // meant to. No environment_id column anywhere else: the environment is the

@@ -416,7 +416,7 @@ Value archive_environment(api::Call& c) {
   return api::json_result(archive(c.host, env, force, std::nullopt));
 }
 
-// The database of an archived environment goes for good (DESIGN "Lifecycle":
+// The database of an archived environment goes for good (docs/design.md#lifecycle:
 // archiving keeps it; dropping is this separate, explicit step after
 // drop_grace_seconds). sqlite: the file goes now, then the registry records
 // it, so a failure in between leaves "not dropped" and a second call

@@ -1,4 +1,4 @@
-// The environment lifecycle state machine (DESIGN "Lifecycle"):
+// The environment lifecycle state machine (docs/design.md#lifecycle):
 //   provisioning -> active | failed | archived (cancel)
 //   active <-> suspended
 //   active | suspended -> archived

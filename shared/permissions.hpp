@@ -1,5 +1,5 @@
 // Environment roles and what each may do: the one role -> permission table
-// (DESIGN "Members and permissions"), and the credential scope each role maps
+// (docs/design.md#members-and-permissions), and the credential scope each role maps
 // to. check_environment_access() and the router answer from here only.
 //
 //   role        scope      read write deploy manage_members manage_credentials manage_environment

@@ -1,4 +1,4 @@
-// The router's hot path (DESIGN "Context and routing"):
+// The router's hot path (docs/design.md#context-and-routing):
 //
 //   resolve_environment(environment_id [, scope = 'readwrite'])
 //     -> {environmentId, organizationId, envType, status, driver, databaseName,

@@ -1,4 +1,4 @@
-// Catalog rows are input too (DESIGN "fail closed"): a control file can be
+// Catalog rows are input too (docs/design.md#two-principles): a control file can be
 // edited with plain SQL behind envdb's back, so what envdb derives from a
 // row (a file path, a database name handed to a worker, the identity a
 // credential is bound to) is validated again when the row is read back for
