@@ -11,8 +11,8 @@ JOBS ?= 2
 CMAKE_BUILD_TYPE ?= RelWithDebInfo
 ENVDB_WERROR ?= $(if $(CI),1,0)
 CMAKE_FLAGS ?=
-# The one version, from shared/version.hpp.
-VERSION := $(shell sed -n 's/.*kVersion = "\(.*\)".*/\1/p' shared/version.hpp)
+# The one version, from shared/core/version.hpp.
+VERSION := $(shell sed -n 's/.*kVersion = "\(.*\)".*/\1/p' shared/core/version.hpp)
 DISTDIR ?= .
 DIST := $(DISTDIR)/envdb-$(VERSION).tar.gz
 

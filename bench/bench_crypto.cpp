@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "crypto.hpp"
+#include "secrets/crypto.hpp"
 
 namespace {
 

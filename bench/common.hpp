@@ -27,9 +27,9 @@
 #include <string>
 #include <vector>
 
-#include "clock.hpp"
-#include "crypto.hpp"
-#include "ids.hpp"
+#include "core/clock.hpp"
+#include "secrets/crypto.hpp"
+#include "core/ids.hpp"
 
 namespace bench {
 

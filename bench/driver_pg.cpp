@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "common.hpp"
-#include "json.hpp"
+#include "core/json.hpp"
 
 using bench::human;
 using bench::note;

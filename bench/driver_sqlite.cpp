@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "common.hpp"
-#include "json.hpp"
+#include "core/json.hpp"
 
 namespace fs = std::filesystem;
 using bench::human;

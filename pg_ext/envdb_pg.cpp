@@ -45,14 +45,14 @@ PG_FUNCTION_INFO_V1(envdb_fn);
 #include <string>
 #include <vector>
 
-#include "api.hpp"
-#include "clock.hpp"
-#include "keyring.hpp"
+#include "surface/api.hpp"
+#include "core/clock.hpp"
+#include "secrets/keyring.hpp"
 #include "pg_guard.hpp"
-#include "pgdriver.hpp"
+#include "postgres/provisioner.hpp"
 #include "server_session.hpp"
 #include "spi_store.hpp"
-#include "version.hpp"
+#include "core/version.hpp"
 #include "worker.hpp"
 
 namespace envdb::pg {

@@ -6,10 +6,10 @@
 #include <sstream>
 #include <string>
 
-#include "api.hpp"
-#include "catalog.hpp"
+#include "surface/api.hpp"
+#include "catalog/schema.hpp"
 #include "upgrade_sql.hpp"
-#include "version.hpp"
+#include "core/version.hpp"
 
 namespace {
 
@@ -68,7 +68,7 @@ void function_sql(std::ostream& out, const envdb::api::Function& fn, bool reques
 
 void header(std::ostream& out, const char* extension) {
   out << "-- " << extension << " " << envdb::kVersion << " install script.\n"
-      << "-- Generated from the core (shared/catalog.cpp, shared/api.cpp) by gen_install_sql;\n"
+      << "-- Generated from the core (shared/catalog/schema.cpp, shared/surface/api.cpp) by gen_install_sql;\n"
       << "-- edit those, not this file.\n\n"
       << "\\echo Use \"CREATE EXTENSION " << extension << "\" to load this file. \\quit\n\n";
   out << "-- Purpose roles. Roles belong to the cluster, so an earlier install may have made them.\n"

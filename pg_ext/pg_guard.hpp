@@ -11,7 +11,7 @@ extern "C" {
 
 #include <csetjmp>
 
-#include "errors.hpp"
+#include "core/errors.hpp"
 
 namespace envdb::pg {
 

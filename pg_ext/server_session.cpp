@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "errors.hpp"
+#include "core/errors.hpp"
 #include "libpq-fe.h"
 
 namespace envdb::pg {

@@ -4,7 +4,7 @@
 #pragma once
 #include <memory>
 
-#include "pgdriver.hpp"
+#include "postgres/provisioner.hpp"
 
 namespace envdb::pg {
 

@@ -16,7 +16,7 @@ extern "C" {
 #include <unordered_map>
 #include <vector>
 
-#include "clock.hpp"
+#include "core/clock.hpp"
 #include "pg_guard.hpp"
 
 namespace envdb::pg {

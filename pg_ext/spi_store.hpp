@@ -8,7 +8,7 @@
 // error, so there is nothing for an inner savepoint to add.
 #pragma once
 
-#include "store.hpp"
+#include "core/store.hpp"
 
 namespace envdb::pg {
 

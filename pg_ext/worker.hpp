@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "host.hpp"
+#include "core/host.hpp"
 
 namespace envdb::pg {
 

@@ -18,11 +18,11 @@
 // never an exception leaving the worker.
 #include <vector>
 
-#include "clock.hpp"
-#include "converge.hpp"
-#include "credentials.hpp"
-#include "json.hpp"
-#include "outbox.hpp"
+#include "core/clock.hpp"
+#include "postgres/converge.hpp"
+#include "secrets/credentials.hpp"
+#include "core/json.hpp"
+#include "jobs/outbox.hpp"
 #include "worker.hpp"
 #include "worker_internal.hpp"
 

@@ -51,9 +51,9 @@ PGDLLEXPORT void envdb_setup_worker_main(Datum arg);
 #include <optional>
 #include <string>
 
-#include "errors.hpp"
+#include "core/errors.hpp"
 #include "pg_guard.hpp"
-#include "pgdriver.hpp"
+#include "postgres/provisioner.hpp"
 #include "spi_store.hpp"
 
 namespace envdb::pg::worker {

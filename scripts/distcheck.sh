@@ -15,7 +15,7 @@ src="$scratch/$(basename "$tarball" .tar.gz)"
 echo "== building $src"
 cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$scratch/build.log" 2>&1
 cmake --build "$src/build" -j"$jobs" >>"$scratch/build.log" 2>&1 || { tail -40 "$scratch/build.log"; exit 1; }
-for f in envdb.so libenvdb_sqlite.a libenvdb_core.a pg/envdb--0.1.0--"$(sed -n 's/.*kVersion = "\(.*\)".*/\1/p' "$src/shared/version.hpp")".sql; do
+for f in envdb.so libenvdb_sqlite.a libenvdb_core.a pg/envdb--0.1.0--"$(sed -n 's/.*kVersion = "\(.*\)".*/\1/p' "$src/shared/core/version.hpp")".sql; do
   test -e "$src/build/$f" || { echo "distcheck: the unpacked build made no build/$f"; exit 1; }
 done
 echo "== unit tests and the static-library program"

@@ -14,13 +14,13 @@ SQLITE_EXTENSION_INIT1
 #include <string>
 #include <vector>
 
-#include "api.hpp"
-#include "check.hpp"
-#include "context.hpp"
-#include "provision.hpp"
-#include "setup.hpp"
+#include "surface/api.hpp"
+#include "surface/check.hpp"
+#include "tenancy/context.hpp"
+#include "tenancy/provision.hpp"
+#include "surface/setup.hpp"
 #include "sqlite_store.hpp"
-#include "version.hpp"
+#include "core/version.hpp"
 
 namespace envdb::sqlite {
 

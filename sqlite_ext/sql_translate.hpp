@@ -1,4 +1,4 @@
-// The core writes SQL in Postgres form (see shared/store.hpp). SQLite reads it
+// The core writes SQL in Postgres form (see shared/core/store.hpp). SQLite reads it
 // after three mechanical rewrites, outside quoted text:
 //   $N          -> ?N          (numbered parameters)
 //   expr::type  -> expr        (SQLite is dynamically typed)

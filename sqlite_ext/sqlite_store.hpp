@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "store.hpp"
+#include "core/store.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;

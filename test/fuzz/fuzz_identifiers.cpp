@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <string>
 
-#include "clock.hpp"
-#include "errors.hpp"
-#include "ids.hpp"
+#include "core/clock.hpp"
+#include "core/errors.hpp"
+#include "core/ids.hpp"
 #include "sql_translate.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "errors.hpp"
-#include "json_bounds.hpp"
+#include "core/errors.hpp"
+#include "core/json_bounds.hpp"
 
 namespace {
 

@@ -3,8 +3,8 @@
 #include <cstdint>
 #include <string>
 
-#include "errors.hpp"
-#include "keyring.hpp"
+#include "core/errors.hpp"
+#include "secrets/keyring.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace envdb;

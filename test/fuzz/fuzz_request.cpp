@@ -6,7 +6,7 @@
 #include <string>
 
 #include "../unit/test_host.hpp"
-#include "crypto.hpp"
+#include "secrets/crypto.hpp"
 
 namespace {
 envdb::test::MemoryHost& host() {

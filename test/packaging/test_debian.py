@@ -23,7 +23,7 @@ PACKAGES = ("postgresql-15-envdb", "sqlite3-envdb")
 
 
 def version():
-    return re.search(r'kVersion = "([^"]+)"', open(os.path.join(ROOT, "shared", "version.hpp")).read()).group(1)
+    return re.search(r'kVersion = "([^"]+)"', open(os.path.join(ROOT, "shared", "core", "version.hpp")).read()).group(1)
 
 
 def run(args, **kw):
@@ -43,7 +43,7 @@ class DebianPackages(unittest.TestCase):
             self.assertFalse(installed(p), f"{p} is installed already; remove it first (dpkg -r {p})")
         v = version()
         changelog = open(os.path.join(ROOT, "debian", "changelog")).readline()
-        self.assertEqual(changelog.split()[1], f"({v})", "debian/changelog's version is not shared/version.hpp's")
+        self.assertEqual(changelog.split()[1], f"({v})", "debian/changelog's version is not shared/core/version.hpp's")
         scratch = tempfile.mkdtemp(prefix="envdb-deb-")
         backup = os.path.join(scratch, "backup")
         debs = []

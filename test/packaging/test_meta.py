@@ -1,5 +1,5 @@
 """META.json, the PGXN distribution metadata: valid JSON with the keys the
-PGXN meta spec 1.0.0 requires, and the version of shared/version.hpp in the
+PGXN meta spec 1.0.0 requires, and the version of shared/core/version.hpp in the
 distribution, in every extension it provides and in their control files."""
 import json
 import os
@@ -15,7 +15,7 @@ SEMVER = r"^\d+\.\d+\.\d+(-[0-9A-Za-z-]+)?$"
 
 
 def version():
-    return re.search(r'kVersion = "([^"]+)"', open(os.path.join(ROOT, "shared", "version.hpp")).read()).group(1)
+    return re.search(r'kVersion = "([^"]+)"', open(os.path.join(ROOT, "shared", "core", "version.hpp")).read()).group(1)
 
 
 class Meta(unittest.TestCase):

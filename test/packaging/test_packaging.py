@@ -17,7 +17,7 @@ FROZEN = os.path.join(ROOT, "pg_ext", "sql", "envdb--0.1.0.sql")
 
 
 def version():
-    return re.search(r'kVersion = "([^"]+)"', open(os.path.join(ROOT, "shared", "version.hpp")).read()).group(1)
+    return re.search(r'kVersion = "([^"]+)"', open(os.path.join(ROOT, "shared", "core", "version.hpp")).read()).group(1)
 
 
 def pg_config(option):
@@ -109,7 +109,7 @@ class Install(unittest.TestCase):
 
 class OneVersion(unittest.TestCase):
     def test_the_version_is_written_once(self):
-        """A bump in shared/version.hpp alone moves CMake's project version and
+        """A bump in shared/core/version.hpp alone moves CMake's project version and
         the two control files (and, through them, the install script names)."""
         with tempfile.TemporaryDirectory() as d:
             src = os.path.join(d, "src")
@@ -119,7 +119,7 @@ class OneVersion(unittest.TestCase):
                 if os.path.isfile(os.path.join(ROOT, rel)):
                     os.makedirs(os.path.dirname(os.path.join(src, rel)), exist_ok=True)
                     shutil.copy(os.path.join(ROOT, rel), os.path.join(src, rel))
-            header = os.path.join(src, "shared", "version.hpp")
+            header = os.path.join(src, "shared", "core", "version.hpp")
             text = open(header).read()
             open(header, "w").write(re.sub(r'kVersion = "[^"]+"', 'kVersion = "9.8.7"', text))
             cmake = subprocess.run(["cmake", "-S", src, "-B", os.path.join(d, "b"), "-DENVDB_TESTS=OFF"],
@@ -136,7 +136,7 @@ class OneVersion(unittest.TestCase):
         committed = subprocess.run(["git", "-C", ROOT, "grep", "-l", "-F", version(), "--",
                                     "*.txt", "*.control*", "Makefile", "pg_ext/Makefile"],
                                    capture_output=True, text=True).stdout.split()
-        self.assertEqual(committed, [], "the version is written again outside shared/version.hpp")
+        self.assertEqual(committed, [], "the version is written again outside shared/core/version.hpp")
 
 
 class UpgradeGenerator(unittest.TestCase):

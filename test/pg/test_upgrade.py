@@ -25,10 +25,10 @@ def releases():
 
 
 def current_version():
-    for line in open(os.path.join(ROOT, "shared", "version.hpp"), encoding="utf-8"):
+    for line in open(os.path.join(ROOT, "shared", "core", "version.hpp"), encoding="utf-8"):
         if "kVersion" in line:
             return line.split('"')[1]
-    raise AssertionError("no kVersion in shared/version.hpp")
+    raise AssertionError("no kVersion in shared/core/version.hpp")
 
 
 def copy_rows(source, target, columns):

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <limits>
 
-#include "api.hpp"
+#include "surface/api.hpp"
 #include "env_fixture.hpp"
 #include "test_host.hpp"
 

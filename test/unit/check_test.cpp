@@ -5,10 +5,10 @@
 
 #include <fstream>
 
-#include "check.hpp"
-#include "dataplane.hpp"
+#include "surface/check.hpp"
+#include "catalog/dataplane.hpp"
 #include "env_fixture.hpp"
-#include "ids.hpp"
+#include "core/ids.hpp"
 
 using namespace envdb;
 using envdb::test::code_of;

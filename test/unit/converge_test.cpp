@@ -2,9 +2,9 @@
 // the server's report, and the steps between them.
 #include <gtest/gtest.h>
 
-#include "clock.hpp"
-#include "converge.hpp"
-#include "credentials.hpp"
+#include "core/clock.hpp"
+#include "postgres/converge.hpp"
+#include "secrets/credentials.hpp"
 #include "env_fixture.hpp"
 
 using namespace envdb;

@@ -2,7 +2,7 @@
 // with an overlap window, expire, revoke, rewrap, tampering, missing keys,
 // refusals that leave no partial write, and a control database file that never
 // holds a plaintext token.
-#include "credentials.hpp"
+#include "secrets/credentials.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -17,10 +17,10 @@
 #include <sstream>
 #include <thread>
 
-#include "api.hpp"
-#include "clock.hpp"
-#include "crypto.hpp"
-#include "ids.hpp"
+#include "surface/api.hpp"
+#include "core/clock.hpp"
+#include "secrets/crypto.hpp"
+#include "core/ids.hpp"
 #include "test_host.hpp"
 
 using namespace envdb;

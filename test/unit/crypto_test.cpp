@@ -1,4 +1,4 @@
-#include "crypto.hpp"
+#include "secrets/crypto.hpp"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <thread>
 #include <vector>
 
-#include "errors.hpp"
+#include "core/errors.hpp"
 
 namespace envdb::crypto {
 namespace {

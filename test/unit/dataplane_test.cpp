@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "catalog.hpp"
-#include "clock.hpp"
-#include "dataplane.hpp"
+#include "catalog/schema.hpp"
+#include "core/clock.hpp"
+#include "catalog/dataplane.hpp"
 #include "env_fixture.hpp"
 #include "fixtures/dataplane_v2.hpp"
 

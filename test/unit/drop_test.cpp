@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "clock.hpp"
+#include "core/clock.hpp"
 #include "env_fixture.hpp"
 
 using namespace envdb;

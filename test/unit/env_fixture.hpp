@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "crypto.hpp"
-#include "errors.hpp"
-#include "json.hpp"
+#include "secrets/crypto.hpp"
+#include "core/errors.hpp"
+#include "core/json.hpp"
 #include "test_host.hpp"
 
 namespace envdb::test {

@@ -4,11 +4,11 @@
 #include <fstream>
 #include <iterator>
 
-#include "clock.hpp"
-#include "dataplane.hpp"
+#include "core/clock.hpp"
+#include "catalog/dataplane.hpp"
 #include "env_fixture.hpp"
-#include "ids.hpp"
-#include "provision.hpp"
+#include "core/ids.hpp"
+#include "tenancy/provision.hpp"
 
 using namespace envdb;
 using envdb::test::table_names;

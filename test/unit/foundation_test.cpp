@@ -1,13 +1,13 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
-#include "catalog.hpp"
-#include "clock.hpp"
-#include "ids.hpp"
+#include "catalog/schema.hpp"
+#include "core/clock.hpp"
+#include "core/ids.hpp"
 #include "sql_translate.hpp"
 #include "sqlite_store.hpp"
 #include "test_host.hpp"
-#include "version.hpp"
+#include "core/version.hpp"
 
 using namespace envdb;
 

@@ -6,12 +6,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "credentials.hpp"
-#include "crypto.hpp"
+#include "secrets/credentials.hpp"
+#include "secrets/crypto.hpp"
 #include "env_fixture.hpp"
-#include "ids.hpp"
-#include "json_bounds.hpp"
-#include "row_rules.hpp"
+#include "core/ids.hpp"
+#include "core/json_bounds.hpp"
+#include "catalog/row_rules.hpp"
 
 namespace envdb::test {
 namespace {

@@ -10,12 +10,12 @@
 #include <sstream>
 #include <thread>
 
-#include "clock.hpp"
-#include "context.hpp"
+#include "core/clock.hpp"
+#include "tenancy/context.hpp"
 #include "env_fixture.hpp"
 #include "fixtures/variant_hosts.hpp"
-#include "keyring.hpp"
-#include "permissions.hpp"
+#include "secrets/keyring.hpp"
+#include "tenancy/permissions.hpp"
 
 using namespace envdb;
 using envdb::test::code_of;

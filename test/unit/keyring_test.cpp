@@ -1,4 +1,4 @@
-#include "keyring.hpp"
+#include "secrets/keyring.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -8,7 +8,7 @@
 #include <fstream>
 #include <string>
 
-#include "errors.hpp"
+#include "core/errors.hpp"
 #include "test_host.hpp"
 
 namespace envdb {

@@ -6,8 +6,8 @@
 
 #include <string>
 
-#include "api.hpp"
-#include "pgdriver.hpp"
+#include "surface/api.hpp"
+#include "postgres/provisioner.hpp"
 
 namespace envdb {
 namespace {

@@ -1,14 +1,14 @@
 // Environment members and the role -> permission table.
-#include "members.hpp"
+#include "tenancy/members.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <map>
 
-#include "api.hpp"
-#include "ids.hpp"
-#include "permissions.hpp"
+#include "surface/api.hpp"
+#include "core/ids.hpp"
+#include "tenancy/permissions.hpp"
 #include "test_host.hpp"
 
 using namespace envdb;

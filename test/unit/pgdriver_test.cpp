@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "env_fixture.hpp"
-#include "ids.hpp"
-#include "pgdriver.hpp"
+#include "core/ids.hpp"
+#include "postgres/provisioner.hpp"
 
 using namespace envdb;
 using envdb::test::contains;

@@ -1,10 +1,10 @@
 // resolve_environment: the router's hot path.
 #include <gtest/gtest.h>
 
-#include "clock.hpp"
+#include "core/clock.hpp"
 #include "env_fixture.hpp"
 #include "fixtures/variant_hosts.hpp"
-#include "router.hpp"
+#include "tenancy/resolve.hpp"
 
 using namespace envdb;
 using envdb::test::code_of;

@@ -2,12 +2,12 @@
 // the facts observed there (servers::compare), without a server.
 #include <gtest/gtest.h>
 
-#include "clock.hpp"
-#include "converge.hpp"
-#include "errors.hpp"
-#include "ids.hpp"
-#include "pgdriver.hpp"
-#include "servers.hpp"
+#include "core/clock.hpp"
+#include "postgres/converge.hpp"
+#include "core/errors.hpp"
+#include "core/ids.hpp"
+#include "postgres/provisioner.hpp"
+#include "postgres/servers.hpp"
 
 using namespace envdb;
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "api.hpp"
-#include "check.hpp"
+#include "surface/api.hpp"
+#include "surface/check.hpp"
 #include "sqlite_store.hpp"
 
 namespace envdb::test {

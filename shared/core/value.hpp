@@ -1,0 +1,22 @@
+// A SQL value as it crosses the store port and the host boundary.
+#pragma once
+#include "core/cpp_only.hpp"
+
+#include <cstdint>
+#include <string>
+#include <variant>
+
+namespace envdb {
+
+struct Blob {
+  std::string bytes;
+  bool operator==(const Blob& o) const { return bytes == o.bytes; }
+};
+
+// monostate is SQL NULL. Timestamps travel as ISO-8601 UTC text, JSON as text.
+using Value = std::variant<std::monostate, int64_t, double, std::string, Blob, bool>;
+
+inline bool is_null(const Value& v) { return std::holds_alternative<std::monostate>(v); }
+inline Value null_value() { return std::monostate{}; }
+
+}  // namespace envdb

@@ -1,0 +1,299 @@
+#include "secrets/crypto.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+
+#include "core/errors.hpp"
+
+namespace envdb::crypto {
+
+namespace {
+
+const unsigned char* u8(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+unsigned char* u8(std::string& s) { return reinterpret_cast<unsigned char*>(s.data()); }
+
+void wipe_string(std::string& s) {
+  OPENSSL_cleanse(s.data(), s.size());
+  s.clear();
+}
+
+// OpenSSL takes int lengths.
+int int_len(std::string_view s) {
+  if (s.size() > static_cast<size_t>(INT_MAX)) {
+    fail(Code::internal, "input is too large for OpenSSL");
+  }
+  return static_cast<int>(s.size());
+}
+
+void fill_random(unsigned char* out, size_t n) {
+  if (n > static_cast<size_t>(INT_MAX) || RAND_bytes(out, static_cast<int>(n)) != 1) {
+    fail(Code::internal, "the OpenSSL random generator failed");
+  }
+}
+
+// Fetched once: the implicit fetch behind EVP_aes_256_gcm() costs a provider
+// lookup on every init. Never freed; it lives as long as the process.
+const EVP_CIPHER* gcm_cipher() {
+  static EVP_CIPHER* const cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  if (cipher == nullptr) fail(Code::internal, "OpenSSL provides no AES-256-GCM");
+  return cipher;
+}
+
+struct CtxFree {
+  void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
+};
+
+// One context per thread, reinitialised per call: allocating and setting up a
+// context dominates the cost of sealing a short token. It keeps the last key
+// schedule until the next call or thread exit, where EVP_CIPHER_CTX_free wipes it.
+EVP_CIPHER_CTX* thread_ctx() {
+  thread_local std::unique_ptr<EVP_CIPHER_CTX, CtxFree> ctx;
+  if (!ctx) ctx.reset(EVP_CIPHER_CTX_new());
+  if (!ctx) fail(Code::internal, "OpenSSL could not allocate a cipher context");
+  return ctx.get();
+}
+
+EVP_CIPHER_CTX* gcm_init(const SecretBytes& key, std::string_view nonce, bool encrypt) {
+  if (key.size() != kKeySize) fail(Code::internal, "AES-256-GCM key must be 32 bytes");
+  if (nonce.size() != kNonceSize) fail(Code::internal, "AES-256-GCM nonce must be 12 bytes");
+  EVP_CIPHER_CTX* ctx = thread_ctx();
+  // Passing the cipher again would rebuild the provider context, a third of the cost.
+  const EVP_CIPHER* cipher = EVP_CIPHER_CTX_get0_cipher(ctx) ? nullptr : gcm_cipher();
+  int ok = encrypt ? EVP_EncryptInit_ex2(ctx, cipher, key.data(), u8(nonce), nullptr)
+                   : EVP_DecryptInit_ex2(ctx, cipher, key.data(), u8(nonce), nullptr);
+  if (ok != 1) fail(Code::internal, "AES-256-GCM initialisation failed");
+  return ctx;
+}
+
+// Writes ciphertext then tag to out, which has room for plaintext.size() + kTagSize.
+void gcm_encrypt_into(const SecretBytes& key, std::string_view nonce, std::string_view plaintext,
+                      std::string_view aad, unsigned char* out) {
+  EVP_CIPHER_CTX* ctx = gcm_init(key, nonce, true);
+  int len = 0;
+  int tail = 0;
+  bool ok = EVP_EncryptUpdate(ctx, nullptr, &len, u8(aad), int_len(aad)) == 1 &&
+            EVP_EncryptUpdate(ctx, out, &len, u8(plaintext), int_len(plaintext)) == 1 &&
+            EVP_EncryptFinal_ex(ctx, out + len, &tail) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kTagSize, out + plaintext.size()) == 1;
+  if (!ok) fail(Code::internal, "AES-256-GCM encryption failed");
+}
+
+}  // namespace
+
+SecretBytes::SecretBytes(std::string&& bytes) : bytes_(bytes.begin(), bytes.end()) {
+  wipe_string(bytes);
+}
+
+SecretBytes& SecretBytes::operator=(SecretBytes&& other) noexcept {
+  if (this != &other) {
+    wipe();
+    bytes_ = std::move(other.bytes_);
+  }
+  return *this;
+}
+
+void SecretBytes::wipe() noexcept {
+  OPENSSL_cleanse(bytes_.data(), bytes_.size());
+  bytes_.clear();
+}
+
+std::string random_bytes(size_t n) {
+  std::string out(n, '\0');
+  fill_random(u8(out), n);
+  return out;
+}
+
+std::string base64_encode(std::string_view bytes) {
+  if (bytes.size() > static_cast<size_t>(INT_MAX) / 4 * 3) {
+    fail(Code::internal, "input is too large to base64-encode");
+  }
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  // Also writes a NUL at out[out.size()], the terminator std::string keeps anyway.
+  EVP_EncodeBlock(u8(out), u8(bytes), static_cast<int>(bytes.size()));
+  return out;
+}
+
+std::string base64url_encode(std::string_view bytes) {
+  std::string out = base64_encode(bytes);
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  size_t pads = 0;
+  while (pads < text.size() && text[text.size() - 1 - pads] == '=') ++pads;
+  std::string_view body = text.substr(0, text.size() - pads);
+  if (pads > 2 || body.size() % 4 == 1 || (pads > 0 && (body.size() + pads) % 4 != 0) ||
+      body.size() > static_cast<size_t>(INT_MAX)) {
+    return std::nullopt;
+  }
+  // EVP_DecodeBlock trims surrounding whitespace and end-of-data markers and
+  // wants whole 4-character groups, so the alphabet is checked here instead.
+  for (char c : body) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/';
+    if (!ok) return std::nullopt;
+  }
+  size_t whole = body.size() / 4 * 4;
+  size_t rest = body.size() - whole;
+  std::string out(whole / 4 * 3 + (rest ? rest - 1 : 0), '\0');
+  if (whole > 0 && EVP_DecodeBlock(u8(out), u8(body), static_cast<int>(whole)) < 0) {
+    wipe_string(out);
+    return std::nullopt;
+  }
+  if (rest > 0) {
+    // 'A' is six zero bits, so padding the last group with it decodes the same.
+    unsigned char group[4] = {'A', 'A', 'A', 'A'};
+    unsigned char bytes[3] = {};
+    std::memcpy(group, body.data() + whole, rest);
+    int n = EVP_DecodeBlock(bytes, group, 4);
+    std::memcpy(out.data() + whole / 4 * 3, bytes, rest - 1);
+    OPENSSL_cleanse(group, sizeof group);
+    OPENSSL_cleanse(bytes, sizeof bytes);
+    if (n != 3) {
+      wipe_string(out);
+      return std::nullopt;
+    }
+  }
+  return out;
+}
+
+std::string generate_token() {
+  SecretBytes raw(32);
+  fill_random(raw.data(), raw.size());
+  return base64url_encode(raw.view());
+}
+
+std::string aes256gcm_encrypt(const SecretBytes& key, std::string_view nonce12,
+                              std::string_view plaintext, std::string_view aad) {
+  std::string out(plaintext.size() + kTagSize, '\0');
+  gcm_encrypt_into(key, nonce12, plaintext, aad, u8(out));
+  return out;
+}
+
+SecretBytes aes256gcm_decrypt(const SecretBytes& key, std::string_view nonce12,
+                              std::string_view ciphertext_and_tag, std::string_view aad) {
+  if (ciphertext_and_tag.size() < kTagSize) {
+    fail(Code::decrypt_failed, "ciphertext is shorter than the 16-byte GCM tag");
+  }
+  EVP_CIPHER_CTX* ctx = gcm_init(key, nonce12, false);
+  std::string_view ciphertext = ciphertext_and_tag.substr(0, ciphertext_and_tag.size() - kTagSize);
+  std::string_view tag = ciphertext_and_tag.substr(ciphertext.size());
+  SecretBytes out(ciphertext.size());
+  int len = 0;
+  int tail = 0;
+  bool ok = EVP_DecryptUpdate(ctx, nullptr, &len, u8(aad), int_len(aad)) == 1 &&
+            EVP_DecryptUpdate(ctx, out.data(), &len, u8(ciphertext), int_len(ciphertext)) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kTagSize,
+                                const_cast<char*>(tag.data())) == 1 &&
+            EVP_DecryptFinal_ex(ctx, out.data() + len, &tail) == 1;
+  if (!ok) {
+    fail(Code::decrypt_failed,
+         "ciphertext does not authenticate: wrong key, wrong row or tampered bytes");
+  }
+  return out;
+}
+
+std::string seal(const SecretBytes& key, std::string_view plaintext, std::string_view aad,
+                 unsigned char version) {
+  std::string envelope(kEnvelopeOverhead + plaintext.size(), '\0');
+  unsigned char* p = u8(envelope);
+  p[0] = version;
+  fill_random(p + 1, kNonceSize);
+  std::string_view nonce(envelope.data() + 1, kNonceSize);
+  gcm_encrypt_into(key, nonce, plaintext, aad, p + 1 + kNonceSize);
+  return envelope;
+}
+
+SecretBytes open(const SecretBytes& key, std::string_view envelope, std::string_view aad,
+                 unsigned char version) {
+  if (envelope.size() < kEnvelopeOverhead) {
+    fail(Code::decrypt_failed, "envelope is " + std::to_string(envelope.size()) +
+                                   " bytes, shorter than the " + std::to_string(kEnvelopeOverhead) +
+                                   "-byte minimum");
+  }
+  if (static_cast<unsigned char>(envelope[0]) != version) {
+    fail(Code::decrypt_failed, "envelope has an unknown format version");
+  }
+  return aes256gcm_decrypt(key, envelope.substr(1, kNonceSize), envelope.substr(1 + kNonceSize),
+                           aad);
+}
+
+unsigned char envelope_version(std::string_view envelope) {
+  return envelope.size() < kEnvelopeOverhead ? 0 : static_cast<unsigned char>(envelope[0]);
+}
+
+namespace {
+void append_field(std::string& out, std::string_view field) {
+  if (field.size() > UINT32_MAX) fail(Code::invalid_parameter, "credential field is too long");
+  auto n = static_cast<uint32_t>(field.size());
+  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((n >> shift) & 0xff);
+  out += field;
+}
+}  // namespace
+
+std::string credential_aad(std::string_view credential_id, std::string_view database_id,
+                           std::string_view scope) {
+  std::string out = "envdb-credential-v1";
+  for (std::string_view field : {credential_id, database_id, scope}) append_field(out, field);
+  return out;
+}
+
+std::string bound_credential_aad(std::string_view credential_id, std::string_view database_id,
+                                 std::string_view scope, std::string_view database_name,
+                                 const std::optional<std::string>& database_url) {
+  std::string out = "envdb-credential-v2";
+  for (std::string_view field : {credential_id, database_id, scope, database_name})
+    append_field(out, field);
+  std::string digest;
+  if (database_url) {
+    digest.assign(32, '\0');
+    unsigned int len = 0;
+    if (EVP_Digest(database_url->data(), database_url->size(), u8(digest), &len, EVP_sha256(),
+                   nullptr) != 1 ||
+        len != 32)
+      fail(Code::internal, "SHA-256 of a database URL failed");
+  }
+  append_field(out, digest);
+  return out;
+}
+
+std::string scram_sha256_verifier(std::string_view password, std::string_view salt,
+                                  int iterations) {
+  if (iterations < 1) fail(Code::invalid_parameter, "SCRAM iterations must be at least 1");
+  constexpr size_t kLen = 32;  // SHA-256
+  SecretBytes salted(kLen);
+  SecretBytes client_key(kLen);
+  std::string stored_key(kLen, '\0');
+  std::string server_key(kLen, '\0');
+  unsigned int len = 0;
+  bool ok = PKCS5_PBKDF2_HMAC(password.data(), int_len(password), u8(salt), int_len(salt),
+                              iterations, EVP_sha256(), kLen, salted.data()) == 1 &&
+            HMAC(EVP_sha256(), salted.data(), kLen, u8("Client Key"), 10, client_key.data(),
+                 &len) != nullptr &&
+            EVP_Digest(client_key.data(), kLen, u8(stored_key), &len, EVP_sha256(), nullptr) == 1 &&
+            HMAC(EVP_sha256(), salted.data(), kLen, u8("Server Key"), 10, u8(server_key), &len) !=
+                nullptr;
+  if (!ok) fail(Code::internal, "SCRAM-SHA-256 verifier computation failed");
+  return "SCRAM-SHA-256$" + std::to_string(iterations) + ":" + base64_encode(salt) + "$" +
+         base64_encode(stored_key) + ":" + base64_encode(server_key);
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace envdb::crypto

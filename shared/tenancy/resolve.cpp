@@ -1,0 +1,229 @@
+#include "tenancy/resolve.hpp"
+
+#include <openssl/crypto.h>
+
+#include <climits>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/clock.hpp"
+#include "secrets/credentials.hpp"
+#include "core/errors.hpp"
+#include "core/ids.hpp"
+#include "catalog/row_rules.hpp"
+#include "tenancy/isolation.hpp"
+
+namespace envdb::router {
+
+namespace {
+
+using T = api::Type;
+
+// $1 environment id, $2 scope. The credential is LEFT JOINed so that one probe
+// also tells "no such environment" from "no active credential of that scope".
+// Expiry and staleness are judged on the returned timestamps, so the
+// statement stays as small as the hand-written lookup.
+const std::string kResolveSql =
+    "SELECT e.organization_id, e.env_type, e.status, d.id AS database_id, d.driver, "
+    "d.database_name, d.database_url, d.region, d.last_accessed_at, c.id AS credential_id, "
+    "c.scope, c.kms_key_id, c.token_cipher, c.username, c.expires_at "
+    "FROM envdb.sys_environment e "
+    "JOIN envdb.sys_environment_database d ON d.environment_id = e.id "
+    "LEFT JOIN envdb.sys_database_credential c "
+    "ON c.database_id = d.id AND c.scope = $2 AND c.status = 'active' "
+    "WHERE e.id = $1";
+
+// The columns of kResolveSql, in order.
+enum Column : int {
+  kOrganizationId,
+  kEnvType,
+  kStatus,
+  kDatabaseId,
+  kDriver,
+  kDatabaseName,
+  kDatabaseUrl,
+  kRegion,
+  kLastAccessedAt,
+  kCredentialId,
+  kScope,
+  kKmsKeyId,
+  kTokenCipher,
+  kUsername,
+  kExpiresAt,
+  kColumns
+};
+
+// $1 database id, $2 now - kTouchSeconds, $3 now. The condition repeats the
+// staleness test, so concurrent resolves touch the row at most once.
+const std::string kTouchSql =
+    "UPDATE envdb.sys_environment_database SET last_accessed_at = $3::timestamptz "
+    "WHERE id = $1 AND (last_accessed_at IS NULL OR last_accessed_at < $2::timestamptz)";
+// Postgres: a row locked by a credential change (FOR NO KEY UPDATE) is skipped
+// rather than waited for; the next resolve touches it.
+const std::string kTouchSqlPostgres =
+    "UPDATE envdb.sys_environment_database d SET last_accessed_at = $3::timestamptz "
+    "FROM (SELECT id FROM envdb.sys_environment_database WHERE id = $1 AND "
+    "(last_accessed_at IS NULL OR last_accessed_at < $2::timestamptz) "
+    "FOR NO KEY UPDATE SKIP LOCKED) s WHERE d.id = s.id";
+
+// The row shape credentials::open_token reads (kSealedColumns).
+const std::shared_ptr<const std::vector<std::string>>& sealed_names() {
+  static const auto names = std::make_shared<const std::vector<std::string>>(
+      std::vector<std::string>{"id", "database_id", "scope", "kms_key_id", "token_cipher",
+                               "driver", "database_name", "database_url"});
+  return names;
+}
+
+// A timestamp column in milliseconds; nullopt for NULL or text that is not a
+// timestamp (which the callers treat as expired and as stale: fail closed).
+std::optional<int64_t> ms_of(const Value& v) {
+  if (auto s = std::get_if<std::string>(&v)) return ms_from_iso(*s);
+  return std::nullopt;
+}
+
+// A text column as JSON, moving the string out.
+Json json_of(Value& v) {
+  if (auto s = std::get_if<std::string>(&v)) return Json(std::move(*s));
+  return Json(nullptr);
+}
+
+std::string text_of(const Value& v) {
+  if (auto s = std::get_if<std::string>(&v)) return *s;
+  return std::string();
+}
+
+// The response is built by appending members in the contract's order (the
+// keys are distinct by construction): nlohmann's initializer-list constructor
+// inspects and copies every element and costs more than the index probe.
+Json object_of(size_t members) {
+  Json j(Json::value_t::object);
+  j.get_ref<Json::object_t&>().reserve(members);
+  return j;
+}
+
+void add(Json& object, const char* key, Json value) {
+  object.get_ref<Json::object_t&>().emplace_back(key, std::move(value));
+}
+
+// Wipes the whole buffer: a moved-from short string keeps its bytes in place.
+void wipe(std::string& s) { OPENSSL_cleanse(s.data(), s.capacity()); }
+
+void touch(Store& store, const Value& database_id, int64_t now) {
+  const std::string cutoff = iso_from_ms(now - kTouchSeconds * 1000);
+  const std::string now_text = iso_from_ms(now);
+  if (store.dialect() == Dialect::postgres) {
+    execute(store, kTouchSqlPostgres, {database_id, cutoff, now_text});
+    return;
+  }
+  // Bookkeeping never fails a resolve: a SQLite database that is busy, or
+  // opened read-only, keeps its old value. (Postgres cannot go on after a
+  // failed statement; there the touch skips locked rows instead.)
+  try {
+    execute(store, kTouchSql, {database_id, cutoff, now_text});
+  } catch (const Error&) {
+  }
+}
+
+Value resolve_environment(api::Call& c) {
+  const std::string environment_id = c.text("environment_id", 128);
+  require_id("environment_id", environment_id);
+  std::string scope = c.opt_text("scope", 64).value_or("readwrite");
+  if (!credentials::is_scope(scope))
+    fail(Code::invalid_parameter,
+         "scope " + quote_value(scope) + " is not a credential scope (readwrite, readonly, admin)");
+  // A user context hands out at most what the user's role allows. Checked
+  // before the lookup; without a context this is one empty setting read.
+  if (c.host.context())
+    isolation::require_scope_allowed(isolation::context_of(c.host), environment_id, scope);
+
+  std::vector<Value> row(kColumns);
+  {
+    auto stmt = c.store.prepare(kResolveSql);
+    stmt->bind(1, environment_id);
+    stmt->bind(2, scope);
+    if (!stmt->step())
+      fail(Code::not_found,
+           "environment_id " + quote_value(environment_id) + " names no environment");
+    for (int i = 0; i < kColumns; ++i) row[i] = stmt->column(i);
+  }  // the statement is reset before anything else runs
+
+  // Where a token would be sent is checked first; the token is also bound
+  // to that name and URL (envelope format 2).
+  const std::optional<std::string> url =
+      is_null(row[kDatabaseUrl]) ? std::nullopt
+                                 : std::optional<std::string>(text_of(row[kDatabaseUrl]));
+  row_rules::require_database(text_of(row[kDatabaseId]), text_of(row[kDriver]),
+                              text_of(row[kDatabaseName]), url);
+  const std::string status = text_of(row[kStatus]);
+  if (status != "active")
+    fail(Code::conflict, "environment_id " + quote_value(environment_id) + " is " + status +
+                             "; only an active environment is resolved");
+  if (is_null(row[kCredentialId]))
+    fail(Code::not_found, "environment_id " + quote_value(environment_id) + " has no active " +
+                              scope + " credential");
+  const int64_t now = now_ms();
+  if (!is_null(row[kExpiresAt]) && ms_of(row[kExpiresAt]).value_or(INT64_MIN) <= now)
+    fail(Code::not_found, "environment_id " + quote_value(environment_id) + " has no active " +
+                              scope + " credential (credential " +
+                              quote_value(text_of(row[kCredentialId])) + " expired at " +
+                              text_of(row[kExpiresAt]) + ")");
+
+  std::vector<Value> sealed;
+  sealed.reserve(8);
+  sealed.push_back(row[kCredentialId]);
+  sealed.push_back(row[kDatabaseId]);
+  sealed.push_back(row[kScope]);
+  sealed.push_back(std::move(row[kKmsKeyId]));
+  sealed.push_back(std::move(row[kTokenCipher]));
+  sealed.push_back(row[kDriver]);
+  sealed.push_back(row[kDatabaseName]);
+  sealed.push_back(row[kDatabaseUrl]);
+  std::string token = credentials::open_token(c.host, Row(sealed_names(), std::move(sealed)));
+  const auto last_accessed = ms_of(row[kLastAccessedAt]);
+  if ((!last_accessed || *last_accessed < now - kTouchSeconds * 1000) && c.store.writable())
+    touch(c.store, row[kDatabaseId], now);
+
+  Json credential = object_of(5);
+  add(credential, "id", json_of(row[kCredentialId]));
+  add(credential, "scope", std::move(scope));
+  add(credential, "username", json_of(row[kUsername]));
+  add(credential, "token", std::move(token));
+  add(credential, "expiresAt", json_of(row[kExpiresAt]));
+  Json out = object_of(9);
+  add(out, "environmentId", environment_id);
+  add(out, "organizationId", json_of(row[kOrganizationId]));
+  add(out, "envType", json_of(row[kEnvType]));
+  add(out, "status", status);
+  add(out, "driver", json_of(row[kDriver]));
+  add(out, "databaseName", json_of(row[kDatabaseName]));
+  add(out, "databaseUrl", json_of(row[kDatabaseUrl]));
+  add(out, "region", json_of(row[kRegion]));
+  add(out, "credential", std::move(credential));
+  wipe(token);
+  std::string text = out.dump();
+  // The token's copies die wiped; the result text is the caller's.
+  wipe(out.get_ref<Json::object_t&>().back().second.at("token").get_ref<std::string&>());
+  return text;
+}
+
+}  // namespace
+
+std::vector<api::Function> functions() {
+  using namespace api;
+  return {
+      {"resolve_environment",
+       {{"environment_id", T::text, nullptr}, {"scope", T::text, "'readwrite'"}},
+       T::json,
+       resolve_environment,
+       0,
+       kAdmin | kRouter,
+       "the router's lookup: where an active environment's database lives and the decrypted "
+       "active credential of the scope (readwrite, readonly, admin); conflict when the "
+       "environment is not active, not_found when it has no usable credential of that scope; "
+       "under a user context only that environment, and at most the scope the user's role "
+       "allows (permission_denied)"},
+  };
+}
+
+}  // namespace envdb::router

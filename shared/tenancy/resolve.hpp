@@ -1,0 +1,32 @@
+// The router's hot path (docs/design.md#context-and-routing):
+//
+//   resolve_environment(environment_id [, scope = 'readwrite'])
+//     -> {environmentId, organizationId, envType, status, driver, databaseName,
+//         databaseUrl, region, credential: {id, scope, username, token, expiresAt}}
+//
+// One indexed query joins the environment (primary key), its database
+// (unique environment_id) and the active credential of the scope (the unique
+// partial index on (database_id, scope) WHERE status = 'active'), then one
+// AES-GCM open. Refuses an environment that is not active (conflict); no
+// active credential of the scope, or one past its expires_at, is not_found.
+//
+// Nothing is written on this path except last_accessed_at, and that only
+// where the store is writable and the stored value is NULL or more than
+// kTouchSeconds old; the touch never waits for a row lock (Postgres: SKIP
+// LOCKED) and never fails a resolve in SQLite (a busy or read-only database
+// just skips it). No audit event: this runs on every request.
+#pragma once
+#include "core/cpp_only.hpp"
+
+#include <vector>
+
+#include "surface/api.hpp"
+
+namespace envdb::router {
+
+constexpr int64_t kTouchSeconds = 60;
+
+// This module's rows of the SQL function table.
+std::vector<api::Function> functions();
+
+}  // namespace envdb::router

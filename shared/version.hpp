@@ -1,8 +1,0 @@
-#pragma once
-#include "cpp_only.hpp"
-
-namespace envdb {
-inline constexpr const char* kVersion = "0.3.0";
-// The control-plane catalog's version, recorded by init() / the install script.
-inline constexpr int kCatalogVersion = 3;
-}  // namespace envdb
