@@ -48,6 +48,10 @@ if ! make --no-print-directory all ENVDB_WERROR=$([ "$werror" = ON ] && echo 1 |
   tail -40 "$log/build.log"; echo "0 passed, 1 failed"; exit 1
 fi
 
+stage "architecture (test/arch: the documented tiers against the includes)"
+/usr/bin/python3 test/pyrun.py test/arch >"$log/arch.log" 2>&1
+tally "architecture" $(py_counts "$log/arch.log")
+
 stage "core unit tests"
 (cd build && ctest -j"$jobs" --output-on-failure) >"$log/unit.log" 2>&1
 tally "core unit" $(ctest_counts "$log/unit.log")

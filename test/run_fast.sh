@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make check-fast: the everyday edit-test loop. Builds the core and the SQLite
 # extension (no Postgres, no sanitizers, no fuzzing), then runs the core's
-# unit tests and the SQLite end-to-end suite; ends with "N passed, M failed".
+# unit tests, the architecture check (test/arch) and the SQLite end-to-end suite; ends with "N passed, M failed".
 # make check runs these and everything else.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,10 @@ line=$(grep -E 'tests failed out of' "$log/unit.log" | tail -1)
 total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line"); bad=$(sed -E 's/.*, ([0-9]+) tests? failed.*/\1/' <<<"$line")
 passed=$((passed + ${total:-0} - ${bad:-0})); failed=$((failed + ${bad:-1}))
 echo "core unit: $(( ${total:-0} - ${bad:-0} )) passed, ${bad:-1} failed"
+/usr/bin/python3 test/pyrun.py test/arch >"$log/arch.log" 2>&1
+read -r p f < <(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log/arch.log" | tail -1 | sed -E 's/([0-9]+) passed, ([0-9]+) failed/\1 \2/')
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
+echo "architecture: ${p:-0} passed, ${f:-1} failed"
 /usr/bin/python3 test/pyrun.py test/sqlite >"$log/sqlite.log" 2>&1
 read -r p f < <(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log/sqlite.log" | tail -1 | sed -E 's/([0-9]+) passed, ([0-9]+) failed/\1 \2/')
 passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))

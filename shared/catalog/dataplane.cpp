@@ -5,11 +5,12 @@
 #include <filesystem>
 
 #include "catalog/audit.hpp"
+#include "catalog/row_rules.hpp"
 #include "catalog/schema.hpp"
 #include "core/clock.hpp"
 #include "core/errors.hpp"
+#include "core/function.hpp"
 #include "core/ids.hpp"
-#include "catalog/row_rules.hpp"
 
 namespace envdb::dataplane {
 

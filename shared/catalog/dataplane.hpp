@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "surface/api.hpp"
+#include "core/function.hpp"
 #include "core/host.hpp"
 #include "core/json.hpp"
 #include "core/store.hpp"

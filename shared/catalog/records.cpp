@@ -1,8 +1,8 @@
 #include "catalog/records.hpp"
 
+#include "catalog/row_rules.hpp"
 #include "core/errors.hpp"
 #include "core/json_bounds.hpp"
-#include "catalog/row_rules.hpp"
 
 namespace envdb::records {
 

@@ -2,8 +2,8 @@
 
 #include <filesystem>
 
+#include "catalog/settings.hpp"
 #include "core/errors.hpp"
-#include "surface/setup.hpp"
 
 namespace envdb::row_rules {
 
@@ -80,7 +80,7 @@ std::string sqlite_file(Host& host, const std::string& database_name,
                                     "envdb derives no file from it (check() reports the row)");
   // Absolute (a relative setting is resolved against the control database's
   // directory), then with its symlinks resolved.
-  const std::string setting = setup::sqlite_data_dir(host);
+  const std::string setting = settings::sqlite_data_dir(host);
   std::error_code ec;
   fs::path dir = fs::weakly_canonical(fs::path(setting), ec);
   if (ec)

@@ -8,15 +8,16 @@
 #include <string>
 
 #include "core/json.hpp"
-#include "secrets/keyring.hpp"
 #include "core/store.hpp"
+#include "secrets/keyring.hpp"
 
 namespace envdb {
 
-namespace pgdriver {
+// The postgres driver's server session port (postgres/statements.hpp).
+namespace postgres {
 class ServerSession;
 struct Server;
-}  // namespace pgdriver
+}  // namespace postgres
 
 class Host {
  public:
@@ -73,7 +74,7 @@ class Host {
   virtual void file_kept(const std::string& path) { (void)path; }
   // The file of the control database, when it has one (SQLite: the main
   // database's file; empty or nullopt for an in-memory one). A relative
-  // sqlite_data_dir is resolved against its directory (setup::sqlite_data_dir).
+  // sqlite_data_dir is resolved against its directory (settings::sqlite_data_dir).
   virtual std::optional<std::string> control_database_path() { return std::nullopt; }
   // check(): a session on a registered Postgres server (sys_database_host),
   // for reading its roles and databases and repairing them. nullptr: this
@@ -81,7 +82,7 @@ class Host {
   // cannot be reached. (The local server is the store itself, when its
   // dialect is postgres.)
   // (Defined in servers.cpp, where ServerSession is complete.)
-  virtual std::unique_ptr<pgdriver::ServerSession> connect_server(const pgdriver::Server& server);
+  virtual std::unique_ptr<postgres::ServerSession> connect_server(const postgres::Server& server);
 };
 
 }  // namespace envdb

@@ -3,15 +3,16 @@
 #include <algorithm>
 
 #include "catalog/audit.hpp"
-#include "core/clock.hpp"
-#include "secrets/credentials.hpp"
-#include "core/errors.hpp"
-#include "core/ids.hpp"
-#include "tenancy/lifecycle.hpp"
-#include "tenancy/provision.hpp"
 #include "catalog/records.hpp"
 #include "catalog/row_rules.hpp"
+#include "core/clock.hpp"
+#include "core/errors.hpp"
+#include "core/function.hpp"
+#include "core/ids.hpp"
 #include "jobs/turso.hpp"
+#include "secrets/vault.hpp"
+#include "tenancy/lifecycle.hpp"
+#include "tenancy/provision.hpp"
 
 namespace envdb::outbox {
 
@@ -72,18 +73,6 @@ Json job_and_environment(Store& store, const std::string& job_id, const std::str
 }
 
 }  // namespace
-
-Row enqueue(Host& host, const NewJob& job) {
-  const std::string id = new_uuid_v7();
-  execute(host.store(),
-          "INSERT INTO envdb.sys_provisioning_job (id, environment_id, database_id, kind, driver, "
-          "status, attempts, payload, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
-          "'pending', 0, $6::jsonb, $7::timestamptz, $7::timestamptz)",
-          {id, job.environment_id, job.database_id ? Value(*job.database_id) : null_value(),
-           job.kind, job.driver, job.payload.dump(), now_iso()});
-  host.jobs_queued(job.driver);
-  return load_job(host.store(), id);
-}
 
 Value claim_provisioning_jobs(api::Call& c) {
   const std::string driver = c.text("driver", 64);
@@ -180,12 +169,12 @@ Json complete_job(Host& host, const std::string& job_id,
   Row job = load_job(store, job_id);
   require_running(job);
   for (auto& [scope, token] : tokens.items()) {
-    if (!credentials::is_scope(scope))
+    if (!vault::is_scope(scope))
       fail(Code::invalid_parameter, "tokens key " + quote_value(scope) +
                                         " is not a credential scope (readwrite, readonly, admin)");
     // Never quote a token: only say what is wrong with it.
     if (!token.is_string() || token.get<std::string>().empty() ||
-        token.get<std::string>().size() > credentials::kMaxTokenBytes)
+        token.get<std::string>().size() > vault::kMaxTokenBytes)
       fail(Code::invalid_parameter, "tokens." + scope +
                                         " must be a non-empty string of at most 4096 bytes");
   }
@@ -221,7 +210,7 @@ Json complete_job(Host& host, const std::string& job_id,
   } else {
     for (const char* scope : {"admin", "readwrite", "readonly"}) {
       if (!tokens.contains(scope)) continue;
-      credentials::store_token(host, *database_id, scope, tokens[scope].get<std::string>());
+      vault::store_token(host, *database_id, scope, tokens[scope].get<std::string>());
       scopes.push_back(scope);
     }
   }
@@ -234,7 +223,7 @@ Json complete_job(Host& host, const std::string& job_id,
   } else if (kind == "create_database" && database_id) {
     provision::activate(host, environment_id, "provisioning", *database_id, database_url);
   } else if (database_url && database_id) {
-    credentials::set_database_url(host, *database_id, *database_url);  // re-seals its tokens
+    vault::set_database_url(host, *database_id, *database_url);  // re-seals its tokens
   }
   execute(store,
           "UPDATE envdb.sys_provisioning_job SET status = 'done', finished_at = $2::timestamptz, "

@@ -3,11 +3,11 @@
 #include <set>
 
 #include "catalog/audit.hpp"
-#include "core/clock.hpp"
-#include "secrets/credentials.hpp"
-#include "core/errors.hpp"
-#include "jobs/outbox.hpp"
 #include "catalog/records.hpp"
+#include "core/clock.hpp"
+#include "core/errors.hpp"
+#include "jobs/queue.hpp"
+#include "secrets/vault.hpp"
 
 namespace envdb::turso {
 
@@ -108,8 +108,8 @@ Json create_payload(const Row& environment, const Row& database) {
          {"invalidateTokens", false},
          {"credentialIds", Json::array()},
          {"mint", Json::array()},
-         {"scopes", credentials::initial_scopes()}};
-  for (const std::string& scope : credentials::initial_scopes())
+         {"scopes", vault::initial_scopes()}};
+  for (const std::string& scope : vault::initial_scopes())
     p["mint"].push_back(mint_entry(scope, std::nullopt, std::nullopt));
   return p;
 }
@@ -144,18 +144,18 @@ std::optional<Row> queue(Host& host, const std::string& database_id, const std::
                               {credential_ids[0]});
     if (!previous) throw Error(Code::internal, "the rotated credential is gone");
     p["mint"].push_back(
-        mint_entry(previous->text("scope"), credentials::new_expiry(host), credential_ids[0]));
+        mint_entry(previous->text("scope"), vault::new_expiry(host), credential_ids[0]));
     p["graceSeconds"] = grace_seconds.value_or(0);
   } else {
     throw Error(Code::internal, "no turso job for action " + quote_value(action));
   }
-  return outbox::enqueue(host, {db->text("environment_id"), database_id, kind, "turso", p});
+  return queue::enqueue(host, {db->text("environment_id"), database_id, kind, "turso", p});
 }
 
 Row queue_drop(Host& host, const Row& environment, const Row& database) {
   auto db = load_database(host.store(), database.text("id"));
   if (!db) throw Error(Code::internal, "the database to drop is gone");
-  return outbox::enqueue(host, {environment.text("id"), database.text("id"), "drop_database",
+  return queue::enqueue(host, {environment.text("id"), database.text("id"), "drop_database",
                                 "turso", base_payload("drop", *db)});
 }
 
@@ -198,7 +198,7 @@ Json complete(Host& host, const Row& job, const Json& tokens) {
   if (p.contains("mint") && p["mint"].is_array())
     for (const Json& m : p["mint"]) {
       auto scope = opt_string(m, "scope");
-      if (!scope || !credentials::is_scope(*scope)) continue;
+      if (!scope || !vault::is_scope(*scope)) continue;
       mints.push_back(m);
       wanted.insert(*scope);
     }
@@ -251,7 +251,7 @@ Json complete(Host& host, const Row& job, const Json& tokens) {
     if (current && current->text("id") != replaces.value_or("")) continue;
     if (current) {
       if (action == "rotate") {
-        credentials::rotate_out(store, current->text("id"),
+        vault::rotate_out(store, current->text("id"),
                                 p.contains("graceSeconds") && p["graceSeconds"].is_number_integer()
                                     ? p["graceSeconds"].get<int64_t>()
                                     : 0);
@@ -271,7 +271,7 @@ Json complete(Host& host, const Row& job, const Json& tokens) {
     }
     const std::optional<std::string> previous =
         current ? std::optional<std::string>(current->text("id")) : std::nullopt;
-    Json credential = credentials::insert_sealed(host, database_id, scope,
+    Json credential = vault::insert_sealed(host, database_id, scope,
                                                  tokens[scope].get<std::string>(),
                                                  opt_string(m, "expiresAt"), previous);
     audit::Event e = credential_event(*db, "credential.issue", credential["id"].get<std::string>());

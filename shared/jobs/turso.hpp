@@ -1,7 +1,7 @@
 // The turso driver's lifecycle as outbox jobs. envdb cannot reach Turso
 // itself: an external worker claims `turso` jobs, calls the Turso Platform API
 // and reports back (docs/guides/turso-worker.md). Every change of the catalog
-// that Turso must follow queues one job here, through outbox::enqueue:
+// that Turso must follow queues one job here, through queue::enqueue:
 //
 //   action    kind             at Turso                              on complete (tokens)
 //   create    create_database  create the database, mint `mint`      stored as the first credentials

@@ -1,10 +1,11 @@
 #include "postgres/converge.hpp"
 
 #include "core/clock.hpp"
-#include "secrets/credentials.hpp"
-#include "secrets/crypto.hpp"
 #include "core/errors.hpp"
 #include "core/json.hpp"
+#include "postgres/statements.hpp"
+#include "secrets/crypto.hpp"
+#include "secrets/vault.hpp"
 
 namespace envdb::converge {
 
@@ -42,7 +43,7 @@ std::vector<ServerPlan> desired(Store& store, const std::optional<std::string>& 
     d.database_id = r.text("database_id");
     d.database_name = r.text("database_name");
     d.scope = r.text("scope");
-    d.name = pgdriver::login_name(d.database_name, d.scope, d.credential_id);
+    d.name = postgres::login_name(d.database_name, d.scope, d.credential_id);
     d.valid_until = r.opt_text("expires_at");
     d.live = login_live(r.text("status"), d.valid_until, r.text("environment_status"), now_ms);
     d.may_create = creating || !is_null(r["provisioned_at"]);
@@ -56,7 +57,7 @@ std::string actual_sql(const std::vector<Desired>& logins) {
   // is missing from the answer is NOLOGIN without sessions, or does not exist.
   std::string names;
   for (const Desired& d : logins)
-    names += (names.empty() ? "" : ", ") + pgdriver::quote_literal(d.name);
+    names += (names.empty() ? "" : ", ") + postgres::quote_literal(d.name);
   if (names.empty()) names = "NULL";
   return "SELECT pg_catalog.jsonb_object_agg(r.rolname, pg_catalog.jsonb_build_object('login', "
          "r.rolcanlogin, 'until', CASE WHEN r.rolvaliduntil IS NULL OR r.rolvaliduntil = "
@@ -108,7 +109,7 @@ std::vector<Action> plan(const std::vector<Desired>& desired,
   return out;
 }
 
-std::optional<pgdriver::Login> login_to_create(Host& host, const std::string& credential_id) {
+std::optional<postgres::Login> login_to_create(Host& host, const std::string& credential_id) {
   auto row = query_one(host.store(),
                        std::string("SELECT c.id, c.database_id, c.scope, c.kms_key_id, "
                                    "c.token_cipher, c.status, c.expires_at, d.database_name, "
@@ -119,20 +120,20 @@ std::optional<pgdriver::Login> login_to_create(Host& host, const std::string& cr
                                    "WHERE c.id = $1 AND d.dropped_at IS NULL"),
                        {credential_id});
   if (!row) return std::nullopt;
-  pgdriver::Login l;
+  postgres::Login l;
   l.credential_id = credential_id;
   l.scope = row->text("scope");
-  l.name = pgdriver::login_name(row->text("database_name"), l.scope, credential_id);
+  l.name = postgres::login_name(row->text("database_name"), l.scope, credential_id);
   l.valid_until = row->opt_text("expires_at");
   l.live = login_live(row->text("status"), l.valid_until, row->text("environment_status"),
                       now_ms());
   if (!l.live) return std::nullopt;
-  const crypto::SecretBytes token(credentials::open_token(host, *row));
+  const crypto::SecretBytes token(vault::open_token(host, *row));
   l.verifier = crypto::scram_sha256_verifier(token.view(), crypto::random_bytes(16));
   return l;
 }
 
-std::vector<Action> apply(pgdriver::ServerSession& server, const ServerPlan& p,
+std::vector<Action> apply(postgres::ServerSession& server, const ServerPlan& p,
                           const LoginMaker& make_login) {
   if (p.logins.empty()) return {};
   const auto actual = parse_actual(server.query_value(actual_sql(p.logins)));
@@ -145,20 +146,20 @@ std::vector<Action> apply(pgdriver::ServerSession& server, const ServerPlan& p,
         // since the plan was made.
         auto login = make_login(a.login);
         if (!login) continue;
-        const pgdriver::Roles roles = pgdriver::roles_for(a.login.database_name);
-        for (const std::string& sql : pgdriver::ensure_roles_sql(roles)) server.exec(sql);
-        server.exec(pgdriver::ensure_login_sql(*login, roles));
+        const postgres::Roles roles = postgres::roles_for(a.login.database_name);
+        for (const std::string& sql : postgres::ensure_roles_sql(roles)) server.exec(sql);
+        server.exec(postgres::ensure_login_sql(*login, roles));
         break;
       }
       case Step::enable:
-        server.exec(pgdriver::enable_login_sql(name, a.login.valid_until));
+        server.exec(postgres::enable_login_sql(name, a.login.valid_until));
         break;
       case Step::disable:
-        server.exec(pgdriver::disable_login_sql(name));
-        (void)server.query_value(pgdriver::terminate_sessions_sql(name));
+        server.exec(postgres::disable_login_sql(name));
+        (void)server.query_value(postgres::terminate_sessions_sql(name));
         break;
       case Step::end_sessions:
-        (void)server.query_value(pgdriver::terminate_sessions_sql(name));
+        (void)server.query_value(postgres::terminate_sessions_sql(name));
         break;
     }
     done.push_back(a);

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "core/host.hpp"
-#include "postgres/provisioner.hpp"
 #include "core/store.hpp"
+#include "postgres/statements.hpp"
 
 namespace envdb::converge {
 
@@ -34,7 +34,7 @@ struct Desired {
   std::string database_id;
   std::string database_name;
   std::string scope;
-  std::string name;  // pgdriver::login_name
+  std::string name;  // postgres::login_name
   bool live = false;
   std::optional<std::string> valid_until;  // ISO; nullopt: no expiry
   // The database exists on its server (provisioned), so a live login that is
@@ -85,13 +85,13 @@ std::vector<Action> plan(const std::vector<Desired>& desired,
 
 // A login to create, with its verifier, when its credential is still live
 // now (re-read from the catalog; nullopt otherwise). Opens the token.
-std::optional<pgdriver::Login> login_to_create(Host& host, const std::string& credential_id);
+std::optional<postgres::Login> login_to_create(Host& host, const std::string& credential_id);
 
 // Converges one server: reads its logins, plans, runs the steps. A create
 // step asks `make_login` (a control-plane transaction around
 // login_to_create). Returns the steps run.
-using LoginMaker = std::function<std::optional<pgdriver::Login>(const Desired&)>;
-std::vector<Action> apply(pgdriver::ServerSession& server, const ServerPlan& plan_of_server,
+using LoginMaker = std::function<std::optional<postgres::Login>(const Desired&)>;
+std::vector<Action> apply(postgres::ServerSession& server, const ServerPlan& plan_of_server,
                           const LoginMaker& make_login);
 
 }  // namespace envdb::converge

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/errors.hpp"
+#include "core/function.hpp"
 #include "core/store.hpp"
 
 namespace envdb::login_lookup {

@@ -11,10 +11,10 @@
 // expired login) is NULL, so the pooler refuses it without telling it apart.
 #pragma once
 #include "core/cpp_only.hpp"
+#include "core/function.hpp"
 
 #include <vector>
 
-#include "surface/api.hpp"
 
 namespace envdb::login_lookup {
 

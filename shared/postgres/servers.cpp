@@ -6,14 +6,16 @@
 #include <cstdlib>
 
 #include "core/clock.hpp"
-#include "postgres/converge.hpp"
-#include "secrets/crypto.hpp"
 #include "core/errors.hpp"
 #include "core/json.hpp"
+#include "postgres/converge.hpp"
+#include "postgres/hosts.hpp"
+#include "postgres/statements.hpp"
+#include "secrets/crypto.hpp"
 
 namespace envdb {
 
-std::unique_ptr<pgdriver::ServerSession> Host::connect_server(const pgdriver::Server& server) {
+std::unique_ptr<postgres::ServerSession> Host::connect_server(const postgres::Server& server) {
   (void)server;
   return nullptr;
 }
@@ -40,12 +42,12 @@ namespace {
 // VALID UNTIL is kept to the microsecond, expires_at to the millisecond.
 constexpr int64_t kValidUntilSlackMs = 1000;
 
-std::string ident(const std::string& name) { return pgdriver::quote_identifier(name); }
+std::string ident(const std::string& name) { return postgres::quote_identifier(name); }
 
 std::string terminate_sql(const std::string& role) {
   return "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity "
          "WHERE usename = " +
-         pgdriver::quote_literal(role);
+         postgres::quote_literal(role);
 }
 
 std::string until_text(const std::optional<int64_t>& ms) {
@@ -119,7 +121,7 @@ Expected expected_for(
     db.in_flight = d.boolean("in_flight") || (!db.dropped && !d.boolean("provisioned"));
     if (here && !db.in_flight && !here(db.database_name, d.opt_text("database_url"))) continue;
     try {
-      db.roles = pgdriver::roles_for(db.database_name);
+      db.roles = postgres::roles_for(db.database_name);
     } catch (const Error&) {
       continue;  // not a name envdb made; the row checks report it
     }
@@ -130,7 +132,7 @@ Expected expected_for(
                               {db.database_id})) {
       ExpectedLogin l;
       l.credential_id = c.text("id");
-      l.name = pgdriver::login_name(db.database_name, c.text("scope"), l.credential_id);
+      l.name = postgres::login_name(db.database_name, c.text("scope"), l.credential_id);
       l.scope_role = db.roles.of_scope(c.text("scope"));
       l.live = !db.dropped &&
                converge::login_live(c.text("status"), c.opt_text("expires_at"), env_status, now_ms);
@@ -227,7 +229,7 @@ std::vector<Finding> compare(const Expected& expected, const Observed& observed,
         if (!r.login || !until_ok) action.push_back("LOGIN VALID UNTIL as the catalog says");
         if (!r.login || !until_ok)
           fix.push_back("ALTER ROLE " + ident(l.name) + " LOGIN VALID UNTIL " +
-                        pgdriver::quote_literal(l.valid_until_ms ? iso_from_ms(*l.valid_until_ms)
+                        postgres::quote_literal(l.valid_until_ms ? iso_from_ms(*l.valid_until_ms)
                                                                  : std::string("infinity")));
       }
       for (const std::string& g : r.member_of)
@@ -278,13 +280,13 @@ std::vector<Finding> compare(const Expected& expected, const Observed& observed,
     // be dropped; the block leaves it (NOLOGIN) and verify_sql tells.
     f.statements = {"ALTER ROLE " + ident(name) + " NOLOGIN", terminate_sql(name),
                     "DO " +
-                        pgdriver::dollar_quote("BEGIN DROP ROLE IF EXISTS " + ident(name) +
+                        postgres::dollar_quote("BEGIN DROP ROLE IF EXISTS " + ident(name) +
                                                "; EXCEPTION WHEN dependent_objects_still_exist "
                                                "OR object_in_use THEN NULL; END") +
                         " LANGUAGE plpgsql"};
     f.action = "NOLOGIN, sessions ended, role dropped";
     f.verify_sql = "SELECT rolname::text FROM pg_catalog.pg_roles WHERE rolname = " +
-                   pgdriver::quote_literal(name);
+                   postgres::quote_literal(name);
     out.push_back(std::move(f));
   }
   if (expected.dedicated)
@@ -301,8 +303,8 @@ std::vector<Finding> compare(const Expected& expected, const Observed& observed,
   return out;
 }
 
-pgdriver::Server load_server(Host& host, const Row& h) {
-  pgdriver::Server s;
+postgres::Server load_server(Host& host, const Row& h) {
+  postgres::Server s;
   s.id = h.text("id");
   s.name = h.text("name");
   s.host = h.text("host");
@@ -319,7 +321,7 @@ pgdriver::Server load_server(Host& host, const Row& h) {
     if (!blob)
       fail(Code::decrypt_failed,
            "database host " + quote_value(s.name) + " has no password ciphertext");
-    s.password = crypto::open(keyring.key(*key_id), blob->bytes, pgdriver::host_aad(s.id));
+    s.password = crypto::open(keyring.key(*key_id), blob->bytes, postgres::host_aad(s.id));
   }
   return s;
 }

@@ -35,8 +35,8 @@
 #include <vector>
 
 #include "core/host.hpp"
-#include "postgres/provisioner.hpp"
 #include "core/store.hpp"
+#include "postgres/statements.hpp"
 
 namespace envdb::servers {
 
@@ -74,7 +74,7 @@ struct ExpectedDatabase {
   std::string database_id, database_name, environment_id, organization_id;
   bool dropped = false;
   bool in_flight = false;  // a job of it is pending or running: not judged
-  pgdriver::Roles roles;
+  postgres::Roles roles;
   std::vector<ExpectedLogin> logins;
 };
 
@@ -115,6 +115,6 @@ std::vector<Finding> compare(const Expected& expected, const Observed& observed,
 
 // A registered host with its password opened (key_unavailable or
 // decrypt_failed when it cannot be).
-pgdriver::Server load_server(Host& host, const Row& host_row);
+postgres::Server load_server(Host& host, const Row& host_row);
 
 }  // namespace envdb::servers

@@ -5,156 +5,27 @@
 #include <string_view>
 
 #include "catalog/audit.hpp"
-#include "core/clock.hpp"
-#include "secrets/crypto.hpp"
-#include "core/errors.hpp"
-#include "core/ids.hpp"
-#include "postgres/provisioner.hpp"
 #include "catalog/records.hpp"
 #include "catalog/row_rules.hpp"
-#include "surface/setup.hpp"
+#include "catalog/settings.hpp"
+#include "core/clock.hpp"
+#include "core/errors.hpp"
+#include "core/function.hpp"
+#include "core/ids.hpp"
 #include "jobs/turso.hpp"
+#include "postgres/provisioner.hpp"
+#include "secrets/crypto.hpp"
+#include "secrets/vault.hpp"
 
 namespace envdb::credentials {
-
-const char* const kSealedColumns = "id, database_id, scope, kms_key_id, token_cipher";
 
 namespace {
 
 using T = api::Type;
 
-// Durations are capped so that a computed timestamp keeps a four-digit year:
-// the ISO text form, and its ordering as text in SQLite, rely on it.
-constexpr int64_t kMaxSeconds = 100LL * 366 * 86400;
-
-std::string seconds_from_now(int64_t seconds) {
-  return iso_from_ms(now_ms() + std::min(seconds, kMaxSeconds) * 1000);
-}
-
-std::optional<std::string> default_expiry(Host& host) {
-  const int64_t ttl = setup::setting_seconds(host, "credential_ttl_seconds");
-  if (ttl <= 0) return std::nullopt;
-  return seconds_from_now(ttl);
-}
-
 Value opt(const std::optional<std::string>& v) { return v ? Value(*v) : null_value(); }
 
-bool postgres(Store& store) { return store.dialect() == Dialect::postgres; }
-
-// The sentence of an error, without its code word.
-std::string sentence_of(const Error& e) {
-  const std::string what = e.what();
-  const std::string prefix = std::string(code_word(e.code())) + ": ";
-  return what.compare(0, prefix.size(), prefix) == 0 ? what.substr(prefix.size()) : what;
-}
-
-// What a credential is bound to besides its own row (envelope format 2).
-struct Identity {
-  std::string name;
-  std::optional<std::string> url;
-};
-
-// A database's identity as its row says now, validated (row_rules):
-// schema_mismatch for a name or URL envdb never writes.
-Identity database_identity(Store& store, const std::string& database_id) {
-  auto db = query_one(store,
-                      "SELECT id, driver, database_name, database_url "
-                      "FROM envdb.sys_environment_database WHERE id = $1",
-                      {database_id});
-  if (!db)
-    fail(Code::not_found,
-         "database_id " + quote_value(database_id) + " names no environment database");
-  row_rules::require_database(*db);
-  return {db->text("database_name"), db->opt_text("database_url")};
-}
-
-bool has_column(const Row& row, const char* name) {
-  for (const std::string& n : row.names())
-    if (n == name) return true;
-  return false;
-}
-
-std::string bound_aad(const std::string& id, const std::string& database_id,
-                      const std::string& scope, const Identity& identity) {
-  return crypto::bound_credential_aad(id, database_id, scope, identity.name, identity.url);
-}
-
-crypto::SecretBytes open_secret(Host& host, const Row& row) {
-  const std::string id = row.text("id");
-  const std::string kms_key_id = row.text("kms_key_id");
-  Keyring& keyring = host.keyring();
-  if (!keyring.has(kms_key_id))
-    fail(Code::key_unavailable, "credential " + id + " is sealed under key " +
-                                    quote_value(kms_key_id) + ", which is not loaded");
-  const Value& cipher = row["token_cipher"];
-  std::string_view envelope;
-  if (auto blob = std::get_if<Blob>(&cipher)) {
-    envelope = blob->bytes;
-  } else if (auto text = std::get_if<std::string>(&cipher)) {
-    envelope = *text;  // a hand-edited row; crypto::open will judge it
-  } else {
-    fail(Code::decrypt_failed, "credential " + id + " has no ciphertext");
-  }
-  const std::string database_id = row.text("database_id");
-  const std::string scope = row.text("scope");
-  try {
-    // Format 1 (before 0.3.0) opens under its own associated data until it
-    // is re-sealed; anything else is judged as format 2, bound to the
-    // database's name and URL as the row says now (taken from `row` when it
-    // carries them, the router's case; else read).
-    if (crypto::envelope_version(envelope) == crypto::kEnvelopeVersionUnbound)
-      return crypto::open(keyring.key(kms_key_id), envelope,
-                          crypto::credential_aad(id, database_id, scope),
-                          crypto::kEnvelopeVersionUnbound);
-    Identity identity;
-    if (has_column(row, "database_name") && has_column(row, "driver")) {
-      identity = {row.text("database_name"), row.opt_text("database_url")};
-      row_rules::require_database(database_id, row.text("driver"), identity.name, identity.url);
-    } else {
-      identity = database_identity(host.store(), database_id);
-    }
-    return crypto::open(keyring.key(kms_key_id), envelope,
-                        bound_aad(id, database_id, scope, identity),
-                        crypto::kEnvelopeVersionBound);
-  } catch (const Error& e) {
-    if (e.code() != Code::decrypt_failed) throw;
-    fail(Code::decrypt_failed, "credential " + id + " does not open under key " +
-                                   quote_value(kms_key_id) + ": " + sentence_of(e));
-  }
-}
-
-Json insert_sealed_token(Host& host, const std::string& database_id, const std::string& scope,
-                         std::string_view token, const std::optional<std::string>& expires_at,
-                         const std::optional<std::string>& rotated_from) {
-  Keyring& keyring = host.keyring();
-  const crypto::SecretBytes& key = keyring.active_key();
-  const std::string id = new_uuid_v7();
-  auto db = query_one(host.store(),
-                      "SELECT id, driver, database_name, database_url "
-                      "FROM envdb.sys_environment_database WHERE id = $1",
-                      {database_id});
-  if (!db)
-    fail(Code::not_found,
-         "database_id " + quote_value(database_id) + " names no environment database");
-  row_rules::require_database(*db);
-  const std::string cipher =
-      crypto::seal(key, token,
-                   bound_aad(id, database_id, scope,
-                             {db->text("database_name"), db->opt_text("database_url")}),
-                   crypto::kEnvelopeVersionBound);
-  const std::string now = now_iso();
-  // A postgres database's credential is a login role of that name.
-  std::optional<std::string> username;
-  if (db->text("driver") == "postgres")
-    username = pgdriver::login_name(db->text("database_name"), scope, id);
-  execute(host.store(),
-          "INSERT INTO envdb.sys_database_credential (id, database_id, token_cipher, kms_key_id, "
-          "scope, status, username, issued_at, expires_at, rotated_from) "
-          "VALUES ($1, $2, $3, $4, $5, 'active', $6, $7::timestamptz, $8::timestamptz, $9)",
-          {id, database_id, Blob{cipher}, keyring.active_id(), scope, opt(username), now,
-           opt(expires_at), opt(rotated_from)});
-  return records::credential_json(records::load_credential(host.store(), "credential_id", id));
-}
+bool is_postgres(Store& store) { return store.dialect() == Dialect::postgres; }
 
 // A database with its environment, the target of issue and rotate.
 struct Target {
@@ -182,7 +53,7 @@ Target load_target(Store& store, const std::string& database_id) {
       "SELECT d.id, d.driver, e.id AS environment_id, e.organization_id, e.status "
       "FROM envdb.sys_environment_database d JOIN envdb.sys_environment e "
       "ON e.id = d.environment_id WHERE d.id = $1";
-  if (postgres(store)) sql += " FOR NO KEY UPDATE OF e";
+  if (is_postgres(store)) sql += " FOR NO KEY UPDATE OF e";
   auto row = query_one(store, sql, {database_id});
   if (!row)
     fail(Code::not_found,
@@ -196,7 +67,7 @@ Target load_target(Store& store, const std::string& database_id) {
 
 std::string scope_arg(api::Call& c) {
   const std::string scope = c.opt_text("scope", 64).value_or("readwrite");
-  if (!is_scope(scope))
+  if (!vault::is_scope(scope))
     fail(Code::invalid_parameter,
          "scope " + quote_value(scope) + " is not a credential scope (readwrite, readonly, admin)");
   return scope;
@@ -205,7 +76,7 @@ std::string scope_arg(api::Call& c) {
 // The caller's token, or a generated one where envdb mints tokens. Never
 // quoted in a message.
 crypto::SecretBytes token_arg(api::Call& c, const Target& target, bool& generated) {
-  auto token = c.opt_text("token", kMaxTokenBytes);
+  auto token = c.opt_text("token", vault::kMaxTokenBytes);
   if (token) {
     if (token->empty()) fail(Code::invalid_parameter, "token must not be empty");
     generated = false;
@@ -222,18 +93,8 @@ std::optional<Row> active_credential(Store& store, const std::string& database_i
   std::string sql = std::string("SELECT ") + records::kCredentialColumns +
                     " FROM envdb.sys_database_credential "
                     "WHERE database_id = $1 AND scope = $2 AND status = 'active'";
-  if (postgres(store)) sql += " FOR UPDATE";
+  if (is_postgres(store)) sql += " FOR UPDATE";
   return query_one(store, sql, {database_id, scope});
-}
-
-// The previous credential stays valid until `until`, or until its own earlier
-// expiry: a rotation never lengthens a credential's life.
-void start_rotating(Store& store, const std::string& credential_id, const std::string& until) {
-  execute(store,
-          "UPDATE envdb.sys_database_credential SET status = 'rotating', expires_at = CASE WHEN "
-          "expires_at IS NOT NULL AND expires_at < $2::timestamptz THEN expires_at ELSE "
-          "$2::timestamptz END WHERE id = $1",
-          {credential_id, until});
 }
 
 audit::Event event_for(const Target& t, const char* action, const std::string& credential_id) {
@@ -281,7 +142,7 @@ void record_reveal(Host& host, const Row& row) {
       "SELECT id, detail FROM envdb.sys_audit_event WHERE environment_id = $1 AND "
       "occurred_at >= $2::timestamptz AND action = 'credential.reveal' AND subject_id = $3 AND "
       "COALESCE(actor, '') = $4 ORDER BY occurred_at DESC, id DESC LIMIT 1";
-  if (postgres(store)) sql += " FOR UPDATE SKIP LOCKED";
+  if (is_postgres(store)) sql += " FOR UPDATE SKIP LOCKED";
   auto previous = query_one(store, sql,
                             {row.text("environment_id"), iso_from_ms(now - now % 60000),
                              row.text("id"), actor.value_or("")});
@@ -324,11 +185,11 @@ Value issue(api::Call& c) {
   std::optional<std::string> superseded;
   if (auto previous = active_credential(store, database_id, scope)) {
     superseded = previous->text("id");
-    start_rotating(store, *superseded,
-                   seconds_from_now(setup::setting_seconds(host, "rotation_grace_seconds")));
+    vault::start_rotating(store, *superseded,
+                   vault::expiry_in(settings::setting_seconds(host, "rotation_grace_seconds")));
   }
-  Json credential = insert_sealed_token(host, database_id, scope, token.view(),
-                                        expires_at ? expires_at : default_expiry(host), superseded);
+  Json credential = vault::insert_sealed(host, database_id, scope, token.view(),
+                                        expires_at ? expires_at : vault::new_expiry(host), superseded);
   audit::Event e = event_for(target, "credential.issue", credential["id"].get<std::string>());
   e.detail = Json{{"databaseId", database_id},
                   {"scope", scope},
@@ -336,7 +197,7 @@ Value issue(api::Call& c) {
                   {"tokenSource", generated ? "generated" : "caller"},
                   {"supersededId", json_text(superseded)}};
   audit::record(host, e);
-  pgdriver::queue_job(host, database_id, "create_login", credential["id"].get<std::string>());
+  postgres::queue_job(host, database_id, "create_login", credential["id"].get<std::string>());
   tx.done();
   return api::json_result(Json{{"credential", credential}});
 }
@@ -376,7 +237,7 @@ Value rotate(api::Call& c) {
   const std::string database_id = c.text("database_id", 128);
   const std::string scope = scope_arg(c);
   const auto grace_arg = c.opt_seconds("grace");
-  if (grace_arg && *grace_arg > kMaxSeconds)
+  if (grace_arg && *grace_arg > vault::kMaxSeconds)
     fail(Code::invalid_parameter,
          "grace of " + std::to_string(*grace_arg) + " seconds is longer than 100 years");
 
@@ -385,8 +246,8 @@ Value rotate(api::Call& c) {
   Atomic tx(store);
   const Target target = load_target(store, database_id);
   const int64_t grace =
-      grace_arg ? *grace_arg : setup::setting_seconds(host, "rotation_grace_seconds");
-  if (target.driver == "turso" && !c.opt_text("token", kMaxTokenBytes)) {
+      grace_arg ? *grace_arg : settings::setting_seconds(host, "rotation_grace_seconds");
+  if (target.driver == "turso" && !c.opt_text("token", vault::kMaxTokenBytes)) {
     Value out = rotate_by_mint(host, target, scope, grace);
     tx.done();
     return out;
@@ -400,9 +261,9 @@ Value rotate(api::Call& c) {
     fail(Code::not_found, "database_id " + quote_value(database_id) + " has no active " + scope +
                               " credential to rotate");
   const std::string previous_id = previous->text("id");
-  start_rotating(store, previous_id, seconds_from_now(grace));
-  Json credential = insert_sealed_token(host, database_id, scope, token.view(),
-                                        default_expiry(host), previous_id);
+  vault::start_rotating(store, previous_id, vault::expiry_in(grace));
+  Json credential = vault::insert_sealed(host, database_id, scope, token.view(),
+                                        vault::new_expiry(host), previous_id);
   Json previous_json =
       records::credential_json(records::load_credential(store, "credential_id", previous_id));
   audit::Event e = event_for(target, "credential.rotate", credential["id"].get<std::string>());
@@ -414,7 +275,7 @@ Value rotate(api::Call& c) {
                   {"graceSeconds", grace},
                   {"previousExpiresAt", previous_json["expiresAt"]}};
   audit::record(host, e);
-  pgdriver::queue_job(host, database_id, "create_login", credential["id"].get<std::string>());
+  postgres::queue_job(host, database_id, "create_login", credential["id"].get<std::string>());
   tx.done();
   return api::json_result(Json{{"credential", credential}, {"previous", previous_json}});
 }
@@ -425,7 +286,7 @@ Value revoke(api::Call& c) {
   Store& store = c.store;
   Atomic tx(store);
   auto row = query_one(
-      store, credential_with_owner_sql("c.id = $1") + (postgres(store) ? " FOR UPDATE OF c" : ""),
+      store, credential_with_owner_sql("c.id = $1") + (is_postgres(store) ? " FOR UPDATE OF c" : ""),
       {id});
   if (!row) fail(Code::not_found, "credential_id " + quote_value(id) + " names no credential");
   if (row->text("status") == "revoked")
@@ -437,7 +298,7 @@ Value revoke(api::Call& c) {
   audit::Event e = event_for(*row, "credential.revoke");
   e.detail["previousStatus"] = row->text("status");
   audit::record(c.host, e);
-  pgdriver::queue_job(c.host, row->text("database_id"), "disable_login", id);
+  postgres::queue_job(c.host, row->text("database_id"), "disable_login", id);
   turso::queue(c.host, row->text("database_id"), "revoke", {id});
   Json credential = records::credential_json(records::load_credential(store, "credential_id", id));
   tx.done();
@@ -455,7 +316,7 @@ int64_t expire_due(Host& host) {
   auto rows = query(store,
                     credential_with_owner_sql("c.status IN ('active', 'rotating') AND "
                                               "c.expires_at <= $1::timestamptz ORDER BY c.id") +
-                        (postgres(store) ? " FOR UPDATE OF c" : ""),
+                        (is_postgres(store) ? " FOR UPDATE OF c" : ""),
                     {now});
   std::map<std::string, std::vector<std::string>> expired;  // database -> credentials
   for (const Row& row : rows) {
@@ -467,7 +328,7 @@ int64_t expire_due(Host& host) {
     e.detail["previousStatus"] = row.text("status");
     e.detail["expiredAt"] = row.text("expires_at");
     audit::record(host, e);
-    pgdriver::queue_job(host, row.text("database_id"), "disable_login", row.text("id"));
+    postgres::queue_job(host, row.text("database_id"), "disable_login", row.text("id"));
     expired[row.text("database_id")].push_back(row.text("id"));
   }
   // turso: one invalidation per database, however many of its credentials
@@ -506,17 +367,17 @@ Value rewrap(api::Call& c) {
       "SELECT c.id, c.database_id, c.scope, c.kms_key_id, c.token_cipher, d.driver, "
       "d.database_name, d.database_url" +
       pending + " ORDER BY c.id LIMIT " + std::to_string(kRewrapBatch) +
-      (postgres(store) ? " FOR UPDATE OF c" : "");
+      (is_postgres(store) ? " FOR UPDATE OF c" : "");
   int64_t moved = 0;
   std::map<std::string, int64_t> from;
   for (;;) {
     auto rows = query(store, batch_sql, {target, bound_version});
     if (rows.empty()) break;
     for (const Row& row : rows) {
-      const crypto::SecretBytes token = open_secret(c.host, row);
+      const crypto::SecretBytes token = vault::open_secret(c.host, row);
       const std::string cipher = crypto::seal(
           key, token.view(),
-          bound_aad(row.text("id"), row.text("database_id"), row.text("scope"),
+          vault::bound_aad(row.text("id"), row.text("database_id"), row.text("scope"),
                     {row.text("database_name"), row.opt_text("database_url")}),
           crypto::kEnvelopeVersionBound);
       execute(store,
@@ -567,12 +428,12 @@ Value reveal(api::Call& c) {
   // READ ONLY transaction, a hot standby) the reveal is refused, unless the
   // operator allowed unaudited reveals (setting allow_unaudited_reveal).
   const bool audited = store.writable();
-  if (!audited && setup::setting(c.host, "allow_unaudited_reveal") != "on")
+  if (!audited && settings::setting(c.host, "allow_unaudited_reveal") != "on")
     fail(Code::permission_denied,
          "credential_id " + quote_value(id) +
              " cannot be revealed here: no audit event can be written (a READ ONLY transaction "
              "or a hot standby); reveal on a writable primary, or set allow_unaudited_reveal");
-  crypto::SecretBytes token = open_secret(c.host, *row);
+  crypto::SecretBytes token = vault::open_secret(c.host, *row);
   if (audited) record_reveal(c.host, *row);
   return std::string(token.view());
 }
@@ -700,139 +561,6 @@ std::vector<api::Function> functions() {
        kAdmin,
        "make a loaded key the active key for new ciphertexts"},
   };
-}
-
-bool is_scope(const std::string& scope) {
-  return scope == "readwrite" || scope == "readonly" || scope == "admin";
-}
-
-std::string open_token(Host& host, const Row& row) {
-  const crypto::SecretBytes token = open_secret(host, row);
-  return std::string(token.view());
-}
-
-Json insert_sealed(Host& host, const std::string& database_id, const std::string& scope,
-                   const std::string& token, const std::optional<std::string>& expires_at,
-                   const std::optional<std::string>& rotated_from) {
-  return insert_sealed_token(host, database_id, scope, token, expires_at, rotated_from);
-}
-
-std::vector<std::string> initial_scopes() { return {"admin", "readwrite", "readonly"}; }
-
-std::optional<std::string> new_expiry(Host& host) { return default_expiry(host); }
-
-void rotate_out(Store& store, const std::string& credential_id, int64_t grace_seconds) {
-  start_rotating(store, credential_id, seconds_from_now(grace_seconds));
-}
-
-Json issue_initial(Host& host, const std::string& database_id) {
-  Json out = Json::array();
-  const auto expires = default_expiry(host);
-  // Every scope a role can map to exists from the start (permissions).
-  for (const std::string& scope : initial_scopes()) {
-    const crypto::SecretBytes token(crypto::generate_token());
-    out.push_back(
-        insert_sealed_token(host, database_id, scope, token.view(), expires, std::nullopt));
-  }
-  return out;
-}
-
-Json store_token(Host& host, const std::string& database_id, const std::string& scope,
-                 const std::string& token) {
-  const std::string now = now_iso();
-  execute(host.store(),
-          "UPDATE envdb.sys_database_credential SET status = 'revoked', revoked_at = "
-          "$3::timestamptz WHERE database_id = $1 AND scope = $2 AND status = 'active'",
-          {database_id, scope, now});
-  return insert_sealed_token(host, database_id, scope, token, default_expiry(host), std::nullopt);
-}
-
-void set_database_url(Host& host, const std::string& database_id, const std::string& url) {
-  Store& store = host.store();
-  auto db = query_one(store,
-                      "SELECT id, driver, database_name, database_url "
-                      "FROM envdb.sys_environment_database WHERE id = $1",
-                      {database_id});
-  if (!db)
-    fail(Code::not_found,
-         "database_id " + quote_value(database_id) + " names no environment database");
-  row_rules::require_database(*db);
-  if (db->opt_text("database_url") == url) return;
-  const std::string driver = db->text("driver");
-  const Identity now_bound{db->text("database_name"), url};
-  row_rules::require_database(database_id, driver, now_bound.name, now_bound.url);
-  // Opened under the identity they were sealed for, sealed again for the
-  // new one, under the same key, in the caller's transaction.
-  struct Opened {
-    std::string id, scope, kms_key_id;
-    crypto::SecretBytes token;
-  };
-  std::vector<Opened> live;
-  for (const Row& row : query(store,
-                              std::string("SELECT ") + kSealedColumns +
-                                  " FROM envdb.sys_database_credential WHERE database_id = $1 "
-                                  "AND status <> 'revoked' ORDER BY id" +
-                                  (postgres(store) ? " FOR UPDATE" : ""),
-                              {database_id}))
-    live.push_back({row.text("id"), row.text("scope"), row.text("kms_key_id"),
-                    open_secret(host, row)});
-  execute(store,
-          "UPDATE envdb.sys_environment_database SET database_url = $2, "
-          "updated_at = $3::timestamptz WHERE id = $1",
-          {database_id, url, now_iso()});
-  for (const Opened& c : live) {
-    const std::string cipher =
-        crypto::seal(host.keyring().key(c.kms_key_id), c.token.view(),
-                     bound_aad(c.id, database_id, c.scope, now_bound),
-                     crypto::kEnvelopeVersionBound);
-    execute(store, "UPDATE envdb.sys_database_credential SET token_cipher = $2 WHERE id = $1",
-            {c.id, Blob{cipher}});
-  }
-}
-
-ResealCount reseal_unbound(Host& host) {
-  Store& store = host.store();
-  Keyring& keyring = host.keyring();
-  ResealCount out;
-  std::map<std::string, int64_t> by_key;
-  for (const Row& row :
-       query(store,
-             "SELECT c.id, c.database_id, c.scope, c.kms_key_id, c.token_cipher, d.driver, "
-             "d.database_name, d.database_url FROM envdb.sys_database_credential c "
-             "JOIN envdb.sys_environment_database d ON d.id = c.database_id "
-             "WHERE c.status <> 'revoked' ORDER BY c.id")) {
-    const Blob* blob = std::get_if<Blob>(&row["token_cipher"]);
-    if (!blob || crypto::envelope_version(blob->bytes) != crypto::kEnvelopeVersionUnbound)
-      continue;
-    const std::string kms_key_id = row.text("kms_key_id");
-    if (!keyring.has(kms_key_id)) {
-      ++out.left;
-      continue;
-    }
-    const crypto::SecretBytes token = open_secret(host, row);
-    const std::string cipher = crypto::seal(
-        keyring.key(kms_key_id), token.view(),
-        bound_aad(row.text("id"), row.text("database_id"), row.text("scope"),
-                  {row.text("database_name"), row.opt_text("database_url")}),
-        crypto::kEnvelopeVersionBound);
-    execute(store, "UPDATE envdb.sys_database_credential SET token_cipher = $2 WHERE id = $1",
-            {row.text("id"), Blob{cipher}});
-    ++out.resealed;
-    ++by_key[kms_key_id];
-  }
-  if (out.resealed > 0) {
-    audit::Event e;
-    e.action = "credential.reseal";
-    e.subject_type = "credential";
-    Json keys = Json::object();
-    for (auto& [id, n] : by_key) keys[id] = n;
-    e.detail = Json{{"credentials", out.resealed},
-                    {"envelopeVersion", crypto::kEnvelopeVersionBound},
-                    {"keys", keys},
-                    {"leftUnbound", out.left}};
-    audit::record(host, e);
-  }
-  return out;
 }
 
 int64_t revoke_all(Host& host, const std::string& database_id) {

@@ -1,6 +1,7 @@
 #include "tenancy/context.hpp"
 
 #include "core/errors.hpp"
+#include "core/function.hpp"
 #include "core/ids.hpp"
 #include "core/json_bounds.hpp"
 #include "tenancy/isolation.hpp"

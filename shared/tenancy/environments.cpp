@@ -3,21 +3,20 @@
 #include <chrono>
 
 #include "catalog/audit.hpp"
+#include "catalog/records.hpp"
+#include "catalog/row_rules.hpp"
+#include "catalog/settings.hpp"
 #include "core/clock.hpp"
-#include "secrets/credentials.hpp"
 #include "core/errors.hpp"
+#include "core/function.hpp"
 #include "core/ids.hpp"
+#include "jobs/turso.hpp"
+#include "secrets/vault.hpp"
 #include "tenancy/isolation.hpp"
 #include "tenancy/legacy.hpp"
 #include "tenancy/lifecycle.hpp"
-#include "jobs/outbox.hpp"
-#include "postgres/provisioner.hpp"
 #include "tenancy/provision.hpp"
-#include "catalog/records.hpp"
-#include "catalog/row_rules.hpp"
-#include "surface/setup.hpp"
 #include "tenancy/teardown.hpp"
-#include "jobs/turso.hpp"
 
 namespace envdb::environments {
 
@@ -39,14 +38,14 @@ class Stopwatch {
 
 std::string driver_arg(api::Call& c) {
   auto given = c.opt_text("driver", 64);
-  const std::string driver = given ? *given : setup::setting(c.host, "default_driver");
+  const std::string driver = given ? *given : settings::setting(c.host, "default_driver");
   provision::require_driver("driver", driver);
   return driver;
 }
 
 std::string region_arg(api::Call& c) {
   auto given = c.opt_text("region", 1024);
-  const std::string region = given ? *given : setup::setting(c.host, "default_region");
+  const std::string region = given ? *given : settings::setting(c.host, "default_region");
   provision::require_region("region", region);
   return region;
 }
@@ -113,7 +112,7 @@ Json retry(Host& host, const Row& env, const std::optional<std::string>& reason)
           "UPDATE envdb.sys_environment SET status = 'provisioning', updated_at = $2::timestamptz "
           "WHERE id = $1",
           {id, now});
-  if (issue) credentials::issue_initial(host, database_id);
+  if (issue) vault::issue_initial(host, database_id);
   std::optional<Row> job;
   if (driver == "sqlite") {
     const std::string path = provision::create_sqlite_file(
@@ -451,7 +450,7 @@ Value drop_environment_database(api::Call& c) {
   if (force && (env.boolean("is_protected") || env.boolean("is_default")))
     fail(Code::conflict, "environment_id " + quote_value(id) +
                              " is protected; force cannot skip drop_grace_seconds for it");
-  const int64_t grace = setup::setting_seconds(host, "drop_grace_seconds");
+  const int64_t grace = settings::setting_seconds(host, "drop_grace_seconds");
   // An environment archived before archived_at existed: its last update is
   // the archive (an archived environment changes no more).
   const std::string archived_at = env.opt_text("archived_at").value_or(env.text("updated_at"));

@@ -3,12 +3,12 @@
 // and retries. The v4 shim (legacy.hpp) registers through this module too.
 #pragma once
 #include "core/cpp_only.hpp"
+#include "core/function.hpp"
 
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "surface/api.hpp"
 
 namespace envdb::environments {
 

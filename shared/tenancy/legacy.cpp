@@ -6,15 +6,16 @@
 #include <set>
 
 #include "catalog/audit.hpp"
-#include "core/clock.hpp"
-#include "secrets/credentials.hpp"
-#include "core/errors.hpp"
-#include "core/ids.hpp"
-#include "core/json_bounds.hpp"
-#include "tenancy/provision.hpp"
 #include "catalog/records.hpp"
 #include "catalog/row_rules.hpp"
-#include "surface/setup.hpp"
+#include "catalog/settings.hpp"
+#include "core/clock.hpp"
+#include "core/errors.hpp"
+#include "core/function.hpp"
+#include "core/ids.hpp"
+#include "core/json_bounds.hpp"
+#include "secrets/vault.hpp"
+#include "tenancy/provision.hpp"
 
 namespace envdb::legacy {
 
@@ -211,7 +212,7 @@ LegacyRow read_row(const Row& r, const std::string& now) {
   if (out.database_url && out.database_url->size() > kMaxUrl)
     fail(Code::invalid_parameter, where + " database_url is longer than 4096 bytes");
   out.auth_token = present_text(r["auth_token"]);
-  if (out.auth_token && out.auth_token->size() > credentials::kMaxTokenBytes)
+  if (out.auth_token && out.auth_token->size() > vault::kMaxTokenBytes)
     fail(Code::invalid_parameter, where + " auth_token is longer than 4096 bytes");
   out.status = present_text(r["status"]).value_or("");
   out.region = present_text(r["region"]);
@@ -266,7 +267,7 @@ std::string slug_base(const std::string& organization_id) {
 
 std::vector<Step> plan(Host& host, const std::vector<LegacyRow>& rows) {
   Store& store = host.store();
-  const std::string default_region = setup::setting(host, "default_region");
+  const std::string default_region = settings::setting(host, "default_region");
   std::set<std::string> organizations_created, slugs_taken, database_names_taken;
   std::map<std::string, std::string> default_database;  // organization -> planned database name
   std::vector<Step> steps;
@@ -374,7 +375,7 @@ void apply(Host& host, const Step& step) {
            row.storage_limit_mb ? Value(*row.storage_limit_mb) : null_value(),
            row.last_accessed_at ? Value(*row.last_accessed_at) : null_value(), row.created_at,
            row.metadata.dump(), row.updated_at});
-  if (row.auth_token) credentials::store_token(host, database_id, "readwrite", *row.auth_token);
+  if (row.auth_token) vault::store_token(host, database_id, "readwrite", *row.auth_token);
 
   audit::record(host, {"environment.migrate", row.organization_id, environment_id, "environment",
                        environment_id,
@@ -407,8 +408,8 @@ Value provision_tenant_database(api::Call& c) {
     spec.slug = "default";
     spec.name = "Default";
     spec.env_type = "default";
-    spec.region = region ? *region : setup::setting(c.host, "default_region");
-    spec.driver = setup::setting(c.host, "default_driver");
+    spec.region = region ? *region : settings::setting(c.host, "default_region");
+    spec.driver = settings::setting(c.host, "default_driver");
     spec.is_default = true;
     spec.is_protected = true;
     provision::require_key_for(c.host, spec.driver);

@@ -5,10 +5,10 @@
 // in the catalog.
 #pragma once
 #include "core/cpp_only.hpp"
+#include "core/function.hpp"
 
 #include <vector>
 
-#include "surface/api.hpp"
 
 namespace envdb::legacy {
 

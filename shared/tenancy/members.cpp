@@ -1,12 +1,13 @@
 #include "tenancy/members.hpp"
 
 #include "catalog/audit.hpp"
+#include "catalog/records.hpp"
 #include "core/clock.hpp"
 #include "core/errors.hpp"
+#include "core/function.hpp"
 #include "core/ids.hpp"
 #include "tenancy/isolation.hpp"
 #include "tenancy/permissions.hpp"
-#include "catalog/records.hpp"
 
 namespace envdb::members {
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "surface/api.hpp"
 #include "core/cpp_only.hpp"
+#include "core/function.hpp"
 #include "core/store.hpp"
 
 namespace envdb::members {

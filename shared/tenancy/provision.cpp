@@ -8,19 +8,19 @@
 #include <cstring>
 #include <filesystem>
 
-#include "core/clock.hpp"
-#include "secrets/credentials.hpp"
-#include "secrets/crypto.hpp"
 #include "catalog/dataplane.hpp"
-#include "core/errors.hpp"
-#include "core/ids.hpp"
-#include "tenancy/lifecycle.hpp"
-#include "jobs/outbox.hpp"
-#include "postgres/provisioner.hpp"
 #include "catalog/records.hpp"
 #include "catalog/row_rules.hpp"
-#include "surface/setup.hpp"
+#include "catalog/settings.hpp"
+#include "core/clock.hpp"
+#include "core/errors.hpp"
+#include "core/ids.hpp"
+#include "jobs/queue.hpp"
 #include "jobs/turso.hpp"
+#include "postgres/hosts.hpp"
+#include "secrets/crypto.hpp"
+#include "secrets/vault.hpp"
+#include "tenancy/lifecycle.hpp"
 
 namespace envdb::provision {
 
@@ -62,7 +62,7 @@ void sync_directory(const fs::path& dir) {
 Value opt(const std::optional<std::string>& v) { return v ? Value(*v) : null_value(); }
 
 fs::path data_directory(Host& host) {
-  fs::path dir = setup::sqlite_data_dir(host);
+  fs::path dir = settings::sqlite_data_dir(host);
   std::error_code ec;
   if (fs::exists(dir, ec)) {
     if (!fs::is_directory(dir, ec))
@@ -238,9 +238,9 @@ Row queue_create_job(Host& host, const Row& environment, const Row& database) {
                {"region", database.text("region")},
                // The scopes the worker is asked to mint tokens for: every
                // scope a role can map to, as the other drivers get from the start.
-               {"scopes", credentials::initial_scopes()}};
+               {"scopes", vault::initial_scopes()}};
   if (database.text("driver") == "turso") payload = turso::create_payload(environment, database);
-  return outbox::enqueue(host, {environment.text("id"), database.text("id"), "create_database",
+  return queue::enqueue(host, {environment.text("id"), database.text("id"), "create_database",
                                 database.text("driver"), payload});
 }
 
@@ -249,7 +249,7 @@ void activate(Host& host, const std::string& environment_id, const std::string& 
   lifecycle::require(environment_id, from_status, "active");
   const std::string now = now_iso();
   // The URL is part of what the credentials are bound to: they are re-sealed with it.
-  if (database_url) credentials::set_database_url(host, database_id, *database_url);
+  if (database_url) vault::set_database_url(host, database_id, *database_url);
   execute(host.store(),
           "UPDATE envdb.sys_environment_database SET provisioned_at = $2::timestamptz, "
           "updated_at = $2::timestamptz WHERE id = $1",
@@ -298,7 +298,7 @@ Json create_environment(Host& host, const Spec& s, Undo& undo) {
   }
   // A postgres database goes to a registered server of its region, if any.
   const std::optional<std::string> host_id =
-      s.driver == "postgres" ? pgdriver::place(store, s.region) : std::nullopt;
+      s.driver == "postgres" ? postgres::place(store, s.region) : std::nullopt;
   execute(store,
           "INSERT INTO envdb.sys_environment_database (id, environment_id, database_name, driver, "
           "region, storage_limit_mb, host_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
@@ -308,7 +308,7 @@ Json create_environment(Host& host, const Spec& s, Undo& undo) {
 
   // envdb generates the tokens of sqlite and postgres databases; a turso
   // database gets Turso's when its job completes.
-  if (s.driver != "turso") credentials::issue_initial(host, database_id);
+  if (s.driver != "turso") vault::issue_initial(host, database_id);
 
   if (s.driver == "sqlite") {
     const std::string path =

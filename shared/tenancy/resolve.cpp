@@ -7,14 +7,15 @@
 #include <optional>
 #include <string>
 
-#include "core/clock.hpp"
-#include "secrets/credentials.hpp"
-#include "core/errors.hpp"
-#include "core/ids.hpp"
 #include "catalog/row_rules.hpp"
+#include "core/clock.hpp"
+#include "core/errors.hpp"
+#include "core/function.hpp"
+#include "core/ids.hpp"
+#include "secrets/vault.hpp"
 #include "tenancy/isolation.hpp"
 
-namespace envdb::router {
+namespace envdb::resolve {
 
 namespace {
 
@@ -67,7 +68,7 @@ const std::string kTouchSqlPostgres =
     "(last_accessed_at IS NULL OR last_accessed_at < $2::timestamptz) "
     "FOR NO KEY UPDATE SKIP LOCKED) s WHERE d.id = s.id";
 
-// The row shape credentials::open_token reads (kSealedColumns).
+// The row shape vault::open_token reads (kSealedColumns).
 const std::shared_ptr<const std::vector<std::string>>& sealed_names() {
   static const auto names = std::make_shared<const std::vector<std::string>>(
       std::vector<std::string>{"id", "database_id", "scope", "kms_key_id", "token_cipher",
@@ -129,7 +130,7 @@ Value resolve_environment(api::Call& c) {
   const std::string environment_id = c.text("environment_id", 128);
   require_id("environment_id", environment_id);
   std::string scope = c.opt_text("scope", 64).value_or("readwrite");
-  if (!credentials::is_scope(scope))
+  if (!vault::is_scope(scope))
     fail(Code::invalid_parameter,
          "scope " + quote_value(scope) + " is not a credential scope (readwrite, readonly, admin)");
   // A user context hands out at most what the user's role allows. Checked
@@ -179,7 +180,7 @@ Value resolve_environment(api::Call& c) {
   sealed.push_back(row[kDriver]);
   sealed.push_back(row[kDatabaseName]);
   sealed.push_back(row[kDatabaseUrl]);
-  std::string token = credentials::open_token(c.host, Row(sealed_names(), std::move(sealed)));
+  std::string token = vault::open_token(c.host, Row(sealed_names(), std::move(sealed)));
   const auto last_accessed = ms_of(row[kLastAccessedAt]);
   if ((!last_accessed || *last_accessed < now - kTouchSeconds * 1000) && c.store.writable())
     touch(c.store, row[kDatabaseId], now);
@@ -226,4 +227,4 @@ std::vector<api::Function> functions() {
   };
 }
 
-}  // namespace envdb::router
+}  // namespace envdb::resolve

@@ -17,16 +17,16 @@
 // just skips it). No audit event: this runs on every request.
 #pragma once
 #include "core/cpp_only.hpp"
+#include "core/function.hpp"
 
 #include <vector>
 
-#include "surface/api.hpp"
 
-namespace envdb::router {
+namespace envdb::resolve {
 
 constexpr int64_t kTouchSeconds = 60;
 
 // This module's rows of the SQL function table.
 std::vector<api::Function> functions();
 
-}  // namespace envdb::router
+}  // namespace envdb::resolve

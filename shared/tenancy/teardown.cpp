@@ -1,16 +1,17 @@
 #include "tenancy/teardown.hpp"
 
 #include "catalog/audit.hpp"
-#include "core/clock.hpp"
-#include "secrets/credentials.hpp"
-#include "core/errors.hpp"
-#include "core/ids.hpp"
-#include "jobs/outbox.hpp"
-#include "postgres/provisioner.hpp"
-#include "tenancy/provision.hpp"
 #include "catalog/records.hpp"
-#include "surface/setup.hpp"
+#include "catalog/settings.hpp"
+#include "core/clock.hpp"
+#include "core/errors.hpp"
+#include "core/function.hpp"
+#include "core/ids.hpp"
+#include "jobs/queue.hpp"
 #include "jobs/turso.hpp"
+#include "postgres/provisioner.hpp"
+#include "secrets/credentials.hpp"
+#include "tenancy/provision.hpp"
 
 namespace envdb::teardown {
 
@@ -75,7 +76,7 @@ std::optional<std::string> drop_database(Host& host, const Row& env, const Row& 
   } else {
     const Row job = driver == "turso"
                         ? turso::queue_drop(host, env, db)
-                        : outbox::enqueue(host, {id, database_id, "drop_database", driver,
+                        : queue::enqueue(host, {id, database_id, "drop_database", driver,
                                                  Json{{"databaseName", database_name},
                                                       {"region", db.text("region")}}});
     job_id = job.text("id");
@@ -106,7 +107,7 @@ int64_t archive(Host& host, const Row& env, Json detail, const std::string& canc
   const int64_t revoked = db ? credentials::revoke_all(host, db->text("id")) : 0;
   // postgres: every login of the database loses LOGIN and its sessions;
   // turso: every token of the database is invalidated.
-  if (db) pgdriver::queue_job(host, db->text("id"), "disable_login", std::nullopt);
+  if (db) postgres::queue_job(host, db->text("id"), "disable_login", std::nullopt);
   if (db) turso::queue(host, db->text("id"), "archive", live);
   execute(store,
           "UPDATE envdb.sys_environment SET status = 'archived', updated_at = $2::timestamptz, "
@@ -152,7 +153,7 @@ Value deprovision_organization(api::Call& c) {
   if (auto at = org.opt_text("deprovisioned_at"))
     fail(Code::invalid_transition,
          "organization_id " + quote_value(id) + " was already deprovisioned at " + *at);
-  const int64_t grace = setup::setting_seconds(host, "drop_grace_seconds");
+  const int64_t grace = settings::setting_seconds(host, "drop_grace_seconds");
   const std::vector<Row> environments =
       query(store,
             std::string("SELECT ") + records::kEnvironmentColumns +

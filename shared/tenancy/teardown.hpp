@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "surface/api.hpp"
+#include "core/function.hpp"
 #include "core/store.hpp"
 
 namespace envdb::teardown {

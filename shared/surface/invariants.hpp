@@ -38,7 +38,7 @@
 #include <string>
 #include <vector>
 
-#include "surface/api.hpp"
+#include "core/function.hpp"
 #include "core/host.hpp"
 
 namespace envdb::invariants {

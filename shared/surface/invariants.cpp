@@ -1,4 +1,4 @@
-#include "surface/check.hpp"
+#include "surface/invariants.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -11,15 +11,17 @@
 #include <set>
 
 #include "catalog/audit.hpp"
-#include "catalog/schema.hpp"
-#include "core/clock.hpp"
-#include "secrets/crypto.hpp"
-#include "core/errors.hpp"
-#include "core/json_bounds.hpp"
 #include "catalog/row_rules.hpp"
+#include "catalog/schema.hpp"
+#include "catalog/settings.hpp"
+#include "core/clock.hpp"
+#include "core/errors.hpp"
+#include "core/function.hpp"
+#include "core/json_bounds.hpp"
 #include "postgres/provisioner.hpp"
 #include "postgres/servers.hpp"
-#include "surface/setup.hpp"
+#include "postgres/statements.hpp"
+#include "secrets/crypto.hpp"
 
 namespace envdb::invariants {
 
@@ -332,7 +334,7 @@ std::optional<FileName> parse_file_name(const std::string& name) {
 
 std::optional<fs::path> data_directory(Host& host) {
   std::error_code ec;
-  fs::path dir = setup::sqlite_data_dir(host);
+  fs::path dir = settings::sqlite_data_dir(host);
   if (!fs::is_directory(dir, ec)) return std::nullopt;
   return dir;
 }
@@ -515,7 +517,7 @@ void find_credentials_without_key(Host& host, std::vector<Finding>& findings, co
 
 void find_stale_jobs(Host& host, std::vector<Finding>& findings, const Orphans& o,
                      std::vector<size_t>& out) {
-  const int64_t timeout = setup::setting_seconds(host, "job_claim_timeout_seconds");
+  const int64_t timeout = settings::setting_seconds(host, "job_claim_timeout_seconds");
   if (timeout <= 0) return;
   const std::string cutoff = iso_from_ms(now_ms() - timeout * 1000);
   for (const Row& r :
@@ -623,7 +625,7 @@ void find_invalid_rows(Host& host, std::vector<Finding>& findings, const Orphans
 
 struct ServerVisit {
   std::string label;
-  std::unique_ptr<pgdriver::ServerSession> remote;  // nullptr: the local server
+  std::unique_ptr<postgres::ServerSession> remote;  // nullptr: the local server
   std::vector<std::pair<size_t, servers::Finding>> findings;  // index into findings
 };
 
@@ -680,7 +682,7 @@ void find_servers(Host& host, std::vector<Finding>& findings, std::vector<Server
     // Only the connection and the remote query are caught: an error of the
     // control plane's own store ends the call.
     try {
-      const pgdriver::Server server = servers::load_server(host, h);
+      const postgres::Server server = servers::load_server(host, h);
       v.remote = host.connect_server(server);
       if (!v.remote) return;  // this host reaches no server
       facts = v.remote->query_value(servers::kFactsSql);
@@ -708,7 +710,7 @@ void repair_servers(Host& host, std::vector<Finding>& findings, std::vector<Serv
       servers::Finding& sf = entry.second;
       if (sf.kind == "login_missing" && sf.database_id) {
         repair(host, f, "queued a create_login job", [&](std::string& why) {
-          if (pgdriver::queue_job(host, *sf.database_id, "create_login", sf.id)) return true;
+          if (postgres::queue_job(host, *sf.database_id, "create_login", sf.id)) return true;
           why = "the database is not provisioned";
           return false;
         });
