@@ -28,8 +28,8 @@
 #include <vector>
 
 #include "core/clock.hpp"
-#include "secrets/crypto.hpp"
 #include "core/ids.hpp"
+#include "secrets/crypto.hpp"
 
 namespace bench {
 

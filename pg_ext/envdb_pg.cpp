@@ -17,12 +17,12 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "utils/builtins.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
-#include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
@@ -45,14 +45,14 @@ PG_FUNCTION_INFO_V1(envdb_fn);
 #include <string>
 #include <vector>
 
-#include "surface/api.hpp"
 #include "core/clock.hpp"
-#include "secrets/keyring.hpp"
+#include "core/version.hpp"
 #include "pg_guard.hpp"
-#include "postgres/provisioner.hpp"
+#include "postgres/statements.hpp"
+#include "secrets/keyring.hpp"
 #include "server_session.hpp"
 #include "spi_store.hpp"
-#include "core/version.hpp"
+#include "surface/api.hpp"
 #include "worker.hpp"
 
 namespace envdb::pg {
@@ -210,8 +210,8 @@ class PgHost : public Host {
   void jobs_queued(const std::string& driver) override {
     if (driver == "postgres") worker::note_job_queued();
   }
-  std::unique_ptr<pgdriver::ServerSession> connect_server(
-      const pgdriver::Server& server) override {
+  std::unique_ptr<postgres::ServerSession> connect_server(
+      const postgres::Server& server) override {
     return pg::connect_registered_server(server);
   }
   std::unique_ptr<Store> open_database_file(const std::string&) override {

@@ -6,10 +6,10 @@
 #include <sstream>
 #include <string>
 
-#include "surface/api.hpp"
 #include "catalog/schema.hpp"
-#include "upgrade_sql.hpp"
 #include "core/version.hpp"
+#include "surface/api.hpp"
+#include "upgrade_sql.hpp"
 
 namespace {
 

@@ -4,6 +4,7 @@
 
 #include "core/errors.hpp"
 #include "libpq-fe.h"
+#include "postgres/statements.hpp"
 
 namespace envdb::pg {
 
@@ -15,9 +16,9 @@ std::string first_line(const char* text) {
   return nl == std::string::npos ? s : s.substr(0, nl);
 }
 
-class LibpqSession : public pgdriver::ServerSession {
+class LibpqSession : public postgres::ServerSession {
  public:
-  LibpqSession(const pgdriver::Server& server, PGconn* conn) : name_(server.name), conn_(conn) {}
+  LibpqSession(const postgres::Server& server, PGconn* conn) : name_(server.name), conn_(conn) {}
   ~LibpqSession() override { PQfinish(conn_); }
 
   void exec(const std::string& sql) override { run(sql, nullptr); }
@@ -56,7 +57,7 @@ class LibpqSession : public pgdriver::ServerSession {
 
 }  // namespace
 
-std::unique_ptr<pgdriver::ServerSession> connect_registered_server(const pgdriver::Server& server) {
+std::unique_ptr<postgres::ServerSession> connect_registered_server(const postgres::Server& server) {
   const std::string port = std::to_string(server.port);
   const std::string password =
       server.password ? std::string(server.password->view()) : std::string();

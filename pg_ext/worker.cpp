@@ -19,8 +19,8 @@
 //
 // Errors: a Postgres ERROR inside C++ goes through pg::guarded() and becomes
 // an envdb::Error; no C++ exception leaves a worker's entry point.
-#include "worker_internal.hpp"
 #include "worker.hpp"
+#include "worker_internal.hpp"
 
 namespace envdb::pg::worker {
 

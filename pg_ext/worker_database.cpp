@@ -19,10 +19,13 @@
 #include <vector>
 
 #include "core/clock.hpp"
-#include "postgres/converge.hpp"
-#include "secrets/credentials.hpp"
 #include "core/json.hpp"
 #include "jobs/outbox.hpp"
+#include "postgres/converge.hpp"
+#include "postgres/hosts.hpp"
+#include "postgres/provisioner.hpp"
+#include "postgres/statements.hpp"
+#include "secrets/credentials.hpp"
 #include "worker.hpp"
 #include "worker_internal.hpp"
 
@@ -114,7 +117,7 @@ void expire_deadlines() {
 
 // One server's logins brought to what the catalog says now. A login to
 // create is read again, with its token, in a transaction of its own.
-void converge_server(pgdriver::ServerSession& session, const converge::ServerPlan& plan) {
+void converge_server(postgres::ServerSession& session, const converge::ServerPlan& plan) {
   const auto steps = converge::apply(session, plan, [](const converge::Desired& d) {
     return in_transaction([&] {
       auto host = make_host();
@@ -130,7 +133,7 @@ void converge_server(pgdriver::ServerSession& session, const converge::ServerPla
   }
 }
 
-void converge_database(pgdriver::ServerSession& session, const std::string& database_id,
+void converge_database(postgres::ServerSession& session, const std::string& database_id,
                        bool creating) {
   const auto plans = in_transaction([&] {
     SpiStore store;
@@ -149,11 +152,11 @@ void converge_all() {
     boundary("converging the logins on " + (p.host_id ? "database host " + *p.host_id
                                                       : std::string("this server")),
              [&] {
-               std::optional<pgdriver::Server> server;
+               std::optional<postgres::Server> server;
                if (p.host_id)
                  server = in_transaction([&] {
                    auto host = make_host();
-                   return pgdriver::load_server(*host, *p.host_id);
+                   return postgres::load_server(*host, *p.host_id);
                  });
                converge_server(*open_session(server), p);
              });
@@ -201,13 +204,13 @@ void run_job(const Claimed& job) {
   std::string error;
   bool retry = false;
   try {
-    const pgdriver::Work work = in_transaction([&] {
+    const postgres::Work work = in_transaction([&] {
       auto host = make_host();
-      return pgdriver::load_work(*host, job.id);
+      return postgres::load_work(*host, job.id);
     });
     report_activity("envdb: carrying out a postgres job");
     auto session = open_session(work.server);
-    url = pgdriver::carry_out(work, *session, [&] {
+    url = postgres::carry_out(work, *session, [&] {
       converge_database(*session, work.database_id, work.kind == "create_database");
     });
   } catch (const Transient& e) {

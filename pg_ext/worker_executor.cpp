@@ -6,6 +6,7 @@
 // run inside another database (a worker's database is fixed for life) goes
 // to a short-lived setup worker bound to it, which reports through shared
 // memory. Registered servers (sys_database_host) are reached with libpq.
+#include "postgres/statements.hpp"
 #include "worker_internal.hpp"
 
 namespace envdb::pg::worker {
@@ -28,7 +29,7 @@ std::string first_line(std::string s) {
 }
 
 // The server this library runs in.
-class LocalSession : public pgdriver::ServerSession {
+class LocalSession : public postgres::ServerSession {
  public:
   void exec(const std::string& sql) override {
     in_transaction([&] {
@@ -137,14 +138,14 @@ class LocalSession : public pgdriver::ServerSession {
       if (c != ' ') trimmed += c;
     if (!trimmed.empty() && trimmed != "*" && trimmed != "0.0.0.0" && trimmed != "::")
       host = trimmed;
-    return pgdriver::database_url(host, PostPortNumber, database_name);
+    return postgres::database_url(host, PostPortNumber, database_name);
   }
 };
 
 // A registered server, through libpq.
-class RemoteSession : public pgdriver::ServerSession {
+class RemoteSession : public postgres::ServerSession {
  public:
-  explicit RemoteSession(const pgdriver::Server& server) : server_(server) {}
+  explicit RemoteSession(const postgres::Server& server) : server_(server) {}
   ~RemoteSession() override {
     if (conn_) PQfinish(conn_);
   }
@@ -168,7 +169,7 @@ class RemoteSession : public pgdriver::ServerSession {
     PQfinish(conn);
   }
   std::string url(const std::string& database_name) override {
-    return pgdriver::database_url(server_.host, server_.port, database_name);
+    return postgres::database_url(server_.host, server_.port, database_name);
   }
 
  private:
@@ -217,14 +218,14 @@ class RemoteSession : public pgdriver::ServerSession {
     PQclear(result);
   }
 
-  const pgdriver::Server& server_;
+  const postgres::Server& server_;
   PGconn* conn_ = nullptr;
 };
 
 }  // namespace
 
-std::unique_ptr<pgdriver::ServerSession> open_session(
-    const std::optional<pgdriver::Server>& server) {
+std::unique_ptr<postgres::ServerSession> open_session(
+    const std::optional<postgres::Server>& server) {
   if (server) return std::make_unique<RemoteSession>(*server);
   return std::make_unique<LocalSession>();
 }

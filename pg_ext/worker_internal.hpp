@@ -53,7 +53,7 @@ PGDLLEXPORT void envdb_setup_worker_main(Datum arg);
 
 #include "core/errors.hpp"
 #include "pg_guard.hpp"
-#include "postgres/provisioner.hpp"
+#include "postgres/statements.hpp"
 #include "spi_store.hpp"
 
 namespace envdb::pg::worker {
@@ -133,6 +133,6 @@ class Transient : public Error {
 
 // A session on the server of a job: the local one (SPI, no libpq) when
 // `server` is nullopt, else the registered server through libpq.
-std::unique_ptr<pgdriver::ServerSession> open_session(const std::optional<pgdriver::Server>& server);
+std::unique_ptr<postgres::ServerSession> open_session(const std::optional<postgres::Server>& server);
 
 }  // namespace envdb::pg::worker

@@ -14,13 +14,13 @@ SQLITE_EXTENSION_INIT1
 #include <string>
 #include <vector>
 
+#include "catalog/upgrade.hpp"
+#include "core/version.hpp"
+#include "sqlite_store.hpp"
 #include "surface/api.hpp"
-#include "surface/check.hpp"
+#include "surface/invariants.hpp"
 #include "tenancy/context.hpp"
 #include "tenancy/provision.hpp"
-#include "surface/setup.hpp"
-#include "sqlite_store.hpp"
-#include "core/version.hpp"
 
 namespace envdb::sqlite {
 
@@ -64,8 +64,8 @@ class Connection : public Host {
   // catalog is missing or older than this envdb's (the core decides); once it
   // has passed, it holds for this connection, since a catalog never goes back.
   void require_current_catalog(const api::Function& fn) {
-    if (catalog_current_ || !setup::needs_catalog(fn)) return;
-    setup::require_current_catalog(store_);
+    if (catalog_current_ || !catalog::needs_catalog(fn)) return;
+    catalog::require_current_catalog(store_);
     catalog_current_ = true;
   }
   std::unique_ptr<Store> open_database_file(const std::string& path) override {

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string>
 
-#include "secrets/crypto.hpp"
 #include "core/errors.hpp"
+#include "secrets/crypto.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace envdb;

@@ -7,6 +7,7 @@
 
 #include "../unit/test_host.hpp"
 #include "secrets/crypto.hpp"
+#include "surface/api.hpp"
 
 namespace {
 envdb::test::MemoryHost& host() {

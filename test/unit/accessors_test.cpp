@@ -6,7 +6,7 @@
 #include <cmath>
 #include <limits>
 
-#include "surface/api.hpp"
+#include "core/function.hpp"
 #include "env_fixture.hpp"
 #include "test_host.hpp"
 

@@ -5,10 +5,10 @@
 
 #include <fstream>
 
-#include "surface/check.hpp"
 #include "catalog/dataplane.hpp"
-#include "env_fixture.hpp"
 #include "core/ids.hpp"
+#include "env_fixture.hpp"
+#include "surface/invariants.hpp"
 
 using namespace envdb;
 using envdb::test::code_of;

@@ -4,6 +4,7 @@
 
 #include "env_fixture.hpp"
 #include "fixtures/variant_hosts.hpp"
+#include "surface/api.hpp"
 
 using namespace envdb;
 using envdb::test::code_of;

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include "core/clock.hpp"
-#include "postgres/converge.hpp"
-#include "secrets/credentials.hpp"
 #include "env_fixture.hpp"
+#include "postgres/converge.hpp"
+#include "postgres/provisioner.hpp"
+#include "postgres/statements.hpp"
+#include "secrets/credentials.hpp"
 
 using namespace envdb;
 using envdb::test::code_of;
@@ -27,7 +29,7 @@ converge::Desired login(const std::string& name, bool live,
 }
 
 // A server that reports `actual` and records what it is asked to run.
-class FakeServer : public pgdriver::ServerSession {
+class FakeServer : public postgres::ServerSession {
  public:
   void exec(const std::string& sql) override { log.push_back(sql); }
   std::optional<std::string> query_value(const std::string& sql) override {
@@ -120,13 +122,13 @@ TEST(ConvergeApply, DisablesEnablesAndAsksForTheVerifierOnlyWhenCreating) {
   int asked = 0;
   const auto steps = converge::apply(server, p, [&](const converge::Desired& d) {
     ++asked;
-    pgdriver::Login l;
+    postgres::Login l;
     l.credential_id = d.credential_id;
     l.scope = d.scope;
     l.name = d.name;
     l.live = true;
     l.verifier = "SCRAM-SHA-256$4096:c2FsdA==$a2V5:c2VydmVy";
-    return std::optional<pgdriver::Login>(l);
+    return std::optional<postgres::Login>(l);
   });
   EXPECT_EQ(asked, 1);
   ASSERT_EQ(steps.size(), 2u);
@@ -140,7 +142,7 @@ TEST(ConvergeApply, DisablesEnablesAndAsksForTheVerifierOnlyWhenCreating) {
   FakeServer again;
   converge::ServerPlan q{std::nullopt, {login("new", true)}};
   EXPECT_TRUE(converge::apply(again, q, [](const converge::Desired&) {
-                return std::optional<pgdriver::Login>();
+                return std::optional<postgres::Login>();
               }).empty());
   EXPECT_TRUE(again.log.empty());
 }
@@ -209,13 +211,13 @@ TEST_F(Converge, DeadlinesExpireWithoutACaller) {
 }
 
 TEST(ConvergeDrop, ADropRemovesWhatTheRolesOwnInEveryOtherDatabaseFirst) {
-  pgdriver::Work w;
+  postgres::Work w;
   w.kind = "drop_database";
   w.database_name = "env-x";
-  w.roles = pgdriver::roles_for("env-x");
+  w.roles = postgres::roles_for("env-x");
   FakeServer server;
   server.others = R"(["postgres", "template1"])";
-  pgdriver::carry_out(w, server);
+  postgres::carry_out(w, server);
   ASSERT_GE(server.log.size(), 4u);
   EXPECT_TRUE(contains(server.log[0], "DROP DATABASE IF EXISTS \"env-x\" WITH (FORCE)"));
   EXPECT_TRUE(contains(server.log[1], "DROP OWNED BY"));
@@ -232,7 +234,7 @@ TEST_F(Converge, LoginsAreKeptToTheirDatabaseOnRegisteredHostsByDefault) {
                              std::string("postgres")});
   const Json here = environment(org, "dev", "postgres");
   const auto restricted = [&](const Json& env) {
-    return pgdriver::load_work(host, env["job"]["id"].get<std::string>()).restrict_connect;
+    return postgres::load_work(host, env["job"]["id"].get<std::string>()).restrict_connect;
   };
   EXPECT_TRUE(restricted(eu));
   EXPECT_FALSE(restricted(here));
@@ -244,7 +246,7 @@ TEST_F(Converge, LoginsAreKeptToTheirDatabaseOnRegisteredHostsByDefault) {
               host.call("config", {std::string("restrict_server_connect"), std::string("some")});
             }),
             Code::invalid_parameter);
-  const std::string sql = pgdriver::restrict_connect_sql("env-x");
+  const std::string sql = postgres::restrict_connect_sql("env-x");
   EXPECT_TRUE(contains(sql, "REVOKE CONNECT ON DATABASE %I FROM PUBLIC"));
   EXPECT_TRUE(contains(sql, "datname <> 'env-x'"));
 }

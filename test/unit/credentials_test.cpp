@@ -2,7 +2,6 @@
 // with an overlap window, expire, revoke, rewrap, tampering, missing keys,
 // refusals that leave no partial write, and a control database file that never
 // holds a plaintext token.
-#include "secrets/credentials.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -17,10 +16,11 @@
 #include <sstream>
 #include <thread>
 
-#include "surface/api.hpp"
 #include "core/clock.hpp"
-#include "secrets/crypto.hpp"
 #include "core/ids.hpp"
+#include "secrets/crypto.hpp"
+#include "secrets/vault.hpp"
+#include "surface/api.hpp"
 #include "test_host.hpp"
 
 using namespace envdb;
@@ -295,7 +295,7 @@ TEST(Credentials, RefusalsCarryTheirCodeAndWriteNothing) {
   const std::string db = make_database(h);
   const std::string archived = make_database(h, "sqlite", "archived");
   const std::string cred = call_json(h, "issue_credential", {db})["credential"]["id"];
-  const std::string long_token(credentials::kMaxTokenBytes + 1, 'x');
+  const std::string long_token(vault::kMaxTokenBytes + 1, 'x');
   const std::string before = dump(h);
 
   struct Case {
@@ -474,10 +474,10 @@ TEST(Credentials, RewrapMovesEveryLiveCredentialAndRevealStillWorks) {
     }
   // open_token is the router's way in.
   auto row = query_one(h.store(),
-                       std::string("SELECT ") + credentials::kSealedColumns +
+                       std::string("SELECT ") + vault::kSealedColumns +
                            " FROM envdb.sys_database_credential WHERE id = $1",
                        {std::prev(tokens.end())->first});
-  EXPECT_EQ(credentials::open_token(h, *row), std::prev(tokens.end())->second);
+  EXPECT_EQ(vault::open_token(h, *row), std::prev(tokens.end())->second);
 }
 
 TEST(Credentials, RewrapIsAllOrNothingWhenAKeyIsMissing) {
@@ -512,7 +512,7 @@ TEST(Credentials, RewrapWorksInBatchesAndReportsProgress) {
   const int n = 1203;
   h.store().exec("BEGIN");
   for (int i = 0; i < n; ++i) {
-    Json c = credentials::insert_sealed(h, db, "readwrite", "token-" + std::to_string(i),
+    Json c = vault::insert_sealed(h, db, "readwrite", "token-" + std::to_string(i),
                                         std::nullopt, std::nullopt);
     execute(h.store(), "UPDATE envdb.sys_database_credential SET status = 'rotating' WHERE id = $1",
             {c["id"].get<std::string>()});
@@ -527,13 +527,13 @@ TEST(Credentials, RewrapWorksInBatchesAndReportsProgress) {
   EXPECT_EQ(
       count(h, "SELECT count(*) AS n FROM envdb.sys_database_credential WHERE kms_key_id = 'k2'"),
       n);
-  auto rows = query(h.store(), std::string("SELECT ") + credentials::kSealedColumns +
+  auto rows = query(h.store(), std::string("SELECT ") + vault::kSealedColumns +
                                    " FROM envdb.sys_database_credential ORDER BY id");
   h.keyring() = Keyring();
   call(h, "keyring_add", {std::string("k2"), key_b64('b')});
   // UUIDv7 ids are not ordered within one millisecond: compare as a set.
   std::set<std::string> opened;
-  for (const Row& r : rows) opened.insert(credentials::open_token(h, r));
+  for (const Row& r : rows) opened.insert(vault::open_token(h, r));
   ASSERT_EQ(opened.size(), static_cast<size_t>(n));
   EXPECT_EQ(opened.count("token-0"), 1u);
   EXPECT_EQ(opened.count("token-1202"), 1u);

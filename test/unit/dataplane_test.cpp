@@ -6,11 +6,12 @@
 #include <filesystem>
 #include <fstream>
 
+#include "catalog/dataplane.hpp"
 #include "catalog/schema.hpp"
 #include "core/clock.hpp"
-#include "catalog/dataplane.hpp"
 #include "env_fixture.hpp"
 #include "fixtures/dataplane_v2.hpp"
+#include "surface/api.hpp"
 
 using namespace envdb;
 using envdb::test::code_of;

@@ -13,9 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "secrets/crypto.hpp"
 #include "core/errors.hpp"
 #include "core/json.hpp"
+#include "secrets/crypto.hpp"
+#include "surface/api.hpp"
 #include "test_host.hpp"
 
 namespace envdb::test {

@@ -4,10 +4,10 @@
 #include <fstream>
 #include <iterator>
 
-#include "core/clock.hpp"
 #include "catalog/dataplane.hpp"
-#include "env_fixture.hpp"
+#include "core/clock.hpp"
 #include "core/ids.hpp"
+#include "env_fixture.hpp"
 #include "tenancy/provision.hpp"
 
 using namespace envdb;

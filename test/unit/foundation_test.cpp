@@ -3,11 +3,12 @@
 
 #include "catalog/schema.hpp"
 #include "core/clock.hpp"
+#include "core/function.hpp"
 #include "core/ids.hpp"
+#include "core/version.hpp"
 #include "sql_translate.hpp"
 #include "sqlite_store.hpp"
 #include "test_host.hpp"
-#include "core/version.hpp"
 
 using namespace envdb;
 

@@ -6,12 +6,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "secrets/credentials.hpp"
-#include "secrets/crypto.hpp"
-#include "env_fixture.hpp"
+#include "catalog/row_rules.hpp"
 #include "core/ids.hpp"
 #include "core/json_bounds.hpp"
-#include "catalog/row_rules.hpp"
+#include "env_fixture.hpp"
+#include "secrets/crypto.hpp"
+#include "secrets/vault.hpp"
 
 namespace envdb::test {
 namespace {
@@ -107,7 +107,7 @@ TEST_F(Bound, SetDatabaseUrlReseals) {
   const std::string id = issued["credential"]["id"].get<std::string>();
   {
     Atomic tx(host.store());
-    credentials::set_database_url(host, db, "libsql://one");
+    vault::set_database_url(host, db, "libsql://one");
     tx.done();
   }
   EXPECT_EQ(reveal(id), "tok");
@@ -125,7 +125,7 @@ TEST_F(Bound, SetDatabaseUrlReseals) {
           {id});
   EXPECT_EQ(code_of([&] {
               Atomic tx(host.store());
-              credentials::set_database_url(host, db, "libsql://three");
+              vault::set_database_url(host, db, "libsql://three");
               tx.done();
             }),
             Code::key_unavailable);

@@ -11,10 +11,10 @@
 #include <thread>
 
 #include "core/clock.hpp"
-#include "tenancy/context.hpp"
 #include "env_fixture.hpp"
 #include "fixtures/variant_hosts.hpp"
 #include "secrets/keyring.hpp"
+#include "tenancy/context.hpp"
 #include "tenancy/permissions.hpp"
 
 using namespace envdb;

@@ -6,8 +6,8 @@
 
 #include <string>
 
+#include "postgres/statements.hpp"
 #include "surface/api.hpp"
-#include "postgres/provisioner.hpp"
 
 namespace envdb {
 namespace {
@@ -27,7 +27,7 @@ TEST(LoginLookup, RowIsDataPlanePostgresOnlyForEnvdbAuthAlone) {
 
 TEST(LoginLookup, DriverGrantsConnectToEnvdbAuthAndTheVersionToTheScopeRoles) {
   const std::string db = "env-abcdefghijklmnopqrstuvwxyz";
-  const std::string sql = pgdriver::in_database_sql(pgdriver::roles_for(db), "env-1", "org-1", db);
+  const std::string sql = postgres::in_database_sql(postgres::roles_for(db), "env-1", "org-1", db);
   EXPECT_NE(sql.find("GRANT CONNECT ON DATABASE \"" + db + "\" TO envdb_auth"), std::string::npos) << sql;
   EXPECT_NE(sql.find("GRANT EXECUTE ON FUNCTION envdb.environment_schema_version() TO \"" + db + "_admin\", \"" +
                      db + "_readwrite\", \"" + db + "_readonly\""),

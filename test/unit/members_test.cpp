@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <map>
 
-#include "surface/api.hpp"
 #include "core/ids.hpp"
 #include "tenancy/permissions.hpp"
 #include "test_host.hpp"

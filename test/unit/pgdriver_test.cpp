@@ -2,9 +2,10 @@
 // job loads, the jobs credential changes queue, the host registry.
 #include <gtest/gtest.h>
 
-#include "env_fixture.hpp"
 #include "core/ids.hpp"
+#include "env_fixture.hpp"
 #include "postgres/provisioner.hpp"
+#include "postgres/statements.hpp"
 
 using namespace envdb;
 using envdb::test::contains;
@@ -14,7 +15,7 @@ using envdb::test::EnvFixture;
 namespace {
 
 // Records what carry_out asks of a server.
-class RecordingSession : public pgdriver::ServerSession {
+class RecordingSession : public postgres::ServerSession {
  public:
   void exec(const std::string& sql) override { log.push_back("exec " + sql); }
   std::optional<std::string> query_value(const std::string& sql) override {
@@ -40,62 +41,62 @@ class RecordingSession : public pgdriver::ServerSession {
 }  // namespace
 
 TEST(PgDriverNames, QuotingIsSafeForAnyText) {
-  EXPECT_EQ(pgdriver::quote_identifier("env-a"), "\"env-a\"");
-  EXPECT_EQ(pgdriver::quote_identifier("a\"b"), "\"a\"\"b\"");
-  EXPECT_EQ(pgdriver::quote_literal("it's"), "'it''s'");
-  EXPECT_EQ(pgdriver::quote_literal("a\\b"), "E'a\\\\b'");
-  const std::string q = pgdriver::dollar_quote("x $envdb$ y");
+  EXPECT_EQ(postgres::quote_identifier("env-a"), "\"env-a\"");
+  EXPECT_EQ(postgres::quote_identifier("a\"b"), "\"a\"\"b\"");
+  EXPECT_EQ(postgres::quote_literal("it's"), "'it''s'");
+  EXPECT_EQ(postgres::quote_literal("a\\b"), "E'a\\\\b'");
+  const std::string q = postgres::dollar_quote("x $envdb$ y");
   EXPECT_EQ(q.rfind("$envdb1$", 0), 0u);
   EXPECT_TRUE(contains(q, "x $envdb$ y"));
 }
 
 TEST(PgDriverNames, RolesAndLoginsAreDeterministicAndShort) {
   const std::string db = database_name_for(new_uuid_v7());
-  const auto roles = pgdriver::roles_for(db);
+  const auto roles = postgres::roles_for(db);
   EXPECT_EQ(roles.admin, db + "_admin");
   EXPECT_EQ(roles.owner, db + "_owner");
   EXPECT_EQ(roles.of_scope("readonly"), db + "_readonly");
   const std::string credential = new_uuid_v7();
-  const std::string a = pgdriver::login_name(db, "admin", credential);
-  EXPECT_EQ(a, pgdriver::login_name(db, "admin", credential));
-  EXPECT_NE(a, pgdriver::login_name(db, "admin", new_uuid_v7()));
-  EXPECT_NE(a, pgdriver::login_name(db, "readwrite", credential));
+  const std::string a = postgres::login_name(db, "admin", credential);
+  EXPECT_EQ(a, postgres::login_name(db, "admin", credential));
+  EXPECT_NE(a, postgres::login_name(db, "admin", new_uuid_v7()));
+  EXPECT_NE(a, postgres::login_name(db, "readwrite", credential));
   EXPECT_LE(a.size(), 63u);
   EXPECT_EQ(a.rfind(db + "_a_", 0), 0u);
-  EXPECT_EQ(code_of([] { pgdriver::roles_for("Bad Name"); }), Code::invalid_parameter);
-  EXPECT_EQ(code_of([&] { pgdriver::login_name(db, "owner", credential); }),
+  EXPECT_EQ(code_of([] { postgres::roles_for("Bad Name"); }), Code::invalid_parameter);
+  EXPECT_EQ(code_of([&] { postgres::login_name(db, "owner", credential); }),
             Code::invalid_parameter);
-  EXPECT_EQ(pgdriver::database_url("::1", 5432, "d"), "postgresql://[::1]:5432/d");
+  EXPECT_EQ(postgres::database_url("::1", 5432, "d"), "postgresql://[::1]:5432/d");
 }
 
 TEST(PgDriverStatements, LoginCarriesTheVerifierNeverTheToken) {
-  const auto roles = pgdriver::roles_for("env-x");
-  pgdriver::Login l;
+  const auto roles = postgres::roles_for("env-x");
+  postgres::Login l;
   l.credential_id = new_uuid_v7();
   l.scope = "readwrite";
-  l.name = pgdriver::login_name("env-x", "readwrite", l.credential_id);
+  l.name = postgres::login_name("env-x", "readwrite", l.credential_id);
   l.live = true;
   l.valid_until = "2030-01-01T00:00:00.000Z";
   const std::string token = crypto::generate_token();
   l.verifier = crypto::scram_sha256_verifier(token, crypto::random_bytes(16));
-  const std::string sql = pgdriver::ensure_login_sql(l, roles);
+  const std::string sql = postgres::ensure_login_sql(l, roles);
   EXPECT_TRUE(contains(sql, l.verifier));
   EXPECT_FALSE(contains(sql, token));
   EXPECT_TRUE(contains(sql, "VALID UNTIL '2030-01-01T00:00:00.000Z'"));
   EXPECT_TRUE(contains(sql, "GRANT \"env-x_readwrite\" TO \"" + l.name + "\""));
   EXPECT_TRUE(contains(sql, "SET role = 'env-x_readwrite'"));
   l.valid_until.reset();
-  EXPECT_TRUE(contains(pgdriver::ensure_login_sql(l, roles), "VALID UNTIL 'infinity'"));
+  EXPECT_TRUE(contains(postgres::ensure_login_sql(l, roles), "VALID UNTIL 'infinity'"));
   l.live = false;
-  EXPECT_EQ(code_of([&] { pgdriver::ensure_login_sql(l, roles); }), Code::internal);
+  EXPECT_EQ(code_of([&] { postgres::ensure_login_sql(l, roles); }), Code::internal);
 }
 
 TEST(PgDriverStatements, AForeignDatabaseIsAConflict) {
-  const auto roles = pgdriver::roles_for("env-x");
-  EXPECT_TRUE(pgdriver::must_create_database("env-x", std::nullopt, roles));
-  EXPECT_FALSE(pgdriver::must_create_database("env-x", std::string("env-x_owner"), roles));
+  const auto roles = postgres::roles_for("env-x");
+  EXPECT_TRUE(postgres::must_create_database("env-x", std::nullopt, roles));
+  EXPECT_FALSE(postgres::must_create_database("env-x", std::string("env-x_owner"), roles));
   const std::string m = test::message_of(
-      [&] { pgdriver::must_create_database("env-x", std::string("postgres"), roles); });
+      [&] { postgres::must_create_database("env-x", std::string("postgres"), roles); });
   EXPECT_TRUE(contains(m, "conflict: database 'env-x' already exists"));
 }
 
@@ -112,9 +113,9 @@ TEST_F(PgDriver, CreateJobLoadsEveryLoginAndCarriesOutInOrder) {
                        "SELECT id, scope, username FROM envdb.sys_database_credential WHERE "
                        "database_id = $1",
                        {db}))
-    EXPECT_EQ(c.text("username"), pgdriver::login_name(dbname, c.text("scope"), c.text("id")));
+    EXPECT_EQ(c.text("username"), postgres::login_name(dbname, c.text("scope"), c.text("id")));
 
-  pgdriver::Work w = pgdriver::load_work(host, job);
+  postgres::Work w = postgres::load_work(host, job);
   EXPECT_EQ(w.kind, "create_database");
   EXPECT_EQ(w.database_name, dbname);
   EXPECT_FALSE(w.server.has_value());
@@ -125,7 +126,7 @@ TEST_F(PgDriver, CreateJobLoadsEveryLoginAndCarriesOutInOrder) {
   }
 
   RecordingSession s;
-  EXPECT_EQ(pgdriver::carry_out(w, s), "postgresql://h:1/" + dbname);
+  EXPECT_EQ(postgres::carry_out(w, s), "postgresql://h:1/" + dbname);
   EXPECT_EQ(s.count("exec DO"), 4u + 3u);  // four roles, three logins
   EXPECT_EQ(s.count("top CREATE DATABASE"), 1u);
   EXPECT_EQ(s.count("in " + dbname), 1u);
@@ -143,7 +144,7 @@ TEST_F(PgDriver, CreateJobLoadsEveryLoginAndCarriesOutInOrder) {
   // A retry finds the database of an earlier attempt and reuses it.
   RecordingSession again;
   again.owner = dbname + "_owner";
-  pgdriver::carry_out(w, again);
+  postgres::carry_out(w, again);
   EXPECT_EQ(again.count("top "), 0u);
   EXPECT_EQ(again.count("in " + dbname), 1u);
 }
@@ -166,13 +167,13 @@ TEST_F(PgDriver, CredentialChangesQueueJobsOnceTheDatabaseExists) {
   // The rotated-away login is not live; the new one is.
   jobs = call_json("claim_provisioning_jobs", {std::string("postgres"), int64_t{10}});
   ASSERT_EQ(jobs.size(), 2u);
-  pgdriver::Work w = pgdriver::load_work(host, jobs[1]["id"].get<std::string>());
+  postgres::Work w = postgres::load_work(host, jobs[1]["id"].get<std::string>());
   int live = 0, dead = 0;
   for (auto& l : w.logins) (l.live ? live : dead)++;
   EXPECT_EQ(live, 4);  // admin, both readonly (the first in its grace), the new readwrite
   EXPECT_EQ(dead, 1);
   RecordingSession s;
-  EXPECT_FALSE(pgdriver::carry_out(w, s).has_value());
+  EXPECT_FALSE(postgres::carry_out(w, s).has_value());
   EXPECT_EQ(s.count("top "), 0u);
   EXPECT_EQ(s.count("query SELECT pg_catalog.pg_terminate_backend"), 1u);
 
@@ -181,7 +182,7 @@ TEST_F(PgDriver, CredentialChangesQueueJobsOnceTheDatabaseExists) {
   jobs = call_json("claim_provisioning_jobs", {std::string("postgres"), int64_t{10}});
   ASSERT_EQ(jobs.size(), 1u);
   EXPECT_EQ(jobs[0]["kind"], "disable_login");
-  w = pgdriver::load_work(host, jobs[0]["id"].get<std::string>());
+  w = postgres::load_work(host, jobs[0]["id"].get<std::string>());
   for (auto& l : w.logins) EXPECT_FALSE(l.live);
 }
 
@@ -209,13 +210,13 @@ TEST_F(PgDriver, HostRegistryPlacesByRegionAndSealsThePassword) {
                                                       null_value(), std::string("eu"),
                                                       std::string("postgres")});
   const Json here = environment(org, "here", "postgres");
-  pgdriver::Work w = pgdriver::load_work(host, eu["job"]["id"].get<std::string>());
+  postgres::Work w = postgres::load_work(host, eu["job"]["id"].get<std::string>());
   ASSERT_TRUE(w.server.has_value());
   EXPECT_EQ(w.server->host, "10.0.0.5");
   EXPECT_EQ(w.server->port, 5433);
   ASSERT_TRUE(w.server->password.has_value());
   EXPECT_EQ(w.server->password->view(), "s3cret");
-  EXPECT_FALSE(pgdriver::load_work(host, here["job"]["id"].get<std::string>()).server);
+  EXPECT_FALSE(postgres::load_work(host, here["job"]["id"].get<std::string>()).server);
 
   Json hosts = call_json("list_database_hosts");
   ASSERT_EQ(hosts.size(), 1u);

@@ -4,6 +4,7 @@
 #include "core/clock.hpp"
 #include "env_fixture.hpp"
 #include "fixtures/variant_hosts.hpp"
+#include "surface/api.hpp"
 #include "tenancy/resolve.hpp"
 
 using namespace envdb;

@@ -3,11 +3,11 @@
 #include <gtest/gtest.h>
 
 #include "core/clock.hpp"
-#include "postgres/converge.hpp"
 #include "core/errors.hpp"
 #include "core/ids.hpp"
-#include "postgres/provisioner.hpp"
+#include "postgres/converge.hpp"
 #include "postgres/servers.hpp"
+#include "postgres/statements.hpp"
 
 using namespace envdb;
 
@@ -26,7 +26,7 @@ struct Fixture {
     db.environment_id = new_uuid_v7();
     db.organization_id = new_uuid_v7();
     db.dropped = dropped;
-    db.roles = pgdriver::roles_for(db.database_name);
+    db.roles = postgres::roles_for(db.database_name);
     expected.databases.push_back(db);
     if (!dropped) observed.databases.insert(db.database_name);
     for (const std::string* r : {&db.roles.owner, &db.roles.admin, &db.roles.readwrite,
@@ -39,7 +39,7 @@ struct Fixture {
   servers::ExpectedLogin& login(servers::ExpectedDatabase& db, bool live, bool server_login) {
     servers::ExpectedLogin l;
     l.credential_id = new_uuid_v7();
-    l.name = pgdriver::login_name(db.database_name, "readwrite", l.credential_id);
+    l.name = postgres::login_name(db.database_name, "readwrite", l.credential_id);
     l.scope_role = db.roles.readwrite;
     l.live = live;
     l.valid_until_ms = kNow + 3600'000;

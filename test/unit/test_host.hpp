@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "surface/api.hpp"
-#include "surface/check.hpp"
 #include "sqlite_store.hpp"
+#include "surface/api.hpp"
+#include "surface/invariants.hpp"
 
 namespace envdb::test {
 
