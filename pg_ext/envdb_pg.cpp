@@ -212,7 +212,7 @@ class PgHost : public Host {
   }
   std::unique_ptr<pgdriver::ServerSession> connect_server(
       const pgdriver::Server& server) override {
-    return pg::connect_registered_server(server);
+    return pg::connect_registered_server(server, kCheckConnection);
   }
   std::unique_ptr<Store> open_database_file(const std::string&) override {
     throw Error(Code::invalid_parameter,
