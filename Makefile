@@ -52,7 +52,7 @@ pg:
 	@$(MAKE) --no-print-directory pg-module
 
 pg-module:
-	@$(MAKE) --no-print-directory -C pg_ext PG_CONFIG=$(PG_CONFIG) \
+	@$(MAKE) --no-print-directory -j$(JOBS) -C pg_ext PG_CONFIG=$(PG_CONFIG) \
 	  CORE_BUILD=$(abspath $(BUILD)) ENVDB_WERROR=$(ENVDB_WERROR)
 
 # Honours DESTDIR and PG_CONFIG, like any PGXS extension.
