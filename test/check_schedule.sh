@@ -6,10 +6,12 @@ cd "$(dirname "$0")/../pg_ext/regress"
 status=0
 for f in sql/*.sql; do
   t=$(basename "$f" .sql)
-  grep -qE "^test: *$t\$" sql/schedule || { echo "pg_ext/regress/sql/$t.sql is not in sql/schedule"; status=1; }
+  grep -qE "^test: *$t\$" sql/schedule ||
+    { echo "pg_ext/regress/sql/$t.sql is not in sql/schedule"; status=1; }
   [ -f "expected/$t.out" ] || { echo "pg_ext/regress/expected/$t.out is missing"; status=1; }
 done
 while read -r t; do
-  [ -f "sql/$t.sql" ] || { echo "sql/schedule lists $t, which has no pg_ext/regress/sql/$t.sql"; status=1; }
+  [ -f "sql/$t.sql" ] ||
+    { echo "sql/schedule lists $t, which has no pg_ext/regress/sql/$t.sql"; status=1; }
 done < <(sed -n 's/^test: *//p' sql/schedule)
 exit $status

@@ -48,7 +48,8 @@ class InstallNeedsOnlyPostgres(unittest.TestCase):
         self.assertIn(f"pg_ext: {self.build} is not configured", out.stderr)
         self.assertIn(f"run 'make pg' (or 'make install') in {self.src}", out.stderr)
         # Said before compiling anything.
-        self.assertEqual([f for f in os.listdir(os.path.join(self.src, "pg_ext")) if f.endswith(".o")], [])
+        objects = [f for f in os.listdir(os.path.join(self.src, "pg_ext")) if f.endswith(".o")]
+        self.assertEqual(objects, [])
 
     def test_2_install_into_a_destdir_without_googletest_and_sqlite(self):
         dest = os.path.join(self.tmp.name, "dest")
