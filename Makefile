@@ -3,7 +3,9 @@
 #
 # The host-neutral core, the SQLite extension (build/envdb.so), the unit tests
 # and the Postgres install script are built by CMake; the Postgres extension
-# is a PGXS build in pg_ext/ that links the core.
+# is a PGXS build in pg_ext/ that links the core. `make install` builds only
+# what the Postgres extension needs (the core and the install scripts), so it
+# needs neither GoogleTest nor SQLite.
 
 PG_CONFIG ?= pg_config
 BUILD ?= build
@@ -16,27 +18,45 @@ VERSION := $(shell sed -n 's/.*kVersion = "\(.*\)".*/\1/p' shared/core/version.h
 DISTDIR ?= .
 DIST := $(DISTDIR)/envdb-$(VERSION).tar.gz
 
-.PHONY: all setup core pg install uninstall check check-fast installcheck demo bench fuzz clean dist distcheck
+.PHONY: all setup core pg pg-module install uninstall check check-fast installcheck demo bench fuzz \
+  clean dist distcheck
 
-all: core pg
+all: core
+	@$(MAKE) --no-print-directory pg-module
 
 setup:
 	@scripts/setup.sh
 
-# Before the first configure, every missing build dependency is named at once
-# with the command that installs them (scripts/check-deps.sh).
-core:
-	@test -f $(BUILD)/CMakeCache.txt || PG_CONFIG=$(PG_CONFIG) CMAKE_FLAGS="$(CMAKE_FLAGS)" scripts/check-deps.sh
+# Configures $(BUILD) with CMake. Before that, scripts/check-deps.sh $(1) names
+# every build dependency that target lacks at once, with the command that
+# installs them: before the first configure, and for `make` (all) also when an
+# earlier configure left a part out for a missing dependency (ENVDB_NOT_BUILT).
+define configure
+	@if ! test -f $(BUILD)/CMakeCache.txt || \
+	  { test "$(1)" = all && grep -q '^ENVDB_NOT_BUILT:INTERNAL=.' $(BUILD)/CMakeCache.txt; }; then \
+	  PG_CONFIG=$(PG_CONFIG) CMAKE_FLAGS="$(CMAKE_FLAGS)" scripts/check-deps.sh $(1); fi
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) \
 	  -DENVDB_WERROR=$(if $(filter 1,$(ENVDB_WERROR)),ON,OFF) $(CMAKE_FLAGS) >/dev/null
+endef
+
+# Everything CMake builds: the core, the SQLite extension, the unit tests and
+# the Postgres install scripts.
+core:
+	$(call configure,all)
 	@cmake --build $(BUILD) -j$(JOBS)
 
-pg: core
-	@$(MAKE) --no-print-directory -C pg_ext PG_CONFIG=$(PG_CONFIG) \
+# The Postgres extension and only what it needs from CMake.
+pg:
+	$(call configure,pg)
+	@cmake --build $(BUILD) -j$(JOBS) --target envdb_core envdb_pg_sql
+	@$(MAKE) --no-print-directory pg-module
+
+pg-module:
+	@$(MAKE) --no-print-directory -j$(JOBS) -C pg_ext PG_CONFIG=$(PG_CONFIG) \
 	  CORE_BUILD=$(abspath $(BUILD)) ENVDB_WERROR=$(ENVDB_WERROR)
 
 # Honours DESTDIR and PG_CONFIG, like any PGXS extension.
-install: all
+install: pg
 	@$(MAKE) --no-print-directory -C pg_ext install PG_CONFIG=$(PG_CONFIG) \
 	  CORE_BUILD=$(abspath $(BUILD))
 

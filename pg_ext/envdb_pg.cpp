@@ -17,14 +17,12 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
-#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/fmgroids.h"
 #include "utils/rel.h"
-#include "utils/timestamp.h"
 
 // The module builds with hidden visibility; Postgres 16 makes PGDLLEXPORT
 // export symbols on every platform, 15 only on Windows.
@@ -45,21 +43,19 @@ PG_FUNCTION_INFO_V1(envdb_fn);
 #include <string>
 #include <vector>
 
-#include "core/clock.hpp"
-#include "core/version.hpp"
-#include "pg_guard.hpp"
-#include "postgres/statements.hpp"
+#include "surface/api.hpp"
+#include "datum.hpp"
 #include "secrets/keyring.hpp"
+#include "pg_guard.hpp"
+#include "postgres/provisioner.hpp"
 #include "server_session.hpp"
 #include "spi_store.hpp"
-#include "surface/api.hpp"
+#include "core/version.hpp"
 #include "worker.hpp"
 
 namespace envdb::pg {
 
 namespace {
-
-constexpr int64_t kPostgresEpochMs = 946684800000LL;
 
 // Settings (GUCs). The keyring ones are superuser-only: they name where keys
 // come from, and keys never pass through SQL.
@@ -212,7 +208,7 @@ class PgHost : public Host {
   }
   std::unique_ptr<postgres::ServerSession> connect_server(
       const postgres::Server& server) override {
-    return pg::connect_registered_server(server);
+    return pg::connect_registered_server(server, kCheckConnection);
   }
   std::unique_ptr<Store> open_database_file(const std::string&) override {
     throw Error(Code::invalid_parameter,
@@ -293,71 +289,6 @@ const CallInfo& call_info(FunctionCallInfo fcinfo) {
   return *info;
 }
 
-std::string text_arg(Datum d) {
-  struct varlena* v = guarded([&] { return pg_detoast_datum_packed((struct varlena*)DatumGetPointer(d)); });
-  return std::string(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
-}
-
-std::string jsonb_arg(Datum d) {
-  char* text = guarded([&] {
-    Jsonb* jb = DatumGetJsonbP(d);
-    return JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
-  });
-  return std::string(text);
-}
-
-Value arg_value(FunctionCallInfo fcinfo, int i, api::Type type) {
-  if (PG_ARGISNULL(i)) return null_value();
-  const Datum d = PG_GETARG_DATUM(i);
-  switch (type) {
-    case api::Type::text: return text_arg(d);
-    case api::Type::json: return jsonb_arg(d);
-    case api::Type::integer: return static_cast<int64_t>(DatumGetInt64(d));
-    case api::Type::boolean: return static_cast<bool>(DatumGetBool(d));
-    case api::Type::interval: {
-      const Interval* iv = DatumGetIntervalP(d);
-      return static_cast<int64_t>(iv->time / USECS_PER_SEC +
-                                  (static_cast<int64_t>(iv->day) +
-                                   static_cast<int64_t>(iv->month) * DAYS_PER_MONTH) *
-                                      SECS_PER_DAY);
-    }
-    case api::Type::timestamp: {
-      const TimestampTz ts = DatumGetTimestampTz(d);
-      if (TIMESTAMP_NOT_FINITE(ts))
-        throw Error(Code::invalid_parameter, "timestamps must be finite");
-      int64_t ms = ts / 1000;
-      if (ts % 1000 < 0) --ms;
-      return iso_from_ms(ms + kPostgresEpochMs);
-    }
-  }
-  return null_value();
-}
-
-Datum result_datum(const Value& v, api::Type type, bool* is_null) {
-  *is_null = false;
-  if (envdb::is_null(v)) {
-    *is_null = true;
-    return (Datum)0;
-  }
-  switch (type) {
-    case api::Type::boolean: {
-      if (auto b = std::get_if<bool>(&v)) return BoolGetDatum(*b);
-      return BoolGetDatum(std::get<int64_t>(v) != 0);
-    }
-    case api::Type::integer: return Int64GetDatum(std::get<int64_t>(v));
-    case api::Type::json: {
-      const char* text = std::get<std::string>(v).c_str();
-      return guarded([&] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(text)); });
-    }
-    default: {
-      const std::string& s = std::get<std::string>(v);
-      const char* data = s.data();
-      const int len = static_cast<int>(s.size());
-      return guarded([&] { return PointerGetDatum(cstring_to_text_with_len(data, len)); });
-    }
-  }
-}
-
 // The error that crosses into Postgres, copied out of the C++ world. A backend
 // runs one call at a time, and the ERROR is raised before the next call.
 char pending_message[2048];
@@ -378,10 +309,12 @@ bool run_call(FunctionCallInfo fcinfo, Datum* result, bool* is_null) noexcept {
     std::string request;
     if (info.request_form) {
       if (PG_ARGISNULL(0)) throw Error(Code::invalid_parameter, "request is required");
-      request = jsonb_arg(PG_GETARG_DATUM(0));
+      request = jsonb_text(PG_GETARG_DATUM(0));
     } else {
       for (int i = 0; i < PG_NARGS() && i < static_cast<int>(fn.params.size()); ++i)
-        args.push_back(arg_value(fcinfo, i, fn.params[static_cast<size_t>(i)].type));
+        args.push_back(PG_ARGISNULL(i) ? null_value()
+                                       : arg_value(PG_GETARG_DATUM(i),
+                                                   fn.params[static_cast<size_t>(i)].type));
     }
     spi_connect();
     Value value;

@@ -5,26 +5,19 @@ extern "C" {
 
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "utils/builtins.h"
-#include "utils/jsonb.h"
-#include "utils/timestamp.h"
 }
 
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-#include "core/clock.hpp"
+#include "datum.hpp"
 #include "pg_guard.hpp"
 
 namespace envdb::pg {
 
 namespace {
-
-// Postgres epoch (2000-01-01) in Unix milliseconds.
-constexpr int64_t kPostgresEpochMs = 946684800000LL;
 
 // Saved plans for the life of the backend, by SQL text and parameter types.
 // A backend runs one query at a time, so this map needs no lock; Postgres
@@ -32,14 +25,6 @@ constexpr int64_t kPostgresEpochMs = 946684800000LL;
 std::unordered_map<std::string, SPIPlanPtr>& plan_cache() {
   static std::unordered_map<std::string, SPIPlanPtr> cache;
   return cache;
-}
-
-Oid type_of(const Value& v) {
-  if (std::holds_alternative<int64_t>(v)) return INT8OID;
-  if (std::holds_alternative<bool>(v)) return BOOLOID;
-  if (std::holds_alternative<double>(v)) return FLOAT8OID;
-  if (std::holds_alternative<Blob>(v)) return BYTEAOID;
-  return TEXTOID;  // text, and NULL (the core casts where the column is not text)
 }
 
 class SpiStatement : public Statement {
@@ -73,43 +58,10 @@ class SpiStatement : public Statement {
   Value column(int c) const override {
     HeapTuple tuple = table_->vals[row_ - 1];
     TupleDesc desc = table_->tupdesc;
-    const Oid type = TupleDescAttr(desc, c)->atttypid;
     bool isnull = false;
-    Datum d = guarded([&] { return SPI_getbinval(tuple, desc, c + 1, &isnull); });
+    const Datum d = guarded([&] { return SPI_getbinval(tuple, desc, c + 1, &isnull); });
     if (isnull) return null_value();
-    switch (type) {
-      case BOOLOID: return static_cast<bool>(DatumGetBool(d));
-      case INT2OID: return static_cast<int64_t>(DatumGetInt16(d));
-      case INT4OID: return static_cast<int64_t>(DatumGetInt32(d));
-      case INT8OID: return static_cast<int64_t>(DatumGetInt64(d));
-      case FLOAT8OID: return DatumGetFloat8(d);
-      case TIMESTAMPTZOID: {
-        const TimestampTz ts = DatumGetTimestampTz(d);
-        if (TIMESTAMP_NOT_FINITE(ts)) return std::string(ts < 0 ? "-infinity" : "infinity");
-        int64_t ms = ts / 1000;
-        if (ts % 1000 < 0) --ms;  // floor for instants before 2000
-        return iso_from_ms(ms + kPostgresEpochMs);
-      }
-      case BYTEAOID:
-      case TEXTOID:
-      case VARCHAROID: {
-        struct varlena* v = guarded([&] { return pg_detoast_datum_packed((struct varlena*)DatumGetPointer(d)); });
-        std::string bytes(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
-        if (type == BYTEAOID) return Blob{std::move(bytes)};
-        return bytes;
-      }
-      case JSONBOID: {
-        char* text = guarded([&] {
-          Jsonb* jb = DatumGetJsonbP(d);
-          return JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
-        });
-        return std::string(text);
-      }
-      default: {
-        char* text = guarded([&] { return SPI_getvalue(tuple, desc, c + 1); });
-        return std::string(text ? text : "");
-      }
-    }
+    return column_value(d, TupleDescAttr(desc, c)->atttypid);
   }
 
  private:
@@ -120,7 +72,7 @@ class SpiStatement : public Statement {
     std::string key = sql_;
     key += '\x01';
     for (size_t i = 0; i < params_.size(); ++i) {
-      types[i] = type_of(params_[i]);
+      types[i] = param_type(params_[i]);
       key += std::to_string(types[i]) + ",";
     }
     auto& cache = plan_cache();
@@ -139,34 +91,14 @@ class SpiStatement : public Statement {
       });
       cache.emplace(std::move(key), plan);
     }
-    // Datums point into params_, which outlives the execution.
+    // Text and bytea Datums are palloc'd copies, freed with the call's memory.
     std::vector<Datum> values(params_.size());
     std::vector<char> nulls(params_.size(), ' ');
-    std::vector<struct varlena*> owned;
     for (size_t i = 0; i < params_.size(); ++i) {
-      const Value& v = params_[i];
-      if (is_null(v)) {
+      if (is_null(params_[i]))
         nulls[i] = 'n';
-        values[i] = (Datum)0;
-      } else if (auto iv = std::get_if<int64_t>(&v)) {
-        values[i] = Int64GetDatum(*iv);
-      } else if (auto b = std::get_if<bool>(&v)) {
-        values[i] = BoolGetDatum(*b);
-      } else if (auto dv = std::get_if<double>(&v)) {
-        values[i] = Float8GetDatum(*dv);
-      } else {
-        const std::string& bytes =
-            std::holds_alternative<Blob>(v) ? std::get<Blob>(v).bytes : std::get<std::string>(v);
-        const char* data = bytes.data();
-        const size_t len = bytes.size();
-        struct varlena* var = guarded([&] {
-          auto* p = static_cast<struct varlena*>(palloc(len + VARHDRSZ));
-          SET_VARSIZE(p, len + VARHDRSZ);
-          memcpy(VARDATA(p), data, len);
-          return p;
-        });
-        values[i] = PointerGetDatum(var);
-      }
+      else
+        values[i] = param_datum(params_[i]);
     }
     Datum* value_array = values.data();
     const char* null_array = nulls.data();

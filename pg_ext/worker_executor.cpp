@@ -5,8 +5,8 @@
 // a top-level utility statement in its own transaction. A script that must
 // run inside another database (a worker's database is fixed for life) goes
 // to a short-lived setup worker bound to it, which reports through shared
-// memory. Registered servers (sys_database_host) are reached with libpq.
-#include "postgres/statements.hpp"
+// memory. Registered servers (sys_database_host) are reached with libpq
+// (server_session.hpp).
 #include "worker_internal.hpp"
 
 namespace envdb::pg::worker {
@@ -22,11 +22,6 @@ void abort_transaction() noexcept {
 }
 
 namespace {
-
-std::string first_line(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 // The server this library runs in.
 class LocalSession : public postgres::ServerSession {
@@ -142,91 +137,11 @@ class LocalSession : public postgres::ServerSession {
   }
 };
 
-// A registered server, through libpq.
-class RemoteSession : public postgres::ServerSession {
- public:
-  explicit RemoteSession(const postgres::Server& server) : server_(server) {}
-  ~RemoteSession() override {
-    if (conn_) PQfinish(conn_);
-  }
-
-  void exec(const std::string& sql) override { run(maintenance(), sql, nullptr); }
-  std::optional<std::string> query_value(const std::string& sql) override {
-    std::optional<std::string> value;
-    run(maintenance(), sql, &value);
-    return value;
-  }
-  void exec_top_level(const std::string& sql) override { run(maintenance(), sql, nullptr); }
-  void exec_in_database(const std::string& database_name, const std::string& sql) override {
-    PGconn* conn = connect(database_name);
-    try {
-      // One query string of several statements is one implicit transaction.
-      run(conn, sql, nullptr);
-    } catch (...) {
-      PQfinish(conn);
-      throw;
-    }
-    PQfinish(conn);
-  }
-  std::string url(const std::string& database_name) override {
-    return postgres::database_url(server_.host, server_.port, database_name);
-  }
-
- private:
-  PGconn* maintenance() {
-    if (!conn_) conn_ = connect(server_.dbname);
-    return conn_;
-  }
-
-  PGconn* connect(const std::string& dbname) {
-    const std::string port = std::to_string(server_.port);
-    const std::string password =
-        server_.password ? std::string(server_.password->view()) : std::string();
-    const char* keys[] = {"host",     "port",           "dbname",           "user",
-                          "password", "connect_timeout", "application_name", nullptr};
-    const char* values[] = {server_.host.c_str(),
-                            port.c_str(),
-                            dbname.c_str(),
-                            server_.username.c_str(),
-                            password.empty() ? nullptr : password.c_str(),
-                            "10",
-                            "envdb",
-                            nullptr};
-    PGconn* conn = PQconnectdbParams(keys, values, 0);
-    if (!conn) throw Error(Code::internal, "out of memory connecting to database host");
-    if (PQstatus(conn) != CONNECTION_OK) {
-      const std::string message = first_line(PQerrorMessage(conn));
-      PQfinish(conn);
-      throw Transient(Code::internal, "cannot connect to database host " + quote_value(server_.name) +
-                                      ": " + message);
-    }
-    return conn;
-  }
-
-  void run(PGconn* conn, const std::string& sql, std::optional<std::string>* value) {
-    PGresult* result = PQexec(conn, sql.c_str());
-    const ExecStatusType status = PQresultStatus(result);
-    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-      const char* primary = result ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
-      const std::string message = primary ? primary : first_line(PQerrorMessage(conn));
-      PQclear(result);
-      throw Error(Code::internal, "database host " + quote_value(server_.name) + ": " + message);
-    }
-    if (value && status == PGRES_TUPLES_OK && PQntuples(result) > 0 && PQnfields(result) > 0 &&
-        !PQgetisnull(result, 0, 0))
-      *value = std::string(PQgetvalue(result, 0, 0));
-    PQclear(result);
-  }
-
-  const postgres::Server& server_;
-  PGconn* conn_ = nullptr;
-};
-
 }  // namespace
 
 std::unique_ptr<postgres::ServerSession> open_session(
     const std::optional<postgres::Server>& server) {
-  if (server) return std::make_unique<RemoteSession>(*server);
+  if (server) return connect_registered_server(*server, kWorkerConnection);
   return std::make_unique<LocalSession>();
 }
 

@@ -14,7 +14,6 @@ extern "C" {
 #include "catalog/pg_database.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
-#include "libpq-fe.h"
 #include "miscadmin.h"
 #include "nodes/plannodes.h"
 #include "pgstat.h"
@@ -53,7 +52,8 @@ PGDLLEXPORT void envdb_setup_worker_main(Datum arg);
 
 #include "core/errors.hpp"
 #include "pg_guard.hpp"
-#include "postgres/statements.hpp"
+#include "postgres/provisioner.hpp"
+#include "server_session.hpp"
 #include "spi_store.hpp"
 
 namespace envdb::pg::worker {
@@ -124,15 +124,9 @@ auto in_transaction(F&& f) -> decltype(f()) {
   }
 }
 
-// A failure worth trying again later (a busy slot, an unreachable server):
-// the job goes back to pending with backoff instead of failing for good.
-class Transient : public Error {
- public:
-  using Error::Error;
-};
-
 // A session on the server of a job: the local one (SPI, no libpq) when
-// `server` is nullopt, else the registered server through libpq.
+// `server` is nullopt, else the registered server through libpq
+// (connect_registered_server). Throws Transient when it cannot connect.
 std::unique_ptr<postgres::ServerSession> open_session(const std::optional<postgres::Server>& server);
 
 }  // namespace envdb::pg::worker

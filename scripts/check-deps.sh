@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Run by `make` before CMake: names every missing build dependency at once and
-# the one command that installs them, instead of stopping inside CMake at the
-# first one. Exits 0 when everything is there. ENVDB_TESTS=OFF (a CMake flag
-# in CMAKE_FLAGS) drops the GoogleTest check.
+# Run by `make` before CMake: names every missing build dependency of the
+# requested target at once and the one command that installs them, instead of
+# stopping inside CMake at the first one. Exits 0 when everything is there.
+#   scripts/check-deps.sh pg    what `make install` / `make pg` needs: the
+#                               compilers, CMake, OpenSSL, nlohmann-json and
+#                               the PostgreSQL server headers and libpq
+#   scripts/check-deps.sh [all] what `make` needs: that, SQLite's headers and
+#                               GoogleTest. ENVDB_TESTS=OFF / ENVDB_SQLITE=OFF
+#                               (CMake flags in CMAKE_FLAGS) drop their checks.
 set -uo pipefail
+target=${1:-all}
+case "$target" in all|pg) ;; *) echo "usage: $0 [all|pg]" >&2; exit 2 ;; esac
 cxx=${CXX:-c++}
 pg_config=${PG_CONFIG:-pg_config}
 missing=()
@@ -18,9 +25,16 @@ header() {  # header <include> <what>: compiles nothing, only preprocesses
     missing+=("$1 (header)")
 }
 header openssl/evp.h
-header sqlite3.h
 header nlohmann/json.hpp
-case " ${CMAKE_FLAGS:-} " in *ENVDB_TESTS=OFF*) ;; *) header gtest/gtest.h ;; esac
+if [ "$target" = all ]; then
+  flags=" ${CMAKE_FLAGS:-} "
+  tests=on sqlite=on
+  case "$flags" in *ENVDB_TESTS=OFF*) tests=off ;; esac
+  case "$flags" in *ENVDB_SQLITE=OFF*) sqlite=off ;; esac
+  # The unit tests run on the sqlite3 store, so they need SQLite too.
+  { [ $sqlite = on ] || [ $tests = on ]; } && header sqlite3.h
+  [ $tests = on ] && header gtest/gtest.h
+fi
 
 if command -v "$pg_config" >/dev/null 2>&1; then
   server=$("$pg_config" --includedir-server 2>/dev/null)

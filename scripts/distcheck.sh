@@ -13,7 +13,7 @@ tarball=$(make --no-print-directory dist DISTDIR="$scratch")
 tar -xzf "$tarball" -C "$scratch"
 src="$scratch/$(basename "$tarball" .tar.gz)"
 echo "== building $src"
-cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$scratch/build.log" 2>&1
+cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENVDB_TESTS=ON -DENVDB_SQLITE=ON >"$scratch/build.log" 2>&1
 cmake --build "$src/build" -j"$jobs" >>"$scratch/build.log" 2>&1 || { tail -40 "$scratch/build.log"; exit 1; }
 for f in envdb.so libenvdb_sqlite.a libenvdb_core.a pg/envdb--0.1.0--"$(sed -n 's/.*kVersion = "\(.*\)".*/\1/p' "$src/shared/core/version.hpp")".sql; do
   test -e "$src/build/$f" || { echo "distcheck: the unpacked build made no build/$f"; exit 1; }

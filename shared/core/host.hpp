@@ -9,6 +9,7 @@
 
 #include "core/json.hpp"
 #include "core/store.hpp"
+#include "postgres/statements.hpp"
 #include "secrets/keyring.hpp"
 
 namespace envdb {

@@ -39,6 +39,27 @@ class MissingDependencies(unittest.TestCase):
         self.assertIn("make setup", out.stderr)
         self.assertNotIn("CMake Error", out.stdout + out.stderr)
 
+    def test_make_install_asks_only_for_what_installing_needs(self):
+        with tempfile.TemporaryDirectory() as d:
+            # A compiler that finds neither SQLite nor GoogleTest.
+            cxx = os.path.join(d, "cxx-without-sqlite-gtest")
+            with open(cxx, "w") as f:
+                f.write('#!/bin/sh\ninput=$(cat)\ncase "$input" in *sqlite3.h*|*gtest/*) exit 1 ;; esac\n'
+                        'printf "%s\\n" "$input" | exec c++ "$@"\n')
+            os.chmod(cxx, 0o755)
+            script = os.path.join(ROOT, "scripts", "check-deps.sh")
+            env = {**os.environ, "CXX": cxx}
+            pg = subprocess.run([script, "pg"], capture_output=True, text=True, env=env)
+            self.assertEqual((pg.returncode, pg.stderr), (0, ""))
+            everything = subprocess.run([script], capture_output=True, text=True, env=env)
+            self.assertEqual(everything.returncode, 1)
+            self.assertIn("sqlite3.h (header)", everything.stderr)
+            self.assertIn("gtest/gtest.h (header)", everything.stderr)
+            # Turned off in CMake's flags, neither is asked for.
+            off = subprocess.run([script, "all"], capture_output=True, text=True,
+                                 env={**env, "CMAKE_FLAGS": "-DENVDB_TESTS=OFF -DENVDB_SQLITE=OFF"})
+            self.assertEqual((off.returncode, off.stderr), (0, ""))
+
     def test_nothing_missing_says_nothing(self):
         out = subprocess.run([os.path.join(ROOT, "scripts", "check-deps.sh")], capture_output=True, text=True)
         self.assertEqual((out.returncode, out.stderr), (0, ""))

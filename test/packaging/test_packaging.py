@@ -71,7 +71,8 @@ class Dist(unittest.TestCase):
         self.assertEqual({n[len(prefix):] for n in names}, set(tracked))
         inside = {n[len(prefix):] for n in names}
         for needed in ("CMakeLists.txt", "Makefile", "pg_ext/sql/envdb--0.1.0.sql", "pg_ext/sql/envdb_data--0.1.0.sql",
-                       "sqlite_ext/envdb_sqlite.h", "test/sqlite/fixtures/control-0.1.0.db"):
+                       "sqlite_ext/envdb_sqlite.h", "test/sqlite/fixtures/control-0.1.0.db",
+                       "pg_ext/regress/sql/schedule", "pg_ext/regress/expected/foundation.out"):
             self.assertIn(needed, inside)
         for generated in inside:
             self.assertFalse(generated.startswith(("build/", "build-")), generated)

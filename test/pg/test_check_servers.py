@@ -3,6 +3,7 @@ again behind envdb's back is found on the local server and on a registered host 
 started here), check(true) disables both with an audit event each, and an unreachable host is
 reported, not taken for clean. Needs shared_preload_libraries = 'envdb' (the worker creates the
 databases) and root (the second cluster runs as postgres)."""
+import json
 import os
 import sys
 import time
@@ -112,11 +113,15 @@ class CheckSeesServers(unittest.TestCase):
         self.assertEqual(cp.call("check"), {"ok": True, "repaired": 0, "findings": []})
 
         # A host that cannot be reached is a finding, whatever repair says.
-        cp.call("add_database_host", "gone", "nowhere", "127.0.0.1", free_port(), "postgres", "pw", "postgres")
+        # The error names the host and says what failed, never the password.
+        cp.call("add_database_host", "gone", "nowhere", "127.0.0.1", free_port(), "postgres",
+                "pw-never-shown-7731", "postgres")
         report = cp.call("check", True)
         self.assertFalse(report["ok"])
         self.assertEqual([(f["kind"], f["repaired"]) for f in report["findings"]], [("server_unreachable", False)])
         self.assertIn("database host 'gone'", report["findings"][0]["detail"])
+        self.assertIn("cannot connect to database host 'gone': ", report["findings"][0]["detail"])
+        self.assertNotIn("pw-never-shown-7731", json.dumps(report))
         cp.call("remove_database_host", "gone")
 
     def hold_off_worker(self):
