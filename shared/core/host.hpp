@@ -9,7 +9,6 @@
 
 #include "core/json.hpp"
 #include "core/store.hpp"
-#include "postgres/statements.hpp"
 #include "secrets/keyring.hpp"
 
 namespace envdb {
