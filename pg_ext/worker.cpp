@@ -136,7 +136,7 @@ void launcher_exit(int, Datum) {
 }
 
 // Every database that can hold a control plane: connectable, not a template,
-// not an environment database (their names start with "env-").
+// not an environment database (their names start with kDatabaseNamePrefix).
 void probe_all_databases() {
   SetCurrentStatementStartTimestamp();
   StartTransactionCommand();
@@ -147,7 +147,7 @@ void probe_all_databases() {
   while (HeapTupleIsValid(tuple = heap_getnext(scan, ForwardScanDirection))) {
     Form_pg_database db = (Form_pg_database)GETSTRUCT(tuple);
     if (!db->datallowconn || db->datistemplate) continue;
-    if (strncmp(NameStr(db->datname), "env-", 4) == 0) continue;
+    if (strncmp(NameStr(db->datname), kDatabaseNamePrefix, strlen(kDatabaseNamePrefix)) == 0) continue;
     (void)request_database(db->oid);
   }
   table_endscan(scan);

@@ -51,6 +51,7 @@ PGDLLEXPORT void envdb_setup_worker_main(Datum arg);
 #include <string>
 
 #include "core/errors.hpp"
+#include "core/ids.hpp"
 #include "pg_guard.hpp"
 #include "postgres/provisioner.hpp"
 #include "server_session.hpp"

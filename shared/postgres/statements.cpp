@@ -1,6 +1,7 @@
 #include "postgres/statements.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/errors.hpp"
 #include "core/ids.hpp"
@@ -255,6 +256,62 @@ std::string drop_leftover_roles_sql(const std::string& database_name) {
       prefix +
       ") ORDER BY rolcanlogin DESC, rolname LOOP\n"
       "      EXECUTE 'DROP ROLE ' || pg_catalog.quote_ident(r.rolname);\n    END LOOP;\n  END;\n");
+}
+
+// The database a postgres:// or postgresql:// URL names when it points at
+// this server (no host, localhost, a loopback address or a socket directory,
+// and no port or this server's port); nullopt otherwise. Without a path the
+// database is `fallback`.
+std::optional<std::string> local_database(const std::string& url, const std::string& fallback,
+                                          const std::string& server_port) {
+  std::string rest;
+  bool uri = false;
+  for (const char* scheme : {"postgresql://", "postgres://"}) {
+    const size_t n = std::strlen(scheme);
+    if (url.compare(0, n, scheme) == 0) {
+      rest = url.substr(n);
+      uri = true;
+    }
+  }
+  if (!uri) return std::nullopt;  // a key=value string or another scheme
+  const size_t query_at = rest.find('?');
+  const std::string query = query_at == std::string::npos ? "" : rest.substr(query_at + 1);
+  rest = rest.substr(0, query_at);
+  const size_t slash = rest.find('/');
+  std::string authority = rest.substr(0, slash);
+  std::string database = slash == std::string::npos ? "" : rest.substr(slash + 1);
+  if (const size_t at = authority.rfind('@'); at != std::string::npos)
+    authority = authority.substr(at + 1);
+  std::string host = authority, port;
+  if (!authority.empty() && authority[0] == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string::npos) return std::nullopt;
+    host = authority.substr(1, close - 1);
+    if (close + 1 < authority.size() && authority[close + 1] == ':') port = authority.substr(close + 2);
+  } else if (const size_t colon = authority.find(':'); colon != std::string::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  // host=, port= and dbname= in the query string win.
+  size_t start = 0;
+  while (start < query.size()) {
+    size_t end = query.find('&', start);
+    if (end == std::string::npos) end = query.size();
+    const std::string pair = query.substr(start, end - start);
+    const size_t eq = pair.find('=');
+    const std::string key = pair.substr(0, eq), value = eq == std::string::npos ? "" : pair.substr(eq + 1);
+    if (key == "host") host = value;
+    if (key == "port") port = value;
+    if (key == "dbname") database = value;
+    start = end + 1;
+  }
+  if (host.find(',') != std::string::npos || port.find(',') != std::string::npos) return std::nullopt;
+  const bool local_host = host.empty() || host == "localhost" || host == "127.0.0.1" ||
+                          host == "::1" || host[0] == '/' || host.rfind("%2F", 0) == 0 ||
+                          host.rfind("%2f", 0) == 0;
+  if (!local_host || (!port.empty() && port != server_port)) return std::nullopt;
+  if (database.find('%') != std::string::npos) return std::nullopt;  // encoded: not decoded here
+  return database.empty() ? fallback : database;
 }
 
 }  // namespace envdb::postgres

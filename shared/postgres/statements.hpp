@@ -139,4 +139,11 @@ class ServerSession {
   virtual std::string url(const std::string& database_name) = 0;
 };
 
+// The database a postgres:// or postgresql:// URL names when it points at
+// this server (no host, localhost, a loopback address or a socket directory,
+// and no port or this server's port); nullopt otherwise. Without a path the
+// database is `fallback`.
+std::optional<std::string> local_database(const std::string& url, const std::string& fallback,
+                                          const std::string& server_port);
+
 }  // namespace envdb::postgres

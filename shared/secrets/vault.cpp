@@ -17,6 +17,14 @@ namespace envdb::vault {
 
 const char* const kSealedColumns = "id, database_id, scope, kms_key_id, token_cipher";
 
+const std::vector<std::string>& sealed_row_names() {
+  // kSealedColumns, then the database's identity open_secret binds to.
+  static const std::vector<std::string> names = {"id",           "database_id", "scope",
+                                                 "kms_key_id",   "token_cipher", "driver",
+                                                 "database_name", "database_url"};
+  return names;
+}
+
 namespace {
 
 Value opt(const std::optional<std::string>& v) { return v ? Value(*v) : null_value(); }

@@ -103,6 +103,10 @@ bool is_scope(const std::string& scope);
 // The columns open_token() reads; select them (table alias allowed) into the
 // row you pass it.
 extern const char* const kSealedColumns;  // "id, database_id, scope, kms_key_id, token_cipher"
+// The names of a row open_secret reads without another query: kSealedColumns,
+// then the database's driver, database_name and database_url (a caller that
+// selects these under other names, the router, renames its row to them).
+const std::vector<std::string>& sealed_row_names();
 
 // Decrypts one credential row's token (the router's path and reveal's). The
 // row must carry the columns of kSealedColumns. Does not look at status or

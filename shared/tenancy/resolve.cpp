@@ -68,11 +68,10 @@ const std::string kTouchSqlPostgres =
     "(last_accessed_at IS NULL OR last_accessed_at < $2::timestamptz) "
     "FOR NO KEY UPDATE SKIP LOCKED) s WHERE d.id = s.id";
 
-// The row shape vault::open_token reads (kSealedColumns).
+// The row shape vault::open_token reads with the database's identity.
 const std::shared_ptr<const std::vector<std::string>>& sealed_names() {
-  static const auto names = std::make_shared<const std::vector<std::string>>(
-      std::vector<std::string>{"id", "database_id", "scope", "kms_key_id", "token_cipher",
-                               "driver", "database_name", "database_url"});
+  static const auto names =
+      std::make_shared<const std::vector<std::string>>(vault::sealed_row_names());
   return names;
 }
 

@@ -229,3 +229,30 @@ TEST_F(PgDriver, HostRegistryPlacesByRegionAndSealsThePassword) {
             {std::string("eu-2"), std::string("eu"), std::string("10.0.0.6")});
   EXPECT_EQ(call_json("remove_database_host", {std::string("eu-2")})["host"]["name"], "eu-2");
 }
+
+// The database a URL names on this server (used by the Postgres host's
+// database_exists); anything that may point elsewhere is nullopt.
+TEST(PgDriverUrls, LocalDatabaseIsNamedOnlyForThisServer) {
+  using envdb::postgres::local_database;
+  EXPECT_EQ(local_database("postgresql:///envdb_x", "fb", "5432"), std::optional<std::string>("envdb_x"));
+  EXPECT_EQ(local_database("postgres://localhost:5432/env-abc", "fb", "5432"),
+            std::optional<std::string>("env-abc"));
+  EXPECT_EQ(local_database("postgresql://u:p@127.0.0.1/db1", "fb", "5432"),
+            std::optional<std::string>("db1"));
+  EXPECT_EQ(local_database("postgresql://[::1]:5432/db2", "fb", "5432"),
+            std::optional<std::string>("db2"));
+  EXPECT_EQ(local_database("postgresql://%2Fvar%2Frun%2Fpostgresql/db3", "fb", "5432"),
+            std::optional<std::string>("db3"));
+  EXPECT_EQ(local_database("postgresql://localhost", "fb", "5432"), std::optional<std::string>("fb"));
+  // The query string wins.
+  EXPECT_EQ(local_database("postgresql://localhost/a?dbname=b", "fb", "5432"),
+            std::optional<std::string>("b"));
+  EXPECT_EQ(local_database("postgresql://localhost/a?host=db.example.com", "fb", "5432"), std::nullopt);
+  // Another host, another port, several hosts, an encoded name, another scheme.
+  EXPECT_EQ(local_database("postgresql://db.example.com/a", "fb", "5432"), std::nullopt);
+  EXPECT_EQ(local_database("postgresql://localhost:5433/a", "fb", "5432"), std::nullopt);
+  EXPECT_EQ(local_database("postgresql://localhost,other/a", "fb", "5432"), std::nullopt);
+  EXPECT_EQ(local_database("postgresql://localhost/a%20b", "fb", "5432"), std::nullopt);
+  EXPECT_EQ(local_database("host=localhost dbname=a", "fb", "5432"), std::nullopt);
+  EXPECT_EQ(local_database("postgresql://[::1/a", "fb", "5432"), std::nullopt);
+}
