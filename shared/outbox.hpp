@@ -9,9 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "host.hpp"
-#include "json.hpp"
-
 #include "api.hpp"
 #include "host.hpp"
 #include "json.hpp"

@@ -1,7 +1,5 @@
 #include "servers.hpp"
 
-#include "converge.hpp"
-
 #include <algorithm>
 #include <cstdlib>
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # make check: every suite, then one summary line "N passed, M failed".
+#   0. the format (scripts/format.sh --check, one count a file) and
+#      clang-tidy over the core (scripts/tidy.sh, one count a core file)
 #   1. core unit tests (GoogleTest under CTest)
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   3. every parser fuzzed briefly (libFuzzer, clang)
@@ -47,6 +49,14 @@ stage "build"
 if ! make --no-print-directory all ENVDB_WERROR=$([ "$werror" = ON ] && echo 1 || echo 0) >"$log/build.log" 2>&1; then
   tail -40 "$log/build.log"; echo "0 passed, 1 failed"; exit 1
 fi
+
+stage "format (clang-format) and clang-tidy on the core"
+scripts/format.sh --check >"$log/format.log" 2>&1
+tally "format" $(py_counts "$log/format.log")
+grep -q '^format: all' "$log/format.log" || head -20 "$log/format.log"
+JOBS="$jobs" scripts/tidy.sh >"$log/tidy.log" 2>&1
+tally "tidy (core)" $(py_counts "$log/tidy.log")
+grep '^tidy: ' "$log/tidy.log"
 
 stage "core unit tests"
 (cd build && ctest -j"$jobs" --output-on-failure) >"$log/unit.log" 2>&1
