@@ -363,7 +363,6 @@ inline std::vector<std::string> sample(const std::vector<std::string>& ids, size
   return out;
 }
 
-
 // ---------------------------------------------------------------- the drivers' shared run
 
 // The options both drivers take; each driver's Options adds its own and sets
@@ -377,23 +376,34 @@ struct CommonOptions {
   int64_t prov = 300;         // catalog-only provisionings per side per run
   int64_t rotations = 10000;  // split over `runs` runs
   int rewrap_runs = 3;
-  int64_t bulk_at = 50000;    // catalog size for rotations and rewraps
+  int64_t bulk_at = 50000;  // catalog size for rotations and rewraps
   std::string only = "all";
 };
 
 // Reads one `--key value` pair into `o`; false when the key is not a common one.
 inline bool parse_common(const std::string& k, const std::string& v, CommonOptions& o) {
-  if (k == "--scales") o.scales = parse_list(v);
-  else if (k == "--runs") o.runs = std::stoi(v);
-  else if (k == "--calls") o.calls = std::stoll(v);
-  else if (k == "--blocks") o.blocks = std::stoi(v);
-  else if (k == "--sample") o.sample = std::stoll(v);
-  else if (k == "--prov") o.prov = std::stoll(v);
-  else if (k == "--rotations") o.rotations = std::stoll(v);
-  else if (k == "--rewrap-runs") o.rewrap_runs = std::stoi(v);
-  else if (k == "--bulk-at") o.bulk_at = std::stoll(v);
-  else if (k == "--only") o.only = v;
-  else return false;
+  if (k == "--scales")
+    o.scales = parse_list(v);
+  else if (k == "--runs")
+    o.runs = std::stoi(v);
+  else if (k == "--calls")
+    o.calls = std::stoll(v);
+  else if (k == "--blocks")
+    o.blocks = std::stoi(v);
+  else if (k == "--sample")
+    o.sample = std::stoll(v);
+  else if (k == "--prov")
+    o.prov = std::stoll(v);
+  else if (k == "--rotations")
+    o.rotations = std::stoll(v);
+  else if (k == "--rewrap-runs")
+    o.rewrap_runs = std::stoi(v);
+  else if (k == "--bulk-at")
+    o.bulk_at = std::stoll(v);
+  else if (k == "--only")
+    o.only = v;
+  else
+    return false;
   return true;
 }
 
@@ -419,8 +429,8 @@ bool parse_options(int argc, char** argv, CommonOptions& o, Own own) {
 // call), both sides are warmed over the sample, and then the interleaved
 // blocks are timed (measure_pair).
 template <class EnvdbOne, class BaseOne>
-Pair resolve_blocks(const std::vector<std::string>& s, int blocks, int64_t calls, EnvdbOne envdb_one,
-                    BaseOne base_one, double& first_us) {
+Pair resolve_blocks(const std::vector<std::string>& s, int blocks, int64_t calls,
+                    EnvdbOne envdb_one, BaseOne base_one, double& first_us) {
   std::vector<std::vector<std::string>> block;
   for (int b = 0; b < blocks; ++b) block.push_back(slice(s, b, calls));
   std::vector<std::string> distinct(s.begin(), s.end());
@@ -431,8 +441,13 @@ Pair resolve_blocks(const std::vector<std::string>& s, int blocks, int64_t calls
   first_us = seconds_since(tw) * 1e6 / static_cast<double>(distinct.size());
   for (auto& id : s) envdb_one(id), base_one(id);
   return measure_pair(
-      blocks, calls, [&](int b) { for (auto& id : block[b]) envdb_one(id); },
-      [&](int b) { for (auto& id : block[b]) base_one(id); });
+      blocks, calls,
+      [&](int b) {
+        for (auto& id : block[b]) envdb_one(id);
+      },
+      [&](int b) {
+        for (auto& id : block[b]) base_one(id);
+      });
 }
 
 // The rotation figure: o.rotations credentials of the active databases `dbs`
@@ -452,10 +467,12 @@ void rotation_figure(const std::string& host, const CommonOptions& o, int64_t en
     }
   });
   const double raw = raw_rewrap_us_per_row(o.runs, 20000);
-  result("Bulk", host + ": rotate_credential, " + human(per_run * o.runs) + " credentials at " +
-                     human(envs) + " environments",
-         1e6 / us, 1e6 / raw, "per_s", "-",
-         "one call per credential (its own transaction); baseline: raw AES-256-GCM open+seal per row");
+  result(
+      "Bulk",
+      host + ": rotate_credential, " + human(per_run * o.runs) + " credentials at " + human(envs) +
+          " environments",
+      1e6 / us, 1e6 / raw, "per_s", "-",
+      "one call per credential (its own transaction); baseline: raw AES-256-GCM open+seal per row");
 }
 
 // The rewrap figure: o.rewrap_runs calls re-encrypting every credential,
@@ -509,11 +526,15 @@ void run_scales(const std::string& host, const CommonOptions& o, Scale& s, bool 
   if (resolve && o.scales.size() >= 2) {
     const int64_t lo = o.scales.front(), hi = o.scales.back();
     const auto a = s.at[lo], b = s.at[hi];
-    result("Scale", host + ": resolve_environment at " + human(hi) + " vs " + human(lo) + " environments",
+    result("Scale",
+           host + ": resolve_environment at " + human(hi) + " vs " + human(lo) + " environments",
            b.envdb_us, a.envdb_us, "us", "le:1.3",
-           "envdb column: per call at " + human(hi) + "; baseline column: per call at " + human(lo));
-    result("Scale", host + ": hand-written SELECT at " + human(hi) + " vs " + human(lo) + " environments",
-           b.baseline_us, a.baseline_us, "us", "-", "for reference: what the index probe alone does");
+           "envdb column: per call at " + human(hi) + "; baseline column: per call at " +
+               human(lo));
+    result("Scale",
+           host + ": hand-written SELECT at " + human(hi) + " vs " + human(lo) + " environments",
+           b.baseline_us, a.baseline_us, "us", "-",
+           "for reference: what the index probe alone does");
   }
 }
 

@@ -369,9 +369,11 @@ struct Scale {
     if (r["credential"]["token"].get<std::string>().size() != 43)
       throw std::runtime_error("resolve returned no token: " + r.dump());
     double first_us = 0;
-    const bench::Pair p = bench::resolve_blocks(s, o.blocks, o.calls, envdb_one, base_one, first_us);
-    note("Router", "Postgres at " + label + ": first resolve of an environment in a minute (stamps "
-                   "last_accessed_at): " +
+    const bench::Pair p =
+        bench::resolve_blocks(s, o.blocks, o.calls, envdb_one, base_one, first_us);
+    note("Router", "Postgres at " + label +
+                       ": first resolve of an environment in a minute (stamps "
+                       "last_accessed_at): " +
                        bench::fixed(first_us) + " µs per call");
     at[envs] = p;
     result("Router", "Postgres: resolve_environment vs hand-written SELECT, " + label + " environments",
@@ -516,9 +518,10 @@ struct Scale {
         "SELECT d.id FROM envdb.sys_environment_database d JOIN envdb.sys_environment e ON e.id = "
         "d.environment_id WHERE e.status = 'active'");
     pg.prepare("rotate", "SELECT envdb.rotate_credential($1, 'readwrite', NULL, $2)", 2);
-    bench::rotation_figure("Postgres", o, envs, dbs, rng, [&](const std::string& db, const std::string& token) {
-      pg.run("rotate", {db.c_str(), token.c_str()});
-    });
+    bench::rotation_figure("Postgres", o, envs, dbs, rng,
+                           [&](const std::string& db, const std::string& token) {
+                             pg.run("rotate", {db.c_str(), token.c_str()});
+                           });
   }
 
   void rewraps() {
@@ -535,12 +538,16 @@ struct Scale {
 
 int main(int argc, char** argv) {
   Options o;
-  const bool known = bench::parse_options(argc, argv, o, [&](const std::string& k, const std::string& v) {
-    if (k == "--db") o.db = v;
-    else if (k == "--crypto-rows") o.crypto_rows = std::stoll(v);
-    else return false;
-    return true;
-  });
+  const bool known =
+      bench::parse_options(argc, argv, o, [&](const std::string& k, const std::string& v) {
+        if (k == "--db")
+          o.db = v;
+        else if (k == "--crypto-rows")
+          o.crypto_rows = std::stoll(v);
+        else
+          return false;
+        return true;
+      });
   if (!known) return 2;
   const std::string& only = o.only;
   try {

@@ -449,9 +449,11 @@ struct Scale {
     if (r["credential"]["token"].get<std::string>().size() != 43)
       throw std::runtime_error("resolve returned no token: " + r.dump());
     double first_us = 0;
-    const bench::Pair p = bench::resolve_blocks(s, o.blocks, o.calls, envdb_one, base_one, first_us);
-    note("Router", "SQLite at " + label + ": first resolve of an environment in a minute (stamps "
-                   "last_accessed_at, its own write transaction): " +
+    const bench::Pair p =
+        bench::resolve_blocks(s, o.blocks, o.calls, envdb_one, base_one, first_us);
+    note("Router", "SQLite at " + label +
+                       ": first resolve of an environment in a minute (stamps "
+                       "last_accessed_at, its own write transaction): " +
                        bench::fixed(first_us) + " µs per call");
     at[envs] = p;
     result("Router", "SQLite: resolve_environment vs hand-written SELECT, " + label + " environments",
@@ -469,10 +471,11 @@ struct Scale {
         "d.environment_id WHERE e.status = 'active'");
     // Turso databases rotate to the token Turso minted: the caller passes it.
     Stmt rotate(c.db(), "SELECT envdb_rotate_credential(?1, 'readwrite', NULL, ?2)");
-    bench::rotation_figure("SQLite", o, envs, dbs, rng, [&](const std::string& db, const std::string& token) {
-      rotate.bind(1, db).bind(2, token);
-      rotate.run();
-    });
+    bench::rotation_figure("SQLite", o, envs, dbs, rng,
+                           [&](const std::string& db, const std::string& token) {
+                             rotate.bind(1, db).bind(2, token);
+                             rotate.run();
+                           });
   }
 
   void rewraps() {
@@ -531,17 +534,26 @@ void profile(const Options& o) {
 
 int main(int argc, char** argv) {
   Options o;
-  const bool known = bench::parse_options(argc, argv, o, [&](const std::string& k, const std::string& v) {
-    if (k == "--ext") o.ext = v;
-    else if (k == "--work") o.work = v;
-    else if (k == "--disk") o.disk = v;
-    else if (k == "--files-tmpfs") o.files_tmpfs = std::stoll(v);
-    else if (k == "--files-disk") o.files_disk = std::stoll(v);
-    else if (k == "--cache-kib") o.cache_kib = std::stoll(v);
-    else if (k == "--mmap") o.mmap = std::stoll(v);
-    else return false;
-    return true;
-  });
+  const bool known =
+      bench::parse_options(argc, argv, o, [&](const std::string& k, const std::string& v) {
+        if (k == "--ext")
+          o.ext = v;
+        else if (k == "--work")
+          o.work = v;
+        else if (k == "--disk")
+          o.disk = v;
+        else if (k == "--files-tmpfs")
+          o.files_tmpfs = std::stoll(v);
+        else if (k == "--files-disk")
+          o.files_disk = std::stoll(v);
+        else if (k == "--cache-kib")
+          o.cache_kib = std::stoll(v);
+        else if (k == "--mmap")
+          o.mmap = std::stoll(v);
+        else
+          return false;
+        return true;
+      });
   if (!known) return 2;
   const std::string& only = o.only;
   if (o.ext.empty() || o.work.empty()) {
