@@ -102,5 +102,5 @@ distcheck:
 	@scripts/distcheck.sh
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz build-bench
+	rm -rf $(BUILD) build-asan build-fuzz build-bench build-tidy
 	@$(MAKE) --no-print-directory -C pg_ext clean PG_CONFIG=$(PG_CONFIG)

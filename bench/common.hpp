@@ -363,4 +363,179 @@ inline std::vector<std::string> sample(const std::vector<std::string>& ids, size
   return out;
 }
 
+// ---------------------------------------------------------------- the drivers' shared run
+
+// The options both drivers take; each driver's Options adds its own and sets
+// its own defaults for the per-host sizes.
+struct CommonOptions {
+  std::vector<int64_t> scales{1000, 100000, 1000000};
+  int runs = 5;
+  int64_t calls = 1000;       // resolve calls per side per block
+  int blocks = 15;            // interleaved blocks per side (median)
+  int64_t sample = 5000;      // distinct random environments the blocks draw from
+  int64_t prov = 300;         // catalog-only provisionings per side per run
+  int64_t rotations = 10000;  // split over `runs` runs
+  int rewrap_runs = 3;
+  int64_t bulk_at = 50000;  // catalog size for rotations and rewraps
+  std::string only = "all";
+};
+
+// Reads one `--key value` pair into `o`; false when the key is not a common one.
+inline bool parse_common(const std::string& k, const std::string& v, CommonOptions& o) {
+  if (k == "--scales")
+    o.scales = parse_list(v);
+  else if (k == "--runs")
+    o.runs = std::stoi(v);
+  else if (k == "--calls")
+    o.calls = std::stoll(v);
+  else if (k == "--blocks")
+    o.blocks = std::stoi(v);
+  else if (k == "--sample")
+    o.sample = std::stoll(v);
+  else if (k == "--prov")
+    o.prov = std::stoll(v);
+  else if (k == "--rotations")
+    o.rotations = std::stoll(v);
+  else if (k == "--rewrap-runs")
+    o.rewrap_runs = std::stoi(v);
+  else if (k == "--bulk-at")
+    o.bulk_at = std::stoll(v);
+  else if (k == "--only")
+    o.only = v;
+  else
+    return false;
+  return true;
+}
+
+// The argument loop of both drivers: common options first, then the driver's
+// own (`own(k, v)` returns false for a key it does not know). False, with the
+// key named on stderr, when a key is unknown.
+template <class Own>
+bool parse_options(int argc, char** argv, CommonOptions& o, Own own) {
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (!parse_common(k, v, o) && !own(k, v)) {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+// The resolve figure's timing, the same on both hosts: a correctness check
+// is the driver's; here the sample `s` is cut into `blocks` blocks of `calls`
+// ids, every distinct environment is resolved once first (the first resolve
+// in a minute stamps last_accessed_at: timed apart, into `first_us` per
+// call), both sides are warmed over the sample, and then the interleaved
+// blocks are timed (measure_pair).
+template <class EnvdbOne, class BaseOne>
+Pair resolve_blocks(const std::vector<std::string>& s, int blocks, int64_t calls,
+                    EnvdbOne envdb_one, BaseOne base_one, double& first_us) {
+  std::vector<std::vector<std::string>> block;
+  for (int b = 0; b < blocks; ++b) block.push_back(slice(s, b, calls));
+  std::vector<std::string> distinct(s.begin(), s.end());
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  const auto tw = Clock::now();
+  for (auto& id : distinct) envdb_one(id);
+  first_us = seconds_since(tw) * 1e6 / static_cast<double>(distinct.size());
+  for (auto& id : s) envdb_one(id), base_one(id);
+  return measure_pair(
+      blocks, calls,
+      [&](int b) {
+        for (auto& id : block[b]) envdb_one(id);
+      },
+      [&](int b) {
+        for (auto& id : block[b]) base_one(id);
+      });
+}
+
+// The rotation figure: o.rotations credentials of the active databases `dbs`
+// (drawn at random), rotated one call each (`rotate(database_id, token)`, the
+// token Turso would have minted), against raw open+seal per row.
+template <class Rotate>
+void rotation_figure(const std::string& host, const CommonOptions& o, int64_t envs,
+                     const std::vector<std::string>& dbs, std::mt19937_64& rng, Rotate rotate) {
+  const int64_t per_run = o.rotations / o.runs;
+  const auto pick = sample(dbs, static_cast<size_t>(per_run * o.runs), rng);
+  std::vector<std::string> tokens;
+  for (size_t i = 0; i < pick.size(); ++i) tokens.push_back(envdb::crypto::generate_token());
+  const double us = measure_one(o.runs, per_run, [&](int r) {
+    for (int64_t i = 0; i < per_run; ++i) {
+      const auto k = static_cast<size_t>(r * per_run + i);
+      rotate(pick[k], tokens[k]);
+    }
+  });
+  const double raw = raw_rewrap_us_per_row(o.runs, 20000);
+  result(
+      "Bulk",
+      host + ": rotate_credential, " + human(per_run * o.runs) + " credentials at " + human(envs) +
+          " environments",
+      1e6 / us, 1e6 / raw, "per_s", "-",
+      "one call per credential (its own transaction); baseline: raw AES-256-GCM open+seal per row");
+}
+
+// The rewrap figure: o.rewrap_runs calls re-encrypting every credential,
+// alternating the target key (k1->k2->k1...); `rewrap(target)` returns the
+// rows the call rewrapped.
+template <class Rewrap>
+void rewrap_figure(const std::string& host, const CommonOptions& o, Rewrap rewrap) {
+  std::vector<double> per_row;
+  int64_t rows = 0;
+  for (int r = 0; r < o.rewrap_runs; ++r) {
+    const std::string target = r % 2 == 0 ? kKey2Id : kKey1Id;
+    const auto t0 = Clock::now();
+    rows = rewrap(target);
+    per_row.push_back(seconds_since(t0) * 1e6 / static_cast<double>(rows));
+  }
+  const double raw = raw_rewrap_us_per_row(o.runs, 20000);
+  result("Bulk", host + ": rewrap_credentials, " + human(rows) + " credentials in one call",
+         1e6 / median(per_row), 1e6 / raw, "per_s", "-",
+         "median of " + std::to_string(o.rewrap_runs) +
+             " calls (k1->k2->k1...); baseline: raw AES-256-GCM open+seal per row");
+}
+
+// The scale run of both drivers, on a driver's Scale (envs, at, and
+// provision_through_envdb, bulk_load, rotations, rewraps, measure): the first
+// environments through envdb's own functions, then each scale in turn loaded
+// in bulk and measured, with rotations and rewraps once on a catalog of
+// o.bulk_at environments; `after_measure(i)` runs after scale i is measured.
+// Ends with the figures comparing the largest scale to the smallest.
+template <class Scale, class After>
+void run_scales(const std::string& host, const CommonOptions& o, Scale& s, bool resolve,
+                After after_measure) {
+  const auto t0 = Clock::now();
+  s.provision_through_envdb(std::min<int64_t>(1000, o.scales.front()));
+  note("Scale", host + ": the first " + human(s.envs) +
+                    " environments were provisioned through envdb (provision_organization, "
+                    "provision_environment, claim/complete_provisioning_job) in " +
+                    std::to_string(static_cast<int>(seconds_since(t0) * 1000)) + " ms");
+  bool bulk_done = false;
+  for (size_t i = 0; i < o.scales.size(); ++i) {
+    if (!bulk_done && o.bulk_at <= o.scales[i]) {
+      // Rotations and rewraps on a catalog of bulk_at environments.
+      if (s.envs < o.bulk_at) s.bulk_load(o.bulk_at);
+      if (o.rotations > 0) s.rotations();
+      if (o.rewrap_runs > 0) s.rewraps();
+      bulk_done = true;
+    }
+    if (s.envs < o.scales[i]) s.bulk_load(o.scales[i]);
+    s.measure();
+    after_measure(i);
+  }
+  if (resolve && o.scales.size() >= 2) {
+    const int64_t lo = o.scales.front(), hi = o.scales.back();
+    const auto a = s.at[lo], b = s.at[hi];
+    result("Scale",
+           host + ": resolve_environment at " + human(hi) + " vs " + human(lo) + " environments",
+           b.envdb_us, a.envdb_us, "us", "le:1.3",
+           "envdb column: per call at " + human(hi) + "; baseline column: per call at " +
+               human(lo));
+    result("Scale",
+           host + ": hand-written SELECT at " + human(hi) + " vs " + human(lo) + " environments",
+           b.baseline_us, a.baseline_us, "us", "-",
+           "for reference: what the index probe alone does");
+  }
+}
+
 }  // namespace bench

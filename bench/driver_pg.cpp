@@ -25,17 +25,8 @@ using bench::result;
 
 namespace {
 
-struct Options {
+struct Options : bench::CommonOptions {
   std::string db = "envdb_bench";
-  std::vector<int64_t> scales{1000, 100000, 1000000};
-  int runs = 5;
-  int64_t calls = 1000;       // resolve calls per side per block
-  int blocks = 15;            // interleaved blocks per side (median)
-  int64_t sample = 5000;      // distinct random environments the blocks draw from
-  int64_t prov = 300;         // catalog-only provisionings per side per run
-  int64_t rotations = 10000;  // split over `runs` runs
-  int rewrap_runs = 3;
-  int64_t bulk_at = 50000;    // catalog size for rotations and rewraps
   int64_t crypto_rows = 500;  // rows per SQL call in the pgcrypto pairings
 };
 
@@ -368,8 +359,6 @@ struct Scale {
     const std::string label = human(envs);
     progress("postgres: resolve at " + label + " environments");
     const auto s = sample_ids(static_cast<size_t>(o.sample));
-    std::vector<std::vector<std::string>> block;
-    for (int b = 0; b < o.blocks; ++b) block.push_back(bench::slice(s, b, o.calls));
     pg.prepare("resolve_" + label, "SELECT envdb.resolve_environment($1, 'readwrite')", 1);
     pg.prepare("hand_" + label, kHandWritten, 2);
     auto envdb_one = [&](const std::string& id) { sink += pg.run("resolve_" + label, {id.c_str()}); };
@@ -379,18 +368,13 @@ struct Scale {
     const envdb::Json r = parse(pg.run_value("resolve_" + label, {s[0].c_str()}));
     if (r["credential"]["token"].get<std::string>().size() != 43)
       throw std::runtime_error("resolve returned no token: " + r.dump());
-    std::vector<std::string> distinct(s.begin(), s.end());
-    std::sort(distinct.begin(), distinct.end());
-    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-    const auto tw = bench::Clock::now();
-    for (auto& id : distinct) envdb_one(id);
-    note("Router", "Postgres at " + label + ": first resolve of an environment in a minute (stamps "
-                   "last_accessed_at): " +
-                       bench::fixed(bench::seconds_since(tw) * 1e6 / distinct.size()) + " µs per call");
-    for (auto& id : s) base_one(id);
-    const bench::Pair p = bench::measure_pair(
-        o.blocks, o.calls, [&](int b) { for (auto& id : block[b]) envdb_one(id); },
-        [&](int b) { for (auto& id : block[b]) base_one(id); });
+    double first_us = 0;
+    const bench::Pair p =
+        bench::resolve_blocks(s, o.blocks, o.calls, envdb_one, base_one, first_us);
+    note("Router", "Postgres at " + label +
+                       ": first resolve of an environment in a minute (stamps "
+                       "last_accessed_at): " +
+                       bench::fixed(first_us) + " µs per call");
     at[envs] = p;
     result("Router", "Postgres: resolve_environment vs hand-written SELECT, " + label + " environments",
            p.envdb_us, p.baseline_us, "us", "le:1.5",
@@ -533,40 +517,19 @@ struct Scale {
     auto dbs = pg.column(
         "SELECT d.id FROM envdb.sys_environment_database d JOIN envdb.sys_environment e ON e.id = "
         "d.environment_id WHERE e.status = 'active'");
-    const int64_t per_run = o.rotations / o.runs;
-    const auto pick = bench::sample(dbs, static_cast<size_t>(per_run * o.runs), rng);
-    std::vector<std::string> tokens;
-    for (size_t i = 0; i < pick.size(); ++i) tokens.push_back(envdb::crypto::generate_token());
     pg.prepare("rotate", "SELECT envdb.rotate_credential($1, 'readwrite', NULL, $2)", 2);
-    const double us = bench::measure_one(o.runs, per_run, [&](int r) {
-      for (int64_t i = 0; i < per_run; ++i) {
-        const auto k = static_cast<size_t>(r * per_run + i);
-        pg.run("rotate", {pick[k].c_str(), tokens[k].c_str()});
-      }
-    });
-    const double raw = bench::raw_rewrap_us_per_row(o.runs, 20000);
-    result("Bulk", "Postgres: rotate_credential, " + human(per_run * o.runs) + " credentials at " +
-                       human(envs) + " environments",
-           1e6 / us, 1e6 / raw, "per_s", "-",
-           "one call per credential (its own transaction); baseline: raw AES-256-GCM open+seal per row");
+    bench::rotation_figure("Postgres", o, envs, dbs, rng,
+                           [&](const std::string& db, const std::string& token) {
+                             pg.run("rotate", {db.c_str(), token.c_str()});
+                           });
   }
 
   void rewraps() {
     progress("postgres: rewrap");
     use_keys(pg, true);
-    std::vector<double> per_row;
-    int64_t rows = 0;
-    for (int r = 0; r < o.rewrap_runs; ++r) {
-      const std::string target = r % 2 == 0 ? bench::kKey2Id : bench::kKey1Id;
-      const auto t0 = bench::Clock::now();
-      rows = std::stoll(pg.value("SELECT envdb.rewrap_credentials($1)", {target}));
-      per_row.push_back(bench::seconds_since(t0) * 1e6 / static_cast<double>(rows));
-    }
-    const double raw = bench::raw_rewrap_us_per_row(o.runs, 20000);
-    result("Bulk", "Postgres: rewrap_credentials, " + human(rows) + " credentials in one call",
-           1e6 / bench::median(per_row), 1e6 / raw, "per_s", "-",
-           "median of " + std::to_string(o.rewrap_runs) +
-               " calls (k1->k2->k1...); baseline: raw AES-256-GCM open+seal per row");
+    bench::rewrap_figure("Postgres", o, [&](const std::string& target) {
+      return std::stoll(pg.value("SELECT envdb.rewrap_credentials($1)", {target}));
+    });
     analyze();
   }
 };
@@ -575,26 +538,18 @@ struct Scale {
 
 int main(int argc, char** argv) {
   Options o;
-  std::string only = "all";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--db") o.db = v;
-    else if (k == "--scales") o.scales = bench::parse_list(v);
-    else if (k == "--runs") o.runs = std::stoi(v);
-    else if (k == "--calls") o.calls = std::stoll(v);
-    else if (k == "--blocks") o.blocks = std::stoi(v);
-    else if (k == "--sample") o.sample = std::stoll(v);
-    else if (k == "--prov") o.prov = std::stoll(v);
-    else if (k == "--rotations") o.rotations = std::stoll(v);
-    else if (k == "--rewrap-runs") o.rewrap_runs = std::stoi(v);
-    else if (k == "--bulk-at") o.bulk_at = std::stoll(v);
-    else if (k == "--crypto-rows") o.crypto_rows = std::stoll(v);
-    else if (k == "--only") only = v;
-    else {
-      std::cerr << "unknown option " << k << "\n";
-      return 2;
-    }
-  }
+  const bool known =
+      bench::parse_options(argc, argv, o, [&](const std::string& k, const std::string& v) {
+        if (k == "--db")
+          o.db = v;
+        else if (k == "--crypto-rows")
+          o.crypto_rows = std::stoll(v);
+        else
+          return false;
+        return true;
+      });
+  if (!known) return 2;
+  const std::string& only = o.only;
   try {
     {
       Pg admin("dbname=postgres");
@@ -613,34 +568,10 @@ int main(int argc, char** argv) {
     if (only == "all" || only == "provisioning") provisioning(pg, o);
     if (only == "all" || only == "scale") {
       Scale s(pg, o);
-      const auto t0 = bench::Clock::now();
-      s.provision_through_envdb(std::min<int64_t>(1000, o.scales.front()));
-      note("Scale", "Postgres: the first " + human(s.envs) +
-                        " environments were provisioned through envdb (provision_organization, "
-                        "provision_environment, claim/complete_provisioning_job) in " +
-                        std::to_string(static_cast<int>(bench::seconds_since(t0) * 1000)) + " ms");
-      bool bulk_done = false;
-      for (size_t i = 0; i < o.scales.size(); ++i) {
-        if (!bulk_done && o.bulk_at <= o.scales[i]) {
-          // Rotations and rewraps on a catalog of bulk_at environments.
-          if (s.envs < o.bulk_at) s.bulk_load(o.bulk_at);
-          if (o.rotations > 0) s.rotations();
-          if (o.rewrap_runs > 0) s.rewraps();
-          bulk_done = true;
-        }
-        if (s.envs < o.scales[i]) s.bulk_load(o.scales[i]);
-        s.measure();
+      // The pgcrypto pairings once, at the second scale (or the only one).
+      bench::run_scales("Postgres", o, s, true, [&](size_t i) {
         if (i == 1 || o.scales.size() == 1) s.pgcrypto();
-      }
-      if (o.scales.size() >= 2) {
-        const int64_t lo = o.scales.front(), hi = o.scales.back();
-        const auto a = s.at[lo], b = s.at[hi];
-        result("Scale", "Postgres: resolve_environment at " + human(hi) + " vs " + human(lo) + " environments",
-               b.envdb_us, a.envdb_us, "us", "le:1.3",
-               "envdb column: per call at " + human(hi) + "; baseline column: per call at " + human(lo));
-        result("Scale", "Postgres: hand-written SELECT at " + human(hi) + " vs " + human(lo) + " environments",
-               b.baseline_us, a.baseline_us, "us", "-", "for reference: what the index probe alone does");
-      }
+      });
     }
     {
       pg.exec("RESET synchronous_commit");

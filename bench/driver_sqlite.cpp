@@ -37,19 +37,15 @@ using bench::result;
 
 namespace {
 
-struct Options {
+struct Options : bench::CommonOptions {
+  Options() {
+    calls = 2000;
+    sample = 10000;
+    prov = 500;
+  }
   std::string ext, work, disk;
-  std::vector<int64_t> scales{1000, 100000, 1000000};
-  int runs = 5;
-  int64_t calls = 2000;         // resolve calls per side per block
-  int blocks = 15;              // interleaved blocks per side (median)
-  int64_t sample = 10000;       // distinct random environments the blocks draw from
-  int64_t prov = 500;           // catalog-only provisionings per side per run
   int64_t files_tmpfs = 100;    // sqlite-driver provisionings per side per run (tmpfs)
   int64_t files_disk = 20;      // the same on disk (fsync)
-  int64_t rotations = 10000;    // split over `runs` runs
-  int rewrap_runs = 3;
-  int64_t bulk_at = 50000;      // catalog size for rotations and rewraps
   int64_t cache_kib = 262144;   // PRAGMA cache_size of the measuring connection
   int64_t mmap = 0;             // PRAGMA mmap_size
 };
@@ -417,8 +413,6 @@ struct Scale {
     progress("sqlite: resolve at " + label + " environments");
     const auto ids = c.column("SELECT id FROM sys_environment WHERE status = 'active'");
     const auto s = bench::sample(ids, static_cast<size_t>(o.sample), rng);
-    std::vector<std::vector<std::string>> block;
-    for (int b = 0; b < o.blocks; ++b) block.push_back(bench::slice(s, b, o.calls));
     Stmt handwritten(c.db(), kHandWritten);
     auto base_one = [&](const std::string& id) {
       handwritten.bind(1, id).bind(2, std::string("readwrite"));
@@ -430,7 +424,11 @@ struct Scale {
     };
     if (!resolve) {
       for (auto& id : s) base_one(id);
-      const double us = bench::measure_one(o.blocks, o.calls, [&](int b) { for (auto& id : block[b]) base_one(id); });
+      std::vector<std::vector<std::string>> block;
+      for (int b = 0; b < o.blocks; ++b) block.push_back(bench::slice(s, b, o.calls));
+      const double us = bench::measure_one(o.blocks, o.calls, [&](int b) {
+        for (auto& id : block[b]) base_one(id);
+      });
       at[envs] = {0, us};
       note("Router", "SQLite: envdb_resolve_environment is not in this build; hand-written SELECT at " +
                          label + ": " + std::to_string(us) + " us");
@@ -443,28 +441,20 @@ struct Scale {
       benchmark_sink += sqlite3_column_bytes(call.raw(), 0);
       call.reset();
     };
-    // Correctness once, and a warm-up pass over the sample for both.
+    // Correctness once; bench::resolve_blocks warms both sides up.
     call.bind(1, s[0]);
     call.step();
     const envdb::Json r = parse(call.text(0));
     call.reset();
     if (r["credential"]["token"].get<std::string>().size() != 43)
       throw std::runtime_error("resolve returned no token: " + r.dump());
-    // The warm-up pass is also the first resolve of each sampled environment,
-    // which stamps last_accessed_at (at most once a minute); the timed runs
-    // that follow are the steady state.
-    std::vector<std::string> distinct(s.begin(), s.end());
-    std::sort(distinct.begin(), distinct.end());
-    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-    const auto tw = bench::Clock::now();
-    for (auto& id : distinct) envdb_one(id);
-    note("Router", "SQLite at " + label + ": first resolve of an environment in a minute (stamps "
-                   "last_accessed_at, its own write transaction): " +
-                       bench::fixed(bench::seconds_since(tw) * 1e6 / distinct.size()) + " µs per call");
-    for (auto& id : s) envdb_one(id), base_one(id);
-    const bench::Pair p = bench::measure_pair(
-        o.blocks, o.calls, [&](int b) { for (auto& id : block[b]) envdb_one(id); },
-        [&](int b) { for (auto& id : block[b]) base_one(id); });
+    double first_us = 0;
+    const bench::Pair p =
+        bench::resolve_blocks(s, o.blocks, o.calls, envdb_one, base_one, first_us);
+    note("Router", "SQLite at " + label +
+                       ": first resolve of an environment in a minute (stamps "
+                       "last_accessed_at, its own write transaction): " +
+                       bench::fixed(first_us) + " µs per call");
     at[envs] = p;
     result("Router", "SQLite: resolve_environment vs hand-written SELECT, " + label + " environments",
            p.envdb_us, p.baseline_us, "us", "le:2.0",
@@ -479,42 +469,21 @@ struct Scale {
     auto dbs = c.column(
         "SELECT d.id FROM sys_environment_database d JOIN sys_environment e ON e.id = "
         "d.environment_id WHERE e.status = 'active'");
-    const int64_t per_run = o.rotations / o.runs;
-    const auto pick = bench::sample(dbs, static_cast<size_t>(per_run * o.runs), rng);
     // Turso databases rotate to the token Turso minted: the caller passes it.
     Stmt rotate(c.db(), "SELECT envdb_rotate_credential(?1, 'readwrite', NULL, ?2)");
-    std::vector<std::string> tokens;
-    for (size_t i = 0; i < pick.size(); ++i) tokens.push_back(envdb::crypto::generate_token());
-    const double us = bench::measure_one(o.runs, per_run, [&](int r) {
-      for (int64_t i = 0; i < per_run; ++i) {
-        const auto k = static_cast<size_t>(r * per_run + i);
-        rotate.bind(1, pick[k]).bind(2, tokens[k]);
-        rotate.run();
-      }
-    });
-    const double raw = bench::raw_rewrap_us_per_row(o.runs, 20000);
-    result("Bulk", "SQLite: rotate_credential, " + human(per_run * o.runs) + " credentials at " +
-                       human(envs) + " environments",
-           1e6 / us, 1e6 / raw, "per_s", "-",
-           "one call per credential (its own transaction); baseline: raw AES-256-GCM open+seal per row");
+    bench::rotation_figure("SQLite", o, envs, dbs, rng,
+                           [&](const std::string& db, const std::string& token) {
+                             rotate.bind(1, db).bind(2, token);
+                             rotate.run();
+                           });
   }
 
   void rewraps() {
     progress("sqlite: rewrap");
     c.value("SELECT envdb_keyring_add(?1, ?2)", {bench::kKey2Id, bench::kKey2});
-    std::vector<double> per_row;
-    int64_t rows = 0;
-    for (int r = 0; r < o.rewrap_runs; ++r) {
-      const std::string target = r % 2 == 0 ? bench::kKey2Id : bench::kKey1Id;
-      const auto t0 = bench::Clock::now();
-      rows = std::stoll(c.value("SELECT envdb_rewrap_credentials(?1)", {target}));
-      per_row.push_back(bench::seconds_since(t0) * 1e6 / static_cast<double>(rows));
-    }
-    const double raw = bench::raw_rewrap_us_per_row(o.runs, 20000);
-    result("Bulk", "SQLite: rewrap_credentials, " + human(rows) + " credentials in one call",
-           1e6 / bench::median(per_row), 1e6 / raw, "per_s", "-",
-           "median of " + std::to_string(o.rewrap_runs) +
-               " calls (k1->k2->k1...); baseline: raw AES-256-GCM open+seal per row");
+    bench::rewrap_figure("SQLite", o, [&](const std::string& target) {
+      return std::stoll(c.value("SELECT envdb_rewrap_credentials(?1)", {target}));
+    });
   }
 
   int benchmark_sink = 0;
@@ -531,33 +500,7 @@ void scale_and_router(const Options& o) {
   Scale s(c, o);
   s.resolve = c.has_function("envdb_resolve_environment");
   if (!s.resolve) note("Router", "SQLite: this build has no envdb_resolve_environment");
-  const auto t0 = bench::Clock::now();
-  s.provision_through_envdb(std::min<int64_t>(1000, o.scales.front()));
-  note("Scale", "SQLite: the first " + human(s.envs) +
-                    " environments were provisioned through envdb (provision_organization, "
-                    "provision_environment, claim/complete_provisioning_job) in " +
-                    std::to_string(static_cast<int>(bench::seconds_since(t0) * 1000)) + " ms");
-  bool bulk_done = false;
-  for (size_t i = 0; i < o.scales.size(); ++i) {
-    if (!bulk_done && o.bulk_at <= o.scales[i]) {
-      // Rotations and rewraps on a catalog of bulk_at environments.
-      if (s.envs < o.bulk_at) s.bulk_load(o.bulk_at);
-      if (o.rotations > 0) s.rotations();
-      if (o.rewrap_runs > 0) s.rewraps();
-      bulk_done = true;
-    }
-    if (s.envs < o.scales[i]) s.bulk_load(o.scales[i]);
-    s.measure();
-  }
-  if (s.resolve && o.scales.size() >= 2) {
-    const int64_t lo = o.scales.front(), hi = o.scales.back();
-    const auto a = s.at[lo], b = s.at[hi];
-    result("Scale", "SQLite: resolve_environment at " + human(hi) + " vs " + human(lo) + " environments",
-           b.envdb_us, a.envdb_us, "us", "le:1.3",
-           "envdb column: per call at " + human(hi) + "; baseline column: per call at " + human(lo));
-    result("Scale", "SQLite: hand-written SELECT at " + human(hi) + " vs " + human(lo) + " environments",
-           b.baseline_us, a.baseline_us, "us", "-", "for reference: what the index probe alone does");
-  }
+  bench::run_scales("SQLite", o, s, s.resolve, [](size_t) {});
   fs::remove_all(dir);
 }
 
@@ -591,31 +534,28 @@ void profile(const Options& o) {
 
 int main(int argc, char** argv) {
   Options o;
-  std::string only = "all";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--ext") o.ext = v;
-    else if (k == "--work") o.work = v;
-    else if (k == "--disk") o.disk = v;
-    else if (k == "--scales") o.scales = bench::parse_list(v);
-    else if (k == "--runs") o.runs = std::stoi(v);
-    else if (k == "--calls") o.calls = std::stoll(v);
-    else if (k == "--blocks") o.blocks = std::stoi(v);
-    else if (k == "--sample") o.sample = std::stoll(v);
-    else if (k == "--prov") o.prov = std::stoll(v);
-    else if (k == "--files-tmpfs") o.files_tmpfs = std::stoll(v);
-    else if (k == "--files-disk") o.files_disk = std::stoll(v);
-    else if (k == "--rotations") o.rotations = std::stoll(v);
-    else if (k == "--rewrap-runs") o.rewrap_runs = std::stoi(v);
-    else if (k == "--bulk-at") o.bulk_at = std::stoll(v);
-    else if (k == "--cache-kib") o.cache_kib = std::stoll(v);
-    else if (k == "--mmap") o.mmap = std::stoll(v);
-    else if (k == "--only") only = v;
-    else {
-      std::cerr << "unknown option " << k << "\n";
-      return 2;
-    }
-  }
+  const bool known =
+      bench::parse_options(argc, argv, o, [&](const std::string& k, const std::string& v) {
+        if (k == "--ext")
+          o.ext = v;
+        else if (k == "--work")
+          o.work = v;
+        else if (k == "--disk")
+          o.disk = v;
+        else if (k == "--files-tmpfs")
+          o.files_tmpfs = std::stoll(v);
+        else if (k == "--files-disk")
+          o.files_disk = std::stoll(v);
+        else if (k == "--cache-kib")
+          o.cache_kib = std::stoll(v);
+        else if (k == "--mmap")
+          o.mmap = std::stoll(v);
+        else
+          return false;
+        return true;
+      });
+  if (!known) return 2;
+  const std::string& only = o.only;
   if (o.ext.empty() || o.work.empty()) {
     std::cerr << "usage: driver_sqlite --ext envdb.so --work DIR [--disk DIR] ...\n";
     return 2;

@@ -9,6 +9,7 @@ packages=(
   libssl-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libpq-dev
   libgtest-dev libbenchmark-dev
   clang libclang-rt-14-dev
+  clang-format clang-tidy                     # scripts/format.sh, scripts/tidy.sh
   postgresql-15 postgresql-server-dev-15 postgresql-common postgresql-contrib
   python3 python3-psycopg2
   sqitch libdbd-pg-perl libdbd-sqlite3-perl

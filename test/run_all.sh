@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # make check: every suite, then one summary line "N passed, M failed".
+#   0. the format (scripts/format.sh --check, one count a file) and
+#      clang-tidy over the core (scripts/tidy.sh, one count a core file)
 #   1. core unit tests (GoogleTest under CTest)
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   3. every parser fuzzed briefly (libFuzzer, clang)
@@ -51,6 +53,14 @@ fi
 stage "architecture (test/arch: the documented tiers against the includes)"
 /usr/bin/python3 test/pyrun.py test/arch >"$log/arch.log" 2>&1
 tally "architecture" $(py_counts "$log/arch.log")
+
+stage "format (clang-format) and clang-tidy on the core"
+scripts/format.sh --check >"$log/format.log" 2>&1
+tally "format" $(py_counts "$log/format.log")
+grep -q '^format: all' "$log/format.log" || head -20 "$log/format.log"
+JOBS="$jobs" scripts/tidy.sh >"$log/tidy.log" 2>&1
+tally "tidy (core)" $(py_counts "$log/tidy.log")
+grep '^tidy: ' "$log/tidy.log"
 
 stage "core unit tests"
 (cd build && ctest -j"$jobs" --output-on-failure) >"$log/unit.log" 2>&1

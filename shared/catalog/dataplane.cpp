@@ -73,7 +73,7 @@ std::string hex_sha256(const std::string& text) {
     throw Error(Code::internal, "SHA-256 failed");
   static const char kDigits[] = "0123456789abcdef";
   std::string hex;
-  hex.reserve(size * 2);
+  hex.reserve(static_cast<size_t>(size) * 2);
   for (unsigned int i = 0; i < size; ++i) {
     hex += kDigits[digest[i] >> 4];
     hex += kDigits[digest[i] & 0x0f];

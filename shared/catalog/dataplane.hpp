@@ -72,7 +72,7 @@ Json initialize(Store& store, const std::string& environment_id,
 Json initialize(Store& store, const std::string& environment_id,
                 const std::optional<std::string>& organization_id,
                 const std::optional<std::string>& database_name,
-                const std::vector<Migration>& migrations);
+                const std::vector<Migration>& list);
 
 // The highest applied version, or nullopt when the database has none (also
 // when it has no data-plane tables at all).
@@ -87,7 +87,7 @@ std::optional<int64_t> schema_version(Store& store);
 // newer version) is the entry's error, and that file is left as it was.
 // Each environment whose schema moved gets an audit event
 // (environment.upgrade_schema) in the control plane.
-Json upgrade_environments(Host& host, const std::vector<Migration>& migrations);
+Json upgrade_environments(Host& host, const std::vector<Migration>& list);
 
 // This module's rows of the SQL function table.
 std::vector<api::Function> functions();

@@ -214,21 +214,22 @@ Value invoke_request(Host& host, const Function& fn, const std::string& request_
         break;
       case T::integer:
       case T::interval:
-      case T::boolean:
+      case T::boolean: {
         // Numbers and booleans go to the Call accessors as they are, which
-        // apply the one rule for whole-number reals and 0/1 booleans.
+        // apply the one rule for whole-number reals and 0/1 booleans. An
+        // unsigned number past int64's range is wrong_type, like a string.
+        constexpr auto kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+        const bool past_int64 = value.is_number_unsigned() && value.get<uint64_t>() > kMax;
         if (value.is_boolean() && t == T::boolean)
           args[i] = value.get<bool>();
-        else if (value.is_number_integer() && value.is_number_unsigned() &&
-                 value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-          wrong_type(name, t);
-        else if (value.is_number_integer())
+        else if (value.is_number_integer() && !past_int64)
           args[i] = value.get<int64_t>();
         else if (value.is_number_float())
           args[i] = value.get<double>();
         else
           wrong_type(name, t);
         break;
+      }
       case T::json:
         if (!value.is_object()) wrong_type(name, t);
         args[i] = value.dump();

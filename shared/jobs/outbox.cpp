@@ -54,7 +54,7 @@ Row load_job(Store& store, const std::string& id) {
 }
 
 std::string job_id_arg(api::Call& c) {
-  const std::string id = c.text("job_id");
+  std::string id = c.text("job_id");
   require_id("job_id", id);
   return id;
 }

@@ -9,9 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "core/host.hpp"
-#include "core/json.hpp"
-
 #include "core/function.hpp"
 #include "core/host.hpp"
 #include "core/json.hpp"

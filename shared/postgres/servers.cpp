@@ -1,7 +1,5 @@
 #include "postgres/servers.hpp"
 
-#include "postgres/converge.hpp"
-
 #include <algorithm>
 #include <cstdlib>
 

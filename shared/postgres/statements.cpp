@@ -141,7 +141,7 @@ std::string ensure_login_sql(const Login& login, const Roles& roles) {
   if (!login.live || login.verifier.empty())
     throw Error(Code::internal, "ensure_login_sql needs a live login with its verifier");
   const std::string name = quote_identifier(login.name);
-  const std::string scope_role = roles.of_scope(login.scope);
+  const std::string& scope_role = roles.of_scope(login.scope);
   const std::string until = quote_literal(login.valid_until ? *login.valid_until : "infinity");
   return do_block("  IF " + role_missing(login.name) + " THEN\n    CREATE ROLE " + name +
                   " LOGIN INHERIT PASSWORD " + quote_literal(login.verifier) + " VALID UNTIL " +

@@ -66,7 +66,7 @@ Target load_target(Store& store, const std::string& database_id) {
 }
 
 std::string scope_arg(api::Call& c) {
-  const std::string scope = c.opt_text("scope", 64).value_or("readwrite");
+  std::string scope = c.opt_text("scope", 64).value_or("readwrite");
   if (!vault::is_scope(scope))
     fail(Code::invalid_parameter,
          "scope " + quote_value(scope) + " is not a credential scope (readwrite, readonly, admin)");

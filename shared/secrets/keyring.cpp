@@ -15,7 +15,9 @@
 
 #include "core/errors.hpp"
 
-extern char** environ;
+// POSIX leaves declaring environ to the program (glibc declares it only
+// under _GNU_SOURCE, which g++ happens to define).
+extern char** environ;  // NOLINT(readability-redundant-declaration)
 
 namespace envdb {
 

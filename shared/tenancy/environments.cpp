@@ -1,6 +1,7 @@
 #include "tenancy/environments.hpp"
 
 #include <chrono>
+#include <utility>
 
 #include "catalog/audit.hpp"
 #include "catalog/records.hpp"
@@ -38,20 +39,20 @@ class Stopwatch {
 
 std::string driver_arg(api::Call& c) {
   auto given = c.opt_text("driver", 64);
-  const std::string driver = given ? *given : settings::setting(c.host, "default_driver");
+  std::string driver = given ? *given : settings::setting(c.host, "default_driver");
   provision::require_driver("driver", driver);
   return driver;
 }
 
 std::string region_arg(api::Call& c) {
   auto given = c.opt_text("region", 1024);
-  const std::string region = given ? *given : settings::setting(c.host, "default_region");
+  std::string region = given ? *given : settings::setting(c.host, "default_region");
   provision::require_region("region", region);
   return region;
 }
 
 std::string environment_id_arg(api::Call& c) {
-  const std::string id = c.text("environment_id");
+  std::string id = c.text("environment_id");
   require_id("environment_id", id);
   return id;
 }
@@ -309,8 +310,7 @@ Value provision_environment(api::Call& c) {
   // archived-<id hex>, and the slug names the new environment.
   std::optional<Row> released;
   if (existing && existing->text("status") == "archived") {
-    released = std::move(existing);
-    existing.reset();
+    released = std::exchange(existing, std::nullopt);
   }
   if (existing) {
     if (!if_not_exists)

@@ -18,13 +18,13 @@ using T = api::Type;
 constexpr size_t kMaxUserId = 256;
 
 std::string environment_arg(api::Call& c) {
-  const std::string id = c.text("environment_id", 128);
+  std::string id = c.text("environment_id", 128);
   require_id("environment_id", id);
   return id;
 }
 
 std::string user_arg(api::Call& c) {
-  const std::string id = c.text("user_id", kMaxUserId);
+  std::string id = c.text("user_id", kMaxUserId);
   require_user_id("user_id", id);
   return id;
 }

@@ -182,7 +182,7 @@ std::string create_sqlite_file(Host& host, const std::string& environment_id,
   const fs::path dir = data_directory(host);
   // The one way a catalog row becomes a path: inside the canonical
   // directory, never through a symlink (a retry reads the name back).
-  const std::string final_path = row_rules::sqlite_file(host, database_name, std::nullopt);
+  std::string final_path = row_rules::sqlite_file(host, database_name, std::nullopt);
   std::error_code ec;
   if (fs::exists(final_path, ec)) {
     if (!reuse_existing)

@@ -24,7 +24,7 @@ constexpr size_t kMaxCreatedBy = 256;
 constexpr size_t kMaxReason = 1000;
 
 bool is_driver(const std::string& driver);
-bool is_env_type(const std::string& env_type);
+bool is_env_type(const std::string& t);
 // invalid_parameter naming `field` unless valid.
 void require_driver(const std::string& field, const std::string& driver);
 void require_region(const std::string& field, const std::string& region);

@@ -29,8 +29,8 @@ Value deprovision_organization(api::Call& call);
 // "not dropped" and a second call converges); postgres and turso: a
 // drop_database job, whose completion records it. Audits
 // environment.drop_database. Returns the job's id, if one was queued.
-std::optional<std::string> drop_database(Host& host, const Row& environment, const Row& database,
-                                         bool force, const std::string& archived_at);
+std::optional<std::string> drop_database(Host& host, const Row& env, const Row& db, bool force,
+                                         const std::string& archived_at);
 
 // Archives one environment whose lifecycle checks the caller has made, in the
 // caller's transaction: pending work cancelled (cancel_reason), every
@@ -49,6 +49,6 @@ std::string deprovisioned_slug(const std::string& organization_id);
 // An archived environment does not hold its slug: renames it to
 // archived_slug(id) (audited as environment.release_slug, with the old slug)
 // so that `slug` can name a new environment of the organization.
-void release_slug(Host& host, const Row& archived_environment);
+void release_slug(Host& host, const Row& env);
 
 }  // namespace envdb::teardown

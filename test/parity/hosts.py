@@ -1,19 +1,21 @@
 """One calling convention for both hosts, so a scenario can run against SQLite
 (the built build/envdb.so, or the one ENVDB_SQLITE_EXTENSION names: see
 test/sqlite/envdb_sqlite.py, whose connect() this uses) and Postgres (the installed extension, in the
-pg_virtualenv cluster) and their answers can be compared."""
+pg_virtualenv cluster) and their answers can be compared. The arguments are
+marshalled, and errors read, by test/envdb_calls.py (HostError, Seconds and
+Request are imported from there by the suites through this module)."""
 import base64
-import json
 import os
 import pwd
 import re
 import socket
 import subprocess
-import sqlite3
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sqlite"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from envdb_calls import HostError, Raw, Request, Seconds, decode, pg_call, sqlite_call  # noqa: E402,F401
 from envdb_sqlite import connect  # noqa: E402
 
 TEST_KEY_ID = "k1"
@@ -24,40 +26,6 @@ SECOND_KEY = base64.b64encode(bytes(range(32, 64))).decode()
 CATALOG_TABLES = ["sys_organization", "sys_environment", "sys_environment_database",
                   "sys_database_credential", "sys_environment_member", "sys_provisioning_job",
                   "sys_audit_event", "sys_config"]
-
-CODE_RE = re.compile(r"(invalid_parameter|not_found|already_exists|invalid_transition|"
-                     r"permission_denied|key_unavailable|decrypt_failed|schema_mismatch|conflict|internal): (.*)",
-                     re.S)
-
-
-class HostError(Exception):
-    def __init__(self, code, message):
-        super().__init__(f"{code}: {message}")
-        self.code, self.message = code, message
-
-
-def _host_error(text):
-    m = CODE_RE.search(text)
-    if not m:
-        return HostError("unknown", text.strip())
-    return HostError(m.group(1), m.group(2).strip().splitlines()[0])
-
-
-class Seconds(int):
-    """A duration argument: integer seconds in SQLite, an interval in Postgres."""
-
-
-class Request(dict):
-    """The request form: one JSON object argument."""
-
-
-def _decode(value):
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 class SqliteHost:
@@ -70,19 +38,7 @@ class SqliteHost:
         self.db.execute("select envdb_config('sqlite_data_dir', ?)", (os.path.join(self.dir.name, "envs"),))
 
     def call(self, fn, *args):
-        values = []
-        for a in args:
-            if isinstance(a, (dict, list)):
-                values.append(json.dumps(a))
-            elif isinstance(a, bool):
-                values.append(1 if a else 0)
-            else:
-                values.append(a)
-        sql = f"select envdb_{fn}({', '.join('?' for _ in values)})"
-        try:
-            return _decode(self.db.execute(sql, values).fetchone()[0])
-        except sqlite3.Error as e:
-            raise _host_error(str(e)) from None
+        return decode(sqlite_call(self.db, fn, *args))
 
     def sql(self, statement, params=()):
         return self.db.execute(statement.replace("envdb.", ""), params).fetchall()
@@ -137,25 +93,7 @@ class PostgresHost:
                         (f"printf '{TEST_KEY_ID} {TEST_KEY}\\n'",))
 
     def call(self, fn, *args):
-        parts, values = [], []
-        for a in args:
-            if isinstance(a, (dict, list)):
-                parts.append("%s::jsonb")
-                values.append(json.dumps(a))
-            elif isinstance(a, Seconds):
-                parts.append("make_interval(secs => %s)")
-                values.append(int(a))
-            elif a is None:
-                parts.append("NULL")
-            else:
-                parts.append("%s")
-                values.append(a)
-        cur = self.conn.cursor()
-        try:
-            cur.execute(f"SELECT envdb.{fn}({', '.join(parts)})", values)
-            return _decode(cur.fetchone()[0])
-        except self.psycopg2.Error as e:
-            raise _host_error(e.pgerror or str(e)) from None
+        return decode(pg_call(self.conn, fn, *args))
 
     def sql(self, statement, params=()):
         cur = self.conn.cursor()

@@ -8,10 +8,10 @@ timestamp, 'yes' for a boolean (Postgres reads it as true), a NUL byte (the
 protocol cannot carry one), text that is not UTF-8, or an argument a function
 does not take. Those cases are SQLite only, where envdb itself checks; the
 Postgres side of "an argument it does not take" is the HOST case below."""
-import sqlite3
 import unittest
 
-from hosts import HostError, PostgresHost, Request, Seconds, SqliteHost, postgres_available
+from hosts import (HostError, PostgresHost, Raw, Request, Seconds, SqliteHost, postgres_available,
+                   sqlite_call)
 
 INJECTION = "x'); DROP TABLE sys_organization; --"
 QUOTES = "o'neil\"; --"
@@ -22,29 +22,9 @@ HUGE = "y" * (1 << 20)
 HOST = "unknown"
 
 
-class Raw(str):
-    """A SQL expression written into a SQLite call as it is (for text that is
-    not valid UTF-8, which Python cannot bind as text)."""
-
-
-def sqlite_call(h, fn, args):
-    parts, values = [], []
-    for a in args:
-        if isinstance(a, Raw):
-            parts.append(str(a))
-        else:
-            parts.append("?")
-            values.append(a)
-    try:
-        return h.db.execute(f"select envdb_{fn}({', '.join(parts)})", values).fetchone()[0]
-    except sqlite3.Error as e:
-        from hosts import _host_error
-        raise _host_error(str(e)) from None
-
-
 def call(h, fn, args):
-    if any(isinstance(a, Raw) for a in args):
-        return sqlite_call(h, fn, args)
+    if any(isinstance(a, Raw) for a in args):  # SQLite only: written into the call
+        return sqlite_call(h.db, fn, *args)
     return h.call(fn, *args)
 
 

@@ -10,7 +10,7 @@ import os
 import unittest
 
 from hosts import HostError, PostgresHost, SqliteHost, postgres_available
-from envdb_sqlite import connect
+from envdb_sqlite import call, connect
 
 SCOPES = ["admin", "readwrite", "readonly"]
 TOKENS = {scope: f"turso-{scope}-token" for scope in SCOPES}
@@ -161,7 +161,7 @@ class SqliteContextFollowsTheCatalog(unittest.TestCase):
         self.h.close()
 
     def elsewhere(self, fn, *args):
-        self.other.execute(f"select envdb_{fn}({', '.join('?' for _ in args)})", args).fetchone()
+        call(self.other, fn, *args)
 
     def test_removing_the_member_clears_the_context(self):
         self.elsewhere("remove_environment_member", self.env, "uma")

@@ -13,7 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
 from hosts import (TEST_KEY, TEST_KEY_ID, HostError, PG_BIN as BIN, Seconds, as_postgres,  # noqa: E402
-                   free_port, postgres_available, postgres_workdir)
+                   free_port, pg_call, postgres_available, postgres_workdir)
 
 KEYRING_COMMAND = f"printf '{TEST_KEY_ID} {TEST_KEY}\\n'"
 TIMEOUT = 60
@@ -65,22 +65,7 @@ class ControlPlane:
         return conn
 
     def call(self, fn, *args, conn=None):
-        parts, values = [], []
-        for a in args:
-            if isinstance(a, Seconds):
-                parts.append("make_interval(secs => %s)")
-                values.append(int(a))
-            elif a is None:
-                parts.append("NULL")
-            else:
-                parts.append("%s")
-                values.append(a)
-        cur = (conn or self.conn).cursor()
-        try:
-            cur.execute(f"SELECT envdb.{fn}({', '.join(parts)})", values)
-        except self.psycopg2.Error as e:
-            raise HostError("error", e.pgerror or str(e)) from None
-        return cur.fetchone()[0]
+        return pg_call(conn or self.conn, fn, *args)
 
     def one(self, sql, params=()):
         cur = self.conn.cursor()

@@ -18,6 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
 from hosts import CATALOG_TABLES, Normalizer, PostgresHost, postgres_available  # noqa: E402
+from envdb_calls import pg_statement  # noqa: E402
 
 ADMIN, ROUTER, READER = "envdb_admin", "envdb_router", "envdb_reader"
 EVERYONE = {ADMIN, ROUTER, READER}
@@ -353,19 +354,7 @@ class SearchPathShadowing(unittest.TestCase):
         import psycopg2
 
         def call(fn, *args, **named):
-            parts, values = [], []
-            for a in args:
-                if isinstance(a, dict):
-                    parts.append("%s::jsonb")
-                    values.append(json.dumps(a))
-                elif a is None:
-                    parts.append("NULL")
-                else:
-                    parts.append("%s")
-                    values.append(a)
-            for k, v in named.items():
-                parts.append(f"{k} => %s")
-                values.append(v)
+            sql, values = pg_statement(fn, args, named)
             cur = host.conn.cursor()
             # A context is set inside a transaction block (refused in autocommit).
             block = fn == "set_active_environment"
@@ -374,7 +363,7 @@ class SearchPathShadowing(unittest.TestCase):
                     cur.execute("BEGIN")
                 # Unqualified names in the caller's own SQL resolve through the
                 # shadowed path too; envdb's must not.
-                cur.execute(f"SELECT envdb.{fn}({', '.join(parts)})", values)
+                cur.execute(sql, values)
                 value = cur.fetchone()[0]
             except psycopg2.Error as e:
                 raise RuntimeError((e.pgerror or str(e)).splitlines()[0]) from None

@@ -5,6 +5,10 @@ import json
 import os
 import re
 import sqlite3
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from envdb_calls import sqlite_statement  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # SQLite adds .so itself; the file name must stay envdb (entry point sqlite3_envdb_init).
@@ -23,8 +27,10 @@ def connect(path=":memory:", init=True):
 
 
 def call(db, name, *args):
-    placeholders = ", ".join("?" for _ in args)
-    return db.execute(f"select envdb_{name}({placeholders})", args).fetchone()[0]
+    """envdb_<name>(args) marshalled as test/envdb_calls.py does; SQLite's own
+    exception on an error (the suites here assert on it)."""
+    sql, values = sqlite_statement(name, args)
+    return db.execute(sql, values).fetchone()[0]
 
 
 def call_json(db, name, *args):

@@ -18,7 +18,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from envdb_sqlite import EXTENSION, connect  # noqa: E402
+from envdb_sqlite import EXTENSION, call_json, connect  # noqa: E402
 
 KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # bytes 0..31
 PROCESSES = 2
@@ -88,8 +88,7 @@ class TwoProcesses(unittest.TestCase):
         self.dir.cleanup()
 
     def call(self, fn, *args):
-        return json.loads(self.db.execute(
-            f"select envdb_{fn}({', '.join('?' for _ in args)})", args).fetchone()[0])
+        return call_json(self.db, fn, *args)
 
     def run_workers(self, task, args, during=None):
         """Starts one process per entry of args, all released at the same
