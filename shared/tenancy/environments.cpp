@@ -188,6 +188,155 @@ Value existing_organization(Store& store, const std::string& slug,
                                      "); returned as it is, nothing was changed"})}});
 }
 
+// provision_environment's arguments, checked, as the environment to create.
+provision::Spec environment_spec(api::Call& c) {
+  provision::Spec spec;
+  spec.organization_id = c.text("organization_id");
+  require_id("organization_id", spec.organization_id);
+  spec.slug = c.text("slug");
+  require_slug("slug", spec.slug);
+  spec.name = c.opt_text("name").value_or(spec.slug);
+  provision::require_name("name", spec.name);
+  spec.env_type = c.opt_text("env_type", 64).value_or("development");
+  if (!provision::is_env_type(spec.env_type))
+    fail(Code::invalid_parameter,
+         "env_type " + quote_value(spec.env_type) +
+             " is not an environment type (sandbox, development, production, trial)");
+  if (spec.env_type == "default")
+    fail(Code::invalid_parameter,
+         "env_type 'default' is reserved for the environment provision_organization creates");
+  spec.region = region_arg(c);
+  spec.driver = driver_arg(c);
+  spec.is_default = c.opt_boolean("is_default").value_or(false);
+  spec.is_protected = c.opt_boolean("is_protected").value_or(spec.env_type == "production");
+  spec.description = c.opt_text("description", provision::kMaxDescription);
+  spec.storage_limit_mb = c.opt_integer("storage_limit_mb");
+  if (spec.storage_limit_mb && *spec.storage_limit_mb <= 0)
+    fail(Code::invalid_parameter, "storage_limit_mb " + std::to_string(*spec.storage_limit_mb) +
+                                      " must be greater than 0");
+  spec.created_by = c.opt_text("created_by", provision::kMaxCreatedBy);
+  spec.metadata = c.opt_object("metadata").value_or(Json::object());
+  return spec;
+}
+
+void require_open_organization(Store& store, const std::string& organization_id) {
+  Row org = records::load_organization(store, "organization_id", organization_id);
+  if (auto at = org.opt_text("deprovisioned_at"))
+    fail(Code::invalid_transition, "organization_id " + quote_value(organization_id) +
+                                       " was deprovisioned at " + *at +
+                                       "; it takes no new environments");
+}
+
+// The live environment holding the spec's slug, if any. An archived
+// environment does not hold its slug (nor is it ever what if_not_exists
+// returns): it is set in `released`, keeps its row and history under
+// archived-<id hex>, and the slug names the new environment.
+std::optional<Row> slug_holder(Store& store, const provision::Spec& spec,
+                               std::optional<Row>& released) {
+  auto existing = provision::environment_by_slug(store, spec.organization_id, spec.slug);
+  if (existing && existing->text("status") == "archived") {
+    released = std::move(existing);
+    existing.reset();
+  }
+  return existing;
+}
+
+void require_no_default(Store& store, const std::string& organization_id) {
+  if (auto current = provision::default_environment(store, organization_id))
+    fail(Code::conflict, "organization " + quote_value(organization_id) +
+                             " already has a default environment " +
+                             quote_value(current->text("id")) +
+                             "; use set_default_environment to move the flag");
+}
+
+void audit_provisioned(Host& host, const provision::Spec& spec, const Json& created) {
+  const std::string environment_id = created["environment"]["id"].get<std::string>();
+  audit::record(host, {"environment.provision", spec.organization_id, environment_id,
+                       "environment", environment_id,
+                       Json{{"slug", spec.slug},
+                            {"envType", spec.env_type},
+                            {"driver", spec.driver},
+                            {"region", spec.region},
+                            {"databaseName", created["database"]["databaseName"]},
+                            {"status", created["environment"]["status"]}}});
+}
+
+// The checked environment written in one transaction: the archived slug
+// holder renamed, the environment created and audited.
+Value create_checked_environment(Host& host, const provision::Spec& spec,
+                                 const std::optional<Row>& released, bool if_not_exists,
+                                 const Stopwatch& clock) {
+  Store& store = host.store();
+  std::optional<Json> created;
+  provision::Undo undo(host);
+  Atomic tx(store);
+  if (released) teardown::release_slug(host, *released);
+  try {
+    created = provision::create_environment(host, spec, undo);
+  } catch (const Error& e) {
+    // A concurrent call took the slug after the check above.
+    if (!if_not_exists || e.code() != Code::already_exists) throw;
+    auto taken = provision::environment_by_slug(store, spec.organization_id, spec.slug);
+    if (!taken || taken->text("status") == "archived") throw;
+    return existing_environment(store, spec, *taken, clock);
+  }
+  Json& out = *created;
+  audit_provisioned(host, spec, out);
+  tx.done();
+  undo.keep();
+  out["durationMs"] = clock.ms();
+  out["warnings"] = Json::array();
+  return api::json_result(out);
+}
+
+// The database of an archived environment, not dropped and not being dropped.
+Row database_to_drop(Store& store, const Row& env) {
+  const std::string id = env.text("id");
+  if (env.text("status") != "archived")
+    fail(Code::invalid_transition, "environment_id " + quote_value(id) + " is " +
+                                       env.text("status") +
+                                       "; only an archived environment's database can be dropped "
+                                       "(archive_environment first)");
+  auto db = records::database_of_environment(store, id);
+  if (!db) fail(Code::not_found, "environment_id " + quote_value(id) + " has no database");
+  if (auto dropped = db->opt_text("dropped_at"))
+    fail(Code::invalid_transition, "the database of environment_id " + quote_value(id) +
+                                       " was already dropped at " + *dropped);
+  if (auto job = query_one(store,
+                           "SELECT id, status FROM envdb.sys_provisioning_job WHERE database_id = "
+                           "$1 AND kind = 'drop_database' AND status IN ('pending', 'running') "
+                           "ORDER BY created_at, id LIMIT 1",
+                           {db->text("id")}))
+    fail(Code::invalid_transition, "the database of environment_id " + quote_value(id) +
+                                       " is already being dropped (job " +
+                                       quote_value(job->text("id")) + " is " +
+                                       job->text("status") + ")");
+  return std::move(*db);
+}
+
+// drop_grace_seconds have passed since the archive, or force skips them (never
+// for a protected environment); returns when the environment was archived.
+std::string require_grace_passed(Host& host, const Row& env, bool force) {
+  const std::string id = env.text("id");
+  if (force && (env.boolean("is_protected") || env.boolean("is_default")))
+    fail(Code::conflict, "environment_id " + quote_value(id) +
+                             " is protected; force cannot skip drop_grace_seconds for it");
+  const int64_t grace = settings::setting_seconds(host, "drop_grace_seconds");
+  // An environment archived before archived_at existed: its last update is
+  // the archive (an archived environment changes no more).
+  const std::string archived_at = env.opt_text("archived_at").value_or(env.text("updated_at"));
+  if (!force && grace > 0) {
+    const int64_t since = ms_from_iso(archived_at).value_or(0);
+    const int64_t allowed = since + grace * 1000;
+    if (now_ms() < allowed)
+      fail(Code::invalid_transition,
+           "environment_id " + quote_value(id) + " was archived at " + archived_at +
+               "; its database can be dropped from " + iso_from_ms(allowed) +
+               " (drop_grace_seconds = " + std::to_string(grace) + "), or now with force => true");
+  }
+  return archived_at;
+}
+
 }  // namespace
 
 Value provision_organization(api::Call& c) {
@@ -269,93 +418,22 @@ Value provision_organization(api::Call& c) {
 
 Value provision_environment(api::Call& c) {
   Stopwatch clock;
-  provision::Spec spec;
-  spec.organization_id = c.text("organization_id");
-  require_id("organization_id", spec.organization_id);
-  spec.slug = c.text("slug");
-  require_slug("slug", spec.slug);
-  spec.name = c.opt_text("name").value_or(spec.slug);
-  provision::require_name("name", spec.name);
-  spec.env_type = c.opt_text("env_type", 64).value_or("development");
-  if (!provision::is_env_type(spec.env_type))
-    fail(Code::invalid_parameter,
-         "env_type " + quote_value(spec.env_type) +
-             " is not an environment type (sandbox, development, production, trial)");
-  if (spec.env_type == "default")
-    fail(Code::invalid_parameter,
-         "env_type 'default' is reserved for the environment provision_organization creates");
-  spec.region = region_arg(c);
-  spec.driver = driver_arg(c);
-  spec.is_default = c.opt_boolean("is_default").value_or(false);
-  spec.is_protected = c.opt_boolean("is_protected").value_or(spec.env_type == "production");
-  spec.description = c.opt_text("description", provision::kMaxDescription);
-  spec.storage_limit_mb = c.opt_integer("storage_limit_mb");
-  if (spec.storage_limit_mb && *spec.storage_limit_mb <= 0)
-    fail(Code::invalid_parameter, "storage_limit_mb " + std::to_string(*spec.storage_limit_mb) +
-                                      " must be greater than 0");
-  spec.created_by = c.opt_text("created_by", provision::kMaxCreatedBy);
-  spec.metadata = c.opt_object("metadata").value_or(Json::object());
+  const provision::Spec spec = environment_spec(c);
   const bool if_not_exists = c.opt_boolean("if_not_exists").value_or(false);
 
   Store& store = c.store;
-  Row org = records::load_organization(store, "organization_id", spec.organization_id);
-  if (auto at = org.opt_text("deprovisioned_at"))
-    fail(Code::invalid_transition, "organization_id " + quote_value(spec.organization_id) +
-                                       " was deprovisioned at " + *at +
-                                       "; it takes no new environments");
-  auto existing = provision::environment_by_slug(store, spec.organization_id, spec.slug);
-  // An archived environment does not hold its slug (nor is it ever what
-  // if_not_exists returns): it keeps its row and history under
-  // archived-<id hex>, and the slug names the new environment.
+  require_open_organization(store, spec.organization_id);
   std::optional<Row> released;
-  if (existing && existing->text("status") == "archived") {
-    released = std::move(existing);
-    existing.reset();
-  }
-  if (existing) {
+  if (auto existing = slug_holder(store, spec, released)) {
     if (!if_not_exists)
       fail(Code::already_exists, "slug " + quote_value(spec.slug) +
                                      " already names an environment of organization " +
                                      quote_value(spec.organization_id));
     return existing_environment(store, spec, *existing, clock);
   }
-  if (spec.is_default) {
-    if (auto current = provision::default_environment(store, spec.organization_id))
-      fail(Code::conflict, "organization " + quote_value(spec.organization_id) +
-                               " already has a default environment " +
-                               quote_value(current->text("id")) +
-                               "; use set_default_environment to move the flag");
-  }
+  if (spec.is_default) require_no_default(store, spec.organization_id);
   provision::require_key_for(c.host, spec.driver);
-
-  std::optional<Json> created;
-  provision::Undo undo(c.host);
-  Atomic tx(store);
-  if (released) teardown::release_slug(c.host, *released);
-  try {
-    created = provision::create_environment(c.host, spec, undo);
-  } catch (const Error& e) {
-    // A concurrent call took the slug after the check above.
-    if (!if_not_exists || e.code() != Code::already_exists) throw;
-    auto taken = provision::environment_by_slug(store, spec.organization_id, spec.slug);
-    if (!taken || taken->text("status") == "archived") throw;
-    return existing_environment(store, spec, *taken, clock);
-  }
-  Json& out = *created;
-  const std::string environment_id = out["environment"]["id"].get<std::string>();
-  audit::record(c.host, {"environment.provision", spec.organization_id, environment_id,
-                         "environment", environment_id,
-                         Json{{"slug", spec.slug},
-                              {"envType", spec.env_type},
-                              {"driver", spec.driver},
-                              {"region", spec.region},
-                              {"databaseName", out["database"]["databaseName"]},
-                              {"status", out["environment"]["status"]}}});
-  tx.done();
-  undo.keep();
-  out["durationMs"] = clock.ms();
-  out["warnings"] = Json::array();
-  return api::json_result(out);
+  return create_checked_environment(c.host, spec, released, if_not_exists, clock);
 }
 
 Value get_environment(api::Call& c) {
@@ -427,44 +505,11 @@ Value drop_environment_database(api::Call& c) {
   Host& host = c.host;
   Store& store = c.store;
   Row env = records::load_environment(store, "environment_id", id);
-  if (env.text("status") != "archived")
-    fail(Code::invalid_transition, "environment_id " + quote_value(id) + " is " +
-                                       env.text("status") +
-                                       "; only an archived environment's database can be dropped "
-                                       "(archive_environment first)");
-  auto db = records::database_of_environment(store, id);
-  if (!db) fail(Code::not_found, "environment_id " + quote_value(id) + " has no database");
-  const std::string database_id = db->text("id");
-  if (auto dropped = db->opt_text("dropped_at"))
-    fail(Code::invalid_transition, "the database of environment_id " + quote_value(id) +
-                                       " was already dropped at " + *dropped);
-  if (auto job = query_one(store,
-                           "SELECT id, status FROM envdb.sys_provisioning_job WHERE database_id = "
-                           "$1 AND kind = 'drop_database' AND status IN ('pending', 'running') "
-                           "ORDER BY created_at, id LIMIT 1",
-                           {database_id}))
-    fail(Code::invalid_transition, "the database of environment_id " + quote_value(id) +
-                                       " is already being dropped (job " +
-                                       quote_value(job->text("id")) + " is " +
-                                       job->text("status") + ")");
-  if (force && (env.boolean("is_protected") || env.boolean("is_default")))
-    fail(Code::conflict, "environment_id " + quote_value(id) +
-                             " is protected; force cannot skip drop_grace_seconds for it");
-  const int64_t grace = settings::setting_seconds(host, "drop_grace_seconds");
-  // An environment archived before archived_at existed: its last update is
-  // the archive (an archived environment changes no more).
-  const std::string archived_at = env.opt_text("archived_at").value_or(env.text("updated_at"));
-  if (!force && grace > 0) {
-    const int64_t since = ms_from_iso(archived_at).value_or(0);
-    const int64_t allowed = since + grace * 1000;
-    if (now_ms() < allowed)
-      fail(Code::invalid_transition,
-           "environment_id " + quote_value(id) + " was archived at " + archived_at +
-               "; its database can be dropped from " + iso_from_ms(allowed) +
-               " (drop_grace_seconds = " + std::to_string(grace) + "), or now with force => true");
-  }
+  const Row db = database_to_drop(store, env);
+  const std::string database_id = db.text("id");
+  const std::string archived_at = require_grace_passed(host, env, force);
   const std::optional<std::string> job_id =
-      teardown::drop_database(host, env, *db, force, archived_at);
+      teardown::drop_database(host, env, db, force, archived_at);
   Json job = nullptr;
   if (job_id)
     job = records::job_json(*query_one(store,
