@@ -82,6 +82,35 @@ Json archive(Host& host, const Row& env, bool force, const std::optional<std::st
   return Json{{"environment", environment_now(store, id)}, {"revokedCredentials", revoked}};
 }
 
+// The environment's create_database job in the queue: the one still there,
+// else the last failed one pending again, else a new one.
+std::optional<Row> create_job_for_retry(Host& host, const std::string& id, const Row& db,
+                                        const std::string& now) {
+  Store& store = host.store();
+  const std::string columns = std::string("SELECT ") + records::kJobColumns +
+                              " FROM envdb.sys_provisioning_job WHERE environment_id = $1 AND "
+                              "kind = 'create_database' AND status ";
+  if (auto job = query_one(
+          store, columns + "IN ('pending', 'running') ORDER BY created_at DESC, id DESC LIMIT 1",
+          {id}))
+    return job;
+  auto failed =
+      query_one(store, columns + "= 'failed' ORDER BY created_at DESC, id DESC LIMIT 1", {id});
+  if (!failed)
+    return provision::queue_create_job(
+        host, records::load_environment(store, "environment_id", id), db);
+  // The same job again; attempts keep counting.
+  execute(store,
+          "UPDATE envdb.sys_provisioning_job SET status = 'pending', worker = NULL, "
+          "started_at = NULL, finished_at = NULL, updated_at = $2::timestamptz WHERE id = $1",
+          {failed->text("id"), now});
+  host.jobs_queued(db.text("driver"));
+  return query_one(store,
+                   std::string("SELECT ") + records::kJobColumns +
+                       " FROM envdb.sys_provisioning_job WHERE id = $1",
+                   {failed->text("id")});
+}
+
 // failed -> provisioning, and the work again: the sqlite file now, or the
 // create_database job back in the queue.
 Json retry(Host& host, const Row& env, const std::optional<std::string>& reason) {
@@ -119,31 +148,7 @@ Json retry(Host& host, const Row& env, const std::optional<std::string>& reason)
         host, id, env.text("organization_id"), db->text("database_name"), true, undo);
     provision::activate(host, id, "provisioning", database_id, "file:" + path);
   } else {
-    const std::string columns = std::string("SELECT ") + records::kJobColumns +
-                                " FROM envdb.sys_provisioning_job WHERE environment_id = $1 AND "
-                                "kind = 'create_database' AND status ";
-    job = query_one(store,
-                    columns + "IN ('pending', 'running') ORDER BY created_at DESC, id DESC LIMIT 1",
-                    {id});
-    if (!job) {
-      auto failed =
-          query_one(store, columns + "= 'failed' ORDER BY created_at DESC, id DESC LIMIT 1", {id});
-      if (failed) {
-        // The same job again; attempts keep counting.
-        execute(store,
-                "UPDATE envdb.sys_provisioning_job SET status = 'pending', worker = NULL, "
-                "started_at = NULL, finished_at = NULL, updated_at = $2::timestamptz WHERE id = $1",
-                {failed->text("id"), now});
-        host.jobs_queued(driver);
-        job = query_one(store,
-                        std::string("SELECT ") + records::kJobColumns +
-                            " FROM envdb.sys_provisioning_job WHERE id = $1",
-                        {failed->text("id")});
-      } else {
-        job = provision::queue_create_job(
-            host, records::load_environment(store, "environment_id", id), *db);
-      }
-    }
+    job = create_job_for_retry(host, id, *db, now);
   }
   Json detail{{"driver", driver}, {"jobId", job ? Json(job->text("id")) : Json(nullptr)}};
   if (reason) detail["reason"] = *reason;
@@ -337,6 +342,50 @@ std::string require_grace_passed(Host& host, const Row& env, bool force) {
   return archived_at;
 }
 
+[[noreturn]] void fail_slug_taken(const std::string& slug, const Row& taken) {
+  fail(Code::already_exists, "slug " + quote_value(slug) + " is already used by organization " +
+                                 quote_value(taken.text("id")));
+}
+
+// The organization row. The checks before it read before anything is
+// locked: a concurrent call may take the slug or id in between. ON CONFLICT
+// turns that race into the same answer instead of a unique-violation message
+// from the host: the organization now holding the slug is returned, a taken
+// id fails.
+std::optional<Row> insert_organization(Store& store, const std::string& id,
+                                       const std::string& slug, const std::string& name,
+                                       const Json& metadata) {
+  const std::string now = now_iso();
+  if (!query(store,
+             "INSERT INTO envdb.sys_organization (id, slug, name, metadata, created_at, "
+             "updated_at) VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, $5::timestamptz) "
+             "ON CONFLICT DO NOTHING RETURNING id",
+             {id, slug, name, metadata.dump(), now})
+           .empty())
+    return std::nullopt;
+  if (auto taken =
+          query_one(store, "SELECT id FROM envdb.sys_organization WHERE slug = $1", {slug}))
+    return taken;
+  fail(Code::already_exists, "id " + quote_value(id) + " already names an organization");
+}
+
+// The default environment every organization is created with.
+provision::Spec default_environment_spec(const std::string& organization_id,
+                                         const std::string& region, const std::string& driver,
+                                         const std::optional<std::string>& created_by) {
+  provision::Spec spec;
+  spec.organization_id = organization_id;
+  spec.slug = "default";
+  spec.name = "Default";
+  spec.env_type = "default";
+  spec.region = region;
+  spec.driver = driver;
+  spec.is_default = true;
+  spec.is_protected = true;
+  spec.created_by = created_by;
+  return spec;
+}
+
 }  // namespace
 
 Value provision_organization(api::Call& c) {
@@ -360,8 +409,7 @@ Value provision_organization(api::Call& c) {
   Store& store = c.store;
   if (auto taken = query_one(store, "SELECT id FROM envdb.sys_organization WHERE slug = $1", {slug})) {
     if (if_not_exists) return existing_organization(store, slug, given_id, *taken, clock);
-    fail(Code::already_exists, "slug " + quote_value(slug) + " is already used by organization " +
-                                   quote_value(taken->text("id")));
+    fail_slug_taken(slug, *taken);
   }
   if (query_one(store, "SELECT 1 AS present FROM envdb.sys_organization WHERE id = $1", {id}))
     fail(Code::already_exists, "id " + quote_value(id) + " already names an organization");
@@ -369,36 +417,12 @@ Value provision_organization(api::Call& c) {
 
   Atomic tx(store);
   provision::Undo undo(c.host);
-  const std::string now = now_iso();
-  // The checks above read before anything is locked: a concurrent call may
-  // take the slug or id in between. ON CONFLICT turns that race into the same
-  // answer instead of a unique-violation message from the host.
-  if (query(store,
-            "INSERT INTO envdb.sys_organization (id, slug, name, metadata, created_at, updated_at) "
-            "VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, $5::timestamptz) "
-            "ON CONFLICT DO NOTHING RETURNING id",
-            {id, slug, name, metadata.dump(), now})
-          .empty()) {
-    if (auto taken =
-            query_one(store, "SELECT id FROM envdb.sys_organization WHERE slug = $1", {slug})) {
-      if (if_not_exists) return existing_organization(store, slug, given_id, *taken, clock);
-      fail(Code::already_exists, "slug " + quote_value(slug) +
-                                     " is already used by organization " +
-                                     quote_value(taken->text("id")));
-    }
-    fail(Code::already_exists, "id " + quote_value(id) + " already names an organization");
+  if (auto taken = insert_organization(store, id, slug, name, metadata)) {
+    if (if_not_exists) return existing_organization(store, slug, given_id, *taken, clock);
+    fail_slug_taken(slug, *taken);
   }
-  provision::Spec spec;
-  spec.organization_id = id;
-  spec.slug = "default";
-  spec.name = "Default";
-  spec.env_type = "default";
-  spec.region = region;
-  spec.driver = driver;
-  spec.is_default = true;
-  spec.is_protected = true;
-  spec.created_by = created_by;
-  Json environment = provision::create_environment(c.host, spec, undo);
+  Json environment = provision::create_environment(
+      c.host, default_environment_spec(id, region, driver, created_by), undo);
   const std::string environment_id = environment["environment"]["id"].get<std::string>();
   audit::record(c.host, {"organization.provision", id, environment_id, "organization", id,
                          Json{{"slug", slug},
