@@ -72,6 +72,76 @@ Json job_and_environment(Store& store, const std::string& job_id, const std::str
                                   records::load_environment(store, "environment_id", env_id))}};
 }
 
+// Each key of tokens a credential scope, each value a usable token.
+void require_tokens(const Json& tokens) {
+  for (auto& [scope, token] : tokens.items()) {
+    if (!vault::is_scope(scope))
+      fail(Code::invalid_parameter, "tokens key " + quote_value(scope) +
+                                        " is not a credential scope (readwrite, readonly, admin)");
+    // Never quote a token: only say what is wrong with it.
+    if (!token.is_string() || token.get<std::string>().empty() ||
+        token.get<std::string>().size() > vault::kMaxTokenBytes)
+      fail(Code::invalid_parameter, "tokens." + scope +
+                                        " must be a non-empty string of at most 4096 bytes");
+  }
+}
+
+// What a report may carry for a job of this kind and driver.
+void require_report_fits_kind(const Row& job, const std::optional<std::string>& database_url,
+                              const Json& tokens) {
+  const std::string kind = job.text("kind");
+  if (kind == "create_database" && job.text("driver") == "turso" && tokens.empty())
+    fail(Code::invalid_parameter,
+         "tokens is required to complete a turso job: envdb does not mint Turso tokens");
+  // A drop leaves no database to reach or log in to.
+  if (kind == "drop_database" && (database_url || !tokens.empty()))
+    fail(Code::invalid_parameter, std::string(database_url ? "database_url" : "tokens") +
+                                      " cannot be given for a drop_database job");
+}
+
+// A create_database job completes only an environment still waiting for it.
+void require_still_provisioning(const Row& job, const Row& env) {
+  if (job.text("kind") == "create_database" && env.text("status") != "provisioning")
+    fail(Code::conflict, "environment " + quote_value(job.text("environment_id")) + " is " +
+                             env.text("status") +
+                             ", no longer provisioning; report the job with "
+                             "fail_provisioning_job instead");
+}
+
+// Stores the reported tokens as active credentials; returns their scopes.
+Json store_reported_tokens(Host& host, const Row& job,
+                           const std::optional<std::string>& database_id, const Json& tokens) {
+  if (turso::is_lifecycle_job(job)) return turso::complete(host, job, tokens);
+  // Stored in one fixed scope order, not the request's key order: jsonb
+  // reorders keys, and both hosts must create the same rows in the same order.
+  Json scopes = Json::array();
+  for (const char* scope : {"admin", "readwrite", "readonly"}) {
+    if (!tokens.contains(scope)) continue;
+    vault::store_token(host, *database_id, scope, tokens[scope].get<std::string>());
+    scopes.push_back(scope);
+  }
+  return scopes;
+}
+
+// What the finished job means for its database and environment: a drop
+// recorded, the environment active, or the database's new URL.
+void record_job_outcome(Host& host, const Row& job, const std::optional<std::string>& database_id,
+                        const std::optional<std::string>& database_url, const std::string& now) {
+  const std::string kind = job.text("kind");
+  if (kind == "drop_database" && database_id) {
+    // The environment stays archived; the database row records the drop.
+    execute(host.store(),
+            "UPDATE envdb.sys_environment_database SET dropped_at = $2::timestamptz, "
+            "updated_at = $2::timestamptz WHERE id = $1 AND dropped_at IS NULL",
+            {*database_id, now});
+  } else if (kind == "create_database" && database_id) {
+    provision::activate(host, job.text("environment_id"), "provisioning", *database_id,
+                        database_url);
+  } else if (database_url && database_id) {
+    vault::set_database_url(host, *database_id, *database_url);  // re-seals its tokens
+  }
+}
+
 }  // namespace
 
 Value claim_provisioning_jobs(api::Call& c) {
@@ -168,32 +238,11 @@ Json complete_job(Host& host, const std::string& job_id,
   Store& store = host.store();
   Row job = load_job(store, job_id);
   require_running(job);
-  for (auto& [scope, token] : tokens.items()) {
-    if (!vault::is_scope(scope))
-      fail(Code::invalid_parameter, "tokens key " + quote_value(scope) +
-                                        " is not a credential scope (readwrite, readonly, admin)");
-    // Never quote a token: only say what is wrong with it.
-    if (!token.is_string() || token.get<std::string>().empty() ||
-        token.get<std::string>().size() > vault::kMaxTokenBytes)
-      fail(Code::invalid_parameter, "tokens." + scope +
-                                        " must be a non-empty string of at most 4096 bytes");
-  }
-  const std::string kind = job.text("kind");
-  const std::string driver = job.text("driver");
-  if (kind == "create_database" && driver == "turso" && tokens.empty())
-    fail(Code::invalid_parameter,
-         "tokens is required to complete a turso job: envdb does not mint Turso tokens");
-  // A drop leaves no database to reach or log in to.
-  if (kind == "drop_database" && (database_url || !tokens.empty()))
-    fail(Code::invalid_parameter, std::string(database_url ? "database_url" : "tokens") +
-                                      " cannot be given for a drop_database job");
+  require_tokens(tokens);
+  require_report_fits_kind(job, database_url, tokens);
   const std::string environment_id = job.text("environment_id");
   Row env = records::load_environment(store, "environment_id", environment_id);
-  if (kind == "create_database" && env.text("status") != "provisioning")
-    fail(Code::conflict, "environment " + quote_value(environment_id) + " is " +
-                             env.text("status") +
-                             ", no longer provisioning; report the job with "
-                             "fail_provisioning_job instead");
+  require_still_provisioning(job, env);
   const auto database_id = job.opt_text("database_id");
   if (!tokens.empty() && !database_id)
     fail(Code::invalid_parameter, "tokens were given for job " + quote_value(job_id) +
@@ -202,37 +251,16 @@ Json complete_job(Host& host, const std::string& job_id,
 
   Atomic tx(store);
   const std::string now = now_iso();
-  // Stored in one fixed scope order, not the request's key order: jsonb
-  // reorders keys, and both hosts must create the same rows in the same order.
-  Json scopes = Json::array();
-  if (turso::is_lifecycle_job(job)) {
-    scopes = turso::complete(host, job, tokens);
-  } else {
-    for (const char* scope : {"admin", "readwrite", "readonly"}) {
-      if (!tokens.contains(scope)) continue;
-      vault::store_token(host, *database_id, scope, tokens[scope].get<std::string>());
-      scopes.push_back(scope);
-    }
-  }
-  if (kind == "drop_database" && database_id) {
-    // The environment stays archived; the database row records the drop.
-    execute(store,
-            "UPDATE envdb.sys_environment_database SET dropped_at = $2::timestamptz, "
-            "updated_at = $2::timestamptz WHERE id = $1 AND dropped_at IS NULL",
-            {*database_id, now});
-  } else if (kind == "create_database" && database_id) {
-    provision::activate(host, environment_id, "provisioning", *database_id, database_url);
-  } else if (database_url && database_id) {
-    vault::set_database_url(host, *database_id, *database_url);  // re-seals its tokens
-  }
+  const Json scopes = store_reported_tokens(host, job, database_id, tokens);
+  record_job_outcome(host, job, database_id, database_url, now);
   execute(store,
           "UPDATE envdb.sys_provisioning_job SET status = 'done', finished_at = $2::timestamptz, "
           "updated_at = $2::timestamptz WHERE id = $1",
           {job_id, now});
   audit::record(host, {"job.complete", env.text("organization_id"), environment_id,
                          "provisioning_job", job_id,
-                         Json{{"kind", kind},
-                              {"driver", driver},
+                         Json{{"kind", job.text("kind")},
+                              {"driver", job.text("driver")},
                               {"databaseUrl", database_url ? Json(*database_url) : Json(nullptr)},
                               {"scopes", scopes}}});
   tx.done();

@@ -188,11 +188,12 @@ Json refresh_on_claim(Host& host, const Row& job) {
   return p;
 }
 
-Json complete(Host& host, const Row& job, const Json& tokens) {
-  Store& store = host.store();
-  const std::string job_id = job.text("id");
-  const Json p = payload_of(job);
-  const std::string action = opt_string(p, "action").value_or("");
+namespace {
+
+// The mint entries of a job's payload; the reported tokens must be exactly
+// one for each of their scopes.
+std::vector<Json> mints_matching_tokens(const std::string& job_id, const Json& p,
+                                        const Json& tokens) {
   std::vector<Json> mints;
   std::set<std::string> wanted;
   if (p.contains("mint") && p["mint"].is_array())
@@ -213,29 +214,87 @@ Json complete(Host& host, const Row& job, const Json& tokens) {
     if (!tokens.contains(scope))
       fail(Code::invalid_parameter, "tokens." + scope + " is required: job " +
                                         quote_value(job_id) + " mints a token for " + asked);
+  return mints;
+}
+
+// Turso invalidated every token of the database: the rotating ones are gone
+// for good (the active ones of `mint` are replaced by store_minted).
+void revoke_rotating(Host& host, const Row& db, const std::string& job_id,
+                     const std::string& now) {
+  const std::string database_id = db.text("id");
+  for (const Row& r : query(host.store(),
+                            "UPDATE envdb.sys_database_credential SET status = 'revoked', "
+                            "revoked_at = $2::timestamptz WHERE database_id = $1 AND status = "
+                            "'rotating' RETURNING id, scope",
+                            {database_id, now})) {
+    audit::Event e = credential_event(db, "credential.revoke", r.text("id"));
+    e.detail = Json{{"databaseId", database_id},
+                    {"scope", r.text("scope")},
+                    {"previousStatus", "rotating"},
+                    {"reason", "turso tokens invalidated"},
+                    {"jobId", job_id}};
+    audit::record(host, e);
+  }
+}
+
+// The active credential a minted token replaces: rotated out (a rotate job,
+// with its grace) or revoked.
+void retire_replaced(Host& host, const Row& db, const Row& current, const std::string& scope,
+                     const Json& p, const std::string& job_id, const std::string& now) {
+  Store& store = host.store();
+  if (opt_string(p, "action").value_or("") == "rotate") {
+    vault::rotate_out(store, current.text("id"),
+                      p.contains("graceSeconds") && p["graceSeconds"].is_number_integer()
+                          ? p["graceSeconds"].get<int64_t>()
+                          : 0);
+    return;
+  }
+  execute(store,
+          "UPDATE envdb.sys_database_credential SET status = 'revoked', revoked_at = "
+          "$2::timestamptz WHERE id = $1",
+          {current.text("id"), now});
+  audit::Event e = credential_event(db, "credential.revoke", current.text("id"));
+  e.detail = Json{{"databaseId", db.text("id")},
+                  {"scope", scope},
+                  {"previousStatus", "active"},
+                  {"reason", "replaced by a token minted by job " + job_id},
+                  {"jobId", job_id}};
+  audit::record(host, e);
+}
+
+// One minted token sealed as its scope's active credential, superseding
+// `previous`.
+void store_minted(Host& host, const Row& db, const Json& m, const std::string& token,
+                  const std::optional<std::string>& previous, const std::string& job_id) {
+  const std::string database_id = db.text("id");
+  const std::string scope = m["scope"].get<std::string>();
+  Json credential = vault::insert_sealed(host, database_id, scope, token,
+                                         opt_string(m, "expiresAt"), previous);
+  audit::Event e = credential_event(db, "credential.issue", credential["id"].get<std::string>());
+  e.detail = Json{{"databaseId", database_id},
+                  {"scope", scope},
+                  {"kmsKeyId", credential["kmsKeyId"]},
+                  {"tokenSource", "turso"},
+                  {"jobId", job_id},
+                  {"supersededId", json_text(previous)}};
+  audit::record(host, e);
+}
+
+}  // namespace
+
+Json complete(Host& host, const Row& job, const Json& tokens) {
+  Store& store = host.store();
+  const std::string job_id = job.text("id");
+  const Json p = payload_of(job);
+  const std::vector<Json> mints = mints_matching_tokens(job_id, p, tokens);
 
   const std::string database_id = job.text("database_id");
   auto db = load_database(store, database_id);
   if (!db) fail(Code::not_found, "job " + quote_value(job_id) + " names no database");
   const std::string now = now_iso();
   if (p.contains("invalidateTokens") && p["invalidateTokens"].is_boolean() &&
-      p["invalidateTokens"].get<bool>()) {
-    // Turso invalidated every token of the database: the rotating ones are
-    // gone for good (the active ones of `mint` are replaced below).
-    for (const Row& r : query(store,
-                              "UPDATE envdb.sys_database_credential SET status = 'revoked', "
-                              "revoked_at = $2::timestamptz WHERE database_id = $1 AND status = "
-                              "'rotating' RETURNING id, scope",
-                              {database_id, now})) {
-      audit::Event e = credential_event(*db, "credential.revoke", r.text("id"));
-      e.detail = Json{{"databaseId", database_id},
-                      {"scope", r.text("scope")},
-                      {"previousStatus", "rotating"},
-                      {"reason", "turso tokens invalidated"},
-                      {"jobId", job_id}};
-      audit::record(host, e);
-    }
-  }
+      p["invalidateTokens"].get<bool>())
+    revoke_rotating(host, *db, job_id, now);
 
   Json stored = Json::array();
   // An archived environment gets no new credentials; Turso's tokens die with
@@ -249,39 +308,10 @@ Json complete(Host& host, const Row& job, const Json& tokens) {
     // The token minted here is known to no one and dies with the next
     // invalidation.
     if (current && current->text("id") != replaces.value_or("")) continue;
-    if (current) {
-      if (action == "rotate") {
-        vault::rotate_out(store, current->text("id"),
-                                p.contains("graceSeconds") && p["graceSeconds"].is_number_integer()
-                                    ? p["graceSeconds"].get<int64_t>()
-                                    : 0);
-      } else {
-        execute(store,
-                "UPDATE envdb.sys_database_credential SET status = 'revoked', revoked_at = "
-                "$2::timestamptz WHERE id = $1",
-                {current->text("id"), now});
-        audit::Event e = credential_event(*db, "credential.revoke", current->text("id"));
-        e.detail = Json{{"databaseId", database_id},
-                        {"scope", scope},
-                        {"previousStatus", "active"},
-                        {"reason", "replaced by a token minted by job " + job_id},
-                        {"jobId", job_id}};
-        audit::record(host, e);
-      }
-    }
+    if (current) retire_replaced(host, *db, *current, scope, p, job_id, now);
     const std::optional<std::string> previous =
         current ? std::optional<std::string>(current->text("id")) : std::nullopt;
-    Json credential = vault::insert_sealed(host, database_id, scope,
-                                                 tokens[scope].get<std::string>(),
-                                                 opt_string(m, "expiresAt"), previous);
-    audit::Event e = credential_event(*db, "credential.issue", credential["id"].get<std::string>());
-    e.detail = Json{{"databaseId", database_id},
-                    {"scope", scope},
-                    {"kmsKeyId", credential["kmsKeyId"]},
-                    {"tokenSource", "turso"},
-                    {"jobId", job_id},
-                    {"supersededId", json_text(previous)}};
-    audit::record(host, e);
+    store_minted(host, *db, m, tokens[scope].get<std::string>(), previous, job_id);
     stored.push_back(scope);
   }
   return stored;

@@ -142,118 +142,151 @@ Expected expected_for(
   return out;
 }
 
-std::vector<Finding> compare(const Expected& expected, const Observed& observed,
-                             const std::string& server) {
-  std::vector<Finding> out;
-  std::set<std::string> explained;  // role names the catalog accounts for
-  std::set<std::string> known_databases;
-  auto base = [&](const ExpectedDatabase& db, const char* kind, const char* table,
-                  const std::string& id) {
-    Finding f;
-    f.kind = kind;
-    f.table = table;
-    f.id = id;
-    f.database_id = db.database_id;
-    f.environment_id = db.environment_id;
-    f.organization_id = db.organization_id;
-    return f;
-  };
+namespace {
 
-  for (const ExpectedDatabase& db : expected.databases) {
-    known_databases.insert(db.database_name);
-    const std::string prefix = db.database_name + "_";
-    if (db.in_flight) {
-      // The worker is about to change it: everything of it is accounted for.
-      for (auto& [name, role] : observed.roles)
-        if (name.compare(0, prefix.size(), prefix) == 0) explained.insert(name);
+// A finding about one of the catalog's databases.
+Finding database_finding(const ExpectedDatabase& db, const char* kind, const char* table,
+                         const std::string& id) {
+  Finding f;
+  f.kind = kind;
+  f.table = table;
+  f.id = id;
+  f.database_id = db.database_id;
+  f.environment_id = db.environment_id;
+  f.organization_id = db.organization_id;
+  return f;
+}
+
+// envdb's scope roles of a database never log in.
+void check_scope_roles(const ExpectedDatabase& db, const Observed& observed,
+                       const std::string& server, std::set<std::string>& explained,
+                       std::vector<Finding>& out) {
+  for (const std::string* scope_role :
+       {&db.roles.owner, &db.roles.admin, &db.roles.readwrite, &db.roles.readonly}) {
+    explained.insert(*scope_role);
+    auto it = observed.roles.find(*scope_role);
+    if (it == observed.roles.end() || !it->second.login) continue;
+    Finding f = database_finding(db, "login_mismatch", "sys_environment_database",
+                                 db.database_id);
+    f.role = *scope_role;
+    f.detail = "role " + quote_value(*scope_role) + " on " + server +
+               " can log in; envdb's scope roles never do";
+    f.statements = {"ALTER ROLE " + ident(*scope_role) + " NOLOGIN", terminate_sql(*scope_role)};
+    f.action = "NOLOGIN, sessions ended";
+    out.push_back(std::move(f));
+  }
+}
+
+// What is wrong with a credential's login role, the statements that fix it
+// and what they do (all empty when nothing is).
+struct LoginRepair {
+  std::vector<std::string> wrong, fix, action;
+};
+
+LoginRepair login_repair(const ExpectedLogin& l, const ObservedRole& r) {
+  LoginRepair p;
+  if (!l.live && r.login) {
+    p.wrong.push_back("can log in although its credential is revoked, expired or its "
+                      "environment is not active");
+    p.fix.push_back("ALTER ROLE " + ident(l.name) + " NOLOGIN");
+    p.fix.push_back(terminate_sql(l.name));
+    p.action.push_back("NOLOGIN, sessions ended");
+  } else if (l.live) {
+    const bool until_ok =
+        l.valid_until_ms.has_value() == r.valid_until_ms.has_value() &&
+        (!l.valid_until_ms ||
+         std::llabs(*l.valid_until_ms - *r.valid_until_ms) <= kValidUntilSlackMs);
+    if (!r.login) p.wrong.push_back("cannot log in although its credential is live");
+    if (!until_ok)
+      p.wrong.push_back("VALID UNTIL is " + until_text(r.valid_until_ms) +
+                        ", the catalog says " + until_text(l.valid_until_ms));
+    if (!r.login || !until_ok) p.action.push_back("LOGIN VALID UNTIL as the catalog says");
+    if (!r.login || !until_ok)
+      p.fix.push_back("ALTER ROLE " + ident(l.name) + " LOGIN VALID UNTIL " +
+                      postgres::quote_literal(l.valid_until_ms ? iso_from_ms(*l.valid_until_ms)
+                                                               : std::string("infinity")));
+  }
+  for (const std::string& g : r.member_of)
+    if (g != l.scope_role) {
+      p.wrong.push_back("is a member of " + quote_value(g));
+      p.fix.push_back("REVOKE " + ident(g) + " FROM " + ident(l.name));
+      p.action.push_back("membership of " + quote_value(g) + " revoked");
+    }
+  if (!r.member_of.count(l.scope_role)) {
+    p.wrong.push_back("is not a member of " + quote_value(l.scope_role));
+    p.fix.push_back("GRANT " + ident(l.scope_role) + " TO " + ident(l.name));
+    p.action.push_back("membership of " + quote_value(l.scope_role) + " granted");
+  }
+  return p;
+}
+
+// Each credential's login: there when live, and as the catalog says.
+void check_logins(const ExpectedDatabase& db, bool exists, const Observed& observed,
+                  const std::string& server, std::set<std::string>& explained,
+                  std::vector<Finding>& out) {
+  for (const ExpectedLogin& l : db.logins) {
+    explained.insert(l.name);
+    auto it = observed.roles.find(l.name);
+    if (it == observed.roles.end()) {
+      if (!l.live || !exists) continue;
+      Finding f = database_finding(db, "login_missing", "sys_database_credential",
+                                   l.credential_id);
+      f.role = l.name;
+      f.detail = "login " + quote_value(l.name) + " of a live credential is missing on " + server;
+      out.push_back(std::move(f));
       continue;
     }
-    const bool exists = observed.databases.count(db.database_name) > 0;
-    if (db.dropped) {
-      if (exists) {
-        Finding f = base(db, "database_not_dropped", "sys_environment_database", db.database_id);
-        f.detail = "database " + quote_value(db.database_name) + " on " + server +
-                   " was recorded dropped but still exists";
-        out.push_back(std::move(f));
-      }
-      continue;  // its roles, if any, are leftovers
-    }
-    if (!exists) {
-      Finding f = base(db, "database_missing", "sys_environment_database", db.database_id);
-      f.detail = "database " + quote_value(db.database_name) + " is missing on " + server;
-      out.push_back(std::move(f));
-    }
-    for (const std::string* scope_role :
-         {&db.roles.owner, &db.roles.admin, &db.roles.readwrite, &db.roles.readonly}) {
-      explained.insert(*scope_role);
-      auto it = observed.roles.find(*scope_role);
-      if (it == observed.roles.end() || !it->second.login) continue;
-      Finding f = base(db, "login_mismatch", "sys_environment_database", db.database_id);
-      f.role = *scope_role;
-      f.detail = "role " + quote_value(*scope_role) + " on " + server +
-                 " can log in; envdb's scope roles never do";
-      f.statements = {"ALTER ROLE " + ident(*scope_role) + " NOLOGIN", terminate_sql(*scope_role)};
-      f.action = "NOLOGIN, sessions ended";
-      out.push_back(std::move(f));
-    }
-    for (const ExpectedLogin& l : db.logins) {
-      explained.insert(l.name);
-      auto it = observed.roles.find(l.name);
-      if (it == observed.roles.end()) {
-        if (!l.live || !exists) continue;
-        Finding f = base(db, "login_missing", "sys_database_credential", l.credential_id);
-        f.role = l.name;
-        f.detail = "login " + quote_value(l.name) + " of a live credential is missing on " + server;
-        out.push_back(std::move(f));
-        continue;
-      }
-      const ObservedRole& r = it->second;
-      std::vector<std::string> wrong, fix, action;
-      if (!l.live && r.login) {
-        wrong.push_back("can log in although its credential is revoked, expired or its "
-                        "environment is not active");
-        fix.push_back("ALTER ROLE " + ident(l.name) + " NOLOGIN");
-        fix.push_back(terminate_sql(l.name));
-        action.push_back("NOLOGIN, sessions ended");
-      } else if (l.live) {
-        const bool until_ok =
-            l.valid_until_ms.has_value() == r.valid_until_ms.has_value() &&
-            (!l.valid_until_ms || std::llabs(*l.valid_until_ms - *r.valid_until_ms) <=
-                                      kValidUntilSlackMs);
-        if (!r.login) wrong.push_back("cannot log in although its credential is live");
-        if (!until_ok)
-          wrong.push_back("VALID UNTIL is " + until_text(r.valid_until_ms) + ", the catalog says " +
-                          until_text(l.valid_until_ms));
-        if (!r.login || !until_ok) action.push_back("LOGIN VALID UNTIL as the catalog says");
-        if (!r.login || !until_ok)
-          fix.push_back("ALTER ROLE " + ident(l.name) + " LOGIN VALID UNTIL " +
-                        postgres::quote_literal(l.valid_until_ms ? iso_from_ms(*l.valid_until_ms)
-                                                                 : std::string("infinity")));
-      }
-      for (const std::string& g : r.member_of)
-        if (g != l.scope_role) {
-          wrong.push_back("is a member of " + quote_value(g));
-          fix.push_back("REVOKE " + ident(g) + " FROM " + ident(l.name));
-          action.push_back("membership of " + quote_value(g) + " revoked");
-        }
-      if (!r.member_of.count(l.scope_role)) {
-        wrong.push_back("is not a member of " + quote_value(l.scope_role));
-        fix.push_back("GRANT " + ident(l.scope_role) + " TO " + ident(l.name));
-        action.push_back("membership of " + quote_value(l.scope_role) + " granted");
-      }
-      if (wrong.empty()) continue;
-      Finding f = base(db, "login_mismatch", "sys_database_credential", l.credential_id);
-      f.role = l.name;
-      f.detail = "login " + quote_value(l.name) + " on " + server + " ";
-      for (size_t i = 0; i < wrong.size(); ++i) f.detail += (i ? "; " : "") + wrong[i];
-      f.statements = std::move(fix);
-      for (size_t i = 0; i < action.size(); ++i) f.action += (i ? "; " : "") + action[i];
-      out.push_back(std::move(f));
-    }
+    LoginRepair p = login_repair(l, it->second);
+    if (p.wrong.empty()) continue;
+    Finding f = database_finding(db, "login_mismatch", "sys_database_credential",
+                                 l.credential_id);
+    f.role = l.name;
+    f.detail = "login " + quote_value(l.name) + " on " + server + " ";
+    for (size_t i = 0; i < p.wrong.size(); ++i) f.detail += (i ? "; " : "") + p.wrong[i];
+    f.statements = std::move(p.fix);
+    for (size_t i = 0; i < p.action.size(); ++i) f.action += (i ? "; " : "") + p.action[i];
+    out.push_back(std::move(f));
   }
+}
 
-  // What no row explains: roles of this catalog's databases (dropped ones, or
-  // names no credential has), and on a registered host every env-... name.
+// One database of the catalog against the server: there unless dropped,
+// its scope roles and logins as the catalog says.
+void check_database(const ExpectedDatabase& db, const Observed& observed,
+                    const std::string& server, std::set<std::string>& explained,
+                    std::vector<Finding>& out) {
+  const std::string prefix = db.database_name + "_";
+  if (db.in_flight) {
+    // The worker is about to change it: everything of it is accounted for.
+    for (auto& [name, role] : observed.roles)
+      if (name.compare(0, prefix.size(), prefix) == 0) explained.insert(name);
+    return;
+  }
+  const bool exists = observed.databases.count(db.database_name) > 0;
+  if (db.dropped) {
+    if (exists) {
+      Finding f = database_finding(db, "database_not_dropped", "sys_environment_database",
+                                   db.database_id);
+      f.detail = "database " + quote_value(db.database_name) + " on " + server +
+                 " was recorded dropped but still exists";
+      out.push_back(std::move(f));
+    }
+    return;  // its roles, if any, are leftovers
+  }
+  if (!exists) {
+    Finding f =
+        database_finding(db, "database_missing", "sys_environment_database", db.database_id);
+    f.detail = "database " + quote_value(db.database_name) + " is missing on " + server;
+    out.push_back(std::move(f));
+  }
+  check_scope_roles(db, observed, server, explained, out);
+  check_logins(db, exists, observed, server, explained, out);
+}
+
+// What no row explains: roles of this catalog's databases (dropped ones, or
+// names no credential has), and on a registered host every env-... name.
+void find_leftover_roles(const Expected& expected, const Observed& observed,
+                         const std::string& server, const std::set<std::string>& explained,
+                         std::vector<Finding>& out) {
   for (auto& [name, role] : observed.roles) {
     if (explained.count(name)) continue;
     const ExpectedDatabase* owner = nullptr;
@@ -287,17 +320,36 @@ std::vector<Finding> compare(const Expected& expected, const Observed& observed,
                    postgres::quote_literal(name);
     out.push_back(std::move(f));
   }
-  if (expected.dedicated)
-    for (const std::string& name : observed.databases) {
-      if (known_databases.count(name)) continue;
-      Finding f;
-      f.kind = "database_unregistered";
-      f.table = "sys_database_host";
-      f.id = name;
-      f.detail = "database " + quote_value(name) + " on " + server +
-                 " is named like envdb's but no row of this catalog names it";
-      out.push_back(std::move(f));
-    }
+}
+
+// On a registered host, databases named like envdb's that no row names.
+void find_unregistered_databases(const Expected& expected, const Observed& observed,
+                                 const std::string& server, std::vector<Finding>& out) {
+  if (!expected.dedicated) return;
+  std::set<std::string> known_databases;
+  for (const ExpectedDatabase& db : expected.databases) known_databases.insert(db.database_name);
+  for (const std::string& name : observed.databases) {
+    if (known_databases.count(name)) continue;
+    Finding f;
+    f.kind = "database_unregistered";
+    f.table = "sys_database_host";
+    f.id = name;
+    f.detail = "database " + quote_value(name) + " on " + server +
+               " is named like envdb's but no row of this catalog names it";
+    out.push_back(std::move(f));
+  }
+}
+
+}  // namespace
+
+std::vector<Finding> compare(const Expected& expected, const Observed& observed,
+                             const std::string& server) {
+  std::vector<Finding> out;
+  std::set<std::string> explained;  // role names the catalog accounts for
+  for (const ExpectedDatabase& db : expected.databases)
+    check_database(db, observed, server, explained, out);
+  find_leftover_roles(expected, observed, server, explained, out);
+  find_unregistered_databases(expected, observed, server, out);
   return out;
 }
 

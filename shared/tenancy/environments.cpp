@@ -83,6 +83,35 @@ Json archive(Host& host, const Row& env, bool force, const std::optional<std::st
   return Json{{"environment", environment_now(store, id)}, {"revokedCredentials", revoked}};
 }
 
+// The environment's create_database job in the queue: the one still there,
+// else the last failed one pending again, else a new one.
+std::optional<Row> create_job_for_retry(Host& host, const std::string& id, const Row& db,
+                                        const std::string& now) {
+  Store& store = host.store();
+  const std::string columns = std::string("SELECT ") + records::kJobColumns +
+                              " FROM envdb.sys_provisioning_job WHERE environment_id = $1 AND "
+                              "kind = 'create_database' AND status ";
+  if (auto job = query_one(
+          store, columns + "IN ('pending', 'running') ORDER BY created_at DESC, id DESC LIMIT 1",
+          {id}))
+    return job;
+  auto failed =
+      query_one(store, columns + "= 'failed' ORDER BY created_at DESC, id DESC LIMIT 1", {id});
+  if (!failed)
+    return provision::queue_create_job(
+        host, records::load_environment(store, "environment_id", id), db);
+  // The same job again; attempts keep counting.
+  execute(store,
+          "UPDATE envdb.sys_provisioning_job SET status = 'pending', worker = NULL, "
+          "started_at = NULL, finished_at = NULL, updated_at = $2::timestamptz WHERE id = $1",
+          {failed->text("id"), now});
+  host.jobs_queued(db.text("driver"));
+  return query_one(store,
+                   std::string("SELECT ") + records::kJobColumns +
+                       " FROM envdb.sys_provisioning_job WHERE id = $1",
+                   {failed->text("id")});
+}
+
 // failed -> provisioning, and the work again: the sqlite file now, or the
 // create_database job back in the queue.
 Json retry(Host& host, const Row& env, const std::optional<std::string>& reason) {
@@ -120,31 +149,7 @@ Json retry(Host& host, const Row& env, const std::optional<std::string>& reason)
         host, id, env.text("organization_id"), db->text("database_name"), true, undo);
     provision::activate(host, id, "provisioning", database_id, "file:" + path);
   } else {
-    const std::string columns = std::string("SELECT ") + records::kJobColumns +
-                                " FROM envdb.sys_provisioning_job WHERE environment_id = $1 AND "
-                                "kind = 'create_database' AND status ";
-    job = query_one(store,
-                    columns + "IN ('pending', 'running') ORDER BY created_at DESC, id DESC LIMIT 1",
-                    {id});
-    if (!job) {
-      auto failed =
-          query_one(store, columns + "= 'failed' ORDER BY created_at DESC, id DESC LIMIT 1", {id});
-      if (failed) {
-        // The same job again; attempts keep counting.
-        execute(store,
-                "UPDATE envdb.sys_provisioning_job SET status = 'pending', worker = NULL, "
-                "started_at = NULL, finished_at = NULL, updated_at = $2::timestamptz WHERE id = $1",
-                {failed->text("id"), now});
-        host.jobs_queued(driver);
-        job = query_one(store,
-                        std::string("SELECT ") + records::kJobColumns +
-                            " FROM envdb.sys_provisioning_job WHERE id = $1",
-                        {failed->text("id")});
-      } else {
-        job = provision::queue_create_job(
-            host, records::load_environment(store, "environment_id", id), *db);
-      }
-    }
+    job = create_job_for_retry(host, id, *db, now);
   }
   Json detail{{"driver", driver}, {"jobId", job ? Json(job->text("id")) : Json(nullptr)}};
   if (reason) detail["reason"] = *reason;
@@ -189,87 +194,8 @@ Value existing_organization(Store& store, const std::string& slug,
                                      "); returned as it is, nothing was changed"})}});
 }
 
-}  // namespace
-
-Value provision_organization(api::Call& c) {
-  Stopwatch clock;
-  const std::string slug = c.text("slug");
-  require_slug("slug", slug);
-  const std::string name = c.text("name");
-  provision::require_name("name", name);
-  std::string id = new_uuid_v7();
-  const auto given_id = c.opt_text("id");
-  if (given_id) {
-    require_id("id", *given_id);
-    id = *given_id;
-  }
-  const std::string region = region_arg(c);
-  const std::string driver = driver_arg(c);
-  const auto created_by = c.opt_text("created_by", provision::kMaxCreatedBy);
-  const Json metadata = c.opt_object("metadata").value_or(Json::object());
-  const bool if_not_exists = c.opt_boolean("if_not_exists").value_or(false);
-
-  Store& store = c.store;
-  if (auto taken = query_one(store, "SELECT id FROM envdb.sys_organization WHERE slug = $1", {slug})) {
-    if (if_not_exists) return existing_organization(store, slug, given_id, *taken, clock);
-    fail(Code::already_exists, "slug " + quote_value(slug) + " is already used by organization " +
-                                   quote_value(taken->text("id")));
-  }
-  if (query_one(store, "SELECT 1 AS present FROM envdb.sys_organization WHERE id = $1", {id}))
-    fail(Code::already_exists, "id " + quote_value(id) + " already names an organization");
-  provision::require_key_for(c.host, driver);
-
-  Atomic tx(store);
-  provision::Undo undo(c.host);
-  const std::string now = now_iso();
-  // The checks above read before anything is locked: a concurrent call may
-  // take the slug or id in between. ON CONFLICT turns that race into the same
-  // answer instead of a unique-violation message from the host.
-  if (query(store,
-            "INSERT INTO envdb.sys_organization (id, slug, name, metadata, created_at, updated_at) "
-            "VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, $5::timestamptz) "
-            "ON CONFLICT DO NOTHING RETURNING id",
-            {id, slug, name, metadata.dump(), now})
-          .empty()) {
-    if (auto taken =
-            query_one(store, "SELECT id FROM envdb.sys_organization WHERE slug = $1", {slug})) {
-      if (if_not_exists) return existing_organization(store, slug, given_id, *taken, clock);
-      fail(Code::already_exists, "slug " + quote_value(slug) +
-                                     " is already used by organization " +
-                                     quote_value(taken->text("id")));
-    }
-    fail(Code::already_exists, "id " + quote_value(id) + " already names an organization");
-  }
-  provision::Spec spec;
-  spec.organization_id = id;
-  spec.slug = "default";
-  spec.name = "Default";
-  spec.env_type = "default";
-  spec.region = region;
-  spec.driver = driver;
-  spec.is_default = true;
-  spec.is_protected = true;
-  spec.created_by = created_by;
-  Json environment = provision::create_environment(c.host, spec, undo);
-  const std::string environment_id = environment["environment"]["id"].get<std::string>();
-  audit::record(c.host, {"organization.provision", id, environment_id, "organization", id,
-                         Json{{"slug", slug},
-                              {"driver", driver},
-                              {"region", region},
-                              {"defaultEnvironmentId", environment_id},
-                              {"databaseName", environment["database"]["databaseName"]}}});
-  tx.done();
-  undo.keep();
-  return api::json_result(
-      Json{{"organization",
-            records::organization_json(records::load_organization(store, "id", id))},
-           {"defaultEnvironment", environment},
-           {"durationMs", clock.ms()},
-           {"warnings", Json::array()}});
-}
-
-Value provision_environment(api::Call& c) {
-  Stopwatch clock;
+// provision_environment's arguments, checked, as the environment to create.
+provision::Spec environment_spec(api::Call& c) {
   provision::Spec spec;
   spec.organization_id = c.text("organization_id");
   require_id("organization_id", spec.organization_id);
@@ -296,44 +222,62 @@ Value provision_environment(api::Call& c) {
                                       " must be greater than 0");
   spec.created_by = c.opt_text("created_by", provision::kMaxCreatedBy);
   spec.metadata = c.opt_object("metadata").value_or(Json::object());
-  const bool if_not_exists = c.opt_boolean("if_not_exists").value_or(false);
+  return spec;
+}
 
-  Store& store = c.store;
-  Row org = records::load_organization(store, "organization_id", spec.organization_id);
+void require_open_organization(Store& store, const std::string& organization_id) {
+  Row org = records::load_organization(store, "organization_id", organization_id);
   if (auto at = org.opt_text("deprovisioned_at"))
-    fail(Code::invalid_transition, "organization_id " + quote_value(spec.organization_id) +
+    fail(Code::invalid_transition, "organization_id " + quote_value(organization_id) +
                                        " was deprovisioned at " + *at +
                                        "; it takes no new environments");
+}
+
+// The live environment holding the spec's slug, if any. An archived
+// environment does not hold its slug (nor is it ever what if_not_exists
+// returns): it is set in `released`, keeps its row and history under
+// archived-<id hex>, and the slug names the new environment.
+std::optional<Row> slug_holder(Store& store, const provision::Spec& spec,
+                               std::optional<Row>& released) {
   auto existing = provision::environment_by_slug(store, spec.organization_id, spec.slug);
-  // An archived environment does not hold its slug (nor is it ever what
-  // if_not_exists returns): it keeps its row and history under
-  // archived-<id hex>, and the slug names the new environment.
-  std::optional<Row> released;
   if (existing && existing->text("status") == "archived") {
     released = std::exchange(existing, std::nullopt);
   }
-  if (existing) {
-    if (!if_not_exists)
-      fail(Code::already_exists, "slug " + quote_value(spec.slug) +
-                                     " already names an environment of organization " +
-                                     quote_value(spec.organization_id));
-    return existing_environment(store, spec, *existing, clock);
-  }
-  if (spec.is_default) {
-    if (auto current = provision::default_environment(store, spec.organization_id))
-      fail(Code::conflict, "organization " + quote_value(spec.organization_id) +
-                               " already has a default environment " +
-                               quote_value(current->text("id")) +
-                               "; use set_default_environment to move the flag");
-  }
-  provision::require_key_for(c.host, spec.driver);
+  return existing;
+}
 
+void require_no_default(Store& store, const std::string& organization_id) {
+  if (auto current = provision::default_environment(store, organization_id))
+    fail(Code::conflict, "organization " + quote_value(organization_id) +
+                             " already has a default environment " +
+                             quote_value(current->text("id")) +
+                             "; use set_default_environment to move the flag");
+}
+
+void audit_provisioned(Host& host, const provision::Spec& spec, const Json& created) {
+  const std::string environment_id = created["environment"]["id"].get<std::string>();
+  audit::record(host, {"environment.provision", spec.organization_id, environment_id,
+                       "environment", environment_id,
+                       Json{{"slug", spec.slug},
+                            {"envType", spec.env_type},
+                            {"driver", spec.driver},
+                            {"region", spec.region},
+                            {"databaseName", created["database"]["databaseName"]},
+                            {"status", created["environment"]["status"]}}});
+}
+
+// The checked environment written in one transaction: the archived slug
+// holder renamed, the environment created and audited.
+Value create_checked_environment(Host& host, const provision::Spec& spec,
+                                 const std::optional<Row>& released, bool if_not_exists,
+                                 const Stopwatch& clock) {
+  Store& store = host.store();
   std::optional<Json> created;
-  provision::Undo undo(c.host);
+  provision::Undo undo(host);
   Atomic tx(store);
-  if (released) teardown::release_slug(c.host, *released);
+  if (released) teardown::release_slug(host, *released);
   try {
-    created = provision::create_environment(c.host, spec, undo);
+    created = provision::create_environment(host, spec, undo);
   } catch (const Error& e) {
     // A concurrent call took the slug after the check above.
     if (!if_not_exists || e.code() != Code::already_exists) throw;
@@ -342,20 +286,178 @@ Value provision_environment(api::Call& c) {
     return existing_environment(store, spec, *taken, clock);
   }
   Json& out = *created;
-  const std::string environment_id = out["environment"]["id"].get<std::string>();
-  audit::record(c.host, {"environment.provision", spec.organization_id, environment_id,
-                         "environment", environment_id,
-                         Json{{"slug", spec.slug},
-                              {"envType", spec.env_type},
-                              {"driver", spec.driver},
-                              {"region", spec.region},
-                              {"databaseName", out["database"]["databaseName"]},
-                              {"status", out["environment"]["status"]}}});
+  audit_provisioned(host, spec, out);
   tx.done();
   undo.keep();
   out["durationMs"] = clock.ms();
   out["warnings"] = Json::array();
   return api::json_result(out);
+}
+
+// The database of an archived environment, not dropped and not being dropped.
+Row database_to_drop(Store& store, const Row& env) {
+  const std::string id = env.text("id");
+  if (env.text("status") != "archived")
+    fail(Code::invalid_transition, "environment_id " + quote_value(id) + " is " +
+                                       env.text("status") +
+                                       "; only an archived environment's database can be dropped "
+                                       "(archive_environment first)");
+  auto db = records::database_of_environment(store, id);
+  if (!db) fail(Code::not_found, "environment_id " + quote_value(id) + " has no database");
+  if (auto dropped = db->opt_text("dropped_at"))
+    fail(Code::invalid_transition, "the database of environment_id " + quote_value(id) +
+                                       " was already dropped at " + *dropped);
+  if (auto job = query_one(store,
+                           "SELECT id, status FROM envdb.sys_provisioning_job WHERE database_id = "
+                           "$1 AND kind = 'drop_database' AND status IN ('pending', 'running') "
+                           "ORDER BY created_at, id LIMIT 1",
+                           {db->text("id")}))
+    fail(Code::invalid_transition, "the database of environment_id " + quote_value(id) +
+                                       " is already being dropped (job " +
+                                       quote_value(job->text("id")) + " is " +
+                                       job->text("status") + ")");
+  return std::move(*db);
+}
+
+// drop_grace_seconds have passed since the archive, or force skips them (never
+// for a protected environment); returns when the environment was archived.
+std::string require_grace_passed(Host& host, const Row& env, bool force) {
+  const std::string id = env.text("id");
+  if (force && (env.boolean("is_protected") || env.boolean("is_default")))
+    fail(Code::conflict, "environment_id " + quote_value(id) +
+                             " is protected; force cannot skip drop_grace_seconds for it");
+  const int64_t grace = settings::setting_seconds(host, "drop_grace_seconds");
+  // An environment archived before archived_at existed: its last update is
+  // the archive (an archived environment changes no more).
+  const std::string archived_at = env.opt_text("archived_at").value_or(env.text("updated_at"));
+  if (!force && grace > 0) {
+    const int64_t since = ms_from_iso(archived_at).value_or(0);
+    const int64_t allowed = since + grace * 1000;
+    if (now_ms() < allowed)
+      fail(Code::invalid_transition,
+           "environment_id " + quote_value(id) + " was archived at " + archived_at +
+               "; its database can be dropped from " + iso_from_ms(allowed) +
+               " (drop_grace_seconds = " + std::to_string(grace) + "), or now with force => true");
+  }
+  return archived_at;
+}
+
+[[noreturn]] void fail_slug_taken(const std::string& slug, const Row& taken) {
+  fail(Code::already_exists, "slug " + quote_value(slug) + " is already used by organization " +
+                                 quote_value(taken.text("id")));
+}
+
+// The organization row. The checks before it read before anything is
+// locked: a concurrent call may take the slug or id in between. ON CONFLICT
+// turns that race into the same answer instead of a unique-violation message
+// from the host: the organization now holding the slug is returned, a taken
+// id fails.
+std::optional<Row> insert_organization(Store& store, const std::string& id,
+                                       const std::string& slug, const std::string& name,
+                                       const Json& metadata) {
+  const std::string now = now_iso();
+  if (!query(store,
+             "INSERT INTO envdb.sys_organization (id, slug, name, metadata, created_at, "
+             "updated_at) VALUES ($1, $2, $3, $4::jsonb, $5::timestamptz, $5::timestamptz) "
+             "ON CONFLICT DO NOTHING RETURNING id",
+             {id, slug, name, metadata.dump(), now})
+           .empty())
+    return std::nullopt;
+  if (auto taken =
+          query_one(store, "SELECT id FROM envdb.sys_organization WHERE slug = $1", {slug}))
+    return taken;
+  fail(Code::already_exists, "id " + quote_value(id) + " already names an organization");
+}
+
+// The default environment every organization is created with.
+provision::Spec default_environment_spec(const std::string& organization_id,
+                                         const std::string& region, const std::string& driver,
+                                         const std::optional<std::string>& created_by) {
+  provision::Spec spec;
+  spec.organization_id = organization_id;
+  spec.slug = "default";
+  spec.name = "Default";
+  spec.env_type = "default";
+  spec.region = region;
+  spec.driver = driver;
+  spec.is_default = true;
+  spec.is_protected = true;
+  spec.created_by = created_by;
+  return spec;
+}
+
+}  // namespace
+
+Value provision_organization(api::Call& c) {
+  Stopwatch clock;
+  const std::string slug = c.text("slug");
+  require_slug("slug", slug);
+  const std::string name = c.text("name");
+  provision::require_name("name", name);
+  std::string id = new_uuid_v7();
+  const auto given_id = c.opt_text("id");
+  if (given_id) {
+    require_id("id", *given_id);
+    id = *given_id;
+  }
+  const std::string region = region_arg(c);
+  const std::string driver = driver_arg(c);
+  const auto created_by = c.opt_text("created_by", provision::kMaxCreatedBy);
+  const Json metadata = c.opt_object("metadata").value_or(Json::object());
+  const bool if_not_exists = c.opt_boolean("if_not_exists").value_or(false);
+
+  Store& store = c.store;
+  if (auto taken = query_one(store, "SELECT id FROM envdb.sys_organization WHERE slug = $1", {slug})) {
+    if (if_not_exists) return existing_organization(store, slug, given_id, *taken, clock);
+    fail_slug_taken(slug, *taken);
+  }
+  if (query_one(store, "SELECT 1 AS present FROM envdb.sys_organization WHERE id = $1", {id}))
+    fail(Code::already_exists, "id " + quote_value(id) + " already names an organization");
+  provision::require_key_for(c.host, driver);
+
+  Atomic tx(store);
+  provision::Undo undo(c.host);
+  if (auto taken = insert_organization(store, id, slug, name, metadata)) {
+    if (if_not_exists) return existing_organization(store, slug, given_id, *taken, clock);
+    fail_slug_taken(slug, *taken);
+  }
+  Json environment = provision::create_environment(
+      c.host, default_environment_spec(id, region, driver, created_by), undo);
+  const std::string environment_id = environment["environment"]["id"].get<std::string>();
+  audit::record(c.host, {"organization.provision", id, environment_id, "organization", id,
+                         Json{{"slug", slug},
+                              {"driver", driver},
+                              {"region", region},
+                              {"defaultEnvironmentId", environment_id},
+                              {"databaseName", environment["database"]["databaseName"]}}});
+  tx.done();
+  undo.keep();
+  return api::json_result(
+      Json{{"organization",
+            records::organization_json(records::load_organization(store, "id", id))},
+           {"defaultEnvironment", environment},
+           {"durationMs", clock.ms()},
+           {"warnings", Json::array()}});
+}
+
+Value provision_environment(api::Call& c) {
+  Stopwatch clock;
+  const provision::Spec spec = environment_spec(c);
+  const bool if_not_exists = c.opt_boolean("if_not_exists").value_or(false);
+
+  Store& store = c.store;
+  require_open_organization(store, spec.organization_id);
+  std::optional<Row> released;
+  if (auto existing = slug_holder(store, spec, released)) {
+    if (!if_not_exists)
+      fail(Code::already_exists, "slug " + quote_value(spec.slug) +
+                                     " already names an environment of organization " +
+                                     quote_value(spec.organization_id));
+    return existing_environment(store, spec, *existing, clock);
+  }
+  if (spec.is_default) require_no_default(store, spec.organization_id);
+  provision::require_key_for(c.host, spec.driver);
+  return create_checked_environment(c.host, spec, released, if_not_exists, clock);
 }
 
 Value get_environment(api::Call& c) {
@@ -427,44 +529,11 @@ Value drop_environment_database(api::Call& c) {
   Host& host = c.host;
   Store& store = c.store;
   Row env = records::load_environment(store, "environment_id", id);
-  if (env.text("status") != "archived")
-    fail(Code::invalid_transition, "environment_id " + quote_value(id) + " is " +
-                                       env.text("status") +
-                                       "; only an archived environment's database can be dropped "
-                                       "(archive_environment first)");
-  auto db = records::database_of_environment(store, id);
-  if (!db) fail(Code::not_found, "environment_id " + quote_value(id) + " has no database");
-  const std::string database_id = db->text("id");
-  if (auto dropped = db->opt_text("dropped_at"))
-    fail(Code::invalid_transition, "the database of environment_id " + quote_value(id) +
-                                       " was already dropped at " + *dropped);
-  if (auto job = query_one(store,
-                           "SELECT id, status FROM envdb.sys_provisioning_job WHERE database_id = "
-                           "$1 AND kind = 'drop_database' AND status IN ('pending', 'running') "
-                           "ORDER BY created_at, id LIMIT 1",
-                           {database_id}))
-    fail(Code::invalid_transition, "the database of environment_id " + quote_value(id) +
-                                       " is already being dropped (job " +
-                                       quote_value(job->text("id")) + " is " +
-                                       job->text("status") + ")");
-  if (force && (env.boolean("is_protected") || env.boolean("is_default")))
-    fail(Code::conflict, "environment_id " + quote_value(id) +
-                             " is protected; force cannot skip drop_grace_seconds for it");
-  const int64_t grace = settings::setting_seconds(host, "drop_grace_seconds");
-  // An environment archived before archived_at existed: its last update is
-  // the archive (an archived environment changes no more).
-  const std::string archived_at = env.opt_text("archived_at").value_or(env.text("updated_at"));
-  if (!force && grace > 0) {
-    const int64_t since = ms_from_iso(archived_at).value_or(0);
-    const int64_t allowed = since + grace * 1000;
-    if (now_ms() < allowed)
-      fail(Code::invalid_transition,
-           "environment_id " + quote_value(id) + " was archived at " + archived_at +
-               "; its database can be dropped from " + iso_from_ms(allowed) +
-               " (drop_grace_seconds = " + std::to_string(grace) + "), or now with force => true");
-  }
+  const Row db = database_to_drop(store, env);
+  const std::string database_id = db.text("id");
+  const std::string archived_at = require_grace_passed(host, env, force);
   const std::optional<std::string> job_id =
-      teardown::drop_database(host, env, *db, force, archived_at);
+      teardown::drop_database(host, env, db, force, archived_at);
   Json job = nullptr;
   if (job_id)
     job = records::job_json(*query_one(store,
