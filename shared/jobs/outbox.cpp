@@ -13,6 +13,7 @@
 #include "secrets/vault.hpp"
 #include "tenancy/lifecycle.hpp"
 #include "tenancy/provision.hpp"
+#include "tenancy/teardown.hpp"
 
 namespace envdb::outbox {
 
@@ -129,11 +130,7 @@ void record_job_outcome(Host& host, const Row& job, const std::optional<std::str
                         const std::optional<std::string>& database_url, const std::string& now) {
   const std::string kind = job.text("kind");
   if (kind == "drop_database" && database_id) {
-    // The environment stays archived; the database row records the drop.
-    execute(host.store(),
-            "UPDATE envdb.sys_environment_database SET dropped_at = $2::timestamptz, "
-            "updated_at = $2::timestamptz WHERE id = $1 AND dropped_at IS NULL",
-            {*database_id, now});
+    teardown::mark_dropped(host.store(), *database_id, now);
   } else if (kind == "create_database" && database_id) {
     provision::activate(host, job.text("environment_id"), "provisioning", *database_id,
                         database_url);

@@ -52,6 +52,13 @@ std::string deprovisioned_slug(const std::string& organization_id) {
   return "deprovisioned-" + hex_of_id(organization_id);
 }
 
+void mark_dropped(Store& store, const std::string& database_id, const std::string& now) {
+  execute(store,
+          "UPDATE envdb.sys_environment_database SET dropped_at = $2::timestamptz, "
+          "updated_at = $2::timestamptz WHERE id = $1 AND dropped_at IS NULL",
+          {database_id, now});
+}
+
 std::optional<std::string> drop_database(Host& host, const Row& env, const Row& db, bool force,
                                          const std::string& archived_at) {
   Store& store = host.store();
@@ -69,10 +76,7 @@ std::optional<std::string> drop_database(Host& host, const Row& env, const Row& 
   Atomic tx(store);
   const std::string now = now_iso();
   if (driver == "sqlite") {
-    execute(store,
-            "UPDATE envdb.sys_environment_database SET dropped_at = $2::timestamptz, "
-            "updated_at = $2::timestamptz WHERE id = $1",
-            {database_id, now});
+    mark_dropped(store, database_id, now);
   } else {
     const Row job = driver == "turso"
                         ? turso::queue_drop(host, env, db)

@@ -23,6 +23,10 @@ std::vector<api::Function> functions();
 
 Value deprovision_organization(api::Call& call);
 
+// The database row records its drop (once): the sqlite driver's file is gone,
+// or a worker completed a drop_database job. The environment stays archived.
+void mark_dropped(Store& store, const std::string& database_id, const std::string& now);
+
 // Drops the database of an archived environment whose checks have passed
 // (archived, not dropped, no drop under way, the grace respected or skipped):
 // sqlite: the file now, then the row records it (a failure in between leaves
