@@ -141,6 +141,7 @@ void converge_database(pgdriver::ServerSession& session, const std::string& data
 
 // Every server's logins; a server that fails is logged and the others go on.
 void converge_all() {
+  report_activity("envdb: converging logins");
   const auto plans = in_transaction([] {
     SpiStore store;
     return converge::desired(store, std::nullopt, false, now_ms());
@@ -158,6 +159,7 @@ void converge_all() {
                converge_server(*open_session(server), p);
              });
   }
+  report_activity(nullptr);
 }
 
 struct Claimed {
@@ -205,7 +207,9 @@ void run_job(const Claimed& job) {
       auto host = make_host();
       return pgdriver::load_work(*host, job.id);
     });
-    report_activity("envdb: carrying out a postgres job");
+    // What the worker is doing, in pg_stat_activity.query (operators, and
+    // the crash series that stops it inside each kind of job).
+    report_activity(("envdb: postgres job " + work.kind + " " + job.id).c_str());
     auto session = open_session(work.server);
     url = pgdriver::carry_out(work, *session, [&] {
       converge_database(*session, work.database_id, work.kind == "create_database");
