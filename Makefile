@@ -18,8 +18,8 @@ VERSION := $(shell sed -n 's/.*kVersion = "\(.*\)".*/\1/p' shared/core/version.h
 DISTDIR ?= .
 DIST := $(DISTDIR)/envdb-$(VERSION).tar.gz
 
-.PHONY: all setup core pg pg-module install uninstall check check-fast installcheck demo bench fuzz \
-  clean dist distcheck
+.PHONY: all setup core pg pg-module install uninstall check check-fast check-crash installcheck demo \
+  bench fuzz clean dist distcheck
 
 all: core
 	@$(MAKE) --no-print-directory pg-module
@@ -73,6 +73,16 @@ check: setup
 # The everyday loop: core unit tests and the SQLite end-to-end suite only.
 check-fast: setup
 	@test/run_fast.sh
+
+# The postgres worker's crash series at full length (test/pg/test_worker_crash.py):
+# CRASH_ROUNDS environment lives per crash mode (kill -9 of the worker, pg_ctl
+# stop -m immediate), one crash inside each kind of work per life, against a
+# cluster of PG_CONFIG's Postgres that the test starts (run as root, like make
+# check). make check runs 4 lives per mode.
+CRASH_ROUNDS ?= 50
+check-crash: install
+	@ENVDB_PG_BIN=$$($(PG_CONFIG) --bindir) ENVDB_WORKER_CRASH_ROUNDS=$(CRASH_ROUNDS) \
+	  /usr/bin/python3 test/pyrun.py test/pg/test_worker_crash.py
 
 demo: setup
 	@$(MAKE) --no-print-directory core >$(BUILD).demo.log 2>&1 || { cat $(BUILD).demo.log; exit 1; }

@@ -74,7 +74,7 @@ void shmem_startup() {
   bool found = false;
   shared = static_cast<Shared*>(ShmemInitStruct("envdb", sizeof(Shared), &found));
   if (!found) {
-    std::memset(shared, 0, sizeof(Shared));
+    std::memset(static_cast<void*>(shared), 0, sizeof(Shared));  // all zero: every slot free
     SpinLockInit(&shared->mutex);
   }
   LWLockRelease(AddinShmemInitLock);

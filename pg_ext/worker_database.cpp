@@ -142,25 +142,76 @@ void converge_database(postgres::ServerSession& session, const std::string& data
   for (const auto& p : plans) converge_server(session, p);
 }
 
-// Every server's logins; a server that fails is logged and the others go on.
+// What this control plane logged of a server's failures, across passes (each
+// pass is a new process): a server that stays down is logged the first time,
+// then at most every 5 minutes with a count, and once when it works again.
+// `error` empty: the server converged. Returns the line to log, if any.
+std::optional<std::string> note_server(const std::optional<std::string>& host_id,
+                                       const std::string& what, const std::string& error) {
+  const std::string key = host_id.value_or("");
+  if (key.size() >= sizeof(FailingServer::host_id))  // not an id envdb makes: nothing kept
+    return error.empty() ? std::nullopt : std::optional<std::string>(what + " failed: " + error);
+  // The entry of (this control plane, key), else a free one; -1 when none.
+  auto find = [&key] {
+    int free_index = -1;
+    for (int i = 0; i < kMaxFailingServers; ++i) {
+      const FailingServer& f = shared->failing[i];
+      if (f.db == MyDatabaseId && key == f.host_id) return i;
+      if (free_index < 0 && !OidIsValid(f.db)) free_index = i;
+    }
+    return free_index;
+  };
+  failure_log::State state;
+  SpinLockAcquire(&shared->mutex);
+  const int found = find();
+  if (found >= 0 && OidIsValid(shared->failing[found].db)) state = shared->failing[found].state;
+  SpinLockRelease(&shared->mutex);
+  const int64_t now = now_ms();
+  std::optional<std::string> line = error.empty() ? failure_log::success(state, what, now)
+                                                  : failure_log::failure(state, what, error, now);
+  // Only one database worker runs per control plane, so the entry is still
+  // ours; a free one may have been taken by another control plane meanwhile.
+  SpinLockAcquire(&shared->mutex);
+  if (const int i = find(); i >= 0) {
+    FailingServer& f = shared->failing[i];
+    if (state.failing || OidIsValid(f.db)) {
+      f.db = state.failing ? MyDatabaseId : InvalidOid;
+      std::memcpy(f.host_id, key.c_str(), key.size() + 1);
+      f.state = state;
+    }
+  }  // else every entry is taken: this server's failures are logged every time
+  SpinLockRelease(&shared->mutex);
+  return line;
+}
+
+// Every server's logins; a server that fails is logged (note_server) and the
+// others go on.
 void converge_all() {
+  report_activity("envdb: converging logins");
   const auto plans = in_transaction([] {
     SpiStore store;
     return converge::desired(store, std::nullopt, false, now_ms());
   });
   for (const auto& p : plans) {
-    boundary("converging the logins on " + (p.host_id ? "database host " + *p.host_id
-                                                      : std::string("this server")),
-             [&] {
-               std::optional<postgres::Server> server;
-               if (p.host_id)
-                 server = in_transaction([&] {
-                   auto host = make_host();
-                   return postgres::load_server(*host, *p.host_id);
-                 });
-               converge_server(*open_session(server), p);
-             });
+    const std::string what = "converging the logins on " +
+                             (p.host_id ? "database host " + *p.host_id : std::string("this server"));
+    std::string error;
+    try {
+      std::optional<postgres::Server> server;
+      if (p.host_id)
+        server = in_transaction([&] {
+          auto host = make_host();
+          return postgres::load_server(*host, *p.host_id);
+        });
+      converge_server(*open_session(server), p);
+    } catch (const std::exception& e) {
+      error = e.what();
+    } catch (...) {
+      error = "unknown error";
+    }
+    if (auto line = note_server(p.host_id, what, error)) log_message(LOG, *line);
   }
+  report_activity(nullptr);
 }
 
 struct Claimed {
@@ -208,7 +259,9 @@ void run_job(const Claimed& job) {
       auto host = make_host();
       return postgres::load_work(*host, job.id);
     });
-    report_activity("envdb: carrying out a postgres job");
+    // What the worker is doing, in pg_stat_activity.query (operators, and
+    // the crash series that stops it inside each kind of job).
+    report_activity(("envdb: postgres job " + work.kind + " " + job.id).c_str());
     auto session = open_session(work.server);
     url = postgres::carry_out(work, *session, [&] {
       converge_database(*session, work.database_id, work.kind == "create_database");

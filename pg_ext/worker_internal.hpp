@@ -51,6 +51,7 @@ PGDLLEXPORT void envdb_setup_worker_main(Datum arg);
 #include <string>
 
 #include "core/errors.hpp"
+#include "core/failure_log.hpp"
 #include "core/ids.hpp"
 #include "pg_guard.hpp"
 #include "postgres/provisioner.hpp"
@@ -80,11 +81,22 @@ struct SetupSlot {
   char error[1024];
 };
 
+// A server whose convergence keeps failing (a database host that is down),
+// per control plane: how much of it was logged (failure_log.hpp). In shared
+// memory because each pass is a new database worker process.
+constexpr int kMaxFailingServers = 64;
+struct FailingServer {
+  Oid db;                // the control plane; InvalidOid: free
+  char host_id[64];      // "": the server envdb runs on
+  failure_log::State state;
+};
+
 struct Shared {
   slock_t mutex;
   Latch* launcher_latch;
   DatabaseSlot databases[kMaxDatabases];
   SetupSlot setups[kMaxSetups];
+  FailingServer failing[kMaxFailingServers];
 };
 
 extern Shared* shared;

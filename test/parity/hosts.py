@@ -145,7 +145,10 @@ class AcmeScenario:
 
 
 # Second servers the suites start themselves (a placement target, a replica).
-PG_BIN = "/usr/lib/postgresql/15/bin"
+# The server programs of the throwaway clusters tests start themselves;
+# ENVDB_PG_BIN points at another installation (a private copy with its own
+# envdb, so a long run does not hold the shared one).
+PG_BIN = os.environ.get("ENVDB_PG_BIN", "/usr/lib/postgresql/15/bin")
 
 
 def free_port():
