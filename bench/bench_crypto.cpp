@@ -37,13 +37,13 @@ bool raw_seal(const Fixture& f, std::string& out) {
   if (RAND_bytes(p + 1, 12) != 1) return false;
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
   int len = 0;
-  bool ok =
-      ctx != nullptr &&
-      EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, f.key.data(), p + 1) == 1 &&
-      EVP_EncryptUpdate(ctx, nullptr, &len, u8(f.aad), static_cast<int>(f.aad.size())) == 1 &&
-      EVP_EncryptUpdate(ctx, p + 13, &len, u8(f.token), static_cast<int>(f.token.size())) == 1 &&
-      EVP_EncryptFinal_ex(ctx, p + 13 + len, &len) == 1 &&
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, p + 13 + f.token.size()) == 1;
+  bool ok = ctx != nullptr &&
+            EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, f.key.data(), p + 1) == 1 &&
+            EVP_EncryptUpdate(ctx, nullptr, &len, u8(f.aad), static_cast<int>(f.aad.size())) == 1 &&
+            EVP_EncryptUpdate(ctx, p + 13, &len, u8(f.token), static_cast<int>(f.token.size())) ==
+                1 &&
+            EVP_EncryptFinal_ex(ctx, p + 13 + len, &len) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, p + 13 + f.token.size()) == 1;
   EVP_CIPHER_CTX_free(ctx);
   return ok;
 }

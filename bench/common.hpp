@@ -46,7 +46,6 @@ inline std::vector<int64_t> parse_list(const std::string& s) {
   return out;
 }
 
-
 // The keys the tests use (test/parity/hosts.py): bytes 0..31 and 32..63.
 inline const char* const kKey1Id = "k1";
 inline const char* const kKey1 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -84,7 +83,10 @@ inline Pair measure_pair(int runs, int64_t ops, const std::function<void(int run
     for (int half = 0; half < 2; ++half) {
       const bool envdb_turn = (half == 0) == (r % 2 == 0);
       const auto t0 = Clock::now();
-      if (envdb_turn) envdb_side(r); else baseline_side(r);
+      if (envdb_turn)
+        envdb_side(r);
+      else
+        baseline_side(r);
       const double us = seconds_since(t0) * 1e6 / static_cast<double>(ops);
       (envdb_turn ? a : b).push_back(us);
     }
@@ -115,9 +117,7 @@ inline void note(const std::string& section, const std::string& text) {
   std::fflush(stdout);
 }
 
-inline void progress(const std::string& text) {
-  std::fprintf(stderr, "  .. %s\n", text.c_str());
-}
+inline void progress(const std::string& text) { std::fprintf(stderr, "  .. %s\n", text.c_str()); }
 
 inline std::string human(int64_t n) {
   if (n >= 1000000 && n % 1000000 == 0) return std::to_string(n / 1000000) + "M";
@@ -226,7 +226,8 @@ class FastRows {
     const uint64_t r = rng_();
     char buf[48];
     std::snprintf(buf, sizeof buf, "%08llx-%04llx-7%03llx-%04llx-%012llx",
-                  static_cast<unsigned long long>(ms_ >> 16), static_cast<unsigned long long>(ms_ & 0xffff),
+                  static_cast<unsigned long long>(ms_ >> 16),
+                  static_cast<unsigned long long>(ms_ & 0xffff),
                   static_cast<unsigned long long>((s >> 46) & 0xfff),
                   static_cast<unsigned long long>(0x8000 | ((s >> 32) & 0x3fff)),
                   static_cast<unsigned long long>(((s & 0xffffffffULL) << 16) | (r & 0xffff)));
@@ -281,10 +282,19 @@ class FastRows {
 // admin and readwrite credential whose token_cipher opens under k1 with the
 // core's credential_aad(id, database_id, scope), like one envdb wrote.
 struct Bulk {
-  struct Org { std::string id, slug, name; };
-  struct Env { std::string id, org_id, slug, name, env_type; bool is_default; };
-  struct Db { std::string id, env_id, name, url; };
-  struct Cred { std::string id, db_id, cipher, scope; };
+  struct Org {
+    std::string id, slug, name;
+  };
+  struct Env {
+    std::string id, org_id, slug, name, env_type;
+    bool is_default;
+  };
+  struct Db {
+    std::string id, env_id, name, url;
+  };
+  struct Cred {
+    std::string id, db_id, cipher, scope;
+  };
 
   std::vector<Org> orgs;
   std::vector<Env> envs;
@@ -305,10 +315,15 @@ struct Bulk {
       const int64_t o = i / 10, j = i % 10;
       if (j == 0 || org_id.empty()) {
         org_id = f.uuid();
-        b.orgs.push_back({org_id, "bulk-" + std::to_string(o), "Bulk organization " + std::to_string(o)});
+        b.orgs.push_back(
+            {org_id, "bulk-" + std::to_string(o), "Bulk organization " + std::to_string(o)});
       }
-      Env e{f.uuid(), org_id, j == 0 ? "default" : "env-" + std::to_string(j),
-            "Environment " + std::to_string(i), j == 0 ? "default" : "development", j == 0};
+      Env e{f.uuid(),
+            org_id,
+            j == 0 ? "default" : "env-" + std::to_string(j),
+            "Environment " + std::to_string(i),
+            j == 0 ? "default" : "development",
+            j == 0};
       Db d;
       d.id = f.uuid();
       d.env_id = e.id;
@@ -322,8 +337,7 @@ struct Bulk {
         const std::string token = f.token();
         const std::string aad = envdb::crypto::credential_aad(c.id, c.db_id, c.scope);
         c.cipher = f.seal(token, aad);
-        if (b.creds.empty() &&
-            envdb::crypto::open(key, c.cipher, aad).view() != token)
+        if (b.creds.empty() && envdb::crypto::open(key, c.cipher, aad).view() != token)
           throw std::runtime_error("a bulk envelope does not open with envdb::crypto::open");
         b.creds.push_back(std::move(c));
       }

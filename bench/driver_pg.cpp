@@ -38,8 +38,9 @@ class Result {
   Result& operator=(const Result&) = delete;
   int rows() const { return PQntuples(r_); }
   std::string get(int row, int col) const {
-    return PQgetisnull(r_, row, col) ? std::string() : std::string(PQgetvalue(r_, row, col),
-                                                                   PQgetlength(r_, row, col));
+    return PQgetisnull(r_, row, col)
+               ? std::string()
+               : std::string(PQgetvalue(r_, row, col), PQgetlength(r_, row, col));
   }
   PGresult* raw() const { return r_; }
 
@@ -52,7 +53,8 @@ class Pg {
   explicit Pg(const std::string& conninfo) : c_(PQconnectdb(conninfo.c_str())) {
     if (PQstatus(c_) != CONNECTION_OK)
       throw std::runtime_error("cannot connect (" + conninfo + "): " + PQerrorMessage(c_));
-    PQsetNoticeProcessor(c_, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        c_, [](void*, const char*) {}, nullptr);
   }
   ~Pg() { PQfinish(c_); }
   Pg(const Pg&) = delete;
@@ -70,10 +72,10 @@ class Pg {
   std::unique_ptr<Result> query(const std::string& sql, const std::vector<std::string>& args = {}) {
     std::vector<const char*> v;
     for (auto& a : args) v.push_back(a.c_str());
-    return std::make_unique<Result>(checked(
-        PQexecParams(c_, sql.c_str(), static_cast<int>(v.size()), nullptr, v.data(), nullptr,
-                     nullptr, 0),
-        sql));
+    return std::make_unique<Result>(
+        checked(PQexecParams(c_, sql.c_str(), static_cast<int>(v.size()), nullptr, v.data(),
+                             nullptr, nullptr, 0),
+                sql));
   }
   std::string value(const std::string& sql, const std::vector<std::string>& args = {}) {
     auto r = query(sql, args);
@@ -102,7 +104,8 @@ class Pg {
     }
     size_t n = 0;
     for (int row = 0; row < PQntuples(r); ++row)
-      for (int col = 0; col < PQnfields(r); ++col) n += static_cast<size_t>(PQgetlength(r, row, col));
+      for (int col = 0; col < PQnfields(r); ++col)
+        n += static_cast<size_t>(PQgetlength(r, row, col));
     if (PQntuples(r) == 0 && st == PGRES_TUPLES_OK) {
       PQclear(r);
       throw std::runtime_error(name + ": no row");
@@ -127,7 +130,8 @@ class Pg {
       if (PQputCopyData(c_, data.data() + off, static_cast<int>(n)) != 1)
         throw std::runtime_error("COPY data: " + std::string(PQerrorMessage(c_)));
     }
-    if (PQputCopyEnd(c_, nullptr) != 1) throw std::runtime_error("COPY end: " + std::string(PQerrorMessage(c_)));
+    if (PQputCopyEnd(c_, nullptr) != 1)
+      throw std::runtime_error("COPY end: " + std::string(PQerrorMessage(c_)));
     for (PGresult* r; (r = PQgetResult(c_)) != nullptr;) {
       const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
       std::string m = PQresultErrorMessage(r);
@@ -171,38 +175,45 @@ const char* const kHandWritten =
 // (bench_pgc): decrypt() (AES-256-CBC, not authenticated) or pgp_sym_decrypt().
 std::string hand_written_with(const std::string& decrypt_expr) {
   return "SELECT e.id, e.organization_id, e.env_type, e.status, d.driver, d.database_name, "
-         "d.database_url, d.region, c.id, c.scope, c.username, " + decrypt_expr +
+         "d.database_url, d.region, c.id, c.scope, c.username, " +
+         decrypt_expr +
          ", c.expires_at FROM envdb.sys_environment e JOIN envdb.sys_environment_database d ON "
          "d.environment_id = e.id JOIN envdb.sys_database_credential c ON c.database_id = d.id "
          "AND c.scope = $2 AND c.status = 'active' JOIN public.bench_pgc p ON p.credential_id = "
          "c.id WHERE e.id = $1";
 }
 
-const char* const kAesKeyHex = "\\x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const char* const kAesKeyHex =
+    "\\x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const char* const kPassphrase = "bench-passphrase";
 
 // ---------------------------------------------------------------- provisioning
 
 void provisioning(Pg& pg, const Options& o) {
   progress("postgres: provisioning");
-  const envdb::Json org = parse(pg.value(
-      "SELECT envdb.provision_organization('bench-prov', 'Bench provisioning', NULL, NULL, 'turso')"));
+  const envdb::Json org =
+      parse(pg.value("SELECT envdb.provision_organization('bench-prov', 'Bench provisioning', "
+                     "NULL, NULL, 'turso')"));
   const std::string org_id = org["organization"]["id"];
-  pg.prepare("prov", "SELECT envdb.provision_environment($1, $2, NULL, 'development', NULL, 'turso')", 2);
+  pg.prepare("prov",
+             "SELECT envdb.provision_environment($1, $2, NULL, 'development', NULL, 'turso')", 2);
   // One statement, one round trip, one transaction: the same four rows.
-  pg.prepare("prov_base",
-             "WITH e AS (INSERT INTO envdb.sys_environment (id, organization_id, slug, name, env_type, "
-             "region, is_default, is_protected, status, metadata, created_at, updated_at) VALUES ($1, $2, "
-             "$3, $3, 'development', 'default', false, false, 'provisioning', '{}', now(), now())), "
-             "d AS (INSERT INTO envdb.sys_environment_database (id, environment_id, database_name, driver, "
-             "region, created_at, updated_at) VALUES ($4, $1, $5, 'turso', 'default', now(), now())), "
-             "j AS (INSERT INTO envdb.sys_provisioning_job (id, environment_id, database_id, kind, driver, "
-             "status, attempts, payload, created_at, updated_at) VALUES ($6, $1, $4, 'create_database', "
-             "'turso', 'pending', 0, $7::jsonb, now(), now())), "
-             "a AS (INSERT INTO envdb.sys_audit_event (id, occurred_at, actor, action, organization_id, "
-             "environment_id, subject_type, subject_id, detail) VALUES ($8, now(), current_user, "
-             "'environment.provision', $2, $1, 'environment', $1, $9::jsonb)) SELECT 1",
-             9);
+  pg.prepare(
+      "prov_base",
+      "WITH e AS (INSERT INTO envdb.sys_environment (id, organization_id, slug, name, env_type, "
+      "region, is_default, is_protected, status, metadata, created_at, updated_at) VALUES ($1, $2, "
+      "$3, $3, 'development', 'default', false, false, 'provisioning', '{}', now(), now())), "
+      "d AS (INSERT INTO envdb.sys_environment_database (id, environment_id, database_name, "
+      "driver, "
+      "region, created_at, updated_at) VALUES ($4, $1, $5, 'turso', 'default', now(), now())), "
+      "j AS (INSERT INTO envdb.sys_provisioning_job (id, environment_id, database_id, kind, "
+      "driver, "
+      "status, attempts, payload, created_at, updated_at) VALUES ($6, $1, $4, 'create_database', "
+      "'turso', 'pending', 0, $7::jsonb, now(), now())), "
+      "a AS (INSERT INTO envdb.sys_audit_event (id, occurred_at, actor, action, organization_id, "
+      "environment_id, subject_type, subject_id, detail) VALUES ($8, now(), current_user, "
+      "'environment.provision', $2, $1, 'environment', $1, $9::jsonb)) SELECT 1",
+      9);
   const int64_t n = o.prov;
   const auto pair = bench::measure_pair(
       o.runs, n,
@@ -224,10 +235,11 @@ void provisioning(Pg& pg, const Options& o) {
                                job.c_str(), payload.c_str(), audit.c_str(), detail.c_str()});
         }
       });
-  result("Provisioning", "Postgres: catalog-only environment (turso, queued job)", 1e6 / pair.envdb_us,
-         1e6 / pair.baseline_us, "per_s", "-",
+  result("Provisioning", "Postgres: catalog-only environment (turso, queued job)",
+         1e6 / pair.envdb_us, 1e6 / pair.baseline_us, "per_s", "-",
          "baseline: the same 4 rows (environment, database, job, audit) in one prepared statement "
-         "(writable CTEs); " + human(n) + " per side per run");
+         "(writable CTEs); " +
+             human(n) + " per side per run");
 }
 
 // ---------------------------------------------------------------- scale, router
@@ -243,13 +255,16 @@ struct Scale {
 
   void provision_through_envdb(int64_t count) {
     pg.prepare("s_org", "SELECT envdb.provision_organization($1, $2, NULL, NULL, 'turso')", 2);
-    pg.prepare("s_env", "SELECT envdb.provision_environment($1, $2, NULL, 'development', NULL, 'turso')", 2);
+    pg.prepare("s_env",
+               "SELECT envdb.provision_environment($1, $2, NULL, 'development', NULL, 'turso')", 2);
     pg.prepare("s_claim", "SELECT envdb.claim_provisioning_jobs('turso', 1000, 'bench')", 0);
     pg.prepare("s_done", "SELECT envdb.complete_provisioning_job($1, $2, $3::jsonb)", 3);
     pg.exec("BEGIN");
     for (int64_t i = 0; i < count; i += 10) {
-      const std::string slug = "scale-" + std::to_string(i / 10), name = "Scale org " + std::to_string(i / 10);
-      const std::string org_id = parse(pg.run_value("s_org", {slug.c_str(), name.c_str()}))["organization"]["id"];
+      const std::string slug = "scale-" + std::to_string(i / 10),
+                        name = "Scale org " + std::to_string(i / 10);
+      const std::string org_id =
+          parse(pg.run_value("s_org", {slug.c_str(), name.c_str()}))["organization"]["id"];
       for (int j = 1; j < 10 && i + j < count; ++j) {
         const std::string s = "env-" + std::to_string(j);
         pg.run("s_env", {org_id.c_str(), s.c_str()});
@@ -303,38 +318,76 @@ struct Scale {
       const bench::Bulk b = bench::Bulk::make(envs, n, key);
       std::string orgs, envrows, dbs, creds;
       for (auto& r : b.orgs) {
-        field(orgs, r.id); field(orgs, r.slug); field(orgs, r.name); field(orgs, "{}");
-        field(orgs, b.now); field(orgs, b.now); end_row(orgs);
+        field(orgs, r.id);
+        field(orgs, r.slug);
+        field(orgs, r.name);
+        field(orgs, "{}");
+        field(orgs, b.now);
+        field(orgs, b.now);
+        end_row(orgs);
       }
       for (auto& r : b.envs) {
-        field(envrows, r.id); field(envrows, r.org_id); field(envrows, r.slug); field(envrows, r.name);
-        field(envrows, r.env_type); field(envrows, "default"); field(envrows, r.is_default ? "t" : "f");
-        field(envrows, r.is_default ? "t" : "f"); field(envrows, "active"); field(envrows, "{}");
-        field(envrows, b.now); field(envrows, b.now); end_row(envrows);
+        field(envrows, r.id);
+        field(envrows, r.org_id);
+        field(envrows, r.slug);
+        field(envrows, r.name);
+        field(envrows, r.env_type);
+        field(envrows, "default");
+        field(envrows, r.is_default ? "t" : "f");
+        field(envrows, r.is_default ? "t" : "f");
+        field(envrows, "active");
+        field(envrows, "{}");
+        field(envrows, b.now);
+        field(envrows, b.now);
+        end_row(envrows);
       }
       for (auto& r : b.dbs) {
-        field(dbs, r.id); field(dbs, r.env_id); field(dbs, r.name); field(dbs, r.url); field(dbs, "turso");
-        field(dbs, "default"); field(dbs, b.now); field(dbs, "{}"); field(dbs, b.now); field(dbs, b.now);
+        field(dbs, r.id);
+        field(dbs, r.env_id);
+        field(dbs, r.name);
+        field(dbs, r.url);
+        field(dbs, "turso");
+        field(dbs, "default");
+        field(dbs, b.now);
+        field(dbs, "{}");
+        field(dbs, b.now);
+        field(dbs, b.now);
         end_row(dbs);
       }
       static const char kHex[] = "0123456789abcdef";
       for (auto& r : b.creds) {
-        field(creds, r.id); field(creds, r.db_id);
+        field(creds, r.id);
+        field(creds, r.db_id);
         creds += "\\\\x";
         for (unsigned char ch : r.cipher) creds += kHex[ch >> 4], creds += kHex[ch & 15];
         creds += '\t';
-        field(creds, "k1"); field(creds, r.scope); field(creds, "active"); field(creds, b.now);
+        field(creds, "k1");
+        field(creds, r.scope);
+        field(creds, "active");
+        field(creds, b.now);
         end_row(creds);
       }
       gen_s += bench::seconds_since(tg);
       pg.exec("BEGIN");
-      pg.copy_in("COPY envdb.sys_organization (id, slug, name, metadata, created_at, updated_at) FROM STDIN", orgs);
-      pg.copy_in("COPY envdb.sys_environment (id, organization_id, slug, name, env_type, region, is_default, "
-                 "is_protected, status, metadata, created_at, updated_at) FROM STDIN", envrows);
-      pg.copy_in("COPY envdb.sys_environment_database (id, environment_id, database_name, database_url, driver, "
-                 "region, provisioned_at, metadata, created_at, updated_at) FROM STDIN", dbs);
-      pg.copy_in("COPY envdb.sys_database_credential (id, database_id, token_cipher, kms_key_id, scope, status, "
-                 "issued_at) FROM STDIN", creds);
+      pg.copy_in(
+          "COPY envdb.sys_organization (id, slug, name, metadata, created_at, updated_at) FROM "
+          "STDIN",
+          orgs);
+      pg.copy_in(
+          "COPY envdb.sys_environment (id, organization_id, slug, name, env_type, region, "
+          "is_default, "
+          "is_protected, status, metadata, created_at, updated_at) FROM STDIN",
+          envrows);
+      pg.copy_in(
+          "COPY envdb.sys_environment_database (id, environment_id, database_name, database_url, "
+          "driver, "
+          "region, provisioned_at, metadata, created_at, updated_at) FROM STDIN",
+          dbs);
+      pg.copy_in(
+          "COPY envdb.sys_database_credential (id, database_id, token_cipher, kms_key_id, scope, "
+          "status, "
+          "issued_at) FROM STDIN",
+          creds);
       pg.exec("COMMIT");
       envs += n;
     }
@@ -342,12 +395,15 @@ struct Scale {
     const double load_s = bench::seconds_since(t0);
     const auto tv = bench::Clock::now();
     analyze();
-    note("Scale", "Postgres: bulk-loaded to " + human(target) + " environments with COPY in " +
-                      std::to_string(static_cast<int>(load_s)) + " s (generating and sealing the rows: " +
-                      std::to_string(static_cast<int>(gen_s)) + " s), then VACUUM (ANALYZE) in " +
-                      std::to_string(static_cast<int>(bench::seconds_since(tv))) + " s; the database is now " +
-                      std::to_string(std::stoll(pg.value("SELECT pg_database_size(current_database())")) >> 20) +
-                      " MiB");
+    note("Scale",
+         "Postgres: bulk-loaded to " + human(target) + " environments with COPY in " +
+             std::to_string(static_cast<int>(load_s)) + " s (generating and sealing the rows: " +
+             std::to_string(static_cast<int>(gen_s)) + " s), then VACUUM (ANALYZE) in " +
+             std::to_string(static_cast<int>(bench::seconds_since(tv))) +
+             " s; the database is now " +
+             std::to_string(std::stoll(pg.value("SELECT pg_database_size(current_database())")) >>
+                            20) +
+             " MiB");
   }
 
   std::vector<std::string> sample_ids(size_t n) {
@@ -361,7 +417,9 @@ struct Scale {
     const auto s = sample_ids(static_cast<size_t>(o.sample));
     pg.prepare("resolve_" + label, "SELECT envdb.resolve_environment($1, 'readwrite')", 1);
     pg.prepare("hand_" + label, kHandWritten, 2);
-    auto envdb_one = [&](const std::string& id) { sink += pg.run("resolve_" + label, {id.c_str()}); };
+    auto envdb_one = [&](const std::string& id) {
+      sink += pg.run("resolve_" + label, {id.c_str()});
+    };
     auto base_one = [&](const std::string& id) {
       sink += pg.run("hand_" + label, {id.c_str(), "readwrite"});
     };
@@ -376,10 +434,13 @@ struct Scale {
                        "last_accessed_at): " +
                        bench::fixed(first_us) + " µs per call");
     at[envs] = p;
-    result("Router", "Postgres: resolve_environment vs hand-written SELECT, " + label + " environments",
+    result("Router",
+           "Postgres: resolve_environment vs hand-written SELECT, " + label + " environments",
            p.envdb_us, p.baseline_us, "us", "le:1.5",
-           "per call over libpq (TCP to localhost), both prepared (PQprepare/PQexecPrepared), random ids "
-           "of " + human(o.sample) + " environments; median of " + std::to_string(o.blocks) +
+           "per call over libpq (TCP to localhost), both prepared (PQprepare/PQexecPrepared), "
+           "random ids "
+           "of " +
+               human(o.sample) + " environments; median of " + std::to_string(o.blocks) +
                " interleaved blocks of " + human(o.calls) + " calls");
   }
 
@@ -389,11 +450,15 @@ struct Scale {
     const int64_t n = o.crypto_rows;
     // Tokens and their pgcrypto ciphertexts, made once.
     pg.exec("DROP TABLE IF EXISTS public.bench_tok");
-    pg.exec("CREATE TABLE public.bench_tok AS SELECT i, encode(gen_random_bytes(32), 'base64') AS token "
-            "FROM generate_series(1, " + std::to_string(n) + ") i");
+    pg.exec(
+        "CREATE TABLE public.bench_tok AS SELECT i, encode(gen_random_bytes(32), 'base64') AS "
+        "token "
+        "FROM generate_series(1, " +
+        std::to_string(n) + ") i");
     pg.exec("ALTER TABLE public.bench_tok ADD COLUMN c_pgp bytea, ADD COLUMN c_aes bytea");
-    pg.exec(std::string("UPDATE public.bench_tok SET c_pgp = pgp_sym_encrypt(token, '") + kPassphrase +
-            "'), c_aes = encrypt(convert_to(token, 'UTF8'), '" + kAesKeyHex + "'::bytea, 'aes')");
+    pg.exec(std::string("UPDATE public.bench_tok SET c_pgp = pgp_sym_encrypt(token, '") +
+            kPassphrase + "'), c_aes = encrypt(convert_to(token, 'UTF8'), '" + kAesKeyHex +
+            "'::bytea, 'aes')");
     // The environments whose tokens envdb opens: n active ones.
     const auto ids = sample_ids(static_cast<size_t>(n));
     pg.exec("DROP TABLE IF EXISTS public.bench_env");
@@ -405,41 +470,55 @@ struct Scale {
     }
     pg.exec("ANALYZE public.bench_tok");
     pg.exec("ANALYZE public.bench_env");
-    pg.prepare("open_envdb", "SELECT count(envdb.resolve_environment(id, 'readwrite')) FROM public.bench_env", 0);
-    pg.prepare("open_pgp", std::string("SELECT count(pgp_sym_decrypt(c_pgp, '") + kPassphrase +
-                               "')) FROM public.bench_tok", 0);
+    pg.prepare("open_envdb",
+               "SELECT count(envdb.resolve_environment(id, 'readwrite')) FROM public.bench_env", 0);
+    pg.prepare("open_pgp",
+               std::string("SELECT count(pgp_sym_decrypt(c_pgp, '") + kPassphrase +
+                   "')) FROM public.bench_tok",
+               0);
     pg.run("open_envdb", {});  // also stamps last_accessed_at
-    auto p = bench::measure_pair(o.blocks, n, [&](int) { pg.run("open_envdb", {}); },
-                                 [&](int) { pg.run("open_pgp", {}); });
-    result("Sealing", "Postgres: open one token in SQL: envdb.resolve_environment vs pgp_sym_decrypt",
+    auto p = bench::measure_pair(
+        o.blocks, n, [&](int) { pg.run("open_envdb", {}); }, [&](int) { pg.run("open_pgp", {}); });
+    result("Sealing",
+           "Postgres: open one token in SQL: envdb.resolve_environment vs pgp_sym_decrypt",
            p.envdb_us, p.baseline_us, "us", "ge:50",
            "per row of SELECT count(f(x)) over " + human(n) + " rows, median of " +
-               std::to_string(o.blocks) + " calls; envdb's row also does the indexed lookup and builds the JSON");
+               std::to_string(o.blocks) +
+               " calls; envdb's row also does the indexed lookup and builds the JSON");
 
     // reveal_credential: the function whose job is to open one token (it
     // also appends its audit event).
     pg.exec("DROP TABLE IF EXISTS public.bench_cred");
-    pg.exec("CREATE TABLE public.bench_cred AS SELECT c.id FROM public.bench_env b JOIN "
-            "envdb.sys_environment_database d ON d.environment_id = b.id JOIN envdb.sys_database_credential c "
-            "ON c.database_id = d.id AND c.scope = 'readwrite' AND c.status = 'active'");
+    pg.exec(
+        "CREATE TABLE public.bench_cred AS SELECT c.id FROM public.bench_env b JOIN "
+        "envdb.sys_environment_database d ON d.environment_id = b.id JOIN "
+        "envdb.sys_database_credential c "
+        "ON c.database_id = d.id AND c.scope = 'readwrite' AND c.status = 'active'");
     pg.exec("ANALYZE public.bench_cred");
-    pg.prepare("reveal_envdb", "SELECT count(envdb.reveal_credential(id)) FROM public.bench_cred", 0);
+    pg.prepare("reveal_envdb", "SELECT count(envdb.reveal_credential(id)) FROM public.bench_cred",
+               0);
     pg.run("reveal_envdb", {});
-    p = bench::measure_pair(o.blocks, n, [&](int) { pg.run("reveal_envdb", {}); },
-                            [&](int) { pg.run("open_pgp", {}); });
+    p = bench::measure_pair(
+        o.blocks, n, [&](int) { pg.run("reveal_envdb", {}); },
+        [&](int) { pg.run("open_pgp", {}); });
     result("Sealing", "Postgres: open one token in SQL: envdb.reveal_credential vs pgp_sym_decrypt",
            p.envdb_us, p.baseline_us, "us", "ge:50",
            "per row of SELECT count(f(x)) over " + human(n) + " rows, median of " +
-               std::to_string(o.blocks) + " calls; envdb's row also looks the credential up and appends its audit event");
+               std::to_string(o.blocks) +
+               " calls; envdb's row also looks the credential up and appends its audit event");
 
-    pg.prepare("open_aes", std::string("SELECT count(decrypt(c_aes, '") + kAesKeyHex +
-                               "'::bytea, 'aes')) FROM public.bench_tok", 0);
-    p = bench::measure_pair(o.blocks, n, [&](int) { pg.run("open_envdb", {}); },
-                            [&](int) { pg.run("open_aes", {}); });
-    result("Sealing", "Postgres: open one token in SQL: envdb.resolve_environment vs pgcrypto decrypt(aes)",
+    pg.prepare("open_aes",
+               std::string("SELECT count(decrypt(c_aes, '") + kAesKeyHex +
+                   "'::bytea, 'aes')) FROM public.bench_tok",
+               0);
+    p = bench::measure_pair(
+        o.blocks, n, [&](int) { pg.run("open_envdb", {}); }, [&](int) { pg.run("open_aes", {}); });
+    result("Sealing",
+           "Postgres: open one token in SQL: envdb.resolve_environment vs pgcrypto decrypt(aes)",
            p.envdb_us, p.baseline_us, "us", "le:1.5",
            "per row of SELECT count(f(x)) over " + human(n) + " rows, median of " +
-               std::to_string(o.blocks) + " calls; decrypt() is bare AES-256-CBC (no authentication, no lookup), envdb's row "
+               std::to_string(o.blocks) +
+               " calls; decrypt() is bare AES-256-CBC (no authentication, no lookup), envdb's row "
                "does the indexed lookup, the AES-256-GCM open bound to the row and the JSON");
 
     // Sealing: issue_credential seals a new token and stores it (with its
@@ -464,8 +543,10 @@ struct Scale {
                "SELECT count(envdb.issue_credential(database_id, 'readonly', token)) FROM "
                "public.bench_issue WHERE run = $1::int",
                1);
-    pg.prepare("seal_pgp", std::string("SELECT count(pgp_sym_encrypt(token, '") + kPassphrase +
-                               "')) FROM public.bench_tok", 0);
+    pg.prepare("seal_pgp",
+               std::string("SELECT count(pgp_sym_encrypt(token, '") + kPassphrase +
+                   "')) FROM public.bench_tok",
+               0);
     p = bench::measure_pair(
         o.runs, n,
         [&](int r) {
@@ -476,7 +557,8 @@ struct Scale {
     result("Sealing", "Postgres: seal one token in SQL: envdb.issue_credential vs pgp_sym_encrypt",
            p.envdb_us, p.baseline_us, "us", "ge:50",
            "per row of SELECT count(f(x)) over " + human(n) + " rows, median of " +
-               std::to_string(o.runs) + " calls (fresh databases each); envdb's row also inserts the credential "
+               std::to_string(o.runs) +
+               " calls (fresh databases each); envdb's row also inserts the credential "
                "and its audit event");
 
     // The router's call with pgcrypto instead of envdb: the hand-written
@@ -484,28 +566,42 @@ struct Scale {
     // of a copy of the token kept beside the credential.
     const auto s = sample_ids(static_cast<size_t>(std::min<int64_t>(o.calls, 2000)));
     pg.exec("DROP TABLE IF EXISTS public.bench_pgc");
-    pg.exec("CREATE TABLE public.bench_pgc (credential_id text PRIMARY KEY, c_aes bytea, c_pgp bytea)");
+    pg.exec(
+        "CREATE TABLE public.bench_pgc (credential_id text PRIMARY KEY, c_aes bytea, c_pgp bytea)");
     {
       std::string rows;
       for (auto& id : s) rows += id + "\n";
       pg.exec("CREATE TEMP TABLE bench_sample (id text)");
       pg.copy_in("COPY bench_sample (id) FROM STDIN", rows);
     }
-    pg.exec(std::string("INSERT INTO public.bench_pgc SELECT DISTINCT c.id, encrypt(convert_to(t.token, "
-                        "'UTF8'), '") + kAesKeyHex + "'::bytea, 'aes'), NULL::bytea FROM bench_sample s JOIN "
-            "envdb.sys_environment_database d ON d.environment_id = s.id JOIN envdb.sys_database_credential c "
+    pg.exec(std::string(
+                "INSERT INTO public.bench_pgc SELECT DISTINCT c.id, encrypt(convert_to(t.token, "
+                "'UTF8'), '") +
+            kAesKeyHex +
+            "'::bytea, 'aes'), NULL::bytea FROM bench_sample s JOIN "
+            "envdb.sys_environment_database d ON d.environment_id = s.id JOIN "
+            "envdb.sys_database_credential c "
             "ON c.database_id = d.id AND c.scope = 'readwrite' AND c.status = 'active' "
             "CROSS JOIN (SELECT token FROM public.bench_tok LIMIT 1) t");
     pg.exec("ANALYZE public.bench_pgc");
     pg.prepare("router_envdb", "SELECT envdb.resolve_environment($1, 'readwrite')", 1);
-    pg.prepare("router_aes", hand_written_with(std::string("convert_from(decrypt(p.c_aes, '") + kAesKeyHex +
-                                               "'::bytea, 'aes'), 'UTF8')"), 2);
-    for (auto& id : s) pg.run("router_envdb", {id.c_str()}), pg.run("router_aes", {id.c_str(), "readwrite"});
+    pg.prepare("router_aes",
+               hand_written_with(std::string("convert_from(decrypt(p.c_aes, '") + kAesKeyHex +
+                                 "'::bytea, 'aes'), 'UTF8')"),
+               2);
+    for (auto& id : s)
+      pg.run("router_envdb", {id.c_str()}), pg.run("router_aes", {id.c_str(), "readwrite"});
     p = bench::measure_pair(
         o.runs, static_cast<int64_t>(s.size()),
-        [&](int) { for (auto& id : s) sink += pg.run("router_envdb", {id.c_str()}); },
-        [&](int) { for (auto& id : s) sink += pg.run("router_aes", {id.c_str(), "readwrite"}); });
-    result("Sealing", "Postgres: router call: envdb.resolve_environment vs hand-written SELECT + pgcrypto decrypt(aes)",
+        [&](int) {
+          for (auto& id : s) sink += pg.run("router_envdb", {id.c_str()});
+        },
+        [&](int) {
+          for (auto& id : s) sink += pg.run("router_aes", {id.c_str(), "readwrite"});
+        });
+    result("Sealing",
+           "Postgres: router call: envdb.resolve_environment vs hand-written SELECT + pgcrypto "
+           "decrypt(aes)",
            p.envdb_us, p.baseline_us, "us", "le:1.5",
            "per call over libpq, both prepared; decrypt() is AES-256-CBC without authentication, "
            "envdb's open is AES-256-GCM bound to the row");
@@ -573,9 +669,7 @@ int main(int argc, char** argv) {
         if (i == 1 || o.scales.size() == 1) s.pgcrypto();
       });
     }
-    {
-      pg.exec("RESET synchronous_commit");
-    }
+    { pg.exec("RESET synchronous_commit"); }
   } catch (const std::exception& e) {
     std::cerr << "driver_pg: " << e.what() << "\n";
     return 1;

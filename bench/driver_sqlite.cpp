@@ -44,16 +44,17 @@ struct Options : bench::CommonOptions {
     prov = 500;
   }
   std::string ext, work, disk;
-  int64_t files_tmpfs = 100;    // sqlite-driver provisionings per side per run (tmpfs)
-  int64_t files_disk = 20;      // the same on disk (fsync)
-  int64_t cache_kib = 262144;   // PRAGMA cache_size of the measuring connection
-  int64_t mmap = 0;             // PRAGMA mmap_size
+  int64_t files_tmpfs = 100;   // sqlite-driver provisionings per side per run (tmpfs)
+  int64_t files_disk = 20;     // the same on disk (fsync)
+  int64_t cache_kib = 262144;  // PRAGMA cache_size of the measuring connection
+  int64_t mmap = 0;            // PRAGMA mmap_size
 };
 
 class Stmt {
  public:
   Stmt(sqlite3* db, const std::string& sql) : db_(db) {
-    if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr) != SQLITE_OK)
+    if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr) !=
+        SQLITE_OK)
       throw std::runtime_error("prepare failed: " + std::string(sqlite3_errmsg(db)) + " in " + sql);
   }
   ~Stmt() { sqlite3_finalize(s_); }
@@ -173,16 +174,19 @@ void provisioning_catalog(const Options& o) {
   const std::string dir = o.work + "/prov-catalog";
   fs::create_directories(dir);
   Connection c(dir + "/control.db", o.ext);
-  const envdb::Json org = parse(c.value(
-      "SELECT envdb_provision_organization('bench-prov', 'Bench provisioning', NULL, NULL, 'turso')"));
+  const envdb::Json org =
+      parse(c.value("SELECT envdb_provision_organization('bench-prov', 'Bench provisioning', NULL, "
+                    "NULL, 'turso')"));
   const std::string org_id = org["organization"]["id"];
 
-  Stmt call(c.db(), "SELECT envdb_provision_environment(?1, ?2, NULL, 'development', NULL, 'turso')");
+  Stmt call(c.db(),
+            "SELECT envdb_provision_environment(?1, ?2, NULL, 'development', NULL, 'turso')");
   Stmt begin(c.db(), "BEGIN"), commit(c.db(), "COMMIT");
-  Stmt ins_env(c.db(),
-               "INSERT INTO sys_environment (id, organization_id, slug, name, env_type, region, "
-               "is_default, is_protected, status, metadata, created_at, updated_at) VALUES (?1, ?2, "
-               "?3, ?3, 'development', 'default', 0, 0, 'provisioning', '{}', ?4, ?4)");
+  Stmt ins_env(
+      c.db(),
+      "INSERT INTO sys_environment (id, organization_id, slug, name, env_type, region, "
+      "is_default, is_protected, status, metadata, created_at, updated_at) VALUES (?1, ?2, "
+      "?3, ?3, 'development', 'default', 0, 0, 'provisioning', '{}', ?4, ?4)");
   Stmt ins_db(c.db(),
               "INSERT INTO sys_environment_database (id, environment_id, database_name, driver, "
               "region, created_at, updated_at) VALUES (?1, ?2, ?3, 'turso', 'default', ?4, ?4)");
@@ -212,16 +216,25 @@ void provisioning_catalog(const Options& o) {
           begin.run();
           ins_env.bind(1, env).bind(2, org_id).bind(3, slug).bind(4, now).run();
           ins_db.bind(1, db).bind(2, env).bind(3, name).bind(4, now).run();
-          ins_job.bind(1, envdb::new_uuid_v7()).bind(2, env).bind(3, db)
-              .bind(4, "{\"databaseName\":\"" + name + "\",\"region\":\"default\"}").bind(5, now).run();
-          ins_audit.bind(1, envdb::new_uuid_v7()).bind(2, now).bind(3, org_id).bind(4, env)
-              .bind(5, "{\"slug\":\"" + slug + "\",\"driver\":\"turso\"}").run();
+          ins_job.bind(1, envdb::new_uuid_v7())
+              .bind(2, env)
+              .bind(3, db)
+              .bind(4, "{\"databaseName\":\"" + name + "\",\"region\":\"default\"}")
+              .bind(5, now)
+              .run();
+          ins_audit.bind(1, envdb::new_uuid_v7())
+              .bind(2, now)
+              .bind(3, org_id)
+              .bind(4, env)
+              .bind(5, "{\"slug\":\"" + slug + "\",\"driver\":\"turso\"}")
+              .run();
           commit.run();
         }
       });
   result("Provisioning", "SQLite: catalog-only environment (turso, queued job), tmpfs",
          1e6 / pair.envdb_us, 1e6 / pair.baseline_us, "per_s", "-",
-         "baseline: the same 4 rows (environment, database, job, audit) by hand, one transaction each; " +
+         "baseline: the same 4 rows (environment, database, job, audit) by hand, one transaction "
+         "each; " +
              human(n) + " per side per run");
 }
 
@@ -241,7 +254,8 @@ void provisioning_files(const Options& o, const std::string& root, const std::st
   const envdb::Json org = parse(c.value(
       "SELECT envdb_provision_organization('bench-files', 'Bench files', NULL, NULL, 'turso')"));
   const std::string org_id = org["organization"]["id"];
-  Stmt call(c.db(), "SELECT envdb_provision_environment(?1, ?2, NULL, 'development', NULL, 'sqlite')");
+  Stmt call(c.db(),
+            "SELECT envdb_provision_environment(?1, ?2, NULL, 'development', NULL, 'sqlite')");
   call.bind(1, org_id).bind(2, std::string("ddl-source"));
   if (!call.step()) throw std::runtime_error("provision_environment returned nothing");
   const std::string url = parse(call.text(0))["database"]["databaseUrl"];
@@ -260,16 +274,18 @@ void provisioning_files(const Options& o, const std::string& root, const std::st
       [&](int r) {
         if (files_only_side == 1) return;
         for (int64_t i = 0; i < n; ++i) {
-          const std::string path = dir + "/baseline/b" + std::to_string(r) + "-" +
-                                   std::to_string(i) + ".db";
+          const std::string path =
+              dir + "/baseline/b" + std::to_string(r) + "-" + std::to_string(i) + ".db";
           Connection f(path, "", false);
           f.exec(ddl);
         }
       });
-  result("Provisioning", "SQLite: sqlite-driver environment (file + schema + credentials), " + where,
+  result("Provisioning",
+         "SQLite: sqlite-driver environment (file + schema + credentials), " + where,
          1e6 / pair.envdb_us, 1e6 / pair.baseline_us, "per_s", "le:1.5",
          "baseline: create an empty file and run the same data-plane DDL (the schema objects of "
-         "an envdb-initialized file) in one transaction; " + human(n) + " per side per run, default synchronous");
+         "an envdb-initialized file) in one transaction; " +
+             human(n) + " per side per run, default synchronous");
   fs::remove_all(dir);
 }
 
@@ -281,7 +297,8 @@ const char* const kHandWritten =
     "SELECT e.id, e.organization_id, e.env_type, e.status, d.driver, d.database_name, "
     "d.database_url, d.region, c.id, c.scope, c.username, c.token_cipher, c.expires_at "
     "FROM sys_environment e JOIN sys_environment_database d ON d.environment_id = e.id "
-    "JOIN sys_database_credential c ON c.database_id = d.id AND c.scope = ?2 AND c.status = 'active' "
+    "JOIN sys_database_credential c ON c.database_id = d.id AND c.scope = ?2 AND c.status = "
+    "'active' "
     "WHERE e.id = ?1";
 
 // Separate, never-inlined loops so that a profiler can be pointed at one side
@@ -318,7 +335,8 @@ struct Scale {
   // jobs claimed and completed with their tokens, as a worker does.
   void provision_through_envdb(int64_t count) {
     Stmt org(c.db(), "SELECT envdb_provision_organization(?1, ?2, NULL, NULL, 'turso')");
-    Stmt env(c.db(), "SELECT envdb_provision_environment(?1, ?2, NULL, 'development', NULL, 'turso')");
+    Stmt env(c.db(),
+             "SELECT envdb_provision_environment(?1, ?2, NULL, 'development', NULL, 'turso')");
     Stmt claim(c.db(), "SELECT envdb_claim_provisioning_jobs('turso', 1000, 'bench')");
     Stmt done(c.db(), "SELECT envdb_complete_provisioning_job(?1, ?2, ?3)");
     c.exec("BEGIN");
@@ -355,19 +373,22 @@ struct Scale {
 
   void bulk_load(int64_t target) {
     const auto key = bench::key_bytes(bench::kKey1);
-    Stmt org(c.db(), "INSERT INTO sys_organization (id, slug, name, metadata, created_at, updated_at) "
-                     "VALUES (?1, ?2, ?3, '{}', ?4, ?4)");
+    Stmt org(c.db(),
+             "INSERT INTO sys_organization (id, slug, name, metadata, created_at, updated_at) "
+             "VALUES (?1, ?2, ?3, '{}', ?4, ?4)");
     Stmt env(c.db(),
              "INSERT INTO sys_environment (id, organization_id, slug, name, env_type, region, "
              "is_default, is_protected, status, metadata, created_at, updated_at) VALUES (?1, ?2, "
              "?3, ?4, ?5, 'default', ?6, ?6, 'active', '{}', ?7, ?7)");
-    Stmt db(c.db(),
-            "INSERT INTO sys_environment_database (id, environment_id, database_name, database_url, "
-            "driver, region, provisioned_at, metadata, created_at, updated_at) VALUES (?1, ?2, ?3, "
-            "?4, 'turso', 'default', ?5, '{}', ?5, ?5)");
-    Stmt cred(c.db(),
-              "INSERT INTO sys_database_credential (id, database_id, token_cipher, kms_key_id, scope, "
-              "status, issued_at) VALUES (?1, ?2, ?3, 'k1', ?4, 'active', ?5)");
+    Stmt db(
+        c.db(),
+        "INSERT INTO sys_environment_database (id, environment_id, database_name, database_url, "
+        "driver, region, provisioned_at, metadata, created_at, updated_at) VALUES (?1, ?2, ?3, "
+        "?4, 'turso', 'default', ?5, '{}', ?5, ?5)");
+    Stmt cred(
+        c.db(),
+        "INSERT INTO sys_database_credential (id, database_id, token_cipher, kms_key_id, scope, "
+        "status, issued_at) VALUES (?1, ?2, ?3, 'k1', ?4, 'active', ?5)");
     // Like a restore: the generated rows are consistent by construction, so
     // the triggers that check foreign keys on insert are dropped for the load
     // and envdb_init() (idempotent) puts them back afterwards.
@@ -388,11 +409,23 @@ struct Scale {
       c.exec("BEGIN");
       for (auto& r : b.orgs) org.bind(1, r.id).bind(2, r.slug).bind(3, r.name).bind(4, b.now).run();
       for (auto& r : b.envs)
-        env.bind(1, r.id).bind(2, r.org_id).bind(3, r.slug).bind(4, r.name).bind(5, r.env_type)
-            .bind(6, int64_t(r.is_default)).bind(7, b.now).run();
-      for (auto& r : b.dbs) db.bind(1, r.id).bind(2, r.env_id).bind(3, r.name).bind(4, r.url).bind(5, b.now).run();
+        env.bind(1, r.id)
+            .bind(2, r.org_id)
+            .bind(3, r.slug)
+            .bind(4, r.name)
+            .bind(5, r.env_type)
+            .bind(6, int64_t(r.is_default))
+            .bind(7, b.now)
+            .run();
+      for (auto& r : b.dbs)
+        db.bind(1, r.id).bind(2, r.env_id).bind(3, r.name).bind(4, r.url).bind(5, b.now).run();
       for (auto& r : b.creds)
-        cred.bind(1, r.id).bind(2, r.db_id).bind_blob(3, r.cipher).bind(4, r.scope).bind(5, b.now).run();
+        cred.bind(1, r.id)
+            .bind(2, r.db_id)
+            .bind_blob(3, r.cipher)
+            .bind(4, r.scope)
+            .bind(5, b.now)
+            .run();
       c.exec("COMMIT");
       envs += n;
     }
@@ -400,12 +433,16 @@ struct Scale {
     c.value("SELECT envdb_init()");
     if (c.value("SELECT count(*) FROM sqlite_master") != before)
       throw std::runtime_error("envdb_init() did not restore the catalog's triggers");
-    note("Scale", "SQLite: bulk-loaded to " + human(target) + " environments in " +
-                      std::to_string(static_cast<int>(bench::seconds_since(t0))) +
-                      " s (generating and sealing the rows: " + std::to_string(static_cast<int>(gen_s)) +
-                      " s); the control database is now " +
-                      std::to_string(std::stoll(c.value("SELECT page_count * page_size FROM pragma_page_count, "
-                                                        "pragma_page_size")) >> 20) + " MiB");
+    note("Scale",
+         "SQLite: bulk-loaded to " + human(target) + " environments in " +
+             std::to_string(static_cast<int>(bench::seconds_since(t0))) +
+             " s (generating and sealing the rows: " + std::to_string(static_cast<int>(gen_s)) +
+             " s); the control database is now " +
+             std::to_string(
+                 std::stoll(c.value("SELECT page_count * page_size FROM pragma_page_count, "
+                                    "pragma_page_size")) >>
+                 20) +
+             " MiB");
   }
 
   void measure() {
@@ -416,7 +453,8 @@ struct Scale {
     Stmt handwritten(c.db(), kHandWritten);
     auto base_one = [&](const std::string& id) {
       handwritten.bind(1, id).bind(2, std::string("readwrite"));
-      if (!handwritten.step()) throw std::runtime_error("hand-written SELECT found no row for " + id);
+      if (!handwritten.step())
+        throw std::runtime_error("hand-written SELECT found no row for " + id);
       for (int col = 0; col < 13; ++col)
         benchmark_sink += col == 11 ? sqlite3_column_bytes(handwritten.raw(), col)
                                     : static_cast<int>(handwritten.text(col).size());
@@ -430,8 +468,9 @@ struct Scale {
         for (auto& id : block[b]) base_one(id);
       });
       at[envs] = {0, us};
-      note("Router", "SQLite: envdb_resolve_environment is not in this build; hand-written SELECT at " +
-                         label + ": " + std::to_string(us) + " us");
+      note("Router",
+           "SQLite: envdb_resolve_environment is not in this build; hand-written SELECT at " +
+               label + ": " + std::to_string(us) + " us");
       return;
     }
     Stmt call(c.db(), "SELECT envdb_resolve_environment(?1, 'readwrite')");
@@ -456,12 +495,13 @@ struct Scale {
                        "last_accessed_at, its own write transaction): " +
                        bench::fixed(first_us) + " µs per call");
     at[envs] = p;
-    result("Router", "SQLite: resolve_environment vs hand-written SELECT, " + label + " environments",
+    result("Router",
+           "SQLite: resolve_environment vs hand-written SELECT, " + label + " environments",
            p.envdb_us, p.baseline_us, "us", "le:2.0",
            "per call; both statements prepared once on one connection (page cache " +
-               human(o.cache_kib / 1024) + " MiB) and stepped with random ids of " + human(o.sample) +
-               " environments; median of " + std::to_string(o.blocks) + " interleaved blocks of " +
-               human(o.calls) + " calls");
+               human(o.cache_kib / 1024) + " MiB) and stepped with random ids of " +
+               human(o.sample) + " environments; median of " + std::to_string(o.blocks) +
+               " interleaved blocks of " + human(o.calls) + " calls");
   }
 
   void rotations() {

@@ -1,7 +1,7 @@
 // The core's headers first: nlohmann-json before Postgres's snprintf macro.
-#include "surface/api.hpp"
 #include "core/clock.hpp"
 #include "core/errors.hpp"
+#include "surface/api.hpp"
 
 #include "datum.hpp"
 
@@ -53,8 +53,8 @@ Datum param_datum(const Value& v) {
   if (auto iv = std::get_if<int64_t>(&v)) return Int64GetDatum(*iv);
   if (auto b = std::get_if<bool>(&v)) return BoolGetDatum(*b);
   if (auto dv = std::get_if<double>(&v)) return Float8GetDatum(*dv);
-  const std::string& bytes =
-      std::holds_alternative<Blob>(v) ? std::get<Blob>(v).bytes : std::get<std::string>(v);
+  const std::string& bytes = std::holds_alternative<Blob>(v) ? std::get<Blob>(v).bytes
+                                                             : std::get<std::string>(v);
   const char* data = bytes.data();
   const size_t len = bytes.size();
   struct varlena* var = guarded([&] {
@@ -103,10 +103,10 @@ Value arg_value(Datum d, api::Type type) {
     case api::Type::boolean: return static_cast<bool>(DatumGetBool(d));
     case api::Type::interval: {
       const Interval* iv = DatumGetIntervalP(d);
-      return static_cast<int64_t>(iv->time / USECS_PER_SEC +
-                                  (static_cast<int64_t>(iv->day) +
-                                   static_cast<int64_t>(iv->month) * DAYS_PER_MONTH) *
-                                      SECS_PER_DAY);
+      return static_cast<int64_t>(
+          iv->time / USECS_PER_SEC +
+          (static_cast<int64_t>(iv->day) + static_cast<int64_t>(iv->month) * DAYS_PER_MONTH) *
+              SECS_PER_DAY);
     }
     case api::Type::timestamp: {
       const TimestampTz ts = DatumGetTimestampTz(d);

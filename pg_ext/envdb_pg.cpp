@@ -17,11 +17,11 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "utils/builtins.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
-#include "utils/fmgroids.h"
 #include "utils/rel.h"
 
 // The module builds with hidden visibility; Postgres 16 makes PGDLLEXPORT
@@ -43,14 +43,14 @@ PG_FUNCTION_INFO_V1(envdb_fn);
 #include <string>
 #include <vector>
 
-#include "surface/api.hpp"
+#include "core/version.hpp"
 #include "datum.hpp"
-#include "secrets/keyring.hpp"
 #include "pg_guard.hpp"
 #include "postgres/provisioner.hpp"
+#include "secrets/keyring.hpp"
 #include "server_session.hpp"
 #include "spi_store.hpp"
-#include "core/version.hpp"
+#include "surface/api.hpp"
 #include "worker.hpp"
 
 namespace envdb::pg {
@@ -150,8 +150,7 @@ class PgHost : public Host {
   void jobs_queued(const std::string& driver) override {
     if (driver == "postgres") worker::note_job_queued();
   }
-  std::unique_ptr<postgres::ServerSession> connect_server(
-      const postgres::Server& server) override {
+  std::unique_ptr<postgres::ServerSession> connect_server(const postgres::Server& server) override {
     return pg::connect_registered_server(server, kCheckConnection);
   }
   std::unique_ptr<Store> open_database_file(const std::string&) override {
@@ -188,7 +187,8 @@ OwningExtension owning_extension(Oid fn_oid) {
     if (HeapTupleIsValid(tup)) {
       r.name = pstrdup(NameStr(reinterpret_cast<Form_pg_extension>(GETSTRUCT(tup))->extname));
       bool isnull = true;
-      const Datum d = heap_getattr(tup, Anum_pg_extension_extversion, RelationGetDescr(rel), &isnull);
+      const Datum d =
+          heap_getattr(tup, Anum_pg_extension_extversion, RelationGetDescr(rel), &isnull);
       if (!isnull) r.version = text_to_cstring(DatumGetTextPP(d));
     }
     systable_endscan(scan);
@@ -226,7 +226,8 @@ const CallInfo& call_info(FunctionCallInfo fcinfo) {
                                 JSONBOID &&
                             (fn->params.empty() || fn->params[0].type != api::Type::json);
   MemoryContext mcxt = fcinfo->flinfo->fn_mcxt;
-  auto* info = guarded([&] { return static_cast<CallInfo*>(MemoryContextAlloc(mcxt, sizeof(CallInfo))); });
+  auto* info =
+      guarded([&] { return static_cast<CallInfo*>(MemoryContextAlloc(mcxt, sizeof(CallInfo))); });
   info->fn = fn;
   info->request_form = request_form;
   fcinfo->flinfo->fn_extra = info;
@@ -256,9 +257,9 @@ bool run_call(FunctionCallInfo fcinfo, Datum* result, bool* is_null) noexcept {
       request = jsonb_text(PG_GETARG_DATUM(0));
     } else {
       for (int i = 0; i < PG_NARGS() && i < static_cast<int>(fn.params.size()); ++i)
-        args.push_back(PG_ARGISNULL(i) ? null_value()
-                                       : arg_value(PG_GETARG_DATUM(i),
-                                                   fn.params[static_cast<size_t>(i)].type));
+        args.push_back(PG_ARGISNULL(i)
+                           ? null_value()
+                           : arg_value(PG_GETARG_DATUM(i), fn.params[static_cast<size_t>(i)].type));
     }
     spi_connect();
     Value value;
@@ -314,13 +315,14 @@ extern "C" void _PG_init(void) {
       "Command that prints the keyring (same format as envdb.keyring_file), for an external KMS.",
       nullptr, &envdb::pg::keyring_command, "", PGC_SUSET, GUC_SUPERUSER_ONLY, nullptr,
       envdb::pg::mark_keyring_stale, nullptr);
+  DefineCustomStringVariable("envdb.active_key_id",
+                             "Key that seals new credentials (default: the last key listed).",
+                             nullptr, &envdb::pg::active_key_id, "", PGC_SUSET, 0, nullptr,
+                             envdb::pg::mark_keyring_stale, nullptr);
   DefineCustomStringVariable(
-      "envdb.active_key_id", "Key that seals new credentials (default: the last key listed).",
-      nullptr, &envdb::pg::active_key_id, "", PGC_SUSET, 0, nullptr,
-      envdb::pg::mark_keyring_stale, nullptr);
-  DefineCustomStringVariable(
-      "envdb.context", "The active environment of this transaction (set by set_active_environment).",
-      nullptr, &envdb::pg::session_context, "", PGC_SUSET,
+      "envdb.context",
+      "The active environment of this transaction (set by set_active_environment).", nullptr,
+      &envdb::pg::session_context, "", PGC_SUSET,
       GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_SUPERUSER_ONLY, nullptr,
       nullptr, nullptr);
   MarkGUCPrefixReserved("envdb");

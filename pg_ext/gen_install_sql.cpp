@@ -56,7 +56,8 @@ void function_sql(std::ostream& out, const envdb::api::Function& fn, bool reques
   out << "\n-- " << fn.summary << "\n"
       << "CREATE FUNCTION " << name << "(" << signature << ")\n"
       << "  RETURNS " << pg_type(fn.returns) << "\n"
-      << "  LANGUAGE c " << ((fn.flags & envdb::api::kPure) ? "IMMUTABLE PARALLEL SAFE" : "VOLATILE")
+      << "  LANGUAGE c "
+      << ((fn.flags & envdb::api::kPure) ? "IMMUTABLE PARALLEL SAFE" : "VOLATILE")
       << " SECURITY DEFINER\n"
       << "  SET search_path = pg_catalog, pg_temp\n"
       << "  AS 'MODULE_PATHNAME', 'envdb_fn';\n"
@@ -68,10 +69,12 @@ void function_sql(std::ostream& out, const envdb::api::Function& fn, bool reques
 
 void header(std::ostream& out, const char* extension) {
   out << "-- " << extension << " " << envdb::kVersion << " install script.\n"
-      << "-- Generated from the core (shared/catalog/schema.cpp, shared/surface/api.cpp) by gen_install_sql;\n"
+      << "-- Generated from the core (shared/catalog/schema.cpp, shared/surface/api.cpp) by "
+         "gen_install_sql;\n"
       << "-- edit those, not this file.\n\n"
       << "\\echo Use \"CREATE EXTENSION " << extension << "\" to load this file. \\quit\n\n";
-  out << "-- Purpose roles. Roles belong to the cluster, so an earlier install may have made them.\n"
+  out << "-- Purpose roles. Roles belong to the cluster, so an earlier install may have made "
+         "them.\n"
       << "DO $roles$\nBEGIN\n";
   for (const char* role : {"envdb_admin", "envdb_router", "envdb_reader"})
     out << "  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = '" << role
@@ -128,7 +131,8 @@ int data_plane_script(std::ostream& out) {
   out << "GRANT USAGE ON SCHEMA envdb TO envdb_admin;\n"
       << "GRANT USAGE ON SCHEMA envdb TO envdb_auth;\n";
   for (auto& fn : api::functions())
-    if ((fn.flags & api::kDataPlane) && api::available_in(fn, "postgres")) function_sql(out, fn, false);
+    if ((fn.flags & api::kDataPlane) && api::available_in(fn, "postgres"))
+      function_sql(out, fn, false);
   return 0;
 }
 
@@ -211,7 +215,8 @@ int control_plane_script(std::ostream& out) {
   out << "REVOKE ALL ON envdb.sys_tenant_database FROM PUBLIC;\n"
       << "GRANT SELECT ON envdb.sys_tenant_database TO envdb_reader;\n";
 
-  out << "\n-- The SQL surface: every function enters the library through one guarded entry point.\n";
+  out << "\n-- The SQL surface: every function enters the library through one guarded entry "
+         "point.\n";
   bool has_context = false;
   for (auto& fn : api::functions()) {
     if (!api::available_in(fn, "postgres") || (fn.flags & api::kDataPlane)) continue;

@@ -4,8 +4,8 @@
 #include <optional>
 #include <string>
 
-#include "secrets/crypto.hpp"
 #include "libpq-fe.h"
+#include "secrets/crypto.hpp"
 
 namespace envdb::pg {
 
@@ -65,8 +65,9 @@ class LibpqSession : public postgres::ServerSession {
   PGconn* connect(const std::string& dbname) {
     const std::string port = std::to_string(port_);
     const std::string timeout = std::to_string(options_.timeout_seconds);
-    const char* keys[] = {"host",     "port",            "dbname",           "user",
-                          "password", "connect_timeout", "application_name", nullptr};
+    const char* keys[] = {
+        "host", "port", "dbname", "user", "password", "connect_timeout", "application_name",
+        nullptr};
     const char* values[] = {host_.c_str(),
                             port.c_str(),
                             dbname.c_str(),

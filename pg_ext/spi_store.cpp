@@ -102,8 +102,10 @@ class SpiStatement : public Statement {
     }
     Datum* value_array = values.data();
     const char* null_array = nulls.data();
-    const int rc = guarded([&] { return SPI_execute_plan(plan, value_array, null_array, false, 0); });
-    if (rc < 0) throw Error(Code::internal, std::string("SPI failed: ") + SPI_result_code_string(rc));
+    const int rc =
+        guarded([&] { return SPI_execute_plan(plan, value_array, null_array, false, 0); });
+    if (rc < 0)
+      throw Error(Code::internal, std::string("SPI failed: ") + SPI_result_code_string(rc));
     table_ = SPI_tuptable;
     rows_ = table_ ? SPI_processed : 0;
   }
@@ -130,11 +132,17 @@ void throw_error_data(ErrorData* edata) {
   state[5] = '\0';
   FreeErrorData(edata);
   Code fallback = Code::internal;
-  if (code == ERRCODE_UNIQUE_VIOLATION) fallback = Code::already_exists;
-  else if (code == ERRCODE_CHECK_VIOLATION || code == ERRCODE_NOT_NULL_VIOLATION) fallback = Code::invalid_parameter;
-  else if (code == ERRCODE_FOREIGN_KEY_VIOLATION) fallback = Code::not_found;
-  else if (code == ERRCODE_INSUFFICIENT_PRIVILEGE || code == ERRCODE_READ_ONLY_SQL_TRANSACTION) fallback = Code::permission_denied;
-  else if (code == ERRCODE_T_R_SERIALIZATION_FAILURE || code == ERRCODE_T_R_DEADLOCK_DETECTED || code == ERRCODE_LOCK_NOT_AVAILABLE) fallback = Code::conflict;
+  if (code == ERRCODE_UNIQUE_VIOLATION)
+    fallback = Code::already_exists;
+  else if (code == ERRCODE_CHECK_VIOLATION || code == ERRCODE_NOT_NULL_VIOLATION)
+    fallback = Code::invalid_parameter;
+  else if (code == ERRCODE_FOREIGN_KEY_VIOLATION)
+    fallback = Code::not_found;
+  else if (code == ERRCODE_INSUFFICIENT_PRIVILEGE || code == ERRCODE_READ_ONLY_SQL_TRANSACTION)
+    fallback = Code::permission_denied;
+  else if (code == ERRCODE_T_R_SERIALIZATION_FAILURE || code == ERRCODE_T_R_DEADLOCK_DETECTED ||
+           code == ERRCODE_LOCK_NOT_AVAILABLE)
+    fallback = Code::conflict;
   // Contract errors keep the contract's SQLSTATE; anything else keeps its own.
   throw_host_error(fallback, message, fallback == Code::internal ? std::string(state) : "");
 }

@@ -47,7 +47,8 @@ size_t skip_quoted(const std::string& s, size_t i) {
   if (s[i] == '$') {
     size_t j = i + 1;
     while (j < s.size() && (std::isalnum(static_cast<unsigned char>(s[j])) || s[j] == '_')) ++j;
-    if (j < s.size() && s[j] == '$' && !(j > i + 1 && std::isdigit(static_cast<unsigned char>(s[i + 1])))) {
+    if (j < s.size() && s[j] == '$' &&
+        !(j > i + 1 && std::isdigit(static_cast<unsigned char>(s[i + 1])))) {
       const std::string tag = s.substr(i, j + 1 - i);
       const size_t end = s.find(tag, j + 1);
       if (end == std::string::npos) cannot("unterminated " + tag + " body");
@@ -168,7 +169,7 @@ struct Script {
   std::vector<std::string> order;  // "kind key", first occurrence
   std::map<std::string, Table> tables;
   std::map<std::string, Function> functions;
-  std::map<std::string, std::string> objects;  // "kind key" -> statement
+  std::map<std::string, std::string> objects;            // "kind key" -> statement
   std::map<std::string, std::vector<std::string>> acls;  // "acl function f(..)" / "acl relation r"
 
   void note(const std::string& key) {
@@ -249,7 +250,8 @@ Function parse_function(const std::string& stmt) {
     std::istringstream words(decl);
     std::vector<std::string> w;
     for (std::string x; words >> x;) w.push_back(x);
-    if (w.empty() || w.size() > 2) cannot("function " + name + ": cannot read parameter \"" + p + "\"");
+    if (w.empty() || w.size() > 2)
+      cannot("function " + name + ": cannot read parameter \"" + p + "\"");
     types.push_back(w.back());
   }
   f.identity = name + "(" + join(types, ",") + ")";
@@ -272,8 +274,10 @@ Script parse(const std::string& sql) {
   static const std::regex kAlterView("^ALTER VIEW (\\S+) SET \\(");
   static const std::regex kConfigDump("^SELECT pg_catalog\\.pg_extension_config_dump\\('([^']+)'");
   static const std::regex kSchemaAcl("^(GRANT|REVOKE) [^;]*? ON SCHEMA ");
-  static const std::regex kFunctionAcl("^(GRANT|REVOKE) [^;]*? ON FUNCTION ([^ (]+\\([^)]*\\)) (TO|FROM) ");
-  static const std::regex kRelationAcl("^(GRANT|REVOKE) [^;]*? ON (TABLE )?([A-Za-z_][A-Za-z0-9_.]*) (TO|FROM) ");
+  static const std::regex kFunctionAcl(
+      "^(GRANT|REVOKE) [^;]*? ON FUNCTION ([^ (]+\\([^)]*\\)) (TO|FROM) ");
+  static const std::regex kRelationAcl(
+      "^(GRANT|REVOKE) [^;]*? ON (TABLE )?([A-Za-z_][A-Za-z0-9_.]*) (TO|FROM) ");
   static const std::regex kComment("^COMMENT ON ([^;]+?) IS ");
   Script s;
   for (const std::string& stmt : statements(sql)) {
@@ -317,7 +321,8 @@ Script parse(const std::string& sql) {
         key = "do " + stmt;
       else
         cannot("no upgrade rule for the statement \"" + first_line(stmt) + "\"");
-      if (s.objects.count(key)) cannot(key.substr(0, key.find(' ')) + " \"" + first_line(key) + "\" appears twice");
+      if (s.objects.count(key))
+        cannot(key.substr(0, key.find(' ')) + " \"" + first_line(key) + "\" appears twice");
       s.objects[key] = stmt;
     }
     s.note(key);
@@ -334,7 +339,8 @@ std::set<std::string> grantees(const std::vector<std::string>& group) {
   static const std::regex kTo(" (TO|FROM) ([^;]+)$");
   for (const std::string& stmt : group) {
     std::smatch m;
-    if (!std::regex_search(stmt, m, kTo)) cannot("cannot read the roles of \"" + first_line(stmt) + "\"");
+    if (!std::regex_search(stmt, m, kTo))
+      cannot("cannot read the roles of \"" + first_line(stmt) + "\"");
     std::string list = m[2];
     if (size_t w = list.find(" WITH GRANT OPTION"); w != std::string::npos) list.erase(w);
     for (const std::string& r : split_top(list)) roles.insert(r);
@@ -345,11 +351,19 @@ std::set<std::string> grantees(const std::vector<std::string>& group) {
 std::string drop_column_checks(const std::string& table, const std::string& column) {
   return "DO $upgrade$\nDECLARE\n  c record;\nBEGIN\n"
          "  FOR c IN SELECT conname FROM pg_catalog.pg_constraint\n"
-         "            WHERE conrelid = '" + table + "'::regclass AND contype = 'c'\n"
+         "            WHERE conrelid = '" +
+         table +
+         "'::regclass AND contype = 'c'\n"
          "              AND conkey = ARRAY[(SELECT attnum FROM pg_catalog.pg_attribute\n"
-         "                                   WHERE attrelid = '" + table + "'::regclass\n"
-         "                                     AND attname = '" + column + "')]::int2[] LOOP\n"
-         "    EXECUTE pg_catalog.format('ALTER TABLE " + table + " DROP CONSTRAINT %I', c.conname);\n"
+         "                                   WHERE attrelid = '" +
+         table +
+         "'::regclass\n"
+         "                                     AND attname = '" +
+         column +
+         "')]::int2[] LOOP\n"
+         "    EXECUTE pg_catalog.format('ALTER TABLE " +
+         table +
+         " DROP CONSTRAINT %I', c.conname);\n"
          "  END LOOP;\nEND\n$upgrade$;\n";
 }
 
@@ -393,13 +407,15 @@ void alter_table(std::ostream& out, const Table& old_t, const Table& new_t) {
     const Column& o = *found->second;
     if (o.text == c.text) continue;
     if (o.type != c.type)
-      cannot("table " + t + ": column " + c.name + " changed type (" + o.type + " -> " + c.type + ")");
+      cannot("table " + t + ": column " + c.name + " changed type (" + o.type + " -> " + c.type +
+             ")");
     if (o.not_null != c.not_null)
       alters << "ALTER TABLE " << t << " ALTER COLUMN " << c.name
              << (c.not_null ? " SET NOT NULL" : " DROP NOT NULL") << ";\n";
     if (o.default_expr != c.default_expr)
       alters << "ALTER TABLE " << t << " ALTER COLUMN " << c.name
-             << (c.default_expr.empty() ? " DROP DEFAULT" : " SET DEFAULT " + c.default_expr) << ";\n";
+             << (c.default_expr.empty() ? " DROP DEFAULT" : " SET DEFAULT " + c.default_expr)
+             << ";\n";
     if (o.checks != c.checks) {
       alters << drop_column_checks(t, c.name);
       for (auto& check : c.checks) alters << "ALTER TABLE " << t << " ADD " << check << ";\n";
@@ -423,8 +439,8 @@ std::string create_or_replace(const std::string& text) {
 
 // The upgrade script's opening lines: where it comes from, and the guard
 // against running it by hand.
-void write_header(std::ostream& out, const std::string& extension,
-                  const std::string& from_version, const std::string& to_version) {
+void write_header(std::ostream& out, const std::string& extension, const std::string& from_version,
+                  const std::string& to_version) {
   out << "-- " << extension << " upgrade from " << from_version << " to " << to_version << ".\n"
       << "-- Generated by gen_install_sql from the frozen " << from_version
       << " install script (pg_ext/sql/) and the " << to_version
@@ -434,8 +450,10 @@ void write_header(std::ostream& out, const std::string& extension,
 }
 
 const char* drop_keyword(const std::string& kind) {
-  return kind == "policy" ? "POLICY" : kind == "view" ? "VIEW" : kind == "trigger" ? "TRIGGER"
-                                                                                   : "INDEX";
+  return kind == "policy"    ? "POLICY"
+         : kind == "view"    ? "VIEW"
+         : kind == "trigger" ? "TRIGGER"
+                             : "INDEX";
 }
 
 // Policies, views, triggers and indexes that are gone or changed, dependents

@@ -55,9 +55,9 @@ void log_message(int level, const std::string& message) {
 
 namespace {
 
-constexpr int kMaxRunning = 2;     // database workers at a time
-constexpr long kTickMs = 1000;     // launcher wake-up
-constexpr long kPeriodMs = 2000;   // re-visit known control planes (deadlines, convergence)
+constexpr int kMaxRunning = 2;    // database workers at a time
+constexpr long kTickMs = 1000;    // launcher wake-up
+constexpr long kPeriodMs = 2000;  // re-visit known control planes (deadlines, convergence)
 
 shmem_request_hook_type previous_request_hook = nullptr;
 shmem_startup_hook_type previous_startup_hook = nullptr;
@@ -116,11 +116,8 @@ void transaction_callback(XactEvent event, void*) {
       break;
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:
-    case XACT_EVENT_PREPARE:
-      wake_after_commit = false;
-      break;
-    default:
-      break;
+    case XACT_EVENT_PREPARE: wake_after_commit = false; break;
+    default: break;
   }
 }
 
@@ -147,7 +144,8 @@ void probe_all_databases() {
   while (HeapTupleIsValid(tuple = heap_getnext(scan, ForwardScanDirection))) {
     Form_pg_database db = (Form_pg_database)GETSTRUCT(tuple);
     if (!db->datallowconn || db->datistemplate) continue;
-    if (strncmp(NameStr(db->datname), kDatabaseNamePrefix, strlen(kDatabaseNamePrefix)) == 0) continue;
+    if (strncmp(NameStr(db->datname), kDatabaseNamePrefix, strlen(kDatabaseNamePrefix)) == 0)
+      continue;
     (void)request_database(db->oid);
   }
   table_endscan(scan);

@@ -58,9 +58,8 @@ void boundary(const std::string& what, F&& f) noexcept {
 }
 
 bool has_envdb() {
-  return in_transaction([] {
-    return guarded([] { return OidIsValid(get_extension_oid("envdb", true)); });
-  });
+  return in_transaction(
+      [] { return guarded([] { return OidIsValid(get_extension_oid("envdb", true)); }); });
 }
 
 // The server keyring (envdb.keyring_file / keyring_command in the server
@@ -112,7 +111,8 @@ void expire_deadlines() {
     auto host = make_host();
     return credentials::expire_due(*host);
   });
-  if (n > 0) log_message(LOG, "expired " + std::to_string(n) + " credential(s) past their deadline");
+  if (n > 0)
+    log_message(LOG, "expired " + std::to_string(n) + " credential(s) past their deadline");
 }
 
 // One server's logins brought to what the catalog says now. A login to
@@ -125,10 +125,10 @@ void converge_server(postgres::ServerSession& session, const converge::ServerPla
     });
   });
   for (const converge::Action& a : steps) {
-    const char* what = a.step == converge::Step::create       ? "enabled"
-                       : a.step == converge::Step::enable     ? "updated"
-                       : a.step == converge::Step::disable    ? "disabled"
-                                                              : "ended the sessions of";
+    const char* what = a.step == converge::Step::create    ? "enabled"
+                       : a.step == converge::Step::enable  ? "updated"
+                       : a.step == converge::Step::disable ? "disabled"
+                                                           : "ended the sessions of";
     log_message(LOG, std::string(what) + " login " + a.login.name);
   }
 }
@@ -193,8 +193,9 @@ void converge_all() {
     return converge::desired(store, std::nullopt, false, now_ms());
   });
   for (const auto& p : plans) {
-    const std::string what = "converging the logins on " +
-                             (p.host_id ? "database host " + *p.host_id : std::string("this server"));
+    const std::string what =
+        "converging the logins on " +
+        (p.host_id ? "database host " + *p.host_id : std::string("this server"));
     std::string error;
     try {
       std::optional<postgres::Server> server;
@@ -273,8 +274,8 @@ void run_job(const Claimed& job) {
     error = e.what();
   }
   if (!error.empty())
-    log_message(LOG, "postgres job " + job.id + (retry ? " will be retried: " : " failed: ") +
-                         error);
+    log_message(LOG,
+                "postgres job " + job.id + (retry ? " will be retried: " : " failed: ") + error);
   report(job.id, url, error, retry);
   report_activity(nullptr);
 }

@@ -63,8 +63,8 @@ class LocalSession : public postgres::ServerSession {
         stmt->utilityStmt = raw->stmt;
         stmt->stmt_location = raw->stmt_location;
         stmt->stmt_len = raw->stmt_len;
-        ProcessUtility(stmt, text, false, PROCESS_UTILITY_TOPLEVEL, nullptr, nullptr,
-                       None_Receiver, nullptr);
+        ProcessUtility(stmt, text, false, PROCESS_UTILITY_TOPLEVEL, nullptr, nullptr, None_Receiver,
+                       nullptr);
         if (ActiveSnapshotSet()) PopActiveSnapshot();
         CommitTransactionCommand();
         return 0;
@@ -115,13 +115,15 @@ class LocalSession : public postgres::ServerSession {
     const std::string error = slot->error;
     release();
     if (started == 0)
-      throw Transient(Code::conflict,
-                  "no background worker slot is free (max_worker_processes) to set up database " +
-                      quote_value(database_name));
+      throw Transient(
+          Code::conflict,
+          "no background worker slot is free (max_worker_processes) to set up database " +
+              quote_value(database_name));
     if (!done)
       throw Error(Code::internal, "the setup worker of database " + quote_value(database_name) +
                                       " stopped before it finished (could it connect?)");
-    if (!ok) throw Error(Code::internal, "in database " + quote_value(database_name) + ": " + error);
+    if (!ok)
+      throw Error(Code::internal, "in database " + quote_value(database_name) + ": " + error);
   }
 
   std::string url(const std::string& database_name) override {
@@ -184,4 +186,3 @@ extern "C" void envdb_setup_worker_main(Datum arg) {
   slot->done = true;
   proc_exit(0);
 }
-

@@ -86,8 +86,8 @@ struct SetupSlot {
 // memory because each pass is a new database worker process.
 constexpr int kMaxFailingServers = 64;
 struct FailingServer {
-  Oid db;                // the control plane; InvalidOid: free
-  char host_id[64];      // "": the server envdb runs on
+  Oid db;            // the control plane; InvalidOid: free
+  char host_id[64];  // "": the server envdb runs on
   failure_log::State state;
 };
 
@@ -140,6 +140,7 @@ auto in_transaction(F&& f) -> decltype(f()) {
 // A session on the server of a job: the local one (SPI, no libpq) when
 // `server` is nullopt, else the registered server through libpq
 // (connect_registered_server). Throws Transient when it cannot connect.
-std::unique_ptr<postgres::ServerSession> open_session(const std::optional<postgres::Server>& server);
+std::unique_ptr<postgres::ServerSession> open_session(
+    const std::optional<postgres::Server>& server);
 
 }  // namespace envdb::pg::worker

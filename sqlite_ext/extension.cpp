@@ -294,7 +294,8 @@ void dispatch(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     if ((fn.flags & api::kRequestForm) && argc == 1 && sqlite3_value_type(argv[0]) == SQLITE_TEXT &&
         sqlite3_value_bytes(argv[0]) > 0 &&
         reinterpret_cast<const char*>(sqlite3_value_text(argv[0]))[0] == '{') {
-      result = api::invoke_request(*entry->connection, fn, std::get<std::string>(to_value(argv[0])));
+      result =
+          api::invoke_request(*entry->connection, fn, std::get<std::string>(to_value(argv[0])));
     } else {
       std::vector<Value> args;
       args.reserve(static_cast<size_t>(argc));
@@ -330,8 +331,8 @@ int register_functions(sqlite3* db, char** error_message) {
                                             new std::shared_ptr<Connection>(connection),
                                             destroy_module_aux);
     if (rc != SQLITE_OK) {
-      *error_message = sqlite3_mprintf("envdb: cannot register %s: %s", kStatementsTable,
-                                       sqlite3_errmsg(db));
+      *error_message =
+          sqlite3_mprintf("envdb: cannot register %s: %s", kStatementsTable, sqlite3_errmsg(db));
       return rc;
     }
   }
@@ -351,17 +352,17 @@ int register_functions(sqlite3* db, char** error_message) {
     if (!api::available_in(fn, "sqlite")) continue;
     // Pure functions may be used anywhere; everything else reads or changes
     // the catalog or returns secrets, so only top-level SQL may call it.
-    const int flags = SQLITE_UTF8 | ((fn.flags & api::kPure)
-                                         ? SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS
-                                         : SQLITE_DIRECTONLY);
+    const int flags =
+        SQLITE_UTF8 |
+        ((fn.flags & api::kPure) ? SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS : SQLITE_DIRECTONLY);
     const std::string name = std::string("envdb_") + fn.name;
     auto* entry = new Entry{connection, &fn};
     // On failure sqlite3_create_function_v2 calls destroy_entry itself.
-    const int rc = sqlite3_create_function_v2(db, name.c_str(), -1, flags, entry, dispatch,
-                                              nullptr, nullptr, destroy_entry);
+    const int rc = sqlite3_create_function_v2(db, name.c_str(), -1, flags, entry, dispatch, nullptr,
+                                              nullptr, destroy_entry);
     if (rc != SQLITE_OK) {
-      *error_message = sqlite3_mprintf("envdb: cannot register %s: %s", name.c_str(),
-                                       sqlite3_errmsg(db));
+      *error_message =
+          sqlite3_mprintf("envdb: cannot register %s: %s", name.c_str(), sqlite3_errmsg(db));
       return rc;
     }
   }
@@ -371,7 +372,8 @@ int register_functions(sqlite3* db, char** error_message) {
 }  // namespace envdb::sqlite
 
 extern "C" {
-__attribute__((visibility("default"))) int sqlite3_envdb_init(sqlite3* db, char** error_message, const sqlite3_api_routines* api) {
+__attribute__((visibility("default"))) int sqlite3_envdb_init(sqlite3* db, char** error_message,
+                                                              const sqlite3_api_routines* api) {
   SQLITE_EXTENSION_INIT2(api);
   (void)api;  // unused when linked (SQLITE_CORE)
   try {

@@ -104,8 +104,8 @@ std::vector<std::pair<std::string, int>> SqliteStore::cached_statements() const 
 
 std::unique_ptr<SqliteStore> SqliteStore::open(const std::string& path) {
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
   auto store = std::make_unique<SqliteStore>(db, true);
   if (rc != SQLITE_OK) store->raise(rc);
   sqlite3_busy_timeout(db, 5000);

@@ -54,7 +54,7 @@ class SqliteStore : public Store {
   void rollback_write() noexcept;
 
   [[noreturn]] void raise(int rc) const;  // throws the mapped envdb::Error
-  static bool is_busy(int rc);             // SQLITE_BUSY or SQLITE_LOCKED, any extended code
+  static bool is_busy(int rc);            // SQLITE_BUSY or SQLITE_LOCKED, any extended code
   static std::string busy_sentence(const std::string& message);
   void give_back(const std::string& sql, sqlite3_stmt* stmt);
 

@@ -162,8 +162,9 @@ Json initialize(Store& store, const std::string& environment_id,
 
   std::vector<std::pair<int64_t, std::string>> recorded;  // ascending
   if (table_exists(store, "sys_schema_migration"))
-    for (auto& row : query(store, "SELECT version, checksum FROM envdb.sys_schema_migration "
-                                  "ORDER BY version"))
+    for (auto& row : query(store,
+                           "SELECT version, checksum FROM envdb.sys_schema_migration "
+                           "ORDER BY version"))
       recorded.emplace_back(row.integer("version"), row.text("checksum"));
   if (!recorded.empty() && recorded.back().first > latest)
     fail(Code::schema_mismatch, "this database is at data-plane schema version " +
@@ -224,12 +225,9 @@ Json upgrade_environments(Host& host, const std::vector<Migration>& list) {
   for (const Row& env : environments) {
     const std::string id = env.text("id");
     const auto url = env.opt_text("database_url");
-    Json entry{{"environmentId", id},
-               {"databaseName", env.text("database_name")},
-               {"path", nullptr},
-               {"fromVersion", nullptr},
-               {"toVersion", nullptr},
-               {"applied", Json::array()},
+    Json entry{{"environmentId", id},  {"databaseName", env.text("database_name")},
+               {"path", nullptr},      {"fromVersion", nullptr},
+               {"toVersion", nullptr}, {"applied", Json::array()},
                {"error", nullptr}};
     try {
       if (!url || url->compare(0, 5, "file:") != 0 || url->size() == 5)

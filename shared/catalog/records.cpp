@@ -45,7 +45,8 @@ Json integer(const Row& r, const char* c) {
 
 Row load(Store& store, const std::string& columns, const std::string& table,
          const std::string& what, const std::string& field, const std::string& id) {
-  auto row = query_one(store, "SELECT " + columns + " FROM envdb." + table + " WHERE id = $1", {id});
+  auto row =
+      query_one(store, "SELECT " + columns + " FROM envdb." + table + " WHERE id = $1", {id});
   if (!row) fail(Code::not_found, field + " " + quote_value(id) + " names no " + what);
   return std::move(*row);
 }
@@ -53,9 +54,12 @@ Row load(Store& store, const std::string& columns, const std::string& table,
 }  // namespace
 
 Json organization_json(const Row& r) {
-  return Json{{"id", text(r, "id")},         {"slug", text(r, "slug")},
-              {"name", text(r, "name")},     {"metadata", object(r, "metadata")},
-              {"createdAt", text(r, "created_at")}, {"updatedAt", text(r, "updated_at")},
+  return Json{{"id", text(r, "id")},
+              {"slug", text(r, "slug")},
+              {"name", text(r, "name")},
+              {"metadata", object(r, "metadata")},
+              {"createdAt", text(r, "created_at")},
+              {"updatedAt", text(r, "updated_at")},
               {"deprovisionedAt", text(r, "deprovisioned_at")}};
 }
 
@@ -141,7 +145,8 @@ Row load_environment(Store& s, const std::string& field, const std::string& id) 
   return load(s, kEnvironmentColumns, "sys_environment", "environment", field, id);
 }
 Row load_database(Store& s, const std::string& field, const std::string& id) {
-  Row row = load(s, kDatabaseColumns, "sys_environment_database", "environment database", field, id);
+  Row row =
+      load(s, kDatabaseColumns, "sys_environment_database", "environment database", field, id);
   row_rules::require_database(row);
   return row;
 }

@@ -40,12 +40,12 @@ bool is_legacy_database_name(const std::string& name) {
 
 std::optional<std::string> database_problem(const std::string& driver, const std::string& name,
                                             const std::optional<std::string>& url) {
-  const bool ok_name =
-      is_generated_database_name(name) || (driver == "turso" && is_legacy_database_name(name));
+  const bool ok_name = is_generated_database_name(name) ||
+                       (driver == "turso" && is_legacy_database_name(name));
   if (!ok_name)
     return "database_name " + quote_value(name) + " is not a name envdb makes (env- and 26 " +
-           "characters a-z2-7" + (driver == "turso" ? ", or a v4 name of letters, digits, ._-" : "") +
-           ")";
+           "characters a-z2-7" +
+           (driver == "turso" ? ", or a v4 name of letters, digits, ._-" : "") + ")";
   if (driver != "sqlite" || !url) return std::nullopt;
   const std::string suffix = "/" + name + ".db";
   bool ok_url = url->size() > 5 + suffix.size() && url->compare(0, 6, "file:/") == 0 &&

@@ -61,25 +61,24 @@ std::vector<Table> build() {
                {},
                {}});
 
-  t.push_back(
-      {"sys_environment",
-       {col("id", T::id, true), col("organization_id", T::id, true), slug_col(),
-        col("name", T::text, true), col("description", T::text),
-        enum_col("env_type", {"default", "sandbox", "development", "production", "trial"}),
-        col("region", T::text, true), col("is_default", T::boolean, true, D::false_),
-        col("is_protected", T::boolean, true, D::false_),
-        enum_col("status", {"provisioning", "active", "suspended", "archived", "failed"}),
-        col("dlp_policy_id", T::text), col("created_by", T::text),
-        col("metadata", T::json, true, D::empty_object),
-        col("created_at", T::timestamp, true, D::now),
-        col("updated_at", T::timestamp, true, D::now),
-        // When archive_environment ran (drop_environment_database's grace period).
-        col("archived_at", T::timestamp)},
-       {"id"},
-       {{"organization_id", "slug"}, {"id", "organization_id"}},
-       {{{"organization_id"}, "sys_organization", {"id"}}},
-       {{"sys_environment_org_default_idx", {"organization_id", "is_default"}, false, ""},
-        {"sys_environment_one_default_idx", {"organization_id"}, true, "is_default"}}});
+  t.push_back({"sys_environment",
+               {col("id", T::id, true), col("organization_id", T::id, true), slug_col(),
+                col("name", T::text, true), col("description", T::text),
+                enum_col("env_type", {"default", "sandbox", "development", "production", "trial"}),
+                col("region", T::text, true), col("is_default", T::boolean, true, D::false_),
+                col("is_protected", T::boolean, true, D::false_),
+                enum_col("status", {"provisioning", "active", "suspended", "archived", "failed"}),
+                col("dlp_policy_id", T::text), col("created_by", T::text),
+                col("metadata", T::json, true, D::empty_object),
+                col("created_at", T::timestamp, true, D::now),
+                col("updated_at", T::timestamp, true, D::now),
+                // When archive_environment ran (drop_environment_database's grace period).
+                col("archived_at", T::timestamp)},
+               {"id"},
+               {{"organization_id", "slug"}, {"id", "organization_id"}},
+               {{{"organization_id"}, "sys_organization", {"id"}}},
+               {{"sys_environment_org_default_idx", {"organization_id", "is_default"}, false, ""},
+                {"sys_environment_one_default_idx", {"organization_id"}, true, "is_default"}}});
 
   // Postgres servers that hold postgres-driver databases, by region. The
   // password is sealed like a credential token (AES-256-GCM under a keyring
@@ -132,59 +131,60 @@ std::vector<Table> build() {
 
   Column token_cipher = col("token_cipher", T::blob, true);
   token_cipher.secret = true;
-  t.push_back({"sys_database_credential",
-               {col("id", T::id, true), col("database_id", T::id, true), token_cipher,
-                col("kms_key_id", T::text, true), enum_col("scope", {"readwrite", "readonly", "admin"}),
-                enum_col("status", {"active", "rotating", "revoked"}), col("username", T::text),
-                col("issued_at", T::timestamp, true, D::now), col("expires_at", T::timestamp),
-                col("revoked_at", T::timestamp), col("rotated_from", T::id)},
-               {"id"},
-               {},
-               {{{"database_id"}, "sys_environment_database", {"id"}},
-                {{"rotated_from"}, "sys_database_credential", {"id"}}},
-               {{"sys_database_credential_db_status_idx", {"database_id", "status"}, false, ""},
-                {"sys_database_credential_expires_idx", {"expires_at"}, false, ""},
-                {"sys_database_credential_one_active_idx",
-                 {"database_id", "scope"},
-                 true,
-                 "status = 'active'"}}});
+  t.push_back(
+      {"sys_database_credential",
+       {col("id", T::id, true), col("database_id", T::id, true), token_cipher,
+        col("kms_key_id", T::text, true), enum_col("scope", {"readwrite", "readonly", "admin"}),
+        enum_col("status", {"active", "rotating", "revoked"}), col("username", T::text),
+        col("issued_at", T::timestamp, true, D::now), col("expires_at", T::timestamp),
+        col("revoked_at", T::timestamp), col("rotated_from", T::id)},
+       {"id"},
+       {},
+       {{{"database_id"}, "sys_environment_database", {"id"}},
+        {{"rotated_from"}, "sys_database_credential", {"id"}}},
+       {{"sys_database_credential_db_status_idx", {"database_id", "status"}, false, ""},
+        {"sys_database_credential_expires_idx", {"expires_at"}, false, ""},
+        {"sys_database_credential_one_active_idx",
+         {"database_id", "scope"},
+         true,
+         "status = 'active'"}}});
 
-  t.push_back({"sys_environment_member",
-               {col("id", T::id, true), col("environment_id", T::id, true),
-                col("organization_id", T::id, true), col("user_id", T::text, true),
-                enum_col("role", {"env_admin", "env_maker", "env_user", "env_viewer"}),
-                col("created_at", T::timestamp, true, D::now),
-                col("updated_at", T::timestamp, true, D::now)},
-               {"id"},
-               {{"environment_id", "user_id"}},
-               // The pair key makes organization_id equal to the environment's.
-               {{{"environment_id", "organization_id"}, "sys_environment", {"id", "organization_id"}}},
-               {{"sys_environment_member_user_idx", {"user_id"}, false, ""}}});
+  t.push_back(
+      {"sys_environment_member",
+       {col("id", T::id, true), col("environment_id", T::id, true),
+        col("organization_id", T::id, true), col("user_id", T::text, true),
+        enum_col("role", {"env_admin", "env_maker", "env_user", "env_viewer"}),
+        col("created_at", T::timestamp, true, D::now),
+        col("updated_at", T::timestamp, true, D::now)},
+       {"id"},
+       {{"environment_id", "user_id"}},
+       // The pair key makes organization_id equal to the environment's.
+       {{{"environment_id", "organization_id"}, "sys_environment", {"id", "organization_id"}}},
+       {{"sys_environment_member_user_idx", {"user_id"}, false, ""}}});
 
-  t.push_back({"sys_provisioning_job",
-               {col("id", T::id, true), col("environment_id", T::id, true),
-                col("database_id", T::id),
-                enum_col("kind", {"create_database", "drop_database", "create_login",
-                                  "disable_login"}),
-                enum_col("driver", {"turso", "postgres", "sqlite"}),
-                enum_col("status", {"pending", "running", "done", "failed"}),
-                col("attempts", T::integer, true, D::zero), col("last_error", T::text),
-                col("worker", T::text), col("payload", T::json, true, D::empty_object),
-                col("created_at", T::timestamp, true, D::now),
-                col("updated_at", T::timestamp, true, D::now), col("started_at", T::timestamp),
-                col("finished_at", T::timestamp)},
-               {"id"},
-               {},
-               {{{"environment_id"}, "sys_environment", {"id"}},
-                {{"database_id"}, "sys_environment_database", {"id"}}},
-               {{"sys_provisioning_job_queue_idx", {"status", "driver", "created_at"}, false, ""},
-                {"sys_provisioning_job_env_idx", {"environment_id"}, false, ""}}});
+  t.push_back(
+      {"sys_provisioning_job",
+       {col("id", T::id, true), col("environment_id", T::id, true), col("database_id", T::id),
+        enum_col("kind", {"create_database", "drop_database", "create_login", "disable_login"}),
+        enum_col("driver", {"turso", "postgres", "sqlite"}),
+        enum_col("status", {"pending", "running", "done", "failed"}),
+        col("attempts", T::integer, true, D::zero), col("last_error", T::text),
+        col("worker", T::text), col("payload", T::json, true, D::empty_object),
+        col("created_at", T::timestamp, true, D::now),
+        col("updated_at", T::timestamp, true, D::now), col("started_at", T::timestamp),
+        col("finished_at", T::timestamp)},
+       {"id"},
+       {},
+       {{{"environment_id"}, "sys_environment", {"id"}},
+        {{"database_id"}, "sys_environment_database", {"id"}}},
+       {{"sys_provisioning_job_queue_idx", {"status", "driver", "created_at"}, false, ""},
+        {"sys_provisioning_job_env_idx", {"environment_id"}, false, ""}}});
 
   Table audit{"sys_audit_event",
               {col("id", T::id, true), col("occurred_at", T::timestamp, true, D::now),
                col("actor", T::text), col("action", T::text, true), col("organization_id", T::id),
-               col("environment_id", T::id), col("subject_type", T::text), col("subject_id", T::text),
-               col("detail", T::json, true, D::empty_object)},
+               col("environment_id", T::id), col("subject_type", T::text),
+               col("subject_id", T::text), col("detail", T::json, true, D::empty_object)},
               {"id"},
               {},
               {},
@@ -237,18 +237,17 @@ std::vector<Table> build_data_plane() {
 
   // The v4 package-installation columns without tenant_id: the environment
   // is the database.
-  Table packages{"sys_package_installation",
-                 {col("id", T::id, true), col("package_id", T::text, true),
-                  col("version", T::text, true),
-                  enum_col("status", {"installing", "active", "disabled", "uninstalling", "failed"}),
-                  col("installed_at", T::timestamp), col("installed_by", T::text),
-                  col("config", T::json, true, D::empty_object),
-                  col("created_at", T::timestamp, true, D::now),
-                  col("updated_at", T::timestamp, true, D::now)},
-                 {"id"},
-                 {{"package_id"}},
-                 {},
-                 {}};
+  Table packages{
+      "sys_package_installation",
+      {col("id", T::id, true), col("package_id", T::text, true), col("version", T::text, true),
+       enum_col("status", {"installing", "active", "disabled", "uninstalling", "failed"}),
+       col("installed_at", T::timestamp), col("installed_by", T::text),
+       col("config", T::json, true, D::empty_object), col("created_at", T::timestamp, true, D::now),
+       col("updated_at", T::timestamp, true, D::now)},
+      {"id"},
+      {{"package_id"}},
+      {},
+      {}};
   packages.data_plane = true;
   t.push_back(packages);
   return t;
@@ -318,12 +317,12 @@ std::string sqlite_fk_triggers(const Table& t, const ForeignKey& fk, size_t n) {
   const std::string name = t.name + "_fk" + std::to_string(n);
   const std::string check = "SELECT RAISE(ABORT, 'not_found: " + t.name + "." +
                             join(fk.columns, ",") + " names no row of " + fk.table + "') WHERE " +
-                            join(not_null, " AND ") + " AND NOT EXISTS (SELECT 1 FROM " +
-                            fk.table + " p WHERE " + join(match_new, " AND ") + ");";
-  s << "CREATE TRIGGER IF NOT EXISTS " << name << "_insert BEFORE INSERT ON " << t.name
-    << " BEGIN " << check << " END;\n";
-  s << "CREATE TRIGGER IF NOT EXISTS " << name << "_update BEFORE UPDATE OF "
-    << join(fk.columns) << " ON " << t.name << " BEGIN " << check << " END;\n";
+                            join(not_null, " AND ") + " AND NOT EXISTS (SELECT 1 FROM " + fk.table +
+                            " p WHERE " + join(match_new, " AND ") + ");";
+  s << "CREATE TRIGGER IF NOT EXISTS " << name << "_insert BEFORE INSERT ON " << t.name << " BEGIN "
+    << check << " END;\n";
+  s << "CREATE TRIGGER IF NOT EXISTS " << name << "_update BEFORE UPDATE OF " << join(fk.columns)
+    << " ON " << t.name << " BEGIN " << check << " END;\n";
   s << "CREATE TRIGGER IF NOT EXISTS " << name << "_parent_delete BEFORE DELETE ON " << fk.table
     << " BEGIN SELECT RAISE(ABORT, 'conflict: a row of " << t.name << " still refers to this "
     << fk.table << " row') WHERE EXISTS (SELECT 1 FROM " << t.name << " c WHERE "
@@ -392,8 +391,8 @@ std::string table_ddl(const Table& t, Dialect d) {
     s << ";\n";
   }
   if (!t.data_plane && (t.single_row || t.rule_code != Code::invalid_parameter))
-    throw Error(Code::internal, "catalog table " + t.name +
-                                    ": single_row and rule_code are data-plane features");
+    throw Error(Code::internal,
+                "catalog table " + t.name + ": single_row and rule_code are data-plane features");
   const std::string code = code_word(t.rule_code);
   for (auto& c : t.columns) {
     if (!c.immutable && !c.set_once) continue;
@@ -409,9 +408,9 @@ std::string table_ddl(const Table& t, Dialect d) {
         s << "envdb.reject_change('" << c.name << "');\n";
     } else {
       s << "CREATE TRIGGER IF NOT EXISTS " << trig << " BEFORE UPDATE OF " << c.name << " ON "
-        << name << " WHEN " << (c.set_once ? "OLD." + c.name + " IS NOT NULL AND " : "")
-        << "OLD." << c.name << " IS NOT NEW." << c.name << " BEGIN SELECT RAISE(ABORT, '"
-        << message << "'); END;\n";
+        << name << " WHEN " << (c.set_once ? "OLD." + c.name + " IS NOT NULL AND " : "") << "OLD."
+        << c.name << " IS NOT NEW." << c.name << " BEGIN SELECT RAISE(ABORT, '" << message
+        << "'); END;\n";
     }
   }
   if (t.append_only && !t.append_only_update_when.empty()) {
@@ -420,7 +419,8 @@ std::string table_ddl(const Table& t, Dialect d) {
     std::string allowed = "(" + t.append_only_update_when + ")";
     for (auto& c : t.columns)
       if (c.name != t.append_only_mutable)
-        allowed += " AND NEW." + c.name + (pg ? " IS NOT DISTINCT FROM " : " IS ") + "OLD." + c.name;
+        allowed +=
+            " AND NEW." + c.name + (pg ? " IS NOT DISTINCT FROM " : " IS ") + "OLD." + c.name;
     const std::string trig = t.name + "_append_only";
     const std::string message = code + ": " + t.name + " is append-only";
     if (pg) {

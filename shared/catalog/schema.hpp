@@ -22,9 +22,9 @@ struct Column {
   std::vector<std::string> one_of;  // enum values -> CHECK (name IN (...))
   std::string check_postgres;       // an extra rule, written once per dialect
   std::string check_sqlite;
-  bool immutable = false;           // a trigger refuses any change after insert
-  bool set_once = false;            // immutable once not NULL: NULL may become a value once
-  bool secret = false;              // never granted to envdb_reader
+  bool immutable = false;  // a trigger refuses any change after insert
+  bool set_once = false;   // immutable once not NULL: NULL may become a value once
+  bool secret = false;     // never granted to envdb_reader
 };
 
 struct ForeignKey {
@@ -53,7 +53,7 @@ struct Table {
   // coalesced reveal events' count). Empty: no exception.
   std::string append_only_update_when;
   std::string append_only_mutable;
-  bool single_row = false;   // at most one row (an identity stamp)
+  bool single_row = false;  // at most one row (an identity stamp)
   // Code word of the errors the rule triggers raise (immutable and set-once
   // columns, append-only, single row).
   Code rule_code = Code::invalid_parameter;

@@ -44,7 +44,8 @@ const Setting& find_setting(const std::string& key) {
     if (key == s.key) return s;
   std::string known;
   for (auto& s : kSettings) known += std::string(known.empty() ? "" : ", ") + s.key;
-  fail(Code::invalid_parameter, "key " + quote_value(key) + " is not a setting (one of " + known + ")");
+  fail(Code::invalid_parameter,
+       "key " + quote_value(key) + " is not a setting (one of " + known + ")");
 }
 
 void validate(const Setting& s, const std::string& value) {
@@ -52,17 +53,18 @@ void validate(const Setting& s, const std::string& value) {
     bool digits = !value.empty() && value.size() <= 12;
     for (char c : value) digits = digits && c >= '0' && c <= '9';
     if (!digits)
-      fail(Code::invalid_parameter,
-           std::string("value for ") + s.key + " must be a whole number of seconds, got " +
-               quote_value(value));
+      fail(Code::invalid_parameter, std::string("value for ") + s.key +
+                                        " must be a whole number of seconds, got " +
+                                        quote_value(value));
   } else if (std::strcmp(s.key, "default_driver") == 0) {
     if (value != "sqlite" && value != "postgres" && value != "turso")
-      fail(Code::invalid_parameter, "value for default_driver must be sqlite, postgres or turso, got " +
-                                        quote_value(value));
+      fail(Code::invalid_parameter,
+           "value for default_driver must be sqlite, postgres or turso, got " + quote_value(value));
   } else if (std::strcmp(s.key, "restrict_server_connect") == 0) {
     if (value != "hosts" && value != "all" && value != "off")
       fail(Code::invalid_parameter,
-           "value for restrict_server_connect must be hosts, all or off, got " + quote_value(value));
+           "value for restrict_server_connect must be hosts, all or off, got " +
+               quote_value(value));
   } else if (std::strcmp(s.key, "allow_unaudited_reveal") == 0) {
     if (value != "on" && value != "off")
       fail(Code::invalid_parameter,
@@ -82,10 +84,11 @@ Value config(api::Call& call) {
                                       : call.text("value", 4096);
   validate(s, value);
   Atomic tx(call.store);
-  execute(call.store,
-          "INSERT INTO envdb.sys_config (key, value, updated_at) VALUES ($1, $2, $3::timestamptz) "
-          "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-          {key, value, now_iso()});
+  execute(
+      call.store,
+      "INSERT INTO envdb.sys_config (key, value, updated_at) VALUES ($1, $2, $3::timestamptz) "
+      "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+      {key, value, now_iso()});
   tx.done();
   return value;
 }
@@ -126,7 +129,10 @@ std::vector<api::Function> functions() {
   return {
       {"config",
        {{"key", T::text, nullptr}, {"value", T::text, "NULL"}},
-       T::text, config, api::kWrites, api::kAdmin,
+       T::text,
+       config,
+       api::kWrites,
+       api::kAdmin,
        "read a setting, or set it when a value is given"},
   };
 }

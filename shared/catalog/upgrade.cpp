@@ -38,14 +38,17 @@ std::vector<SqliteObject> sqlite_objects(const std::string& ddl) {
     if (!std::regex_search(stmt, m, kCreate))
       fail(Code::internal, "catalog DDL statement not understood: " + stmt.substr(0, 60));
     SqliteObject o;
-    o.type = m[2].str() == "TABLE" ? "table" : m[2].str() == "INDEX" ? "index"
-             : m[2].str() == "TRIGGER" ? "trigger" : "view";
+    o.type = m[2].str() == "TABLE"     ? "table"
+             : m[2].str() == "INDEX"   ? "index"
+             : m[2].str() == "TRIGGER" ? "trigger"
+                                       : "view";
     o.name = m[3];
     o.sql = "CREATE " + m[1].str() + m[2].str() + " " + stmt.substr(m.length(0) - o.name.size());
     o.table = o.name;
     std::smatch on;
     const std::string rest = stmt.substr(m.length(0));
-    if ((o.type == "index" || o.type == "trigger") && std::regex_search(rest, on, kOn)) o.table = on[1];
+    if ((o.type == "index" || o.type == "trigger") && std::regex_search(rest, on, kOn))
+      o.table = on[1];
     out.push_back(o);
   }
   return out;
@@ -70,7 +73,8 @@ void require_rows_fit(Store& store, const catalog::Table& t) {
       rules.push_back(c.name + " IN (" + list + ")");
     }
     if (!c.check_sqlite.empty()) rules.push_back(c.check_sqlite);
-    if (c.not_null && c.fallback == catalog::Default::none) rules.push_back(c.name + " IS NOT NULL");
+    if (c.not_null && c.fallback == catalog::Default::none)
+      rules.push_back(c.name + " IS NOT NULL");
     for (const std::string& rule : rules) {
       // A rule may name another column; skip it when that column is new.
       bool names_new_column = false;
@@ -100,23 +104,27 @@ void require_rows_fit(Store& store, const catalog::Table& t) {
 // The catalog version a SQLite control database records: 0 without a
 // catalog, 1 for a 0.1.0 catalog (which did not record it).
 int64_t stored_sqlite_catalog_version(Store& store) {
-  if (!query_one(store, "SELECT 1 AS present FROM sqlite_master WHERE type = 'table' AND name = 'sys_config'"))
+  if (!query_one(
+          store,
+          "SELECT 1 AS present FROM sqlite_master WHERE type = 'table' AND name = 'sys_config'"))
     return 0;
   auto recorded = query_one(store, "SELECT value FROM sys_config WHERE key = 'catalog_version'");
   if (!recorded || !recorded->opt_text("value")) return 1;
   const std::string text = recorded->text("value");
   if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos)
-    fail(Code::schema_mismatch, "sys_config holds catalog_version " + quote_value(text) +
-                                    ", which is not a catalog version; the control database is damaged");
+    fail(Code::schema_mismatch,
+         "sys_config holds catalog_version " + quote_value(text) +
+             ", which is not a catalog version; the control database is damaged");
   return std::stoll(text);
 }
 
 // An older envdb cannot know what a newer catalog means.
 void refuse_newer_catalog(int64_t found) {
   if (found > kCatalogVersion)
-    fail(Code::schema_mismatch, "this database's envdb catalog is version " + std::to_string(found) +
-                                    ", newer than this envdb " + kVersion + " (catalog version " +
-                                    std::to_string(kCatalogVersion) + "); use a newer envdb");
+    fail(Code::schema_mismatch, "this database's envdb catalog is version " +
+                                    std::to_string(found) + ", newer than this envdb " + kVersion +
+                                    " (catalog version " + std::to_string(kCatalogVersion) +
+                                    "); use a newer envdb");
 }
 
 }  // namespace
@@ -125,7 +133,8 @@ int64_t upgrade_sqlite_catalog(Host& host, Store& store) {
   const int64_t found = stored_sqlite_catalog_version(store);
   if (found == 0) return 0;
   refuse_newer_catalog(found);
-  const std::vector<SqliteObject> want = sqlite_objects(catalog::control_plane_ddl(Dialect::sqlite));
+  const std::vector<SqliteObject> want =
+      sqlite_objects(catalog::control_plane_ddl(Dialect::sqlite));
   std::map<std::string, const SqliteObject*> wanted;
   std::set<std::string> tables;
   for (auto& o : want) {
@@ -134,11 +143,13 @@ int64_t upgrade_sqlite_catalog(Host& host, Store& store) {
   }
   std::vector<std::string> rebuild;
   std::vector<std::string> drops;
-  for (const Row& row : query(store, "SELECT type, name, tbl_name, sql FROM sqlite_master "
-                                     "WHERE sql IS NOT NULL ORDER BY rowid")) {
+  for (const Row& row : query(store,
+                              "SELECT type, name, tbl_name, sql FROM sqlite_master "
+                              "WHERE sql IS NOT NULL ORDER BY rowid")) {
     const std::string type = row.text("type"), name = row.text("name");
     auto w = wanted.find(name);
-    const bool same = w != wanted.end() && w->second->type == type && w->second->sql == row.text("sql");
+    const bool same = w != wanted.end() && w->second->type == type &&
+                      w->second->sql == row.text("sql");
     if (type == "table") {
       if (w != wanted.end() && !same) rebuild.push_back(name);
     } else if (type == "view") {
@@ -162,8 +173,9 @@ int64_t upgrade_sqlite_catalog(Host& host, Store& store) {
     std::string kept;
     for (const Row& c : query(store, "SELECT name FROM pragma_table_info($1)", {name})) {
       if (!now.count(c.text("name")))
-        fail(Code::schema_mismatch, "table " + name + " has a column " + c.text("name") +
-                                        " this envdb does not define; an upgrade never drops a column");
+        fail(Code::schema_mismatch,
+             "table " + name + " has a column " + c.text("name") +
+                 " this envdb does not define; an upgrade never drops a column");
       kept += (kept.empty() ? "" : ", ") + c.text("name");
     }
     const std::string saved = "envdb_upgrade_" + name;
@@ -171,7 +183,8 @@ int64_t upgrade_sqlite_catalog(Host& host, Store& store) {
     store.exec("CREATE TEMP TABLE " + saved + " AS SELECT * FROM main." + name);
     store.exec("DROP TABLE main." + name);
     store.exec(wanted[name]->sql);
-    store.exec("INSERT INTO main." + name + " (" + kept + ") SELECT " + kept + " FROM temp." + saved);
+    store.exec("INSERT INTO main." + name + " (" + kept + ") SELECT " + kept + " FROM temp." +
+               saved);
     store.exec("DROP TABLE temp." + saved);
   }
   host.notice("upgraded the envdb catalog from catalog version " + std::to_string(found) + " to " +
@@ -188,11 +201,12 @@ bool needs_catalog(const api::Function& fn) {
 
 void require_current_catalog(Store& store) {
   const int64_t found = stored_sqlite_catalog_version(store);
-  if (found == 0) fail(Code::not_found, "this database has no envdb catalog; run SELECT envdb_init() first");
+  if (found == 0)
+    fail(Code::not_found, "this database has no envdb catalog; run SELECT envdb_init() first");
   if (found < kCatalogVersion)
-    fail(Code::schema_mismatch, "this database's envdb catalog is version " + std::to_string(found) +
-                                    " but the extension (" + kVersion + ") uses catalog " +
-                                    std::to_string(kCatalogVersion) +
+    fail(Code::schema_mismatch, "this database's envdb catalog is version " +
+                                    std::to_string(found) + " but the extension (" + kVersion +
+                                    ") uses catalog " + std::to_string(kCatalogVersion) +
                                     "; run SELECT envdb_init() to upgrade it in place");
   refuse_newer_catalog(found);
 }

@@ -28,9 +28,9 @@ const char* code_sqlstate(Code code) noexcept {
     case Code::invalid_transition: return "55000";  // object_not_in_prerequisite_state
     case Code::permission_denied: return "42501";   // insufficient_privilege
     case Code::key_unavailable: return "55000";
-    case Code::decrypt_failed: return "22000";      // data_exception
+    case Code::decrypt_failed: return "22000";  // data_exception
     case Code::schema_mismatch: return "55000";
-    case Code::conflict: return "55006";            // object_in_use
+    case Code::conflict: return "55006";  // object_in_use
     case Code::internal: return "XX000";
   }
   return "XX000";
@@ -64,9 +64,10 @@ std::string quote_value(const std::string& value) {
 namespace envdb {
 
 void throw_host_error(Code fallback, const std::string& message, const std::string& sqlstate) {
-  static const Code kAll[] = {Code::invalid_parameter, Code::not_found,       Code::already_exists,
-                              Code::invalid_transition, Code::permission_denied,
-                              Code::key_unavailable,   Code::decrypt_failed,  Code::schema_mismatch,
+  static const Code kAll[] = {Code::invalid_parameter, Code::not_found,
+                              Code::already_exists,    Code::invalid_transition,
+                              Code::permission_denied, Code::key_unavailable,
+                              Code::decrypt_failed,    Code::schema_mismatch,
                               Code::conflict};
   for (Code c : kAll) {
     const std::string prefix = std::string(code_word(c)) + ": ";

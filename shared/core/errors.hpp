@@ -37,7 +37,9 @@ class Error : public std::runtime_error {
   Code code_;
 };
 
-[[noreturn]] inline void fail(Code code, const std::string& sentence) { throw Error(code, sentence); }
+[[noreturn]] inline void fail(Code code, const std::string& sentence) {
+  throw Error(code, sentence);
+}
 
 // Quote a caller-supplied value for an error sentence: truncated, with control
 // and non-printable bytes escaped, so messages stay one readable line.

@@ -21,11 +21,11 @@ constexpr int64_t kDefaultIntervalMs = 5 * 60 * 1000;
 
 struct State {
   bool failing = false;
-  int64_t first_ms = 0;        // the first failure of this run of failures
+  int64_t first_ms = 0;  // the first failure of this run of failures
   int64_t last_written_ms = 0;
-  int64_t failures = 0;        // in this run
-  int64_t unwritten = 0;       // failures since the last line written
-  uint64_t message_hash = 0;   // of the last message written
+  int64_t failures = 0;       // in this run
+  int64_t unwritten = 0;      // failures since the last line written
+  uint64_t message_hash = 0;  // of the last message written
 };
 
 // A failure of `what` (for example "converging the logins on database host

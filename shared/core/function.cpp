@@ -18,7 +18,11 @@ bool valid_utf8(const std::string& s) {
   size_t i = 0, n = s.size();
   while (i < n) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xe  ? 3
+                 : (c >> 3) == 0x1e ? 4
+                                    : 0;
     if (len == 0 || i + len > n) return false;
     for (size_t k = 1; k < len; ++k)
       if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
@@ -106,8 +110,8 @@ std::optional<std::string> Call::opt_text(const char* name, size_t max_len) cons
     fail(Code::invalid_parameter, std::string(name) + " contains a NUL byte");
   if (!valid_utf8(*s)) fail(Code::invalid_parameter, std::string(name) + " is not valid UTF-8");
   if (s->size() > max_len)
-    fail(Code::invalid_parameter, std::string(name) + " is longer than " +
-                                      std::to_string(max_len) + " bytes");
+    fail(Code::invalid_parameter,
+         std::string(name) + " is longer than " + std::to_string(max_len) + " bytes");
   return *s;
 }
 
@@ -160,8 +164,9 @@ std::optional<std::string> Call::opt_timestamp(const char* name) const {
   auto s = opt_text(name, 64);
   if (!s) return std::nullopt;
   auto ms = ms_from_iso(*s);
-  if (!ms) fail(Code::invalid_parameter, std::string(name) + " " + quote_value(*s) +
-                                             " is not an ISO-8601 timestamp");
+  if (!ms)
+    fail(Code::invalid_parameter,
+         std::string(name) + " " + quote_value(*s) + " is not an ISO-8601 timestamp");
   return iso_from_ms(*ms);
 }
 
@@ -240,4 +245,3 @@ Value invoke_request(Host& host, const Function& fn, const std::string& request_
 }
 
 }  // namespace envdb::api
-

@@ -20,12 +20,12 @@ namespace envdb::api {
 enum class Type { text, integer, boolean, json, interval, timestamp };
 
 enum Flag : unsigned {
-  kPure = 1u << 0,          // same inputs, same result, no side effects
-  kWrites = 1u << 1,        // changes the catalog
+  kPure = 1u << 0,    // same inputs, same result, no side effects
+  kWrites = 1u << 1,  // changes the catalog
   kSqliteOnly = 1u << 2,
   kPostgresOnly = 1u << 3,
-  kRequestForm = 1u << 4,   // also callable with one JSON request object
-  kDataPlane = 1u << 5,     // runs inside an environment database
+  kRequestForm = 1u << 4,  // also callable with one JSON request object
+  kDataPlane = 1u << 5,    // runs inside an environment database
 };
 
 // Postgres roles allowed to execute a function. PUBLIC never is: it has no
@@ -66,7 +66,7 @@ class Call {
   Store& store;
   const Function& fn;
 
-  bool given(const char* name) const;  // present and not NULL
+  bool given(const char* name) const;                               // present and not NULL
   std::string text(const char* name, size_t max_len = 1024) const;  // required
   std::optional<std::string> opt_text(const char* name, size_t max_len = 1024) const;
   // Integers, seconds and booleans also accept a REAL that is a whole number
@@ -74,11 +74,11 @@ class Call {
   // true, false, 0 or 1.
   std::optional<int64_t> opt_integer(const char* name) const;
   std::optional<bool> opt_boolean(const char* name) const;
-  std::optional<Json> opt_object(const char* name) const;   // a JSON object
+  std::optional<Json> opt_object(const char* name) const;  // a JSON object
   // Text, or a number written as decimal text (a whole-number REAL without
   // its ".0"), for settings whose values are numbers.
   std::optional<std::string> opt_text_or_number(const char* name, size_t max_len = 1024) const;
-  std::optional<int64_t> opt_seconds(const char* name) const;  // interval, >= 0
+  std::optional<int64_t> opt_seconds(const char* name) const;        // interval, >= 0
   std::optional<std::string> opt_timestamp(const char* name) const;  // normalised ISO
 
  private:

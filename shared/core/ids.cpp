@@ -35,7 +35,8 @@ std::string new_uuid_v7() {
     std::lock_guard<std::mutex> lock(clock.mutex);
     if (ms > clock.last_ms) {
       clock.last_ms = ms;
-      clock.counter = (static_cast<unsigned>(b[6]) << 4 | (b[7] >> 4)) & 0x7ff;  // random start, room to count
+      clock.counter = (static_cast<unsigned>(b[6]) << 4 | (b[7] >> 4)) &
+                      0x7ff;  // random start, room to count
     } else if (++clock.counter > 0xfff) {
       ++clock.last_ms;
       clock.counter = 0;

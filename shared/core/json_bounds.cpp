@@ -8,17 +8,15 @@ namespace {
 
 constexpr size_t kMaxKeyEcho = 128;  // bytes of a top-level key kept for messages
 
-std::string limit_words() {
-  return "nested deeper than " + std::to_string(kMaxDepth) + " levels";
-}
+std::string limit_words() { return "nested deeper than " + std::to_string(kMaxDepth) + " levels"; }
 
 }  // namespace
 
 std::optional<Excess> first_excess(std::string_view text, size_t limit) {
   size_t depth = 0;
   bool in_string = false, escaped = false;
-  bool top_object = false;   // the outermost value is an object
-  bool expect_key = false;   // the next string at depth 1 is a key
+  bool top_object = false;  // the outermost value is an object
+  bool expect_key = false;  // the next string at depth 1 is a key
   bool reading_key = false;
   std::string key, last_key;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -61,8 +59,7 @@ std::optional<Excess> first_excess(std::string_view text, size_t limit) {
       case ',':
         if (depth == 1 && top_object) expect_key = true;
         break;
-      default:
-        break;
+      default: break;
     }
   }
   return std::nullopt;
@@ -70,10 +67,9 @@ std::optional<Excess> first_excess(std::string_view text, size_t limit) {
 
 Json parse_input(std::string_view text, const std::string& field) {
   if (text.size() > kMaxBytes)
-    fail(Code::invalid_parameter, field + " is longer than " + std::to_string(kMaxBytes) +
-                                      " bytes of JSON");
-  if (first_excess(text, kMaxDepth))
-    fail(Code::invalid_parameter, field + " is " + limit_words());
+    fail(Code::invalid_parameter,
+         field + " is longer than " + std::to_string(kMaxBytes) + " bytes of JSON");
+  if (first_excess(text, kMaxDepth)) fail(Code::invalid_parameter, field + " is " + limit_words());
   return Json::parse(text, nullptr, false);
 }
 

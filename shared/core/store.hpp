@@ -32,7 +32,7 @@ class Statement {
  public:
   virtual ~Statement() = default;
   virtual void bind(int index, const Value& value) = 0;  // index of $N, from 1
-  virtual bool step() = 0;                                // true while a row is available
+  virtual bool step() = 0;                               // true while a row is available
   virtual int column_count() const = 0;
   virtual std::string column_name(int column) const = 0;  // from 0
   virtual Value column(int column) const = 0;

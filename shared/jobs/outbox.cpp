@@ -82,8 +82,8 @@ void require_tokens(const Json& tokens) {
     // Never quote a token: only say what is wrong with it.
     if (!token.is_string() || token.get<std::string>().empty() ||
         token.get<std::string>().size() > vault::kMaxTokenBytes)
-      fail(Code::invalid_parameter, "tokens." + scope +
-                                        " must be a non-empty string of at most 4096 bytes");
+      fail(Code::invalid_parameter,
+           "tokens." + scope + " must be a non-empty string of at most 4096 bytes");
   }
 }
 
@@ -158,25 +158,26 @@ Json claim_jobs(Host& host, const std::string& driver, int64_t max_jobs,
   const bool pg = store.dialect() == Dialect::postgres;
   // A job reported failed with retry waits 2^attempts seconds (at most
   // kMaxBackoffSeconds) from its last report before it is claimed again.
-  const std::string due =
-      due_only && pg ? " AND (j.attempts = 0 OR j.updated_at <= $4::timestamptz - pg_catalog.make_interval(secs => "
-                       "LEAST(pg_catalog.power(2, LEAST(j.attempts, 16)), " +
-                           std::to_string(kMaxBackoffSeconds) + ")))"
-                     : "";
+  const std::string due = due_only && pg ? " AND (j.attempts = 0 OR j.updated_at <= "
+                                           "$4::timestamptz - pg_catalog.make_interval(secs => "
+                                           "LEAST(pg_catalog.power(2, LEAST(j.attempts, 16)), " +
+                                               std::to_string(kMaxBackoffSeconds) + ")))"
+                                         : "";
   // One statement: the rows the subquery picks are the rows updated. Postgres
   // skips rows another claimer holds; a SQLite write is serialised anyway.
-  const std::string sql =
-      std::string("UPDATE envdb.sys_provisioning_job SET status = 'running', "
-                  "attempts = attempts + 1, worker = $3, started_at = $4::timestamptz, "
-                  "finished_at = NULL, updated_at = $4::timestamptz "
-                  "WHERE id IN (SELECT j.id FROM envdb.sys_provisioning_job j "
-                  "WHERE j.status = 'pending' AND j.driver = $1 " +
-                  // turso: the jobs of one database one at a time, in the
-                  // order they were queued (a revoke after a mint must reach
-                  // Turso after it).
-                  (driver == "turso" ? kTursoInOrder : "") + due + " ORDER BY j.created_at, j.id LIMIT $2") +
-      (pg ? " FOR UPDATE SKIP LOCKED" : "") + ") RETURNING " +
-      records::kJobColumns;
+  const std::string sql = std::string(
+                              "UPDATE envdb.sys_provisioning_job SET status = 'running', "
+                              "attempts = attempts + 1, worker = $3, started_at = $4::timestamptz, "
+                              "finished_at = NULL, updated_at = $4::timestamptz "
+                              "WHERE id IN (SELECT j.id FROM envdb.sys_provisioning_job j "
+                              "WHERE j.status = 'pending' AND j.driver = $1 " +
+                              // turso: the jobs of one database one at a time, in the
+                              // order they were queued (a revoke after a mint must reach
+                              // Turso after it).
+                              (driver == "turso" ? kTursoInOrder : "") + due +
+                              " ORDER BY j.created_at, j.id LIMIT $2") +
+                          (pg ? " FOR UPDATE SKIP LOCKED" : "") + ") RETURNING " +
+                          records::kJobColumns;
 
   Atomic tx(store);
   std::vector<Row> claimed =
@@ -212,11 +213,10 @@ Json claim_jobs(Host& host, const std::string& driver, int64_t max_jobs,
     ids.push_back(j["id"]);
   }
   if (!claimed.empty())
-    audit::record(host, {"job.claim", std::nullopt, std::nullopt, "provisioning_job",
-                           std::nullopt,
-                           Json{{"driver", driver},
-                                {"worker", worker ? Json(*worker) : Json(nullptr)},
-                                {"jobIds", ids}}});
+    audit::record(host, {"job.claim", std::nullopt, std::nullopt, "provisioning_job", std::nullopt,
+                         Json{{"driver", driver},
+                              {"worker", worker ? Json(*worker) : Json(nullptr)},
+                              {"jobIds", ids}}});
   tx.done();
   return out;
 }
@@ -242,8 +242,8 @@ Json complete_job(Host& host, const std::string& job_id,
   require_still_provisioning(job, env);
   const auto database_id = job.opt_text("database_id");
   if (!tokens.empty() && !database_id)
-    fail(Code::invalid_parameter, "tokens were given for job " + quote_value(job_id) +
-                                      ", which has no database");
+    fail(Code::invalid_parameter,
+         "tokens were given for job " + quote_value(job_id) + ", which has no database");
   if (!tokens.empty()) (void)host.keyring().active_key();
 
   Atomic tx(store);
@@ -255,11 +255,11 @@ Json complete_job(Host& host, const std::string& job_id,
           "updated_at = $2::timestamptz WHERE id = $1",
           {job_id, now});
   audit::record(host, {"job.complete", env.text("organization_id"), environment_id,
-                         "provisioning_job", job_id,
-                         Json{{"kind", job.text("kind")},
-                              {"driver", job.text("driver")},
-                              {"databaseUrl", database_url ? Json(*database_url) : Json(nullptr)},
-                              {"scopes", scopes}}});
+                       "provisioning_job", job_id,
+                       Json{{"kind", job.text("kind")},
+                            {"driver", job.text("driver")},
+                            {"databaseUrl", database_url ? Json(*database_url) : Json(nullptr)},
+                            {"scopes", scopes}}});
   tx.done();
   return job_and_environment(store, job_id, environment_id);
 }
@@ -305,13 +305,13 @@ Json fail_job(Host& host, const std::string& job_id, const std::string& error, b
   }
   // The error text stays in the job row: a worker's message is not vetted
   // for secrets, so the audit trail does not copy it.
-  audit::record(host, {"job.fail", env.text("organization_id"), environment_id,
-                         "provisioning_job", job_id,
-                         Json{{"kind", job.text("kind")},
-                              {"driver", job.text("driver")},
-                              {"retry", retry},
-                              {"attempts", job.integer("attempts")},
-                              {"environmentFailed", fail_environment}}});
+  audit::record(host, {"job.fail", env.text("organization_id"), environment_id, "provisioning_job",
+                       job_id,
+                       Json{{"kind", job.text("kind")},
+                            {"driver", job.text("driver")},
+                            {"retry", retry},
+                            {"attempts", job.integer("attempts")},
+                            {"environmentFailed", fail_environment}}});
   tx.done();
   return job_and_environment(store, job_id, environment_id);
 }
@@ -320,21 +320,30 @@ std::vector<api::Function> functions() {
   return {
       {"claim_provisioning_jobs",
        {{"driver", T::text, nullptr}, {"max_jobs", T::integer, "10"}, {"worker", T::text, "NULL"}},
-       T::json, claim_provisioning_jobs, api::kWrites, api::kAdmin,
+       T::json,
+       claim_provisioning_jobs,
+       api::kWrites,
+       api::kAdmin,
        "claim up to max_jobs (1 to 1000) pending jobs of a driver, oldest first: each job is "
        "claimed by exactly one caller and becomes running"},
       {"complete_provisioning_job",
        {{"job_id", T::text, nullptr},
         {"database_url", T::text, "NULL"},
         {"tokens", T::json, "NULL"}},
-       T::json, complete_provisioning_job, api::kWrites, api::kAdmin,
+       T::json,
+       complete_provisioning_job,
+       api::kWrites,
+       api::kAdmin,
        "report a running job done: records the database URL, stores each token of tokens "
        "(scope -> token; required for turso) as that scope's active credential, and makes the "
        "environment active; a drop_database job (no database_url or tokens) records the "
        "database dropped and leaves the environment archived"},
       {"fail_provisioning_job",
        {{"job_id", T::text, nullptr}, {"error", T::text, nullptr}, {"retry", T::boolean, "false"}},
-       T::json, fail_provisioning_job, api::kWrites, api::kAdmin,
+       T::json,
+       fail_provisioning_job,
+       api::kWrites,
+       api::kAdmin,
        "report a running job failed: with retry it is pending again, otherwise it and its "
        "environment become failed (retry_environment queues it again)"},
   };

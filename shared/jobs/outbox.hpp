@@ -16,7 +16,6 @@
 
 namespace envdb::outbox {
 
-
 // This module's rows of the SQL function table.
 std::vector<api::Function> functions();
 

@@ -18,8 +18,8 @@ namespace envdb::queue {
 struct NewJob {
   std::string environment_id;
   std::optional<std::string> database_id;
-  std::string kind;    // create_database | drop_database | create_login | disable_login
-  std::string driver;  // postgres | turso
+  std::string kind;               // create_database | drop_database | create_login | disable_login
+  std::string driver;             // postgres | turso
   Json payload = Json::object();  // never a secret
 };
 

@@ -156,7 +156,7 @@ Row queue_drop(Host& host, const Row& environment, const Row& database) {
   auto db = load_database(host.store(), database.text("id"));
   if (!db) throw Error(Code::internal, "the database to drop is gone");
   return queue::enqueue(host, {environment.text("id"), database.text("id"), "drop_database",
-                                "turso", base_payload("drop", *db)});
+                               "turso", base_payload("drop", *db)});
 }
 
 bool is_lifecycle_job(const Row& job) {
@@ -182,8 +182,7 @@ Json refresh_on_claim(Host& host, const Row& job) {
       m["replaces"] = current ? Json(current->text("id")) : Json(nullptr);
     }
   }
-  execute(store,
-          "UPDATE envdb.sys_provisioning_job SET payload = $2::jsonb WHERE id = $1",
+  execute(store, "UPDATE envdb.sys_provisioning_job SET payload = $2::jsonb WHERE id = $1",
           {job.text("id"), p.dump()});
   return p;
 }
@@ -212,15 +211,14 @@ std::vector<Json> mints_matching_tokens(const std::string& job_id, const Json& p
                (asked.empty() ? std::string("no token") : "a token for " + asked));
   for (const std::string& scope : wanted)
     if (!tokens.contains(scope))
-      fail(Code::invalid_parameter, "tokens." + scope + " is required: job " +
-                                        quote_value(job_id) + " mints a token for " + asked);
+      fail(Code::invalid_parameter, "tokens." + scope + " is required: job " + quote_value(job_id) +
+                                        " mints a token for " + asked);
   return mints;
 }
 
 // Turso invalidated every token of the database: the rotating ones are gone
 // for good (the active ones of `mint` are replaced by store_minted).
-void revoke_rotating(Host& host, const Row& db, const std::string& job_id,
-                     const std::string& now) {
+void revoke_rotating(Host& host, const Row& db, const std::string& job_id, const std::string& now) {
   const std::string database_id = db.text("id");
   for (const Row& r : query(host.store(),
                             "UPDATE envdb.sys_database_credential SET status = 'revoked', "
@@ -268,15 +266,12 @@ void store_minted(Host& host, const Row& db, const Json& m, const std::string& t
                   const std::optional<std::string>& previous, const std::string& job_id) {
   const std::string database_id = db.text("id");
   const std::string scope = m["scope"].get<std::string>();
-  Json credential = vault::insert_sealed(host, database_id, scope, token,
-                                         opt_string(m, "expiresAt"), previous);
+  Json credential =
+      vault::insert_sealed(host, database_id, scope, token, opt_string(m, "expiresAt"), previous);
   audit::Event e = credential_event(db, "credential.issue", credential["id"].get<std::string>());
-  e.detail = Json{{"databaseId", database_id},
-                  {"scope", scope},
-                  {"kmsKeyId", credential["kmsKeyId"]},
-                  {"tokenSource", "turso"},
-                  {"jobId", job_id},
-                  {"supersededId", json_text(previous)}};
+  e.detail =
+      Json{{"databaseId", database_id}, {"scope", scope},  {"kmsKeyId", credential["kmsKeyId"]},
+           {"tokenSource", "turso"},    {"jobId", job_id}, {"supersededId", json_text(previous)}};
   audit::record(host, e);
 }
 

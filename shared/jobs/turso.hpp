@@ -4,13 +4,15 @@
 // that Turso must follow queues one job here, through queue::enqueue:
 //
 //   action    kind             at Turso                              on complete (tokens)
-//   create    create_database  create the database, mint `mint`      stored as the first credentials
-//   rotate    create_login     mint a token for the scope            the new active credential; the
-//                                                                    replaced one rotating for grace
+//   create    create_database  create the database, mint `mint`      stored as the first
+//   credentials rotate    create_login     mint a token for the scope            the new active
+//   credential; the
+//                                                                    replaced one rotating for
+//                                                                    grace
 //   resume    create_login     mint a token per live scope           replace the active credentials
 //   revoke,   disable_login    invalidate every token of the         replace the active credentials
-//   expire,                    database (Turso invalidates per       of `mint`; every rotating one is
-//   suspend,                   database, not per token), then mint   revoked (its token died)
+//   expire,                    database (Turso invalidates per       of `mint`; every rotating one
+//   is suspend,                   database, not per token), then mint   revoked (its token died)
 //   archive                    `mint` (empty unless active)
 //   drop      drop_database    delete the database                   droppedAt recorded
 //
@@ -40,8 +42,8 @@ Json create_payload(const Row& environment, const Row& database);
 // is about (revoked, expired or rotated out). `grace_seconds`: rotate only.
 // Returns the job's row, or nullopt when none was queued (another driver).
 std::optional<Row> queue(Host& host, const std::string& database_id, const std::string& action,
-           const std::vector<std::string>& credential_ids,
-           std::optional<int64_t> grace_seconds = std::nullopt);
+                         const std::vector<std::string>& credential_ids,
+                         std::optional<int64_t> grace_seconds = std::nullopt);
 
 // The drop_database job of a turso database (drop_environment_database).
 Row queue_drop(Host& host, const Row& environment, const Row& database);

@@ -99,8 +99,8 @@ std::vector<Action> plan(const std::vector<Desired>& desired,
         if (d.may_create) out.push_back({Step::create, d});
         continue;
       }
-      const std::optional<int64_t> want =
-          d.valid_until ? ms_from_iso(*d.valid_until) : std::optional<int64_t>();
+      const std::optional<int64_t> want = d.valid_until ? ms_from_iso(*d.valid_until)
+                                                        : std::optional<int64_t>();
       if (want != it->second.valid_until_ms) out.push_back({Step::enable, d});
     } else if (it != actual.end()) {
       out.push_back({it->second.can_login ? Step::disable : Step::end_sessions, d});
@@ -125,8 +125,8 @@ std::optional<postgres::Login> login_to_create(Host& host, const std::string& cr
   l.scope = row->text("scope");
   l.name = postgres::login_name(row->text("database_name"), l.scope, credential_id);
   l.valid_until = row->opt_text("expires_at");
-  l.live = login_live(row->text("status"), l.valid_until, row->text("environment_status"),
-                      now_ms());
+  l.live =
+      login_live(row->text("status"), l.valid_until, row->text("environment_status"), now_ms());
   if (!l.live) return std::nullopt;
   const crypto::SecretBytes token(vault::open_token(host, *row));
   l.verifier = crypto::scram_sha256_verifier(token.view(), crypto::random_bytes(16));
@@ -151,9 +151,7 @@ std::vector<Action> apply(postgres::ServerSession& server, const ServerPlan& p,
         server.exec(postgres::ensure_login_sql(*login, roles));
         break;
       }
-      case Step::enable:
-        server.exec(postgres::enable_login_sql(name, a.login.valid_until));
-        break;
+      case Step::enable: server.exec(postgres::enable_login_sql(name, a.login.valid_until)); break;
       case Step::disable:
         server.exec(postgres::disable_login_sql(name));
         (void)server.query_value(postgres::terminate_sessions_sql(name));

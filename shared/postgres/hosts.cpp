@@ -51,9 +51,8 @@ Server load_server(Host& host, const std::string& host_id) {
   if (auto key_id = h->opt_text("kms_key_id")) {
     Keyring& keyring = host.keyring();
     if (!keyring.has(*key_id))
-      fail(Code::key_unavailable, "database host " + quote_value(s.name) +
-                                      " is sealed under key " + quote_value(*key_id) +
-                                      ", which is not loaded");
+      fail(Code::key_unavailable, "database host " + quote_value(s.name) + " is sealed under key " +
+                                      quote_value(*key_id) + ", which is not loaded");
     const Value& cipher = (*h)["password_cipher"];
     const Blob* blob = std::get_if<Blob>(&cipher);
     if (!blob)
@@ -202,17 +201,26 @@ std::vector<api::Function> functions() {
         {"username", T::text, "'postgres'"},
         {"password", T::text, "NULL"},
         {"dbname", T::text, "'postgres'"}},
-       T::json, add_database_host, api::kWrites | api::kRequestForm, api::kAdmin,
+       T::json,
+       add_database_host,
+       api::kWrites | api::kRequestForm,
+       api::kAdmin,
        "register a Postgres server for postgres-driver databases of a region; the password is "
        "sealed under the keyring's active key and never returned"},
       {"list_database_hosts",
        {},
-       T::json, list_database_hosts, 0, api::kAdmin,
+       T::json,
+       list_database_hosts,
+       0,
+       api::kAdmin,
        "the registered Postgres servers with how many environment databases each holds (no "
        "secrets)"},
       {"remove_database_host",
        {{"name", T::text, nullptr}},
-       T::json, remove_database_host, api::kWrites, api::kAdmin,
+       T::json,
+       remove_database_host,
+       api::kWrites,
+       api::kAdmin,
        "unregister a Postgres server that holds no environment database"},
   };
 }

@@ -18,7 +18,6 @@ namespace envdb::postgres {
 // A registered server with its password opened. not_found, key_unavailable.
 Server load_server(Host& host, const std::string& host_id);
 
-
 // The server a new postgres database of `region` goes to: the registered
 // host of that region holding the fewest databases (by name on a tie), or
 // nullopt for the server envdb runs on.

@@ -30,7 +30,8 @@ const char* const kLookup =
     "AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_auth_members m WHERE m.member = a.oid) = 1 "
     "AND EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles r "
     "    ON r.oid = m.roleid WHERE m.member = a.oid AND r.rolname IN ("
-    "      pg_catalog.current_database() || '_admin', pg_catalog.current_database() || '_readwrite', "
+    "      pg_catalog.current_database() || '_admin', pg_catalog.current_database() || "
+    "'_readwrite', "
     "      pg_catalog.current_database() || '_readonly')) "
     "AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relname = 'sys_environment_info' "
     "    AND c.relnamespace = 'envdb'::pg_catalog.regnamespace)";

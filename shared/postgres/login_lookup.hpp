@@ -15,7 +15,6 @@
 
 #include <vector>
 
-
 namespace envdb::login_lookup {
 
 std::vector<api::Function> functions();

@@ -65,8 +65,8 @@ Work load_work(Host& host, const std::string& job_id) {
     l.scope = c.text("scope");
     l.name = login_name(w.database_name, l.scope, l.credential_id);
     l.valid_until = c.opt_text("expires_at");
-    l.live = converge::login_live(c.text("status"), l.valid_until, w.environment_status,
-                                  now_ms_value);
+    l.live =
+        converge::login_live(c.text("status"), l.valid_until, w.environment_status, now_ms_value);
     if (l.live) {
       const crypto::SecretBytes token(vault::open_token(host, c));
       l.verifier = crypto::scram_sha256_verifier(token.view(), crypto::random_bytes(16));

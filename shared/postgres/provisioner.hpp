@@ -15,7 +15,6 @@
 
 namespace envdb::postgres {
 
-
 // Everything a worker needs to carry out one postgres job: read from the
 // control plane in one transaction, executed on the server after it.
 struct Work {
@@ -33,7 +32,6 @@ struct Work {
   // the server (setting restrict_server_connect).
   bool restrict_connect = false;
 };
-
 
 // Carries out a job on the server: the scope roles, then (create_database)
 // the database, its grants and its schema, then the logins: through

@@ -69,8 +69,8 @@ Observed parse_facts(const std::string& text) {
     o.databases.insert(d.get<std::string>());
   }
   for (const Json& r : j["roles"]) {
-    if (!r.is_object() || !r.contains("name") || !r["name"].is_string() ||
-        !r.contains("login") || !r["login"].is_boolean())
+    if (!r.is_object() || !r.contains("name") || !r["name"].is_string() || !r.contains("login") ||
+        !r["login"].is_boolean())
       bad_facts();
     ObservedRole role;
     role.login = r["login"].get<bool>();
@@ -166,8 +166,7 @@ void check_scope_roles(const ExpectedDatabase& db, const Observed& observed,
     explained.insert(*scope_role);
     auto it = observed.roles.find(*scope_role);
     if (it == observed.roles.end() || !it->second.login) continue;
-    Finding f = database_finding(db, "login_mismatch", "sys_environment_database",
-                                 db.database_id);
+    Finding f = database_finding(db, "login_mismatch", "sys_environment_database", db.database_id);
     f.role = *scope_role;
     f.detail = "role " + quote_value(*scope_role) + " on " + server +
                " can log in; envdb's scope roles never do";
@@ -186,20 +185,20 @@ struct LoginRepair {
 LoginRepair login_repair(const ExpectedLogin& l, const ObservedRole& r) {
   LoginRepair p;
   if (!l.live && r.login) {
-    p.wrong.push_back("can log in although its credential is revoked, expired or its "
-                      "environment is not active");
+    p.wrong.push_back(
+        "can log in although its credential is revoked, expired or its "
+        "environment is not active");
     p.fix.push_back("ALTER ROLE " + ident(l.name) + " NOLOGIN");
     p.fix.push_back(terminate_sql(l.name));
     p.action.push_back("NOLOGIN, sessions ended");
   } else if (l.live) {
-    const bool until_ok =
-        l.valid_until_ms.has_value() == r.valid_until_ms.has_value() &&
-        (!l.valid_until_ms ||
-         std::llabs(*l.valid_until_ms - *r.valid_until_ms) <= kValidUntilSlackMs);
+    const bool until_ok = l.valid_until_ms.has_value() == r.valid_until_ms.has_value() &&
+                          (!l.valid_until_ms ||
+                           std::llabs(*l.valid_until_ms - *r.valid_until_ms) <= kValidUntilSlackMs);
     if (!r.login) p.wrong.push_back("cannot log in although its credential is live");
     if (!until_ok)
-      p.wrong.push_back("VALID UNTIL is " + until_text(r.valid_until_ms) +
-                        ", the catalog says " + until_text(l.valid_until_ms));
+      p.wrong.push_back("VALID UNTIL is " + until_text(r.valid_until_ms) + ", the catalog says " +
+                        until_text(l.valid_until_ms));
     if (!r.login || !until_ok) p.action.push_back("LOGIN VALID UNTIL as the catalog says");
     if (!r.login || !until_ok)
       p.fix.push_back("ALTER ROLE " + ident(l.name) + " LOGIN VALID UNTIL " +
@@ -229,8 +228,7 @@ void check_logins(const ExpectedDatabase& db, bool exists, const Observed& obser
     auto it = observed.roles.find(l.name);
     if (it == observed.roles.end()) {
       if (!l.live || !exists) continue;
-      Finding f = database_finding(db, "login_missing", "sys_database_credential",
-                                   l.credential_id);
+      Finding f = database_finding(db, "login_missing", "sys_database_credential", l.credential_id);
       f.role = l.name;
       f.detail = "login " + quote_value(l.name) + " of a live credential is missing on " + server;
       out.push_back(std::move(f));
@@ -238,8 +236,7 @@ void check_logins(const ExpectedDatabase& db, bool exists, const Observed& obser
     }
     LoginRepair p = login_repair(l, it->second);
     if (p.wrong.empty()) continue;
-    Finding f = database_finding(db, "login_mismatch", "sys_database_credential",
-                                 l.credential_id);
+    Finding f = database_finding(db, "login_mismatch", "sys_database_credential", l.credential_id);
     f.role = l.name;
     f.detail = "login " + quote_value(l.name) + " on " + server + " ";
     for (size_t i = 0; i < p.wrong.size(); ++i) f.detail += (i ? "; " : "") + p.wrong[i];
@@ -251,9 +248,8 @@ void check_logins(const ExpectedDatabase& db, bool exists, const Observed& obser
 
 // One database of the catalog against the server: there unless dropped,
 // its scope roles and logins as the catalog says.
-void check_database(const ExpectedDatabase& db, const Observed& observed,
-                    const std::string& server, std::set<std::string>& explained,
-                    std::vector<Finding>& out) {
+void check_database(const ExpectedDatabase& db, const Observed& observed, const std::string& server,
+                    std::set<std::string>& explained, std::vector<Finding>& out) {
   const std::string prefix = db.database_name + "_";
   if (db.in_flight) {
     // The worker is about to change it: everything of it is accounted for.
@@ -264,8 +260,8 @@ void check_database(const ExpectedDatabase& db, const Observed& observed,
   const bool exists = observed.databases.count(db.database_name) > 0;
   if (db.dropped) {
     if (exists) {
-      Finding f = database_finding(db, "database_not_dropped", "sys_environment_database",
-                                   db.database_id);
+      Finding f =
+          database_finding(db, "database_not_dropped", "sys_environment_database", db.database_id);
       f.detail = "database " + quote_value(db.database_name) + " on " + server +
                  " was recorded dropped but still exists";
       out.push_back(std::move(f));
@@ -364,9 +360,8 @@ postgres::Server load_server(Host& host, const Row& h) {
   if (auto key_id = h.opt_text("kms_key_id")) {
     Keyring& keyring = host.keyring();
     if (!keyring.has(*key_id))
-      fail(Code::key_unavailable, "database host " + quote_value(s.name) +
-                                      " is sealed under key " + quote_value(*key_id) +
-                                      ", which is not loaded");
+      fail(Code::key_unavailable, "database host " + quote_value(s.name) + " is sealed under key " +
+                                      quote_value(*key_id) + ", which is not loaded");
     const Blob* blob = std::get_if<Blob>(&h["password_cipher"]);
     if (!blob)
       fail(Code::decrypt_failed,

@@ -12,11 +12,14 @@
 //   database_unregistered  registered host: an env-... database no row of   none (report; never
 //                          this catalog names                               drops data)
 //   login_missing          a login that should work and does not exist      none here: check
-//                                                                           queues a create_login job
+//                                                                           queues a create_login
+//                                                                           job
 //   login_mismatch         a login (or scope role) whose LOGIN, VALID       NOLOGIN + its sessions
 //                          UNTIL or memberships disagree with the catalog   ended, or LOGIN VALID
-//                                                                           UNTIL; memberships fixed
-//   role_leftover          a role of a dropped database, a role of a        its sessions ended, then
+//                                                                           UNTIL; memberships
+//                                                                           fixed
+//   role_leftover          a role of a dropped database, a role of a        its sessions ended,
+//   then
 //                          database no credential or scope explains, or     DROP ROLE
 //                          (registered host) a role of an unknown database
 //

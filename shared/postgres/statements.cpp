@@ -10,7 +10,6 @@ namespace envdb::postgres {
 
 namespace {
 
-
 std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
   std::string out;
   for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
@@ -31,8 +30,7 @@ std::string do_block(const std::string& body) {
 }
 
 std::string role_missing(const std::string& role) {
-  return "NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = " + quote_literal(role) +
-         ")";
+  return "NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = " + quote_literal(role) + ")";
 }
 
 }  // namespace
@@ -118,8 +116,8 @@ bool must_create_database(const std::string& database_name,
   if (*current_owner == roles.owner) return false;  // an earlier attempt made it
   fail(Code::conflict, "database " + quote_value(database_name) +
                            " already exists on the server and is not this environment's (owner " +
-                           quote_value(*current_owner) + ", expected " +
-                           quote_value(roles.owner) + ")");
+                           quote_value(*current_owner) + ", expected " + quote_value(roles.owner) +
+                           ")");
 }
 
 std::string create_database_sql(const std::string& database_name, const Roles& roles) {
@@ -127,8 +125,7 @@ std::string create_database_sql(const std::string& database_name, const Roles& r
          quote_identifier(roles.owner) + " TEMPLATE template0";
 }
 
-std::vector<std::string> database_grants_sql(const std::string& database_name,
-                                             const Roles& r) {
+std::vector<std::string> database_grants_sql(const std::string& database_name, const Roles& r) {
   const std::string db = quote_identifier(database_name);
   const std::string scopes = join(
       {quote_identifier(r.admin), quote_identifier(r.readwrite), quote_identifier(r.readonly)});
@@ -168,8 +165,7 @@ std::string terminate_sessions_sql(const std::string& login) {
 }
 
 std::string in_database_sql(const Roles& r, const std::string& environment_id,
-                            const std::string& organization_id,
-                            const std::string& database_name) {
+                            const std::string& organization_id, const std::string& database_name) {
   const std::string admin = quote_identifier(r.admin);
   const std::string rw = quote_identifier(r.readwrite);
   const std::string ro = quote_identifier(r.readonly);
@@ -287,7 +283,8 @@ std::optional<std::string> local_database(const std::string& url, const std::str
     const size_t close = authority.find(']');
     if (close == std::string::npos) return std::nullopt;
     host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size() && authority[close + 1] == ':') port = authority.substr(close + 2);
+    if (close + 1 < authority.size() && authority[close + 1] == ':')
+      port = authority.substr(close + 2);
   } else if (const size_t colon = authority.find(':'); colon != std::string::npos) {
     host = authority.substr(0, colon);
     port = authority.substr(colon + 1);
@@ -299,13 +296,15 @@ std::optional<std::string> local_database(const std::string& url, const std::str
     if (end == std::string::npos) end = query.size();
     const std::string pair = query.substr(start, end - start);
     const size_t eq = pair.find('=');
-    const std::string key = pair.substr(0, eq), value = eq == std::string::npos ? "" : pair.substr(eq + 1);
+    const std::string key = pair.substr(0, eq),
+                      value = eq == std::string::npos ? "" : pair.substr(eq + 1);
     if (key == "host") host = value;
     if (key == "port") port = value;
     if (key == "dbname") database = value;
     start = end + 1;
   }
-  if (host.find(',') != std::string::npos || port.find(',') != std::string::npos) return std::nullopt;
+  if (host.find(',') != std::string::npos || port.find(',') != std::string::npos)
+    return std::nullopt;
   const bool local_host = host.empty() || host == "localhost" || host == "127.0.0.1" ||
                           host == "::1" || host[0] == '/' || host.rfind("%2F", 0) == 0 ||
                           host.rfind("%2f", 0) == 0;

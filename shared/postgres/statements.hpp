@@ -73,8 +73,7 @@ std::string database_owner_sql(const std::string& database_name);
 bool must_create_database(const std::string& database_name,
                           const std::optional<std::string>& current_owner, const Roles& roles);
 std::string create_database_sql(const std::string& database_name, const Roles& roles);
-std::vector<std::string> database_grants_sql(const std::string& database_name,
-                                             const Roles& roles);
+std::vector<std::string> database_grants_sql(const std::string& database_name, const Roles& roles);
 //   A live login: created (with its verifier) when missing, else made LOGIN
 //   with its VALID UNTIL; member of its scope role; sessions run as it.
 std::string ensure_login_sql(const Login& login, const Roles& roles);
@@ -90,8 +89,7 @@ std::string terminate_sessions_sql(const std::string& login);
 //   default privileges, CREATE EXTENSION envdb_data and
 //   init_environment_schema with the environment's identity.
 std::string in_database_sql(const Roles& roles, const std::string& environment_id,
-                            const std::string& organization_id,
-                            const std::string& database_name);
+                            const std::string& organization_id, const std::string& database_name);
 //   DROP DATABASE ... WITH (FORCE), then the scope roles and every login.
 std::vector<std::string> drop_database_sql(const std::string& database_name, const Roles& roles,
                                            const std::vector<std::string>& logins);

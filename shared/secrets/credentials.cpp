@@ -186,10 +186,12 @@ Value issue(api::Call& c) {
   if (auto previous = active_credential(store, database_id, scope)) {
     superseded = previous->text("id");
     vault::start_rotating(store, *superseded,
-                   vault::expiry_in(settings::setting_seconds(host, "rotation_grace_seconds")));
+                          vault::expiry_in(
+                              settings::setting_seconds(host, "rotation_grace_seconds")));
   }
   Json credential = vault::insert_sealed(host, database_id, scope, token.view(),
-                                        expires_at ? expires_at : vault::new_expiry(host), superseded);
+                                         expires_at ? expires_at : vault::new_expiry(host),
+                                         superseded);
   audit::Event e = event_for(target, "credential.issue", credential["id"].get<std::string>());
   e.detail = Json{{"databaseId", database_id},
                   {"scope", scope},
@@ -219,17 +221,14 @@ Value rotate_by_mint(Host& host, const Target& target, const std::string& scope,
                              " is not provisioned at Turso yet; give token to rotate it");
   const std::string job_id = job->text("id");
   audit::Event e = event_for(target, "credential.rotate", previous_id);
-  e.detail = Json{{"databaseId", target.database_id},
-                  {"scope", scope},
-                  {"tokenSource", "turso"},
-                  {"previousId", previous_id},
-                  {"graceSeconds", grace},
-                  {"jobId", job_id}};
+  e.detail =
+      Json{{"databaseId", target.database_id}, {"scope", scope},        {"tokenSource", "turso"},
+           {"previousId", previous_id},        {"graceSeconds", grace}, {"jobId", job_id}};
   audit::record(host, e);
   return api::json_result(
       Json{{"credential", nullptr},
-           {"previous",
-            records::credential_json(records::load_credential(store, "credential_id", previous_id))},
+           {"previous", records::credential_json(
+                            records::load_credential(store, "credential_id", previous_id))},
            {"job", records::job_json(*job)}});
 }
 
@@ -245,8 +244,8 @@ Value rotate(api::Call& c) {
   Store& store = c.store;
   Atomic tx(store);
   const Target target = load_target(store, database_id);
-  const int64_t grace =
-      grace_arg ? *grace_arg : settings::setting_seconds(host, "rotation_grace_seconds");
+  const int64_t grace = grace_arg ? *grace_arg
+                                  : settings::setting_seconds(host, "rotation_grace_seconds");
   if (target.driver == "turso" && !c.opt_text("token", vault::kMaxTokenBytes)) {
     Value out = rotate_by_mint(host, target, scope, grace);
     tx.done();
@@ -263,7 +262,7 @@ Value rotate(api::Call& c) {
   const std::string previous_id = previous->text("id");
   vault::start_rotating(store, previous_id, vault::expiry_in(grace));
   Json credential = vault::insert_sealed(host, database_id, scope, token.view(),
-                                        vault::new_expiry(host), previous_id);
+                                         vault::new_expiry(host), previous_id);
   Json previous_json =
       records::credential_json(records::load_credential(store, "credential_id", previous_id));
   audit::Event e = event_for(target, "credential.rotate", credential["id"].get<std::string>());
@@ -285,9 +284,10 @@ Value revoke(api::Call& c) {
   require_id("credential_id", id);
   Store& store = c.store;
   Atomic tx(store);
-  auto row = query_one(
-      store, credential_with_owner_sql("c.id = $1") + (is_postgres(store) ? " FOR UPDATE OF c" : ""),
-      {id});
+  auto row = query_one(store,
+                       credential_with_owner_sql("c.id = $1") +
+                           (is_postgres(store) ? " FOR UPDATE OF c" : ""),
+                       {id});
   if (!row) fail(Code::not_found, "credential_id " + quote_value(id) + " names no credential");
   if (row->text("status") == "revoked")
     fail(Code::invalid_transition, "credential " + quote_value(id) + " is already revoked");
@@ -360,7 +360,8 @@ Value rewrap(api::Call& c) {
       " FROM envdb.sys_database_credential c JOIN envdb.sys_environment_database d "
       "ON d.id = c.database_id WHERE c.status <> 'revoked' AND (c.kms_key_id <> $1 OR "
       "substr(c.token_cipher, 1, 1) <> $2::bytea)";
-  const Value bound_version = Blob{std::string(1, static_cast<char>(crypto::kEnvelopeVersionBound))};
+  const Value bound_version =
+      Blob{std::string(1, static_cast<char>(crypto::kEnvelopeVersionBound))};
   int64_t total =
       query_one(store, "SELECT count(*) AS n" + pending, {target, bound_version})->integer("n");
   const std::string batch_sql =
@@ -375,11 +376,11 @@ Value rewrap(api::Call& c) {
     if (rows.empty()) break;
     for (const Row& row : rows) {
       const crypto::SecretBytes token = vault::open_secret(c.host, row);
-      const std::string cipher = crypto::seal(
-          key, token.view(),
-          vault::bound_aad(row.text("id"), row.text("database_id"), row.text("scope"),
-                    {row.text("database_name"), row.opt_text("database_url")}),
-          crypto::kEnvelopeVersionBound);
+      const std::string cipher =
+          crypto::seal(key, token.view(),
+                       vault::bound_aad(row.text("id"), row.text("database_id"), row.text("scope"),
+                                        {row.text("database_name"), row.opt_text("database_url")}),
+                       crypto::kEnvelopeVersionBound);
       execute(store,
               "UPDATE envdb.sys_database_credential SET token_cipher = $2, kms_key_id = $3 "
               "WHERE id = $1",

@@ -19,9 +19,9 @@ const char* const kSealedColumns = "id, database_id, scope, kms_key_id, token_ci
 
 const std::vector<std::string>& sealed_row_names() {
   // kSealedColumns, then the database's identity open_secret binds to.
-  static const std::vector<std::string> names = {"id",           "database_id", "scope",
-                                                 "kms_key_id",   "token_cipher", "driver",
-                                                 "database_name", "database_url"};
+  static const std::vector<std::string> names = {
+      "id",           "database_id", "scope",         "kms_key_id",
+      "token_cipher", "driver",      "database_name", "database_url"};
   return names;
 }
 
@@ -120,8 +120,7 @@ crypto::SecretBytes open_secret(Host& host, const Row& row) {
       identity = database_identity(host.store(), database_id);
     }
     return crypto::open(keyring.key(kms_key_id), envelope,
-                        bound_aad(id, database_id, scope, identity),
-                        crypto::kEnvelopeVersionBound);
+                        bound_aad(id, database_id, scope, identity), crypto::kEnvelopeVersionBound);
   } catch (const Error& e) {
     if (e.code() != Code::decrypt_failed) throw;
     fail(Code::decrypt_failed, "credential " + id + " does not open under key " +
@@ -131,7 +130,7 @@ crypto::SecretBytes open_secret(Host& host, const Row& row) {
 
 Json insert_sealed(Host& host, const std::string& database_id, const std::string& scope,
                    std::string_view token, const std::optional<std::string>& expires_at,
-                         const std::optional<std::string>& rotated_from) {
+                   const std::optional<std::string>& rotated_from) {
   Keyring& keyring = host.keyring();
   const crypto::SecretBytes& key = keyring.active_key();
   const std::string id = new_uuid_v7();
@@ -184,8 +183,7 @@ Json issue_initial(Host& host, const std::string& database_id) {
   // Every scope a role can map to exists from the start (permissions).
   for (const std::string& scope : initial_scopes()) {
     const crypto::SecretBytes token(crypto::generate_token());
-    out.push_back(
-        insert_sealed(host, database_id, scope, token.view(), expires, std::nullopt));
+    out.push_back(insert_sealed(host, database_id, scope, token.view(), expires, std::nullopt));
   }
   return out;
 }
@@ -220,17 +218,16 @@ void set_database_url(Host& host, const std::string& database_id, const std::str
                                   "AND status <> 'revoked' ORDER BY id" +
                                   (is_postgres(store) ? " FOR UPDATE" : ""),
                               {database_id}))
-    live.push_back({row.text("id"), row.text("scope"), row.text("kms_key_id"),
-                    open_secret(host, row)});
+    live.push_back(
+        {row.text("id"), row.text("scope"), row.text("kms_key_id"), open_secret(host, row)});
   execute(store,
           "UPDATE envdb.sys_environment_database SET database_url = $2, "
           "updated_at = $3::timestamptz WHERE id = $1",
           {database_id, url, now_iso()});
   for (const Opened& c : live) {
-    const std::string cipher =
-        crypto::seal(host.keyring().key(c.kms_key_id), c.token.view(),
-                     bound_aad(c.id, database_id, c.scope, now_bound),
-                     crypto::kEnvelopeVersionBound);
+    const std::string cipher = crypto::seal(host.keyring().key(c.kms_key_id), c.token.view(),
+                                            bound_aad(c.id, database_id, c.scope, now_bound),
+                                            crypto::kEnvelopeVersionBound);
     execute(store, "UPDATE envdb.sys_database_credential SET token_cipher = $2 WHERE id = $1",
             {c.id, Blob{cipher}});
   }
@@ -248,19 +245,18 @@ ResealCount reseal_unbound(Host& host) {
              "JOIN envdb.sys_environment_database d ON d.id = c.database_id "
              "WHERE c.status <> 'revoked' ORDER BY c.id")) {
     const Blob* blob = std::get_if<Blob>(&row["token_cipher"]);
-    if (!blob || crypto::envelope_version(blob->bytes) != crypto::kEnvelopeVersionUnbound)
-      continue;
+    if (!blob || crypto::envelope_version(blob->bytes) != crypto::kEnvelopeVersionUnbound) continue;
     const std::string kms_key_id = row.text("kms_key_id");
     if (!keyring.has(kms_key_id)) {
       ++out.left;
       continue;
     }
     const crypto::SecretBytes token = open_secret(host, row);
-    const std::string cipher = crypto::seal(
-        keyring.key(kms_key_id), token.view(),
-        bound_aad(row.text("id"), row.text("database_id"), row.text("scope"),
-                  {row.text("database_name"), row.opt_text("database_url")}),
-        crypto::kEnvelopeVersionBound);
+    const std::string cipher =
+        crypto::seal(keyring.key(kms_key_id), token.view(),
+                     bound_aad(row.text("id"), row.text("database_id"), row.text("scope"),
+                               {row.text("database_name"), row.opt_text("database_url")}),
+                     crypto::kEnvelopeVersionBound);
     execute(store, "UPDATE envdb.sys_database_credential SET token_cipher = $2 WHERE id = $1",
             {row.text("id"), Blob{cipher}});
     ++out.resealed;

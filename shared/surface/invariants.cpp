@@ -32,13 +32,20 @@ namespace {
 using T = api::Type;
 
 // The kinds, in the order findings are listed.
-const char* const kKinds[] = {"orphan_row",         "active_without_database",
-                              "file_without_registry", "credential_key_missing",
-                              "stale_job",          "invalid_row",
-                              "credential_unbound", "server_unreachable",
-                              "database_missing",   "database_not_dropped",
-                              "database_unregistered", "login_missing",
-                              "login_mismatch",     "role_leftover"};
+const char* const kKinds[] = {"orphan_row",
+                              "active_without_database",
+                              "file_without_registry",
+                              "credential_key_missing",
+                              "stale_job",
+                              "invalid_row",
+                              "credential_unbound",
+                              "server_unreachable",
+                              "database_missing",
+                              "database_not_dropped",
+                              "database_unregistered",
+                              "login_missing",
+                              "login_mismatch",
+                              "role_leftover"};
 
 struct Finding {
   std::string kind;
@@ -86,7 +93,10 @@ void repair(Host& host, Finding& f, const std::string& action,
   e.environment_id = f.environment_id;
   e.subject_type = f.table;
   e.subject_id = f.id;
-  e.detail = Json{{"kind", f.kind}, {"table", f.table}, {"id", f.id}, {"action", action},
+  e.detail = Json{{"kind", f.kind},
+                  {"table", f.table},
+                  {"id", f.id},
+                  {"action", action},
                   {"finding", f.detail}};
   audit::record(host, e);
   f.repaired = true;
@@ -98,7 +108,9 @@ void repair(Host& host, Finding& f, const std::string& action,
 // A self-reference (sys_database_credential.rotated_from) is lineage, not
 // ownership: a row whose predecessor is gone is still a good row, so the
 // repair clears the reference instead of deleting the row.
-bool is_lineage(const catalog::Table& t, const catalog::ForeignKey& fk) { return fk.table == t.name; }
+bool is_lineage(const catalog::Table& t, const catalog::ForeignKey& fk) {
+  return fk.table == t.name;
+}
 
 // The column of `fk` that refers to its parent's id (every catalog parent is
 // keyed by id).
@@ -109,7 +121,7 @@ std::optional<std::string> id_column(const catalog::ForeignKey& fk) {
 }
 
 struct Orphans {
-  std::map<std::string, std::set<std::string>> doomed;  // table -> ids to delete
+  std::map<std::string, std::set<std::string>> doomed;               // table -> ids to delete
   std::map<std::pair<std::string, std::string>, size_t> finding_of;  // (table, id) -> finding
   struct Clear {
     std::string table, column, id;
@@ -197,9 +209,9 @@ void find_orphans(Store& store, std::vector<Finding>& findings, Orphans& o) {
                                   {gone})) {
           if (o.is_doomed(t.name, r.text("id"))) continue;
           o.clears.push_back({t.name, fk.columns[0], r.text("id"), findings.size()});
-          findings.push_back({"orphan_row", t.name, r.text("id"),
-                              fk.columns[0] + " " + quote_value(gone) +
-                                  " names an orphan row of " + fk.table});
+          findings.push_back(
+              {"orphan_row", t.name, r.text("id"),
+               fk.columns[0] + " " + quote_value(gone) + " names an orphan row of " + fk.table});
         }
       }
     }
@@ -234,12 +246,10 @@ void repair_orphans(Host& host, std::vector<Finding>& findings, const Orphans& o
     auto it = o.doomed.find(t->name);
     if (it == o.doomed.end()) continue;
     for (const std::string& id : it->second)
-      repair(host, findings[o.finding_of.at({t->name, id})], "deleted the row",
-             [&](std::string&) {
-               execute(store, "DELETE FROM " + catalog::qualified(t->name) + " WHERE id = $1",
-                       {id});
-               return true;
-             });
+      repair(host, findings[o.finding_of.at({t->name, id})], "deleted the row", [&](std::string&) {
+        execute(store, "DELETE FROM " + catalog::qualified(t->name) + " WHERE id = $1", {id});
+        return true;
+      });
   }
 }
 
@@ -247,12 +257,11 @@ void repair_orphans(Host& host, std::vector<Finding>& findings, const Orphans& o
 
 void find_active_without_database(Host& host, std::vector<Finding>& findings, const Orphans& o,
                                   std::vector<size_t>& out) {
-  for (const Row& r :
-       query(host.store(),
-             "SELECT e.id, e.organization_id, d.id AS database_id, d.database_name, "
-             "d.database_url, d.driver FROM envdb.sys_environment e "
-             "LEFT JOIN envdb.sys_environment_database d ON d.environment_id = e.id "
-             "WHERE e.status = 'active' ORDER BY e.id")) {
+  for (const Row& r : query(host.store(),
+                            "SELECT e.id, e.organization_id, d.id AS database_id, d.database_name, "
+                            "d.database_url, d.driver FROM envdb.sys_environment e "
+                            "LEFT JOIN envdb.sys_environment_database d ON d.environment_id = e.id "
+                            "WHERE e.status = 'active' ORDER BY e.id")) {
     const std::string id = r.text("id");
     if (o.is_doomed("sys_environment", id)) continue;
     std::string detail;
@@ -348,8 +357,8 @@ struct Stamp {
 std::optional<Stamp> read_stamp(Host& host, const std::string& path) {
   try {
     auto file = host.open_database_file(path);
-    auto row = query_one(*file,
-                         "SELECT environment_id, organization_id FROM envdb.sys_environment_info");
+    auto row =
+        query_one(*file, "SELECT environment_id, organization_id FROM envdb.sys_environment_info");
     if (!row) return std::nullopt;
     return Stamp{row->text("environment_id"), row->opt_text("organization_id")};
   } catch (const Error&) {
@@ -371,7 +380,8 @@ void find_files(Host& host, std::vector<Finding>& findings, const Orphans& o,
   dir_out = *dir;
   Store& store = host.store();
   std::set<std::string> registered, doomed_names;
-  for (const Row& r : query(store, "SELECT id, database_name FROM envdb.sys_environment_database")) {
+  for (const Row& r :
+       query(store, "SELECT id, database_name FROM envdb.sys_environment_database")) {
     if (o.is_doomed("sys_environment_database", r.text("id")))
       doomed_names.insert(r.text("database_name"));
     else
@@ -402,7 +412,8 @@ void find_files(Host& host, std::vector<Finding>& findings, const Orphans& o,
     const std::string path = (*dir / main).string();
     std::string detail;
     if (g.name.temporary) {
-      detail = "temporary file of envdb (a provisioning that did not finish): " + join(g.files, ", ");
+      detail =
+          "temporary file of envdb (a provisioning that did not finish): " + join(g.files, ", ");
       g.ours = true;
     } else if (!g.has_main) {
       detail = "SQLite side files of a database file that is not there: " + join(g.files, ", ");
@@ -421,15 +432,18 @@ void find_files(Host& host, std::vector<Finding>& findings, const Orphans& o,
               .has_value();
       g.ours = known_environment || known_organization;
       detail = "environment file of environment " + quote_value(stamp->environment_id) +
-               (stamp->organization_id ? " (organization " + quote_value(*stamp->organization_id) + ")"
-                                       : std::string()) +
+               (stamp->organization_id
+                    ? " (organization " + quote_value(*stamp->organization_id) + ")"
+                    : std::string()) +
                " with no sys_environment_database row";
       if (!g.ours)
-        detail += "; that organization is not in this catalog: the file may belong to another "
-                  "control database sharing sqlite_data_dir, so it is left in place";
+        detail +=
+            "; that organization is not in this catalog: the file may belong to another "
+            "control database sharing sqlite_data_dir, so it is left in place";
     } else {
-      detail = "file named like an environment database but without an envdb identity stamp; "
-               "left in place";
+      detail =
+          "file named like an environment database but without an envdb identity stamp; "
+          "left in place";
     }
     Finding f{"file_without_registry", "sys_environment_database", path, detail};
     out[findings.size()] = g;
@@ -491,13 +505,12 @@ void find_credentials_without_key(Host& host, std::vector<Finding>& findings, co
   } catch (const Error& e) {
     unavailable = e.what();  // the keyring could not be loaded: no key is there
   }
-  for (const Row& r :
-       query(host.store(),
-             "SELECT c.id, c.kms_key_id, d.environment_id, e.organization_id "
-             "FROM envdb.sys_database_credential c "
-             "LEFT JOIN envdb.sys_environment_database d ON d.id = c.database_id "
-             "LEFT JOIN envdb.sys_environment e ON e.id = d.environment_id "
-             "WHERE c.status <> 'revoked' ORDER BY c.id")) {
+  for (const Row& r : query(host.store(),
+                            "SELECT c.id, c.kms_key_id, d.environment_id, e.organization_id "
+                            "FROM envdb.sys_database_credential c "
+                            "LEFT JOIN envdb.sys_environment_database d ON d.id = c.database_id "
+                            "LEFT JOIN envdb.sys_environment e ON e.id = d.environment_id "
+                            "WHERE c.status <> 'revoked' ORDER BY c.id")) {
     const std::string id = r.text("id");
     const std::string key = r.text("kms_key_id");
     if (o.is_doomed("sys_database_credential", id)) continue;
@@ -545,7 +558,8 @@ void find_stale_jobs(Host& host, std::vector<Finding>& findings, const Orphans& 
   }
 }
 
-void repair_stale_jobs(Host& host, std::vector<Finding>& findings, const std::vector<size_t>& which) {
+void repair_stale_jobs(Host& host, std::vector<Finding>& findings,
+                       const std::vector<size_t>& which) {
   for (size_t i : which) {
     Finding& f = findings[i];
     repair(host, f, "put the job back to pending", [&](std::string&) {
@@ -625,7 +639,7 @@ void find_invalid_rows(Host& host, std::vector<Finding>& findings, const Orphans
 
 struct ServerVisit {
   std::string label;
-  std::unique_ptr<postgres::ServerSession> remote;  // nullptr: the local server
+  std::unique_ptr<postgres::ServerSession> remote;            // nullptr: the local server
   std::vector<std::pair<size_t, servers::Finding>> findings;  // index into findings
 };
 
@@ -763,7 +777,10 @@ void find_unbound_credentials(Host& host, std::vector<Finding>& findings, const 
 }
 
 Json finding_json(const Finding& f) {
-  return Json{{"kind", f.kind}, {"table", f.table}, {"id", f.id}, {"detail", f.detail},
+  return Json{{"kind", f.kind},
+              {"table", f.table},
+              {"id", f.id},
+              {"detail", f.detail},
               {"repaired", f.repaired}};
 }
 
@@ -827,7 +844,8 @@ Value check(api::Call& c) {
 
   std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) {
     if (kind_rank(a.kind) != kind_rank(b.kind)) return kind_rank(a.kind) < kind_rank(b.kind);
-    if (table_rank(a.table) != table_rank(b.table)) return table_rank(a.table) < table_rank(b.table);
+    if (table_rank(a.table) != table_rank(b.table))
+      return table_rank(a.table) < table_rank(b.table);
     return a.id < b.id;
   });
   Json list = Json::array();

@@ -11,8 +11,8 @@
 //   active_without_database  an active environment with no database row,  mark it failed
 //                            or whose database the host says is missing
 //   file_without_registry    SQLite host: a file in sqlite_data_dir that   temporary files: delete;
-//                            is envdb's (env-*.db, env-*.db.tmp-*) with    environment files of this
-//                            no sys_environment_database row               catalog: move into
+//                            is envdb's (env-*.db, env-*.db.tmp-*) with    environment files of
+//                            this no sys_environment_database row               catalog: move into
 //                                                                          <sqlite_data_dir>/unregistered/
 //   credential_key_missing   a credential (not revoked) sealed under a     never (report only)
 //                            key the keyring does not hold
@@ -24,9 +24,11 @@
 //                            json_bounds: JSON too deep or too large)
 //   credential_unbound       a credential (not revoked) in envelope        never (report only;
 //                            format 1, not bound to its database identity  rewrap_credentials)
-//   server_unreachable,      Postgres host: the real servers (the local one  see servers.hpp: logins
-//   database_missing, ...    and every registered host) against the catalog  disabled or re-enabled,
-//                            (servers.hpp has the kinds)                     memberships fixed, leftover
+//   server_unreachable,      Postgres host: the real servers (the local one  see servers.hpp:
+//   logins database_missing, ...    and every registered host) against the catalog  disabled or
+//   re-enabled,
+//                            (servers.hpp has the kinds)                     memberships fixed,
+//                            leftover
 //                                                                            roles dropped
 //
 // Every repair writes an audit event (action check.repair); catalog repairs

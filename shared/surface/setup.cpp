@@ -41,14 +41,18 @@ Value init(api::Call& call) {
   // A v4 sys_tenant_database TABLE would take the deprecated view's name:
   // keep its rows, under sys_tenant_database_v4, for migrate_legacy_tenant_databases.
   if (store.dialect() == Dialect::sqlite &&
-      query_one(store, "SELECT 1 AS present FROM sqlite_master WHERE type = 'table' AND name = "
-                       "'sys_tenant_database'")) {
-    if (query_one(store, "SELECT 1 AS present FROM sqlite_master WHERE name = 'sys_tenant_database_v4'"))
-      fail(Code::conflict, "both a v4 table sys_tenant_database and sys_tenant_database_v4 exist; "
-                           "rename or drop one of them, then run init() again");
+      query_one(store,
+                "SELECT 1 AS present FROM sqlite_master WHERE type = 'table' AND name = "
+                "'sys_tenant_database'")) {
+    if (query_one(store,
+                  "SELECT 1 AS present FROM sqlite_master WHERE name = 'sys_tenant_database_v4'"))
+      fail(Code::conflict,
+           "both a v4 table sys_tenant_database and sys_tenant_database_v4 exist; "
+           "rename or drop one of them, then run init() again");
     store.exec("ALTER TABLE sys_tenant_database RENAME TO sys_tenant_database_v4");
-    call.host.notice("renamed the v4 table sys_tenant_database to sys_tenant_database_v4; "
-                     "migrate it with migrate_legacy_tenant_databases()");
+    call.host.notice(
+        "renamed the v4 table sys_tenant_database to sys_tenant_database_v4; "
+        "migrate it with migrate_legacy_tenant_databases()");
   }
   if (store.dialect() == Dialect::sqlite) catalog::upgrade_sqlite_catalog(call.host, store);
   store.exec(catalog::control_plane_ddl(store.dialect()));
@@ -73,11 +77,26 @@ Value init(api::Call& call) {
 
 std::vector<api::Function> functions() {
   return {
-      {"version", {}, T::text, version, api::kPure, api::kAdmin | api::kRouter | api::kReader,
+      {"version",
+       {},
+       T::text,
+       version,
+       api::kPure,
+       api::kAdmin | api::kRouter | api::kReader,
        "envdb's semantic version"},
-      {"build_info", {}, T::json, build_info, 0, api::kAdmin | api::kRouter | api::kReader,
+      {"build_info",
+       {},
+       T::json,
+       build_info,
+       0,
+       api::kAdmin | api::kRouter | api::kReader,
        "version, compiler, OpenSSL and host versions"},
-      {"init", {}, T::text, init, api::kWrites | api::kSqliteOnly, 0,
+      {"init",
+       {},
+       T::text,
+       init,
+       api::kWrites | api::kSqliteOnly,
+       0,
        "create or upgrade the control-plane catalog in this database"},
   };
 }

@@ -54,8 +54,8 @@ Value set_active_environment(api::Call& c) {
     fail(Code::permission_denied,
          "only envdb_admin and envdb_router may call set_active_environment; a reader reads "
          "inside the context the router set in the same transaction");
-  auto row = query_one(c.store, kContextSql,
-                       {environment_id, user_id ? Value(*user_id) : null_value()});
+  auto row =
+      query_one(c.store, kContextSql, {environment_id, user_id ? Value(*user_id) : null_value()});
   if (!row) fail(Code::not_found, isolation::no_such_environment(environment_id));
   const auto role = row->opt_text("role");
   if (user_id && !role)

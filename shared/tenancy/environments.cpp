@@ -28,8 +28,8 @@ using T = api::Type;
 class Stopwatch {
  public:
   int64_t ms() const {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::steady_clock::now() - start_)
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 start_)
         .count();
   }
 
@@ -72,8 +72,8 @@ Json archive(Host& host, const Row& env, bool force, const std::optional<std::st
                              " is its organization's default environment, which is never "
                              "archived; make another environment the default first");
   if (env.boolean("is_protected") && !force)
-    fail(Code::conflict, "environment_id " + quote_value(id) +
-                             " is protected; archive it with force => true");
+    fail(Code::conflict,
+         "environment_id " + quote_value(id) + " is protected; archive it with force => true");
   Atomic tx(store);
   Json detail{{"force", force}};
   if (reason) detail["reason"] = *reason;
@@ -91,15 +91,16 @@ std::optional<Row> create_job_for_retry(Host& host, const std::string& id, const
   const std::string columns = std::string("SELECT ") + records::kJobColumns +
                               " FROM envdb.sys_provisioning_job WHERE environment_id = $1 AND "
                               "kind = 'create_database' AND status ";
-  if (auto job = query_one(
-          store, columns + "IN ('pending', 'running') ORDER BY created_at DESC, id DESC LIMIT 1",
-          {id}))
+  if (auto job =
+          query_one(store,
+                    columns + "IN ('pending', 'running') ORDER BY created_at DESC, id DESC LIMIT 1",
+                    {id}))
     return job;
   auto failed =
       query_one(store, columns + "= 'failed' ORDER BY created_at DESC, id DESC LIMIT 1", {id});
   if (!failed)
-    return provision::queue_create_job(
-        host, records::load_environment(store, "environment_id", id), db);
+    return provision::queue_create_job(host, records::load_environment(store, "environment_id", id),
+                                       db);
   // The same job again; attempts keep counting.
   execute(store,
           "UPDATE envdb.sys_provisioning_job SET status = 'pending', worker = NULL, "
@@ -145,16 +146,16 @@ Json retry(Host& host, const Row& env, const std::optional<std::string>& reason)
   if (issue) vault::issue_initial(host, database_id);
   std::optional<Row> job;
   if (driver == "sqlite") {
-    const std::string path = provision::create_sqlite_file(
-        host, id, env.text("organization_id"), db->text("database_name"), true, undo);
+    const std::string path = provision::create_sqlite_file(host, id, env.text("organization_id"),
+                                                           db->text("database_name"), true, undo);
     provision::activate(host, id, "provisioning", database_id, "file:" + path);
   } else {
     job = create_job_for_retry(host, id, *db, now);
   }
   Json detail{{"driver", driver}, {"jobId", job ? Json(job->text("id")) : Json(nullptr)}};
   if (reason) detail["reason"] = *reason;
-  audit::record(host, {"environment.retry", env.text("organization_id"), id, "environment", id,
-                       detail});
+  audit::record(host,
+                {"environment.retry", env.text("organization_id"), id, "environment", id, detail});
   tx.done();
   undo.keep();
   return Json{{"environment", environment_now(store, id)}, {"job", provision::job_brief(job)}};
@@ -165,10 +166,10 @@ Value existing_environment(Store& store, const provision::Spec& spec, const Row&
                            const Stopwatch& clock) {
   Json out = provision::environment_bundle(store, existing.text("id"));
   out["durationMs"] = clock.ms();
-  out["warnings"] = Json::array(
-      {"environment " + quote_value(spec.slug) + " already exists in organization " +
-       quote_value(spec.organization_id) + " (status " + existing.text("status") +
-       "); returned as it is, nothing was changed"});
+  out["warnings"] =
+      Json::array({"environment " + quote_value(spec.slug) + " already exists in organization " +
+                   quote_value(spec.organization_id) + " (status " + existing.text("status") +
+                   "); returned as it is, nothing was changed"});
   return api::json_result(out);
 }
 
@@ -184,14 +185,13 @@ Value existing_organization(Store& store, const std::string& slug,
                                    quote_value(id) + ", not by the given id " +
                                    quote_value(*given_id));
   auto current = provision::default_environment(store, id);
-  return api::json_result(
-      Json{{"organization", records::organization_json(records::load_organization(store, "id", id))},
-           {"defaultEnvironment",
-            current ? provision::environment_bundle(store, current->text("id")) : Json(nullptr)},
-           {"durationMs", clock.ms()},
-           {"warnings", Json::array({"organization " + quote_value(slug) + " already exists (id " +
-                                     quote_value(id) +
-                                     "); returned as it is, nothing was changed"})}});
+  return api::json_result(Json{
+      {"organization", records::organization_json(records::load_organization(store, "id", id))},
+      {"defaultEnvironment",
+       current ? provision::environment_bundle(store, current->text("id")) : Json(nullptr)},
+      {"durationMs", clock.ms()},
+      {"warnings", Json::array({"organization " + quote_value(slug) + " already exists (id " +
+                                quote_value(id) + "); returned as it is, nothing was changed"})}});
 }
 
 // provision_environment's arguments, checked, as the environment to create.
@@ -218,8 +218,8 @@ provision::Spec environment_spec(api::Call& c) {
   spec.description = c.opt_text("description", provision::kMaxDescription);
   spec.storage_limit_mb = c.opt_integer("storage_limit_mb");
   if (spec.storage_limit_mb && *spec.storage_limit_mb <= 0)
-    fail(Code::invalid_parameter, "storage_limit_mb " + std::to_string(*spec.storage_limit_mb) +
-                                      " must be greater than 0");
+    fail(Code::invalid_parameter,
+         "storage_limit_mb " + std::to_string(*spec.storage_limit_mb) + " must be greater than 0");
   spec.created_by = c.opt_text("created_by", provision::kMaxCreatedBy);
   spec.metadata = c.opt_object("metadata").value_or(Json::object());
   return spec;
@@ -248,16 +248,15 @@ std::optional<Row> slug_holder(Store& store, const provision::Spec& spec,
 
 void require_no_default(Store& store, const std::string& organization_id) {
   if (auto current = provision::default_environment(store, organization_id))
-    fail(Code::conflict, "organization " + quote_value(organization_id) +
-                             " already has a default environment " +
-                             quote_value(current->text("id")) +
-                             "; use set_default_environment to move the flag");
+    fail(Code::conflict,
+         "organization " + quote_value(organization_id) + " already has a default environment " +
+             quote_value(current->text("id")) + "; use set_default_environment to move the flag");
 }
 
 void audit_provisioned(Host& host, const provision::Spec& spec, const Json& created) {
   const std::string environment_id = created["environment"]["id"].get<std::string>();
-  audit::record(host, {"environment.provision", spec.organization_id, environment_id,
-                       "environment", environment_id,
+  audit::record(host, {"environment.provision", spec.organization_id, environment_id, "environment",
+                       environment_id,
                        Json{{"slug", spec.slug},
                             {"envType", spec.env_type},
                             {"driver", spec.driver},
@@ -312,10 +311,9 @@ Row database_to_drop(Store& store, const Row& env) {
                            "$1 AND kind = 'drop_database' AND status IN ('pending', 'running') "
                            "ORDER BY created_at, id LIMIT 1",
                            {db->text("id")}))
-    fail(Code::invalid_transition, "the database of environment_id " + quote_value(id) +
-                                       " is already being dropped (job " +
-                                       quote_value(job->text("id")) + " is " +
-                                       job->text("status") + ")");
+    fail(Code::invalid_transition,
+         "the database of environment_id " + quote_value(id) + " is already being dropped (job " +
+             quote_value(job->text("id")) + " is " + job->text("status") + ")");
   return std::move(*db);
 }
 
@@ -352,9 +350,8 @@ std::string require_grace_passed(Host& host, const Row& env, bool force) {
 // turns that race into the same answer instead of a unique-violation message
 // from the host: the organization now holding the slug is returned, a taken
 // id fails.
-std::optional<Row> insert_organization(Store& store, const std::string& id,
-                                       const std::string& slug, const std::string& name,
-                                       const Json& metadata) {
+std::optional<Row> insert_organization(Store& store, const std::string& id, const std::string& slug,
+                                       const std::string& name, const Json& metadata) {
   const std::string now = now_iso();
   if (!query(store,
              "INSERT INTO envdb.sys_organization (id, slug, name, metadata, created_at, "
@@ -407,7 +404,8 @@ Value provision_organization(api::Call& c) {
   const bool if_not_exists = c.opt_boolean("if_not_exists").value_or(false);
 
   Store& store = c.store;
-  if (auto taken = query_one(store, "SELECT id FROM envdb.sys_organization WHERE slug = $1", {slug})) {
+  if (auto taken =
+          query_one(store, "SELECT id FROM envdb.sys_organization WHERE slug = $1", {slug})) {
     if (if_not_exists) return existing_organization(store, slug, given_id, *taken, clock);
     fail_slug_taken(slug, *taken);
   }
@@ -421,8 +419,9 @@ Value provision_organization(api::Call& c) {
     if (if_not_exists) return existing_organization(store, slug, given_id, *taken, clock);
     fail_slug_taken(slug, *taken);
   }
-  Json environment = provision::create_environment(
-      c.host, default_environment_spec(id, region, driver, created_by), undo);
+  Json environment =
+      provision::create_environment(c.host,
+                                    default_environment_spec(id, region, driver, created_by), undo);
   const std::string environment_id = environment["environment"]["id"].get<std::string>();
   audit::record(c.host, {"organization.provision", id, environment_id, "organization", id,
                          Json{{"slug", slug},
@@ -432,12 +431,11 @@ Value provision_organization(api::Call& c) {
                               {"databaseName", environment["database"]["databaseName"]}}});
   tx.done();
   undo.keep();
-  return api::json_result(
-      Json{{"organization",
-            records::organization_json(records::load_organization(store, "id", id))},
-           {"defaultEnvironment", environment},
-           {"durationMs", clock.ms()},
-           {"warnings", Json::array()}});
+  return api::json_result(Json{{"organization", records::organization_json(
+                                                    records::load_organization(store, "id", id))},
+                               {"defaultEnvironment", environment},
+                               {"durationMs", clock.ms()},
+                               {"warnings", Json::array()}});
 }
 
 Value provision_environment(api::Call& c) {
@@ -481,7 +479,8 @@ Value set_environment_status(api::Call& c) {
   const std::string from = env.text("status");
   // One rule per target, wherever the request comes from.
   if (status == "archived")
-    return api::json_result(Json{{"environment", archive(c.host, env, false, reason)["environment"]}});
+    return api::json_result(
+        Json{{"environment", archive(c.host, env, false, reason)["environment"]}});
   if (status == "provisioning")
     return api::json_result(Json{{"environment", retry(c.host, env, reason)["environment"]}});
   lifecycle::require(id, from, status);
@@ -494,9 +493,10 @@ Value set_environment_status(api::Call& c) {
   Atomic tx(store);
   if (status == "failed")
     provision::cancel_pending_jobs(store, id, "cancelled: the environment was marked failed");
-  execute(store,
-          "UPDATE envdb.sys_environment SET status = $2, updated_at = $3::timestamptz WHERE id = $1",
-          {id, status, now_iso()});
+  execute(
+      store,
+      "UPDATE envdb.sys_environment SET status = $2, updated_at = $3::timestamptz WHERE id = $1",
+      {id, status, now_iso()});
   // turso: a suspension invalidates the database's tokens, a resumption
   // mints the live ones again.
   if (status == "suspended" || (status == "active" && from == "suspended"))
@@ -504,8 +504,8 @@ Value set_environment_status(api::Call& c) {
       turso::queue(c.host, db->text("id"), status == "suspended" ? "suspend" : "resume", {});
   Json detail{{"from", from}, {"to", status}};
   if (reason) detail["reason"] = *reason;
-  audit::record(c.host, {"environment.status", env.text("organization_id"), id, "environment", id,
-                         detail});
+  audit::record(c.host,
+                {"environment.status", env.text("organization_id"), id, "environment", id, detail});
   tx.done();
   return api::json_result(Json{{"environment", environment_now(store, id)}});
 }
@@ -542,8 +542,8 @@ Value drop_environment_database(api::Call& c) {
                                        {*job_id}));
   return api::json_result(
       Json{{"environment", environment_now(store, id)},
-           {"database", records::database_json(
-                            records::load_database(store, "database_id", database_id))},
+           {"database",
+            records::database_json(records::load_database(store, "database_id", database_id))},
            {"job", job}});
 }
 
@@ -601,7 +601,10 @@ std::vector<api::Function> functions() {
         {"created_by", T::text, "NULL"},
         {"metadata", T::json, "NULL"},
         {"if_not_exists", T::boolean, "false"}},
-       T::json, provision_organization, kWrites | kRequestForm, kAdmin,
+       T::json,
+       provision_organization,
+       kWrites | kRequestForm,
+       kAdmin,
        "create an organization and its default environment (database and first credentials) in "
        "one call; id defaults to a UUIDv7, region and driver to the default_region and "
        "default_driver settings. The sqlite driver writes the database file under "
@@ -622,7 +625,10 @@ std::vector<api::Function> functions() {
         {"created_by", T::text, "NULL"},
         {"metadata", T::json, "NULL"},
         {"if_not_exists", T::boolean, "false"}},
-       T::json, provision_environment, kWrites | kRequestForm, kAdmin,
+       T::json,
+       provision_environment,
+       kWrites | kRequestForm,
+       kAdmin,
        "create an environment with its database row and credentials; sqlite: the database file "
        "is created under sqlite_data_dir (a relative path is resolved against the directory of "
        "the control database's file) and the environment is active on return; postgres and "
@@ -631,35 +637,53 @@ std::vector<api::Function> functions() {
        "the new environment; if_not_exists never returns an archived environment"},
       {"get_environment",
        {{"environment_id", T::text, nullptr}},
-       T::json, get_environment, 0, kAdmin | kRouter | kReader,
+       T::json,
+       get_environment,
+       0,
+       kAdmin | kRouter | kReader,
        "an environment, its database and all its credentials (no secrets); envdb_reader: only "
        "inside the active organization"},
       {"set_environment_status",
        {{"environment_id", T::text, nullptr},
         {"status", T::text, nullptr},
         {"reason", T::text, "NULL"}},
-       T::json, set_environment_status, kWrites, kAdmin,
+       T::json,
+       set_environment_status,
+       kWrites,
+       kAdmin,
        "move an environment through the lifecycle state machine; archived follows "
        "archive_environment's rules (without force), provisioning is retry_environment"},
       {"drop_environment_database",
        {{"environment_id", T::text, nullptr}, {"force", T::boolean, "false"}},
-       T::json, drop_environment_database, kWrites, kAdmin,
+       T::json,
+       drop_environment_database,
+       kWrites,
+       kAdmin,
        "drop an archived environment's database for good, once drop_grace_seconds have passed "
        "since the archive (force skips the wait, never for a protected environment); sqlite: "
        "the file is deleted now; postgres and turso: a drop_database job is queued and its "
        "completion records the drop"},
       {"archive_environment",
        {{"environment_id", T::text, nullptr}, {"force", T::boolean, "false"}},
-       T::json, archive_environment, kWrites, kAdmin,
+       T::json,
+       archive_environment,
+       kWrites,
+       kAdmin,
        "archive an environment for good and revoke its credentials; never the default one, a "
        "protected one only with force"},
       {"set_default_environment",
        {{"environment_id", T::text, nullptr}},
-       T::json, set_default_environment, kWrites, kAdmin,
+       T::json,
+       set_default_environment,
+       kWrites,
+       kAdmin,
        "make an active environment its organization's default (the flag moves atomically)"},
       {"retry_environment",
        {{"environment_id", T::text, nullptr}},
-       T::json, retry_environment, kWrites, kAdmin,
+       T::json,
+       retry_environment,
+       kWrites,
+       kAdmin,
        "provision a failed environment again: the sqlite file now, or its create_database job "
        "back in the queue"},
   };

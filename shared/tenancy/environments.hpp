@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-
 namespace envdb::environments {
 
 // This module's rows of the SQL function table (including the v4 shim's).

@@ -44,9 +44,11 @@ void require_scope_allowed(const std::optional<Json>& context, const std::string
   if (!user) return;
   const auto active = context_text(context, "environmentId");
   if (active != environment_id)
-    fail(Code::permission_denied,
-         "environment_id " + quote_value(environment_id) + " is not the active environment of "
-         "user " + quote_value(*user) + "; a user context resolves only its own environment");
+    fail(Code::permission_denied, "environment_id " + quote_value(environment_id) +
+                                      " is not the active environment of "
+                                      "user " +
+                                      quote_value(*user) +
+                                      "; a user context resolves only its own environment");
   const auto role = context_text(context, "role");
   if (!role || !permissions::is_role(*role))
     fail(Code::permission_denied, "user " + quote_value(*user) + " has no role in environment " +

@@ -43,7 +43,8 @@ Json object_column(const Row& r, const char* column) {
 Json v4_json(const Row& env, const Row& db) {
   const Json env_metadata = object_column(env, "metadata");
   Json plan = "free";
-  if (env_metadata.contains("plan") && env_metadata["plan"].is_string()) plan = env_metadata["plan"];
+  if (env_metadata.contains("plan") && env_metadata["plan"].is_string())
+    plan = env_metadata["plan"];
   const Json d = records::database_json(db);
   return Json{{"id", d["id"]},
               {"organizationId", env.text("organization_id")},
@@ -63,9 +64,9 @@ Json v4_json(const Row& env, const Row& db) {
 // ---- reading a v4 table ---------------------------------------------------
 
 const char* const kLegacyColumns[] = {
-    "id",     "organization_id",  "database_name",    "database_url", "auth_token",
-    "status", "region",           "plan",             "storage_limit_mb",
-    "last_accessed_at", "metadata", "created_at",     "updated_at"};
+    "id",       "organization_id", "database_name", "database_url",     "auth_token",
+    "status",   "region",          "plan",          "storage_limit_mb", "last_accessed_at",
+    "metadata", "created_at",      "updated_at"};
 
 bool identifier_start(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
@@ -93,8 +94,8 @@ std::string quote_identifier(const std::string& identifier) { return "\"" + iden
 std::string resolve_table(Host& host, const std::optional<std::string>& given) {
   Store& store = host.store();
   const bool pg = store.dialect() == Dialect::postgres;
-  const std::string name =
-      given ? *given : (pg ? "public.sys_tenant_database" : "sys_tenant_database_v4");
+  const std::string name = given ? *given
+                                 : (pg ? "public.sys_tenant_database" : "sys_tenant_database_v4");
   const size_t dot = name.find('.');
   std::string schema = dot == std::string::npos ? "" : name.substr(0, dot);
   std::string table = dot == std::string::npos ? name : name.substr(dot + 1);
@@ -115,12 +116,13 @@ std::string resolve_table(Host& host, const std::optional<std::string>& given) {
                    "c.relkind IN ('r', 'p')",
                    {schema, table}))
       fail(Code::not_found, "legacy_table " + quote_value(name) + " names no table");
-    columns = query(store,
-                    "SELECT a.attname::text AS name FROM pg_catalog.pg_attribute a "
-                    "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
-                    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
-                    {schema, table});
+    columns =
+        query(store,
+              "SELECT a.attname::text AS name FROM pg_catalog.pg_attribute a "
+              "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+              "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+              "WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+              {schema, table});
   } else {
     if (schema.empty()) schema = "main";
     if (!query_one(store,
@@ -143,7 +145,8 @@ std::string resolve_table(Host& host, const std::optional<std::string>& given) {
     if (!present.count(c)) missing += (missing.empty() ? "" : ", ") + std::string(c);
   if (!missing.empty())
     fail(Code::invalid_parameter, "legacy_table " + quote_value(name) +
-                                      " is not a v4 sys_tenant_database table: it lacks " + missing);
+                                      " is not a v4 sys_tenant_database table: it lacks " +
+                                      missing);
   return quote_identifier(schema) + "." + quote_identifier(table);
 }
 
@@ -167,7 +170,8 @@ std::optional<std::string> text_of(const Value& v) {
   if (auto s = std::get_if<std::string>(&v)) return *s;
   if (auto i = std::get_if<int64_t>(&v)) return std::to_string(*i);
   if (auto d = std::get_if<double>(&v)) {
-    if (std::floor(*d) == *d && std::fabs(*d) < 9e15) return std::to_string(static_cast<int64_t>(*d));
+    if (std::floor(*d) == *d && std::fabs(*d) < 9e15)
+      return std::to_string(static_cast<int64_t>(*d));
     return std::to_string(*d);
   }
   if (auto b = std::get_if<bool>(&v)) return std::string(*b ? "true" : "false");
@@ -311,9 +315,10 @@ std::vector<Step> plan(Host& host, const std::vector<LegacyRow>& rows) {
       fail(Code::conflict, where + ": organization " + quote_value(org) +
                                " has an environment with slug 'default' that is not its default");
     if (database_names_taken.count(row.database_name) ||
-        query_one(store,
-                  "SELECT 1 AS present FROM envdb.sys_environment_database WHERE database_name = $1",
-                  {row.database_name}))
+        query_one(
+            store,
+            "SELECT 1 AS present FROM envdb.sys_environment_database WHERE database_name = $1",
+            {row.database_name}))
       fail(Code::conflict, where + ": database_name " + quote_value(row.database_name) +
                                " already belongs to another environment");
 
@@ -417,8 +422,8 @@ Value provision_tenant_database(api::Call& c) {
     provision::Undo undo(c.host);
     Json made = provision::create_environment(c.host, spec, undo);
     const std::string environment_id = made["environment"]["id"].get<std::string>();
-    audit::record(c.host, {"environment.provision", organization_id, environment_id,
-                           "environment", environment_id,
+    audit::record(c.host, {"environment.provision", organization_id, environment_id, "environment",
+                           environment_id,
                            Json{{"slug", "default"},
                                 {"envType", "default"},
                                 {"driver", spec.driver},
@@ -431,7 +436,8 @@ Value provision_tenant_database(api::Call& c) {
   }
   auto db = records::database_of_environment(store, env->text("id"));
   if (!db)
-    throw Error(Code::internal, "environment " + quote_value(env->text("id")) + " has no database row");
+    throw Error(Code::internal,
+                "environment " + quote_value(env->text("id")) + " has no database row");
   return api::json_result(v4_json(*env, *db));
 }
 
@@ -468,12 +474,12 @@ Value migrate_legacy_tenant_databases(api::Call& c) {
     Atomic tx(c.store);
     for (auto& s : steps)
       if (!s.skip) apply(host, s);
-    audit::record(host, {"legacy.migrate", std::nullopt, std::nullopt, "table",
-                         given.value_or(table),
-                         Json{{"organizations", organizations},
-                              {"environments", environments},
-                              {"credentials", stored},
-                              {"skipped", skipped}}});
+    audit::record(host,
+                  {"legacy.migrate", std::nullopt, std::nullopt, "table", given.value_or(table),
+                   Json{{"organizations", organizations},
+                        {"environments", environments},
+                        {"credentials", stored},
+                        {"skipped", skipped}}});
     tx.done();
   }
   return api::json_result(Json{{"organizations", organizations},
@@ -487,13 +493,19 @@ std::vector<api::Function> functions() {
   return {
       {"provision_tenant_database",
        {{"organization_id", T::text, nullptr}, {"region", T::text, "NULL"}},
-       T::json, provision_tenant_database, api::kWrites, api::kAdmin,
+       T::json,
+       provision_tenant_database,
+       api::kWrites,
+       api::kAdmin,
        "DEPRECATED (v4 shim, removed in 2.0): the organization's default environment database "
        "in the v4 shape (authToken always null), creating the default environment when the "
        "organization has none; raises a deprecation warning"},
       {"migrate_legacy_tenant_databases",
        {{"legacy_table", T::text, "NULL"}, {"dry_run", T::boolean, "false"}},
-       T::json, migrate_legacy_tenant_databases, api::kWrites, api::kAdmin,
+       T::json,
+       migrate_legacy_tenant_databases,
+       api::kWrites,
+       api::kAdmin,
        "turn the rows of a v4 sys_tenant_database table (default: SQLite "
        "sys_tenant_database_v4, Postgres public.sys_tenant_database) into organizations' "
        "default environments, databases and sealed readwrite credentials; idempotent; dry_run "

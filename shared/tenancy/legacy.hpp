@@ -9,7 +9,6 @@
 
 #include <vector>
 
-
 namespace envdb::legacy {
 
 // Registered through environments::functions().

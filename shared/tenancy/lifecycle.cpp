@@ -10,9 +10,9 @@ struct Edge {
   const char* to;
 };
 const Edge kEdges[] = {
-    {"provisioning", "active"}, {"provisioning", "failed"},  {"provisioning", "archived"},
-    {"active", "suspended"},    {"suspended", "active"},     {"active", "archived"},
-    {"suspended", "archived"},  {"failed", "provisioning"},  {"failed", "archived"},
+    {"provisioning", "active"}, {"provisioning", "failed"}, {"provisioning", "archived"},
+    {"active", "suspended"},    {"suspended", "active"},    {"active", "archived"},
+    {"suspended", "archived"},  {"failed", "provisioning"}, {"failed", "archived"},
 };
 }  // namespace
 
@@ -33,8 +33,8 @@ void require(const std::string& environment_id, const std::string& from, const s
          "status " + quote_value(to) +
              " is not an environment status (provisioning, active, suspended, archived, failed)");
   if (!allowed(from, to))
-    fail(Code::invalid_transition, "environment " + quote_value(environment_id) + " cannot go from " +
-                                       from + " to " + to);
+    fail(Code::invalid_transition,
+         "environment " + quote_value(environment_id) + " cannot go from " + from + " to " + to);
 }
 
 }  // namespace envdb::lifecycle

@@ -85,14 +85,14 @@ Value add(api::Call& c) {
   if (previous != role) {
     const std::string now = now_iso();
     // An upsert, so two concurrent adds of one user cannot collide.
-    execute(
-        store,
-        "INSERT INTO envdb.sys_environment_member (id, environment_id, organization_id, "
-        "user_id, role, created_at, updated_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $6::timestamptz) "
-        "ON CONFLICT (environment_id, user_id) DO UPDATE SET role = excluded.role, "
-        "updated_at = excluded.updated_at",
-        {new_uuid_v7(), environment_id, environment.text("organization_id"), user_id, role, now});
+    execute(store,
+            "INSERT INTO envdb.sys_environment_member (id, environment_id, organization_id, "
+            "user_id, role, created_at, updated_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $6::timestamptz) "
+            "ON CONFLICT (environment_id, user_id) DO UPDATE SET role = excluded.role, "
+            "updated_at = excluded.updated_at",
+            {new_uuid_v7(), environment_id, environment.text("organization_id"), user_id, role,
+             now});
     audit::Event e =
         member_event(environment, previous ? "member.change_role" : "member.add", user_id);
     e.detail = Json{{"userId", user_id}, {"role", role}, {"previousRole", json_text(previous)}};

@@ -159,7 +159,9 @@ Json credentials_of(Store& store, const std::string& database_id, bool brief) {
 
 Json job_brief(const std::optional<Row>& job) {
   if (!job) return nullptr;
-  return Json{{"id", job->text("id")}, {"kind", job->text("kind")}, {"status", job->text("status")}};
+  return Json{{"id", job->text("id")},
+              {"kind", job->text("kind")},
+              {"status", job->text("status")}};
 }
 
 Json environment_bundle(Store& store, const std::string& environment_id) {
@@ -177,8 +179,8 @@ Json environment_bundle(Store& store, const std::string& environment_id) {
 }
 
 std::string create_sqlite_file(Host& host, const std::string& environment_id,
-                               const std::string& organization_id,
-                               const std::string& database_name, bool reuse_existing, Undo& undo) {
+                               const std::string& organization_id, const std::string& database_name,
+                               bool reuse_existing, Undo& undo) {
   const fs::path dir = data_directory(host);
   // The one way a catalog row becomes a path: inside the canonical
   // directory, never through a symlink (a retry reads the name back).
@@ -241,7 +243,7 @@ Row queue_create_job(Host& host, const Row& environment, const Row& database) {
                {"scopes", vault::initial_scopes()}};
   if (database.text("driver") == "turso") payload = turso::create_payload(environment, database);
   return queue::enqueue(host, {environment.text("id"), database.text("id"), "create_database",
-                                database.text("driver"), payload});
+                               database.text("driver"), payload});
 }
 
 void activate(Host& host, const std::string& environment_id, const std::string& from_status,

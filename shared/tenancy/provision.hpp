@@ -91,8 +91,8 @@ Json job_brief(const std::optional<Row>& job);
 // foreign identity stamp is schema_mismatch). The temporary file never
 // survives a failure. Returns the absolute path; registers it with `undo`.
 std::string create_sqlite_file(Host& host, const std::string& environment_id,
-                               const std::string& organization_id,
-                               const std::string& database_name, bool reuse_existing, Undo& undo);
+                               const std::string& organization_id, const std::string& database_name,
+                               bool reuse_existing, Undo& undo);
 
 // Where a sqlite-driver database lives: <sqlite_data_dir>/<database_name>.db,
 // which a database_url, when set, must name (row_rules::sqlite_file:

@@ -21,7 +21,6 @@
 
 #include <vector>
 
-
 namespace envdb::resolve {
 
 constexpr int64_t kTouchSeconds = 60;

@@ -69,8 +69,8 @@ std::optional<std::string> drop_database(Host& host, const Row& env, const Row& 
   std::optional<std::string> job_id;
   if (driver == "sqlite") {
     // The file first: the registry says "dropped" only once it is gone.
-    const std::string path = provision::sqlite_database_path(host, database_name,
-                                                             db.opt_text("database_url"));
+    const std::string path =
+        provision::sqlite_database_path(host, database_name, db.opt_text("database_url"));
     provision::delete_database_file(path);
   }
   Atomic tx(store);
@@ -81,8 +81,8 @@ std::optional<std::string> drop_database(Host& host, const Row& env, const Row& 
     const Row job = driver == "turso"
                         ? turso::queue_drop(host, env, db)
                         : queue::enqueue(host, {id, database_id, "drop_database", driver,
-                                                 Json{{"databaseName", database_name},
-                                                      {"region", db.text("region")}}});
+                                                Json{{"databaseName", database_name},
+                                                     {"region", db.text("region")}}});
     job_id = job.text("id");
   }
   audit::record(host, {"environment.drop_database", env.text("organization_id"), id,
@@ -120,8 +120,8 @@ int64_t archive(Host& host, const Row& env, Json detail, const std::string& canc
   Json full{{"from", env.text("status")}};
   for (auto& [k, v] : detail.items()) full[k] = v;
   full["revokedCredentials"] = revoked;
-  audit::record(host, {"environment.archive", env.text("organization_id"), id, "environment", id,
-                       full});
+  audit::record(host,
+                {"environment.archive", env.text("organization_id"), id, "environment", id, full});
   return revoked;
 }
 
@@ -193,9 +193,9 @@ Value deprovision_organization(api::Call& c) {
       }
     }
     auto db_now = records::database_of_environment(store, environment_id);
-    listed.push_back(Json{{"environment", records::environment_json(
-                                              records::load_environment(store, "environment_id",
-                                                                        environment_id))},
+    listed.push_back(Json{{"environment",
+                           records::environment_json(
+                               records::load_environment(store, "environment_id", environment_id))},
                           {"database", db_now ? records::database_json(*db_now) : Json(nullptr)},
                           {"job", job_json(store, job_id)},
                           {"dropFrom", drop_from}});
@@ -220,17 +220,20 @@ Value deprovision_organization(api::Call& c) {
                        " database(s) are kept until drop_grace_seconds have passed since the "
                        "archive; drop them then with drop_environment_database (see dropFrom), or "
                        "deprovision with force => true to drop them now");
-  return api::json_result(
-      Json{{"organization", records::organization_json(records::load_organization(store, "id", id))},
-           {"environments", listed},
-           {"warnings", warnings}});
+  return api::json_result(Json{{"organization", records::organization_json(
+                                                    records::load_organization(store, "id", id))},
+                               {"environments", listed},
+                               {"warnings", warnings}});
 }
 
 std::vector<api::Function> functions() {
   return {
       {"deprovision_organization",
        {{"organization_id", T::text, nullptr}, {"force", T::boolean, "false"}},
-       T::json, deprovision_organization, api::kWrites | api::kRequestForm, api::kAdmin,
+       T::json,
+       deprovision_organization,
+       api::kWrites | api::kRequestForm,
+       api::kAdmin,
        "archive every environment of an organization (the default and protected ones too), "
        "revoke their credentials, drop their databases (now with force, else once "
        "drop_grace_seconds have passed, with drop_environment_database) and tombstone the "

@@ -4,8 +4,8 @@
 // invalid_parameter naming the field, and parse_stored refuses the same texts
 // with schema_mismatch. The scan agrees with the parser: a value it lets
 // through never turns out deeper.
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>

@@ -72,19 +72,25 @@ int main(void) {
   check(ready && strstr(ready, "catalog ready"), "envdb_init()", ready);
   char *host = scalar(db, "select json_extract(envdb_build_info(), '$.host')", NULL);
   check(same(host, "sqlite"), "envdb_build_info() host", host);
-  free(scalar(db, "select envdb_keyring_add('k1', 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=')", NULL));
+  free(scalar(db, "select envdb_keyring_add('k1', 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=')",
+              NULL));
   free(scalar(db, "select envdb_config('sqlite_data_dir', ?)", envs));
 
   char *env_id = scalar(db,
-      "select json_extract(envdb_provision_organization('acme', 'Acme'), "
-      "'$.defaultEnvironment.environment.id')", NULL);
+                        "select json_extract(envdb_provision_organization('acme', 'Acme'), "
+                        "'$.defaultEnvironment.environment.id')",
+                        NULL);
   check(env_id != NULL, "provision_organization returns the default environment", NULL);
-  char *driver = scalar(db, "select json_extract(envdb_resolve_environment(?, 'admin'), '$.driver')", env_id);
+  char *driver =
+      scalar(db, "select json_extract(envdb_resolve_environment(?, 'admin'), '$.driver')", env_id);
   check(same(driver, "sqlite"), "resolve_environment driver", driver);
-  char *token_len = scalar(db,
-      "select length(json_extract(envdb_resolve_environment(?, 'admin'), '$.credential.token'))", env_id);
+  char *token_len = scalar(
+      db,
+      "select length(json_extract(envdb_resolve_environment(?, 'admin'), '$.credential.token'))",
+      env_id);
   check(same(token_len, "43"), "resolve_environment hands out a 43-character token", token_len);
-  char *url = scalar(db, "select json_extract(envdb_resolve_environment(?), '$.databaseUrl')", env_id);
+  char *url =
+      scalar(db, "select json_extract(envdb_resolve_environment(?), '$.databaseUrl')", env_id);
   check(url && strncmp(url, "file:", 5) == 0, "databaseUrl is a file: URL", url);
 
   /* A second connection, to the environment's own file: registered too. */
@@ -98,15 +104,24 @@ int main(void) {
     free(stamp);
     free(schema);
     int closed = sqlite3_close(env);
-    check(closed == SQLITE_OK, "sqlite3_close() of the environment connection", closed ? sqlite3_errmsg(env) : NULL);
+    check(closed == SQLITE_OK, "sqlite3_close() of the environment connection",
+          closed ? sqlite3_errmsg(env) : NULL);
   }
   /* Statements stay prepared between calls, and are finalized when the
    * connection closes: sqlite3_close() (not _v2) refuses while any is left. */
   char *kept = scalar(db, "select count(*) > 0 from envdb_statements", NULL);
   check(same(kept, "1"), "envdb_statements lists the statements kept between calls", kept);
-  free(v); free(ready); free(host); free(env_id); free(driver); free(token_len); free(url); free(kept);
+  free(v);
+  free(ready);
+  free(host);
+  free(env_id);
+  free(driver);
+  free(token_len);
+  free(url);
+  free(kept);
   int closed = sqlite3_close(db);
-  check(closed == SQLITE_OK, "sqlite3_close() after envdb calls", closed ? sqlite3_errmsg(db) : NULL);
+  check(closed == SQLITE_OK, "sqlite3_close() after envdb calls",
+        closed ? sqlite3_errmsg(db) : NULL);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
   if (failures) return 1;

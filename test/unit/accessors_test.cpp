@@ -76,14 +76,19 @@ TEST(Accessors, FractionsAndOutOfRangeRealsAreRefusedByName) {
   for (double bad : {1.5, -0.25, inf, -inf, std::nan(""), 9.3e18, -9.3e18, 1e300}) {
     EXPECT_EQ(code_of([&] { probe({bad}); }), Code::invalid_parameter) << bad;
     EXPECT_NE(message_of([&] { probe({bad}); }).find("n must be an integer"), std::string::npos);
-    EXPECT_NE(message_of([&] { probe({null_value(), bad}); }).find("grace must be a duration"),
+    EXPECT_NE(message_of([&] {
+                probe({null_value(), bad});
+              }).find("grace must be a duration"),
               std::string::npos);
   }
-  EXPECT_NE(message_of([&] { probe({null_value(), -60.0}); }).find("grace must not be negative"),
+  EXPECT_NE(message_of([&] {
+              probe({null_value(), -60.0});
+            }).find("grace must not be negative"),
             std::string::npos);
   for (Value bad : {Value(2.0), Value(0.5), Value(int64_t{2}), Value(int64_t{-1}), Value("true")})
-    EXPECT_NE(message_of([&] { probe({null_value(), null_value(), bad}); })
-                  .find("flag must be a boolean"),
+    EXPECT_NE(message_of([&] {
+                probe({null_value(), null_value(), bad});
+              }).find("flag must be a boolean"),
               std::string::npos);
   // Text for an integer stays refused: only numbers are numbers.
   EXPECT_NE(message_of([&] { probe({std::string("10")}); }).find("n must be an integer"),

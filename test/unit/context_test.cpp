@@ -43,12 +43,13 @@ TEST_F(Context, StartsEmpty) {
 
 TEST_F(Context, SetWithMemberGivesTheTenantContextAndStoresIt) {
   add_member(env_id, "alice@example.com", "env_maker");
-  const Value result = host.call("set_active_environment", {env_id, std::string("alice@example.com")});
+  const Value result =
+      host.call("set_active_environment", {env_id, std::string("alice@example.com")});
   const Json ctx = Json::parse(std::get<std::string>(result));
-  EXPECT_EQ(keys_of(ctx), (std::vector<std::string>{"environmentId", "organizationId",
-                                                     "organizationSlug", "environmentSlug",
-                                                     "envType", "databaseId", "databaseName",
-                                                     "driver", "region", "userId", "role"}));
+  EXPECT_EQ(keys_of(ctx),
+            (std::vector<std::string>{"environmentId", "organizationId", "organizationSlug",
+                                      "environmentSlug", "envType", "databaseId", "databaseName",
+                                      "driver", "region", "userId", "role"}));
   const Json& db = default_env["database"];
   EXPECT_EQ(ctx, Json({{"environmentId", env_id},
                        {"organizationId", org_id},
@@ -70,8 +71,7 @@ TEST_F(Context, SetWithMemberGivesTheTenantContextAndStoresIt) {
 }
 
 TEST_F(Context, RoleFollowsTheMembership) {
-  const std::string dev =
-      environment(org_id, "dev")["environment"]["id"].get<std::string>();
+  const std::string dev = environment(org_id, "dev")["environment"]["id"].get<std::string>();
   add_member(dev, "bob", "env_viewer");
   EXPECT_EQ(set({dev, std::string("bob")})["role"], "env_viewer");
   EXPECT_EQ(set({dev, std::string("bob")})["envType"], "development");
@@ -102,8 +102,10 @@ TEST_F(Context, OnlyAPrivilegedCallerSetsAContext) {
   EXPECT_EQ(keys_of(ctx).size(), 11u);
 
   VariantHost reader(host, {/*privileged=*/false});
-  const std::string message = test::message_of([&] { reader.call("set_active_environment", {env_id}); });
-  EXPECT_EQ(message.rfind("permission_denied: only envdb_admin and envdb_router", 0), 0u) << message;
+  const std::string message =
+      test::message_of([&] { reader.call("set_active_environment", {env_id}); });
+  EXPECT_EQ(message.rfind("permission_denied: only envdb_admin and envdb_router", 0), 0u)
+      << message;
   EXPECT_FALSE(reader.context());
   // Checked before the lookup: an unknown environment tells nothing more.
   EXPECT_EQ(code_of([&] { reader.call("set_active_environment", {std::string("nope")}); }),
@@ -121,10 +123,11 @@ TEST_F(Context, OnlyAPrivilegedCallerSetsAContext) {
 
 TEST_F(Context, UnknownEnvironmentIsNotFound) {
   EXPECT_EQ(code_of([&] { set({std::string("no-such-env")}); }), Code::not_found);
-  EXPECT_EQ(code_of([&] { set({std::string("no-such-env"), std::string("alice")}); }),
+  EXPECT_EQ(code_of([&] {
+              set({std::string("no-such-env"), std::string("alice")});
+            }),
             Code::not_found);
-  const std::string message =
-      test::message_of([&] { set({std::string("no-such-env")}); });
+  const std::string message = test::message_of([&] { set({std::string("no-such-env")}); });
   EXPECT_EQ(message, "not_found: environment_id 'no-such-env' names no environment");
 }
 
@@ -198,9 +201,9 @@ TEST_F(Context, ANonObjectContextReadsAsNone) {
 }
 
 TEST_F(Context, FunctionTableRows) {
-  for (const char* name : {"set_active_environment", "clear_active_environment",
-                           "current_environment_id", "current_organization_id",
-                           "current_context"}) {
+  for (const char* name :
+       {"set_active_environment", "clear_active_environment", "current_environment_id",
+        "current_organization_id", "current_context"}) {
     const api::Function* f = api::find(name);
     ASSERT_TRUE(f) << name;
     // Only the trusted router sets a context (speaks for a user); anyone may

@@ -39,9 +39,7 @@ class FakeServer : public postgres::ServerSession {
     return std::nullopt;
   }
   void exec_top_level(const std::string& sql) override { log.push_back(sql); }
-  void exec_in_database(const std::string&, const std::string& sql) override {
-    log.push_back(sql);
-  }
+  void exec_in_database(const std::string&, const std::string& sql) override { log.push_back(sql); }
   std::string url(const std::string& db) override { return "postgresql://h:1/" + db; }
   std::optional<std::string> report;
   std::optional<std::string> others;
@@ -69,24 +67,23 @@ TEST(ConvergePlan, StepsBringTheServerToTheCatalogAndNothingWhenTheyAgree) {
   const std::string until = "2030-01-01T00:00:00.000Z";
   const int64_t until_ms = *ms_from_iso(until);
   std::vector<converge::Desired> want = {
-      login("ok", true, until),           login("missing", true),
-      login("nologin", true),             login("stale_until", true, until),
-      login("revoked_on", false),         login("revoked_sessions", false),
-      login("revoked_gone", false),       login("not_yet_created", true, std::nullopt, false)};
-  std::map<std::string, converge::Actual> have = {
-      {"ok", {true, until_ms, 3}},
-      {"nologin", {false, std::nullopt, 0}},
-      {"stale_until", {true, until_ms + 5000, 0}},
-      {"revoked_on", {true, std::nullopt, 0}},
-      {"revoked_sessions", {false, std::nullopt, 2}}};
+      login("ok", true, until),     login("missing", true),
+      login("nologin", true),       login("stale_until", true, until),
+      login("revoked_on", false),   login("revoked_sessions", false),
+      login("revoked_gone", false), login("not_yet_created", true, std::nullopt, false)};
+  std::map<std::string, converge::Actual> have = {{"ok", {true, until_ms, 3}},
+                                                  {"nologin", {false, std::nullopt, 0}},
+                                                  {"stale_until", {true, until_ms + 5000, 0}},
+                                                  {"revoked_on", {true, std::nullopt, 0}},
+                                                  {"revoked_sessions", {false, std::nullopt, 2}}};
   std::map<std::string, converge::Step> got;
   for (const auto& a : converge::plan(want, have)) got[a.login.name] = a.step;
-  const std::map<std::string, converge::Step> expected = {
-      {"missing", converge::Step::create},
-      {"nologin", converge::Step::create},
-      {"stale_until", converge::Step::enable},
-      {"revoked_on", converge::Step::disable},
-      {"revoked_sessions", converge::Step::end_sessions}};
+  const std::map<std::string, converge::Step> expected = {{"missing", converge::Step::create},
+                                                          {"nologin", converge::Step::create},
+                                                          {"stale_until", converge::Step::enable},
+                                                          {"revoked_on", converge::Step::disable},
+                                                          {"revoked_sessions",
+                                                           converge::Step::end_sessions}};
   EXPECT_EQ(got, expected);
 
   // Once the server matches, the plan is empty: converging is idempotent.
@@ -165,7 +162,9 @@ TEST_F(Converge, DesiredStateFollowsTheCatalogAtTheMomentItIsRead) {
     }
     return out;
   };
-  EXPECT_EQ(live_names(false), (std::map<std::string, bool>{{"admin", true}, {"readonly", true}, {"readwrite", true}}));
+  EXPECT_EQ(live_names(false), (std::map<std::string, bool>{{"admin", true},
+                                                            {"readonly", true},
+                                                            {"readwrite", true}}));
   // Revoked while the create job runs: the next read says so.
   const std::string admin = query_one(host.store(),
                                       "SELECT id FROM envdb.sys_database_credential WHERE "
@@ -173,7 +172,9 @@ TEST_F(Converge, DesiredStateFollowsTheCatalogAtTheMomentItIsRead) {
                                       {db})
                                 ->text("id");
   call_json("revoke_credential", {admin});
-  EXPECT_EQ(live_names(true), (std::map<std::string, bool>{{"admin", false}, {"readonly", true}, {"readwrite", true}}));
+  EXPECT_EQ(live_names(true), (std::map<std::string, bool>{{"admin", false},
+                                                           {"readonly", true},
+                                                           {"readwrite", true}}));
   EXPECT_FALSE(converge::login_to_create(host, admin).has_value());
 
   Json jobs = call_json("claim_provisioning_jobs", {std::string("postgres")});
@@ -230,8 +231,8 @@ TEST_F(Converge, LoginsAreKeptToTheirDatabaseOnRegisteredHostsByDefault) {
   const std::string org = organization_id("acme", "turso");
   call_json("add_database_host", {std::string("eu-1"), std::string("eu"), std::string("10.0.0.5")});
   const Json eu = call_json("provision_environment",
-                            {org, std::string("eu"), null_value(), std::string("development"), std::string("eu"),
-                             std::string("postgres")});
+                            {org, std::string("eu"), null_value(), std::string("development"),
+                             std::string("eu"), std::string("postgres")});
   const Json here = environment(org, "dev", "postgres");
   const auto restricted = [&](const Json& env) {
     return postgres::load_work(host, env["job"]["id"].get<std::string>()).restrict_connect;

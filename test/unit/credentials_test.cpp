@@ -32,8 +32,6 @@ using test::error_of;
 
 std::string key_b64(char fill) { return crypto::base64_encode(std::string(32, fill)); }
 
-
-
 // The same host as test::MemoryHost, over a database file.
 using test::FileHost;
 
@@ -112,8 +110,9 @@ std::string reveal(Host& h, const std::string& id) {
 }
 
 Blob cipher_of(Host& h, const std::string& id) {
-  auto row = query_one(
-      h.store(), "SELECT token_cipher FROM envdb.sys_database_credential WHERE id = $1", {id});
+  auto row = query_one(h.store(),
+                       "SELECT token_cipher FROM envdb.sys_database_credential WHERE id = $1",
+                       {id});
   return std::get<Blob>((*row)["token_cipher"]);
 }
 
@@ -445,11 +444,11 @@ TEST(Credentials, RewrapMovesEveryLiveCredentialAndRevealStillWorks) {
   EXPECT_EQ(
       count(h, "SELECT count(*) AS n FROM envdb.sys_database_credential WHERE kms_key_id = 'k2'"),
       5);
-  EXPECT_EQ(
-      query_one(h.store(), "SELECT kms_key_id FROM envdb.sys_database_credential WHERE id = $1",
-                {revoked})
-          ->text("kms_key_id"),
-      "k1");  // revoked credentials stay where they are
+  EXPECT_EQ(query_one(h.store(),
+                      "SELECT kms_key_id FROM envdb.sys_database_credential WHERE id = $1",
+                      {revoked})
+                ->text("kms_key_id"),
+            "k1");  // revoked credentials stay where they are
   for (auto& [id, token] : tokens)
     if (id != revoked) {
       EXPECT_EQ(reveal(h, id), token);
@@ -512,8 +511,8 @@ TEST(Credentials, RewrapWorksInBatchesAndReportsProgress) {
   const int n = 1203;
   h.store().exec("BEGIN");
   for (int i = 0; i < n; ++i) {
-    Json c = vault::insert_sealed(h, db, "readwrite", "token-" + std::to_string(i),
-                                        std::nullopt, std::nullopt);
+    Json c = vault::insert_sealed(h, db, "readwrite", "token-" + std::to_string(i), std::nullopt,
+                                  std::nullopt);
     execute(h.store(), "UPDATE envdb.sys_database_credential SET status = 'rotating' WHERE id = $1",
             {c["id"].get<std::string>()});
   }

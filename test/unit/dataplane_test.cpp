@@ -15,9 +15,9 @@
 
 using namespace envdb;
 using envdb::test::code_of;
-using envdb::test::table_names;
 using envdb::test::keys_of;
 using envdb::test::message_of;
+using envdb::test::table_names;
 namespace fs = std::filesystem;
 
 namespace {
@@ -36,7 +36,8 @@ bool has_column(Store& store, const std::string& table, const std::string& colum
 
 std::vector<std::pair<int64_t, std::string>> ledger(Store& store) {
   std::vector<std::pair<int64_t, std::string>> out;
-  for (auto& r : query(store, "SELECT version, checksum FROM sys_schema_migration ORDER BY version"))
+  for (auto& r :
+       query(store, "SELECT version, checksum FROM sys_schema_migration ORDER BY version"))
     out.emplace_back(r.integer("version"), r.text("checksum"));
   return out;
 }
@@ -77,17 +78,18 @@ TEST(DataplaneDefinition, TablesComeFromTheCatalogInBothDialects) {
   const std::string pg = catalog::data_plane_ddl(Dialect::postgres);
   const std::string lite = catalog::data_plane_ddl(Dialect::sqlite);
   for (const char* part :
-       {"CREATE OR REPLACE FUNCTION envdb.data_plane_guard()", "CREATE TABLE envdb.sys_schema_migration",
-        "CREATE TABLE envdb.sys_environment_info", "CREATE TABLE envdb.sys_package_installation",
-        "config jsonb NOT NULL DEFAULT '{}'::jsonb", "applied_at timestamptz NOT NULL DEFAULT now()",
+       {"CREATE OR REPLACE FUNCTION envdb.data_plane_guard()",
+        "CREATE TABLE envdb.sys_schema_migration", "CREATE TABLE envdb.sys_environment_info",
+        "CREATE TABLE envdb.sys_package_installation", "config jsonb NOT NULL DEFAULT '{}'::jsonb",
+        "applied_at timestamptz NOT NULL DEFAULT now()",
         "envdb.data_plane_guard('single_row', 'schema_mismatch: sys_environment_info holds exactly "
         "one row', '55000')"})
     EXPECT_NE(pg.find(part), std::string::npos) << part;
   EXPECT_EQ(pg.find("envdb.reject_change"), std::string::npos);  // not in an environment database
   EXPECT_EQ(lite.find("envdb."), std::string::npos);
-  for (const char* part : {"CREATE TABLE IF NOT EXISTS sys_package_installation",
-                           "CHECK (json_valid(config))", "UNIQUE (package_id)",
-                           "'installing', 'active', 'disabled', 'uninstalling', 'failed'"})
+  for (const char* part :
+       {"CREATE TABLE IF NOT EXISTS sys_package_installation", "CHECK (json_valid(config))",
+        "UNIQUE (package_id)", "'installing', 'active', 'disabled', 'uninstalling', 'failed'"})
     EXPECT_NE(lite.find(part), std::string::npos) << part;
   // No tenant or environment column in any data-plane table but the stamp.
   for (auto& t : catalog::data_plane())
@@ -164,14 +166,16 @@ TEST_F(Dataplane, SchemaVersionIsNullOnADatabaseWithoutTheTables) {
   EXPECT_TRUE(is_null(version()));
   EXPECT_EQ(table_names(host.store()), std::vector<std::string>{"customers"});  // nothing created
   // An empty ledger is no version either.
-  execute(host.store(), "CREATE TABLE sys_schema_migration (version INTEGER, checksum TEXT, "
-                        "applied_at TEXT)");
+  execute(host.store(),
+          "CREATE TABLE sys_schema_migration (version INTEGER, checksum TEXT, "
+          "applied_at TEXT)");
   EXPECT_TRUE(is_null(version()));
 }
 
 TEST_F(Dataplane, InitCreatesTheTablesWithoutAControlPlaneAndIsIdempotent) {
   const Json first = init({std::string("env-1"), std::string("org-1"), std::string("env-abc")});
-  EXPECT_EQ(keys_of(first), (std::vector<std::string>{"environmentId", "schemaVersion", "applied"}));
+  EXPECT_EQ(keys_of(first),
+            (std::vector<std::string>{"environmentId", "schemaVersion", "applied"}));
   EXPECT_EQ(first, Json({{"environmentId", "env-1"}, {"schemaVersion", 1}, {"applied", {1}}}));
   EXPECT_EQ(std::get<int64_t>(version()), 1);
   EXPECT_EQ(table_names(host.store()),
@@ -189,7 +193,8 @@ TEST_F(Dataplane, InitCreatesTheTablesWithoutAControlPlaneAndIsIdempotent) {
                 {1, dataplane::checksum(dataplane::migrations()[0], Dialect::sqlite)}}));
 
   const Json second = init({std::string("env-1"), std::string("org-1"), std::string("env-abc")});
-  EXPECT_EQ(second, Json({{"environmentId", "env-1"}, {"schemaVersion", 1}, {"applied", Json::array()}}));
+  EXPECT_EQ(second,
+            Json({{"environmentId", "env-1"}, {"schemaVersion", 1}, {"applied", Json::array()}}));
   // Omitted parts of the identity keep the stamp's.
   EXPECT_EQ(init({std::string("env-1")})["applied"], Json::array());
   EXPECT_EQ(stamp(host.store()).text("organization_id"), "org-1");
@@ -211,7 +216,9 @@ TEST_F(Dataplane, AnUnknownIdentityIsRecordedOnceAndThenHeld) {
   init({std::string("env-1"), null_value(), std::string("env-abc")});
   EXPECT_EQ(stamp(host.store()).text("database_name"), "env-abc");
   // ... and from then on they never change.
-  EXPECT_EQ(code_of([&] { init({std::string("env-1"), std::string("org-2")}); }),
+  EXPECT_EQ(code_of([&] {
+              init({std::string("env-1"), std::string("org-2")});
+            }),
             Code::schema_mismatch);
   EXPECT_EQ(code_of([&] {
               init({std::string("env-1"), std::string("org-1"), std::string("env-other")});
@@ -226,9 +233,13 @@ TEST_F(Dataplane, AnUnknownIdentityIsRecordedOnceAndThenHeld) {
             }),
             Code::schema_mismatch);
   // An empty text is no name.
-  EXPECT_EQ(code_of([&] { init({std::string("env-1"), std::string("org-1"), std::string("")}); }),
+  EXPECT_EQ(code_of([&] {
+              init({std::string("env-1"), std::string("org-1"), std::string("")});
+            }),
             Code::invalid_parameter);
-  EXPECT_EQ(code_of([&] { init({std::string("env-1"), std::string("bad org")}); }),
+  EXPECT_EQ(code_of([&] {
+              init({std::string("env-1"), std::string("bad org")});
+            }),
             Code::invalid_parameter);
 }
 
@@ -238,7 +249,9 @@ TEST_F(Dataplane, AForeignIdentityIsSchemaMismatchAndChangesNothing) {
   EXPECT_EQ(message,
             "schema_mismatch: environment_id 'env-2' does not match this database, which is "
             "stamped with 'env-1'");
-  EXPECT_EQ(code_of([&] { init({std::string("env-1"), std::string("org-2")}); }),
+  EXPECT_EQ(code_of([&] {
+              init({std::string("env-1"), std::string("org-2")});
+            }),
             Code::schema_mismatch);
   EXPECT_EQ(stamp(host.store()).text("environment_id"), "env-1");
   EXPECT_EQ(stamp(host.store()).text("organization_id"), "org-1");
@@ -269,32 +282,33 @@ TEST(DataplaneMigrations, AVersionOneFileIsUpgradedToVersionTwoIdempotently) {
   {
     auto file = sqlite::SqliteStore::open(path);
     dataplane::initialize(*file, "env-1", std::string("org-1"), std::string("env-abc"));
-    execute(*file, "INSERT INTO sys_package_installation (id, package_id, version, status) "
-                   "VALUES ('p1', 'crm', '1.0.0', 'active')");
+    execute(*file,
+            "INSERT INTO sys_package_installation (id, package_id, version, status) "
+            "VALUES ('p1', 'crm', '1.0.0', 'active')");
     EXPECT_FALSE(has_column(*file, "sys_package_installation", "notes"));
   }
   {
     auto file = sqlite::SqliteStore::open(path);
     EXPECT_EQ(dataplane::schema_version(*file), 1);
-    const Json r = dataplane::initialize(*file, "env-1", std::string("org-1"),
-                                         std::string("env-abc"), v2);
+    const Json r =
+        dataplane::initialize(*file, "env-1", std::string("org-1"), std::string("env-abc"), v2);
     EXPECT_EQ(r, Json({{"environmentId", "env-1"}, {"schemaVersion", 2}, {"applied", {2}}}));
     EXPECT_EQ(dataplane::schema_version(*file), 2);
     EXPECT_TRUE(has_index(*file, "sys_package_installation_status_idx"));
     EXPECT_TRUE(has_column(*file, "sys_package_installation", "notes"));
     EXPECT_EQ(stamp(*file).integer("schema_version"), 2);
-    EXPECT_EQ(query_one(*file, "SELECT package_id FROM sys_package_installation")->text("package_id"),
-              "crm");  // data kept
+    EXPECT_EQ(
+        query_one(*file, "SELECT package_id FROM sys_package_installation")->text("package_id"),
+        "crm");  // data kept
   }
   {
     auto file = sqlite::SqliteStore::open(path);
     const Json again = dataplane::initialize(*file, "env-1", std::nullopt, std::nullopt, v2);
     EXPECT_EQ(again["applied"], Json::array());
     EXPECT_EQ(again["schemaVersion"], 2);
-    EXPECT_EQ(ledger(*file),
-              (std::vector<std::pair<int64_t, std::string>>{
-                  {1, dataplane::checksum(v2[0], Dialect::sqlite)},
-                  {2, dataplane::checksum(v2[1], Dialect::sqlite)}}));
+    EXPECT_EQ(ledger(*file), (std::vector<std::pair<int64_t, std::string>>{
+                                 {1, dataplane::checksum(v2[0], Dialect::sqlite)},
+                                 {2, dataplane::checksum(v2[1], Dialect::sqlite)}}));
     // This build's list stops at 1: the file is newer than it knows.
     const std::string message =
         message_of([&] { dataplane::initialize(*file, "env-1", std::nullopt, std::nullopt); });
@@ -336,9 +350,8 @@ TEST(DataplaneMigrations, GapsInTheLedgerAreSchemaMismatch) {
   execute(*store, "DELETE FROM sys_schema_migration WHERE version = 1");
   execute(*store, "INSERT INTO sys_schema_migration VALUES (2, $1, 'x')",
           {dataplane::checksum(v2[1], Dialect::sqlite)});
-  EXPECT_EQ(code_of([&] {
-              dataplane::initialize(*store, "env-1", std::nullopt, std::nullopt, v2);
-            }),
+  EXPECT_EQ(code_of(
+                [&] { dataplane::initialize(*store, "env-1", std::nullopt, std::nullopt, v2); }),
             Code::schema_mismatch);
 }
 
@@ -373,9 +386,8 @@ TEST(DataplaneMigrations, AMalformedListIsAnInternalError) {
             Code::internal);
   auto skipping = dataplane::migrations();
   skipping.push_back({3, "no version 2", "", ""});
-  EXPECT_EQ(code_of([&] {
-              dataplane::initialize(*store, "e", std::nullopt, std::nullopt, skipping);
-            }),
+  EXPECT_EQ(code_of(
+                [&] { dataplane::initialize(*store, "e", std::nullopt, std::nullopt, skipping); }),
             Code::internal);
   EXPECT_FALSE(dataplane::schema_version(*store));
 }
@@ -392,9 +404,9 @@ TEST_F(DataplaneUpgrade, ReportsEveryActiveSqliteEnvironment) {
   const Json r = upgrade();
   ASSERT_EQ(r.size(), 2u);  // default and dev
   for (auto& e : r) {
-    EXPECT_EQ(keys_of(e), (std::vector<std::string>{"environmentId", "databaseName", "path",
-                                                     "fromVersion", "toVersion", "applied",
-                                                     "error"}));
+    EXPECT_EQ(keys_of(e),
+              (std::vector<std::string>{"environmentId", "databaseName", "path", "fromVersion",
+                                        "toVersion", "applied", "error"}));
     EXPECT_EQ(e["fromVersion"], 1);
     EXPECT_EQ(e["toVersion"], 1);
     EXPECT_EQ(e["applied"], Json::array());

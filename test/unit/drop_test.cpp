@@ -123,8 +123,7 @@ TEST_F(Drop, GraceZeroOrForceDropsAtOnce) {
 
 TEST_F(Drop, RefusalsWriteNothing) {
   const Json active = environment(org, "live");
-  const std::string prod =
-      environment(org, "prod", "sqlite", "production")["environment"]["id"];
+  const std::string prod = environment(org, "prod", "sqlite", "production")["environment"]["id"];
   call_json("archive_environment", {prod, true});
   const auto before = counts();
   EXPECT_EQ(drop_code(active["environment"]["id"], true), Code::invalid_transition);

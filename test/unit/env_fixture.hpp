@@ -55,16 +55,16 @@ inline std::vector<std::string> keys_of(const Json& j) {
 }
 
 inline const std::vector<std::string> kEnvironmentKeys = {
-    "id",       "organizationId", "slug",      "name",        "description",
-    "envType",  "region",         "isDefault", "isProtected", "status",
-    "dlpPolicyId", "createdBy",   "metadata",  "createdAt",   "updatedAt",
-    "archivedAt"};
+    "id",       "organizationId", "slug",        "name",      "description", "envType",
+    "region",   "isDefault",      "isProtected", "status",    "dlpPolicyId", "createdBy",
+    "metadata", "createdAt",      "updatedAt",   "archivedAt"};
 inline const std::vector<std::string> kDatabaseKeys = {
-    "id",     "environmentId",  "databaseName",  "databaseUrl",    "driver",    "region",
-    "storageLimitMb", "provisionedAt", "lastAccessedAt", "metadata", "createdAt", "updatedAt",
-    "droppedAt"};
-inline const std::vector<std::string> kCredentialKeys = {
-    "id", "databaseId", "kmsKeyId", "scope", "status", "issuedAt", "expiresAt", "rotatedFrom"};
+    "id",        "environmentId",  "databaseName",  "databaseUrl",    "driver",
+    "region",    "storageLimitMb", "provisionedAt", "lastAccessedAt", "metadata",
+    "createdAt", "updatedAt",      "droppedAt"};
+inline const std::vector<std::string> kCredentialKeys = {"id",        "databaseId", "kmsKeyId",
+                                                         "scope",     "status",     "issuedAt",
+                                                         "expiresAt", "rotatedFrom"};
 
 class EnvFixture : public ::testing::Test {
  protected:
@@ -119,7 +119,8 @@ class EnvFixture : public ::testing::Test {
   }
   // provision_environment(organization_id, slug, name, env_type, region, driver)
   Json environment(const std::string& org, const std::string& slug,
-                   const std::string& driver = "sqlite", const std::string& env_type = "development") {
+                   const std::string& driver = "sqlite",
+                   const std::string& env_type = "development") {
     return call_json("provision_environment",
                      {org, slug, null_value(), env_type, null_value(), driver});
   }

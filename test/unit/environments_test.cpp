@@ -11,10 +11,10 @@
 #include "tenancy/provision.hpp"
 
 using namespace envdb;
-using envdb::test::table_names;
-using envdb::test::EnvFixture;
 using envdb::test::code_of;
+using envdb::test::EnvFixture;
 using envdb::test::keys_of;
+using envdb::test::table_names;
 namespace fs = std::filesystem;
 
 namespace {
@@ -34,16 +34,17 @@ using EnvOrganization = EnvFixture;
 TEST_F(EnvOrganization, CreatesOrganizationAndActiveSqliteDefaultEnvironment) {
   const Json r = organization("acme");
   EXPECT_EQ(keys_of(r), (std::vector<std::string>{"organization", "defaultEnvironment",
-                                                   "durationMs", "warnings"}));
-  EXPECT_EQ(keys_of(r["organization"]), (std::vector<std::string>{"id", "slug", "name", "metadata",
-                                                                   "createdAt", "updatedAt",
-                                                                   "deprovisionedAt"}));
+                                                  "durationMs", "warnings"}));
+  EXPECT_EQ(keys_of(r["organization"]),
+            (std::vector<std::string>{"id", "slug", "name", "metadata", "createdAt", "updatedAt",
+                                      "deprovisionedAt"}));
   EXPECT_EQ(r["organization"]["slug"], "acme");
   EXPECT_TRUE(r["durationMs"].is_number_integer());
   EXPECT_EQ(r["warnings"], Json::array());
 
   const Json& d = r["defaultEnvironment"];
-  EXPECT_EQ(keys_of(d), (std::vector<std::string>{"environment", "database", "credentials", "job"}));
+  EXPECT_EQ(keys_of(d),
+            (std::vector<std::string>{"environment", "database", "credentials", "job"}));
   EXPECT_EQ(keys_of(d["environment"]), test::kEnvironmentKeys);
   EXPECT_EQ(keys_of(d["database"]), test::kDatabaseKeys);
   const Json& env = d["environment"];
@@ -80,12 +81,13 @@ TEST_F(EnvOrganization, CreatesOrganizationAndActiveSqliteDefaultEnvironment) {
                       .lexically_normal()
                       .string());
   ASSERT_TRUE(fs::exists(path));
-  EXPECT_EQ(files_in_data_dir(), (std::set<std::string>{db["databaseName"].get<std::string>() + ".db"}));
+  EXPECT_EQ(files_in_data_dir(),
+            (std::set<std::string>{db["databaseName"].get<std::string>() + ".db"}));
   EXPECT_EQ(fs::status(data_dir).permissions() & fs::perms::all, fs::perms::owner_all);
   auto file = sqlite::SqliteStore::open(path);
-  EXPECT_EQ(table_names(*file), (std::vector<std::string>{"sys_environment_info",
-                                                          "sys_package_installation",
-                                                          "sys_schema_migration"}));
+  EXPECT_EQ(table_names(*file),
+            (std::vector<std::string>{"sys_environment_info", "sys_package_installation",
+                                      "sys_schema_migration"}));
   auto stamp = query_one(*file, "SELECT * FROM sys_environment_info");
   ASSERT_TRUE(stamp);
   EXPECT_EQ(stamp->text("environment_id"), env["id"]);
@@ -151,14 +153,18 @@ TEST_F(EnvOrganization, DuplicatesAndBadInputWriteNothing) {
 }
 
 TEST_F(EnvOrganization, RequestFormGivesTheSameShape) {
-  const Json r = request("provision_organization",
-                         {{"slug", "acme"}, {"name", "Acme"}, {"driver", "turso"},
-                          {"createdBy", "bob"}, {"metadata", {{"a", 1}}}});
+  const Json r = request("provision_organization", {{"slug", "acme"},
+                                                    {"name", "Acme"},
+                                                    {"driver", "turso"},
+                                                    {"createdBy", "bob"},
+                                                    {"metadata", {{"a", 1}}}});
   EXPECT_EQ(keys_of(r), (std::vector<std::string>{"organization", "defaultEnvironment",
-                                                   "durationMs", "warnings"}));
+                                                  "durationMs", "warnings"}));
   EXPECT_EQ(r["defaultEnvironment"]["environment"]["createdBy"], "bob");
   EXPECT_EQ(r["organization"]["metadata"]["a"], 1);
-  EXPECT_EQ(code_of([&] { request("provision_organization", {{"slug", "x"}, {"nme", "y"}}); }),
+  EXPECT_EQ(code_of([&] {
+              request("provision_organization", {{"slug", "x"}, {"nme", "y"}});
+            }),
             Code::invalid_parameter);
 }
 
@@ -180,8 +186,9 @@ TEST_F(EnvOrganization, PostgresGetsCredentialsAndAJobWithPayload) {
   EXPECT_EQ(d["environment"]["status"], "provisioning");
   EXPECT_EQ(d["credentials"].size(), 3u);
   EXPECT_TRUE(d["database"]["databaseUrl"].is_null());
-  auto job = query_one(host.store(), "SELECT driver, status, payload, database_id FROM "
-                                     "envdb.sys_provisioning_job");
+  auto job = query_one(host.store(),
+                       "SELECT driver, status, payload, database_id FROM "
+                       "envdb.sys_provisioning_job");
   ASSERT_TRUE(job);
   EXPECT_EQ(job->text("driver"), "postgres");
   EXPECT_EQ(job->text("database_id"), d["database"]["id"]);
@@ -202,9 +209,8 @@ TEST_F(EnvOrganization, NoKeyMeansKeyUnavailableAndNoRows) {
   EXPECT_EQ(query_one(bare.store(), "SELECT count(*) AS n FROM sys_organization")->integer("n"), 0);
   EXPECT_TRUE(files_in_data_dir().empty());
   // turso needs no key up front.
-  bare.call("provision_organization",
-            {std::string("acme"), std::string("Acme"), null_value(), null_value(),
-             std::string("turso")});
+  bare.call("provision_organization", {std::string("acme"), std::string("Acme"), null_value(),
+                                       null_value(), std::string("turso")});
 }
 
 // ---- provision_environment -----------------------------------------------
@@ -216,7 +222,7 @@ TEST_F(EnvProvision, DefaultsComeFromTypeAndSettings) {
   host.call("config", {std::string("default_region"), std::string("eu-1")});
   const Json r = call_json("provision_environment", {org, std::string("dev")});
   EXPECT_EQ(keys_of(r), (std::vector<std::string>{"environment", "database", "credentials", "job",
-                                                   "durationMs", "warnings"}));
+                                                  "durationMs", "warnings"}));
   EXPECT_EQ(keys_of(r["environment"]), test::kEnvironmentKeys);
   EXPECT_EQ(keys_of(r["database"]), test::kDatabaseKeys);
   for (auto& c : r["credentials"]) EXPECT_EQ(keys_of(c), test::kCredentialKeys);
@@ -232,9 +238,9 @@ TEST_F(EnvProvision, DefaultsComeFromTypeAndSettings) {
   EXPECT_TRUE(fs::exists(path_of_url(r["database"])));
 
   host.call("config", {std::string("default_driver"), std::string("turso")});
-  const Json t = call_json("provision_environment",
-                           {org, std::string("prod"), std::string("Production"),
-                            std::string("production")});
+  const Json t =
+      call_json("provision_environment",
+                {org, std::string("prod"), std::string("Production"), std::string("production")});
   EXPECT_EQ(t["database"]["driver"], "turso");
   EXPECT_EQ(t["environment"]["isProtected"], true);
   EXPECT_EQ(t["environment"]["status"], "provisioning");
@@ -246,18 +252,17 @@ TEST_F(EnvProvision, DefaultsComeFromTypeAndSettings) {
 
 TEST_F(EnvProvision, AllOptionsAndRequestForm) {
   const std::string org = organization_id("acme");
-  const Json r = request("provision_environment",
-                         {{"organizationId", org},
-                          {"slug", "sbx"},
-                          {"name", "Sandbox"},
-                          {"envType", "sandbox"},
-                          {"region", "us"},
-                          {"driver", "postgres"},
-                          {"isProtected", true},
-                          {"description", "for demos"},
-                          {"storageLimitMb", 512},
-                          {"createdBy", "carol"},
-                          {"metadata", {{"team", "sales"}}}});
+  const Json r = request("provision_environment", {{"organizationId", org},
+                                                   {"slug", "sbx"},
+                                                   {"name", "Sandbox"},
+                                                   {"envType", "sandbox"},
+                                                   {"region", "us"},
+                                                   {"driver", "postgres"},
+                                                   {"isProtected", true},
+                                                   {"description", "for demos"},
+                                                   {"storageLimitMb", 512},
+                                                   {"createdBy", "carol"},
+                                                   {"metadata", {{"team", "sales"}}}});
   EXPECT_EQ(r["environment"]["envType"], "sandbox");
   EXPECT_EQ(r["environment"]["description"], "for demos");
   EXPECT_EQ(r["environment"]["isProtected"], true);
@@ -289,8 +294,10 @@ TEST_F(EnvProvision, RefusalsCarryTheirCodeAndWriteNothing) {
   EXPECT_EQ(call({org, std::string("x"), N, N, N, N, true}), Code::conflict);
   EXPECT_EQ(call({org, std::string("x"), N, N, N, N, N, N, std::string(2001, 'd')}),
             Code::invalid_parameter);
-  EXPECT_EQ(call({org, std::string("x"), N, N, N, N, N, N, N, int64_t{0}}), Code::invalid_parameter);
-  EXPECT_EQ(call({org, std::string("x"), N, N, N, N, N, N, N, int64_t{-5}}), Code::invalid_parameter);
+  EXPECT_EQ(call({org, std::string("x"), N, N, N, N, N, N, N, int64_t{0}}),
+            Code::invalid_parameter);
+  EXPECT_EQ(call({org, std::string("x"), N, N, N, N, N, N, N, int64_t{-5}}),
+            Code::invalid_parameter);
   EXPECT_EQ(call({org, std::string("x"), N, N, N, N, N, N, N, std::string("ten")}),
             Code::invalid_parameter);
   EXPECT_EQ(call({org, std::string("x"), N, N, N, N, N, N, N, N, std::string(257, 'c')}),
@@ -302,20 +309,20 @@ TEST_F(EnvProvision, RefusalsCarryTheirCodeAndWriteNothing) {
   EXPECT_EQ(counts(), before);
   EXPECT_EQ(files_in_data_dir(), files);
   // The limits themselves are accepted.
-  call_json("provision_environment", {org, std::string(63, 'a'), std::string(200, 'n'), N,
-                                      std::string(64, 'r'), N, N, N, std::string(2000, 'd'),
-                                      int64_t{1}, std::string(256, 'c')});
+  call_json("provision_environment",
+            {org, std::string(63, 'a'), std::string(200, 'n'), N, std::string(64, 'r'), N, N, N,
+             std::string(2000, 'd'), int64_t{1}, std::string(256, 'c')});
 }
 
 TEST_F(EnvProvision, IfNotExistsReturnsTheExistingEnvironmentUnchanged) {
   const std::string org = organization_id("acme");
   const Json first = environment(org, "stage", "postgres", "production");
   const auto before = counts();
-  const Json again = call_json("provision_environment",
-                               {org, std::string("stage"), std::string("Other name"),
-                                std::string("trial"), null_value(), std::string("turso"), null_value(),
-                                null_value(), null_value(), null_value(), null_value(), null_value(),
-                                true});
+  const Json again =
+      call_json("provision_environment",
+                {org, std::string("stage"), std::string("Other name"), std::string("trial"),
+                 null_value(), std::string("turso"), null_value(), null_value(), null_value(),
+                 null_value(), null_value(), null_value(), true});
   EXPECT_EQ(counts(), before);
   EXPECT_EQ(again["environment"], first["environment"]);
   EXPECT_EQ(again["database"], first["database"]);
@@ -334,11 +341,11 @@ TEST_F(EnvProvision, IfNotExistsReturnsTheExistingEnvironmentUnchanged) {
 TEST_F(EnvProvision, IsDefaultOnlyWhenTheOrganizationHasNone) {
   const std::string org = organization_id("acme");
   // Remove the default flag behind envdb's back: now a new default is welcome.
-  execute(host.store(), "UPDATE envdb.sys_environment SET is_default = 0 WHERE organization_id = $1",
-          {org});
-  const Json r = call_json("provision_environment",
-                           {org, std::string("main"), null_value(), null_value(), null_value(),
-                            null_value(), true});
+  execute(host.store(),
+          "UPDATE envdb.sys_environment SET is_default = 0 WHERE organization_id = $1", {org});
+  const Json r =
+      call_json("provision_environment", {org, std::string("main"), null_value(), null_value(),
+                                          null_value(), null_value(), true});
   EXPECT_EQ(r["environment"]["isDefault"], true);
   EXPECT_EQ(code_of([&] {
               host.call("provision_environment", {org, std::string("main2"), null_value(),
@@ -353,9 +360,7 @@ TEST_F(EnvProvision, ExistingFileIsAConflictAndNeverOverwritten) {
   const std::string path = data_dir + "/" + name + ".db";
   { std::ofstream(path) << "not mine"; }
   provision::Undo undo(host);
-  EXPECT_EQ(code_of([&] {
-              provision::create_sqlite_file(host, "e1", "o1", name, false, undo);
-            }),
+  EXPECT_EQ(code_of([&] { provision::create_sqlite_file(host, "e1", "o1", name, false, undo); }),
             Code::conflict);
   std::ifstream in(path);
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -366,7 +371,11 @@ TEST_F(EnvProvision, ExistingFileIsAConflictAndNeverOverwritten) {
 TEST_F(EnvProvision, UndoRemovesFilesUnlessKept) {
   fs::create_directories(data_dir);
   const std::string a = data_dir + "/a.db", b = data_dir + "/b.db";
-  { std::ofstream(a) << "a"; std::ofstream(a + "-journal") << "j"; std::ofstream(b) << "b"; }
+  {
+    std::ofstream(a) << "a";
+    std::ofstream(a + "-journal") << "j";
+    std::ofstream(b) << "b";
+  }
   {
     provision::Undo undo(host);
     undo.add_file(a);
@@ -387,7 +396,9 @@ class BrokenStore : public Store {
  public:
   explicit BrokenStore(std::unique_ptr<Store> inner) : inner_(std::move(inner)) {}
   Dialect dialect() const override { return inner_->dialect(); }
-  std::unique_ptr<Statement> prepare(const std::string& sql) override { return inner_->prepare(sql); }
+  std::unique_ptr<Statement> prepare(const std::string& sql) override {
+    return inner_->prepare(sql);
+  }
   void exec(const std::string& sql) override {
     if (sql.find("sys_package_installation") != std::string::npos)
       throw Error(Code::internal, "disk full (simulated)");
@@ -417,10 +428,11 @@ TEST_F(EnvProvision, FailedFileCreationLeavesNoTempFileAndNoRows) {
   broken.call("init");
   broken.keyring().add("k1", crypto::SecretBytes(crypto::random_bytes(32)));
   broken.call("config", {std::string("sqlite_data_dir"), data_dir});
-  broken.call("provision_organization", {std::string("acme"), std::string("Acme"), std::string("o1"),
-                                         null_value(), std::string("turso")});
+  broken.call("provision_organization", {std::string("acme"), std::string("Acme"),
+                                         std::string("o1"), null_value(), std::string("turso")});
   auto n = [&](const char* table) {
-    return query_one(broken.store(), std::string("SELECT count(*) AS n FROM ") + table)->integer("n");
+    return query_one(broken.store(), std::string("SELECT count(*) AS n FROM ") + table)
+        ->integer("n");
   };
   const int64_t envs = n("sys_environment"), creds = n("sys_database_credential"),
                 audits = n("sys_audit_event");
@@ -502,15 +514,17 @@ TEST_F(EnvLifecycle, StatusFollowsTheStateMachine) {
   EXPECT_EQ(set("active")["environment"]["status"], "active");
   // Both changes are in the audit trail (the same millisecond may hold both).
   std::set<std::string> details;
-  for (auto& row : query(host.store(), "SELECT detail, environment_id FROM envdb.sys_audit_event "
-                                       "WHERE action = 'environment.status'")) {
+  for (auto& row : query(host.store(),
+                         "SELECT detail, environment_id FROM envdb.sys_audit_event "
+                         "WHERE action = 'environment.status'")) {
     EXPECT_EQ(row.text("environment_id"), id);
     details.insert(Json::parse(row.text("detail")).dump());
   }
-  EXPECT_EQ(details,
-            (std::set<std::string>{
-                Json({{"from", "active"}, {"to", "suspended"}, {"reason", "maintenance"}}).dump(),
-                Json({{"from", "suspended"}, {"to", "active"}, {"reason", "maintenance"}}).dump()}));
+  EXPECT_EQ(
+      details,
+      (std::set<std::string>{
+          Json({{"from", "active"}, {"to", "suspended"}, {"reason", "maintenance"}}).dump(),
+          Json({{"from", "suspended"}, {"to", "active"}, {"reason", "maintenance"}}).dump()}));
   const auto before = counts();
   EXPECT_EQ(code_of([&] { set("active"); }), Code::invalid_transition);
   EXPECT_EQ(code_of([&] { set("failed"); }), Code::invalid_transition);
@@ -523,7 +537,7 @@ TEST_F(EnvLifecycle, StatusFollowsTheStateMachine) {
   EXPECT_EQ(counts(), before);
   // Archived through set_environment_status is archiving: final.
   EXPECT_EQ(set("archived")["environment"]["status"], "archived");
-  EXPECT_EQ(count("sys_database_credential", "status <> 'revoked'") , 3);  // the default's
+  EXPECT_EQ(count("sys_database_credential", "status <> 'revoked'"), 3);  // the default's
   EXPECT_EQ(code_of([&] { set("active"); }), Code::invalid_transition);
   EXPECT_EQ(code_of([&] { set("suspended"); }), Code::invalid_transition);
 }
@@ -548,7 +562,9 @@ TEST_F(EnvLifecycle, ArchivedViaStatusObeysArchiveRules) {
 TEST_F(EnvLifecycle, ActivatingAnUnprovisionedDatabaseIsAConflict) {
   const std::string org = organization_id("acme");
   const std::string id = environment(org, "pg", "postgres")["environment"]["id"];
-  EXPECT_EQ(code_of([&] { host.call("set_environment_status", {id, std::string("active")}); }),
+  EXPECT_EQ(code_of([&] {
+              host.call("set_environment_status", {id, std::string("active")});
+            }),
             Code::conflict);
   // provisioning -> failed is allowed, and the queued job is cancelled with it.
   const Json f = call_json("set_environment_status", {id, std::string("failed")});
@@ -588,8 +604,10 @@ TEST_F(EnvLifecycle, ArchivingAProvisioningEnvironmentCancelsItsJob) {
   const Json a = call_json("archive_environment", {id});
   EXPECT_EQ(a["environment"]["status"], "archived");
   EXPECT_EQ(a["revokedCredentials"], 0);
-  auto job = query_one(host.store(), "SELECT status, last_error FROM envdb.sys_provisioning_job "
-                                     "WHERE environment_id = $1", {id});
+  auto job = query_one(host.store(),
+                       "SELECT status, last_error FROM envdb.sys_provisioning_job "
+                       "WHERE environment_id = $1",
+                       {id});
   EXPECT_EQ(job->text("status"), "failed");
   EXPECT_NE(job->text("last_error").find("cancelled"), std::string::npos);
 }
@@ -646,8 +664,10 @@ TEST_F(EnvLifecycle, RetryRequeuesTheFailedJobKeepingAttempts) {
   EXPECT_EQ(keys_of(r), (std::vector<std::string>{"environment", "job"}));
   EXPECT_EQ(r["environment"]["status"], "provisioning");
   EXPECT_EQ(r["job"], Json({{"id", job_id}, {"kind", "create_database"}, {"status", "pending"}}));
-  auto job = query_one(host.store(), "SELECT attempts, worker FROM envdb.sys_provisioning_job "
-                                     "WHERE id = $1", {job_id});
+  auto job = query_one(host.store(),
+                       "SELECT attempts, worker FROM envdb.sys_provisioning_job "
+                       "WHERE id = $1",
+                       {job_id});
   EXPECT_EQ(job->integer("attempts"), 1);
   EXPECT_EQ(count("sys_provisioning_job"), 1);
   // Claimed again, the attempt count goes on.
@@ -708,7 +728,8 @@ class EnvDataPlane : public ::testing::Test {
 TEST_F(EnvDataPlane, InitializesIdempotently) {
   EXPECT_FALSE(dataplane::schema_version(*store));
   const Json first = dataplane::initialize(*store, "e1", "o1", "env-x");
-  EXPECT_EQ(keys_of(first), (std::vector<std::string>{"environmentId", "schemaVersion", "applied"}));
+  EXPECT_EQ(keys_of(first),
+            (std::vector<std::string>{"environmentId", "schemaVersion", "applied"}));
   EXPECT_EQ(first, Json({{"environmentId", "e1"}, {"schemaVersion", 1}, {"applied", {1}}}));
   EXPECT_EQ(dataplane::schema_version(*store), 1);
   const Json second = dataplane::initialize(*store, "e1", "o1", "env-x");
@@ -740,29 +761,32 @@ TEST_F(EnvDataPlane, ForeignIdentityDriftAndNewerVersionsAreSchemaMismatch) {
               execute(*store, "INSERT INTO sys_environment_info VALUES ('e9', 'o', 'n', 1, 'x')");
             }),
             Code::schema_mismatch);
-  EXPECT_EQ(code_of([&] {
-              execute(*store, "UPDATE sys_environment_info SET environment_id = 'e9'");
-            }),
+  EXPECT_EQ(code_of(
+                [&] { execute(*store, "UPDATE sys_environment_info SET environment_id = 'e9'"); }),
             Code::schema_mismatch);
 }
 
 TEST_F(EnvDataPlane, PackageTableChecksStatusAndConfig) {
   dataplane::initialize(*store, "e1", "o1", "env-x");
-  execute(*store, "INSERT INTO sys_package_installation (id, package_id, version, status) "
-                  "VALUES ('p1', 'crm', '1.0.0', 'active')");
+  execute(*store,
+          "INSERT INTO sys_package_installation (id, package_id, version, status) "
+          "VALUES ('p1', 'crm', '1.0.0', 'active')");
   EXPECT_EQ(code_of([&] {
-              execute(*store, "INSERT INTO sys_package_installation (id, package_id, version, "
-                              "status) VALUES ('p2', 'hr', '1', 'broken')");
+              execute(*store,
+                      "INSERT INTO sys_package_installation (id, package_id, version, "
+                      "status) VALUES ('p2', 'hr', '1', 'broken')");
             }),
             Code::invalid_parameter);
   EXPECT_EQ(code_of([&] {
-              execute(*store, "INSERT INTO sys_package_installation (id, package_id, version, "
-                              "status) VALUES ('p3', 'crm', '2', 'active')");
+              execute(*store,
+                      "INSERT INTO sys_package_installation (id, package_id, version, "
+                      "status) VALUES ('p3', 'crm', '2', 'active')");
             }),
             Code::already_exists);
   EXPECT_EQ(code_of([&] {
-              execute(*store, "INSERT INTO sys_package_installation (id, package_id, version, "
-                              "status, config) VALUES ('p4', 'x', '2', 'active', '{oops')");
+              execute(*store,
+                      "INSERT INTO sys_package_installation (id, package_id, version, "
+                      "status, config) VALUES ('p4', 'x', '2', 'active', '{oops')");
             }),
             Code::invalid_parameter);
   auto row = query_one(*store, "SELECT config, created_at FROM sys_package_installation");

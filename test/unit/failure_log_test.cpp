@@ -42,8 +42,9 @@ TEST(FailureLog, ADifferentErrorIsWrittenAtOnce) {
   EXPECT_FALSE(failure_log::failure(s, kWhat, kDown, 2000));
   auto other = failure_log::failure(s, kWhat, "password authentication failed", 4000);
   ASSERT_TRUE(other);
-  EXPECT_EQ(*other, kWhat + " still fails (3 failures in 4 s, 1 not logged): "
-                            "password authentication failed");
+  EXPECT_EQ(*other, kWhat +
+                        " still fails (3 failures in 4 s, 1 not logged): "
+                        "password authentication failed");
   EXPECT_FALSE(failure_log::failure(s, kWhat, "password authentication failed", 6000));
 }
 
@@ -51,7 +52,8 @@ TEST(FailureLog, OneLineOnRecoveryThenTheNextFailureIsWrittenAgain) {
   failure_log::State s;
   EXPECT_FALSE(failure_log::success(s, kWhat, 0));  // never failed: nothing to say
   ASSERT_TRUE(failure_log::failure(s, kWhat, kDown, 1000));
-  for (int64_t t = 3000; t <= 9000; t += 2000) EXPECT_FALSE(failure_log::failure(s, kWhat, kDown, t));
+  for (int64_t t = 3000; t <= 9000; t += 2000)
+    EXPECT_FALSE(failure_log::failure(s, kWhat, kDown, t));
   auto back = failure_log::success(s, kWhat, 11000);
   ASSERT_TRUE(back);
   EXPECT_EQ(*back, kWhat + " works again after 5 failures in 10 s (4 not logged)");

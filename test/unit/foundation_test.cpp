@@ -135,8 +135,9 @@ TEST(Catalog, SqliteDdlIsIdempotentAndEnforcesRules) {
   execute(host.store(),
           "INSERT INTO envdb.sys_organization (id, slug, name) VALUES ('o1', 'acme', 'Acme')");
   // Slug format is enforced by the table, not only by the functions.
-  EXPECT_THROW(execute(host.store(), "INSERT INTO envdb.sys_organization (id, slug, name) "
-                                     "VALUES ('o2', 'Bad Slug', 'x')"),
+  EXPECT_THROW(execute(host.store(),
+                       "INSERT INTO envdb.sys_organization (id, slug, name) "
+                       "VALUES ('o2', 'Bad Slug', 'x')"),
                Error);
   // Foreign keys hold without PRAGMA foreign_keys.
   try {

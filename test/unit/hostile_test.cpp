@@ -29,8 +29,9 @@ TEST(JsonBounds, CountsBracketsOutsideStringsOnly) {
   EXPECT_FALSE(first_excess(nested(64), 64));
   EXPECT_TRUE(first_excess(nested(65), 64));
   EXPECT_FALSE(first_excess("{\"a\":\"[[[[[[[[[[\"}", 2));
-  EXPECT_FALSE(first_excess("{\"a\":\"\\\"[[[[[\"}", 2));  // an escaped quote does not end the string
-  EXPECT_TRUE(first_excess("[[[", 2));                    // not JSON, still counted
+  EXPECT_FALSE(
+      first_excess("{\"a\":\"\\\"[[[[[\"}", 2));  // an escaped quote does not end the string
+  EXPECT_TRUE(first_excess("[[[", 2));            // not JSON, still counted
   auto excess = first_excess("{\"slug\":\"x\",\"metadata\":{\"a\":{\"b\":1}}}", 2);
   ASSERT_TRUE(excess);
   EXPECT_EQ(excess->top_key, "metadata");
@@ -41,8 +42,9 @@ TEST(JsonBounds, CountsBracketsOutsideStringsOnly) {
 TEST(JsonBounds, InputStoredAndQuiet) {
   EXPECT_EQ(code_of([] { json_bounds::parse_input(nested(65), "metadata"); }),
             Code::invalid_parameter);
-  EXPECT_NE(message_of([] { json_bounds::parse_input(nested(100000), "metadata"); })
-                .find("metadata is nested deeper than 64 levels"),
+  EXPECT_NE(message_of([] {
+              json_bounds::parse_input(nested(100000), "metadata");
+            }).find("metadata is nested deeper than 64 levels"),
             std::string::npos);
   EXPECT_EQ(code_of([] { json_bounds::parse_stored(nested(100000), "metadata"); }),
             Code::schema_mismatch);
@@ -74,7 +76,8 @@ class Bound : public EnvFixture {
  protected:
   std::string cipher_of(const std::string& id) {
     auto row = query_one(host.store(),
-                         "SELECT token_cipher FROM envdb.sys_database_credential WHERE id = $1", {id});
+                         "SELECT token_cipher FROM envdb.sys_database_credential WHERE id = $1",
+                         {id});
     return std::get<Blob>((*row)["token_cipher"]).bytes;
   }
   std::string reveal(const std::string& id) {
@@ -121,8 +124,8 @@ TEST_F(Bound, SetDatabaseUrlReseals) {
   EXPECT_EQ(reveal(id), "tok");
   // Without its key the URL cannot change (the token could not follow it):
   // key_unavailable, and the URL stays.
-  execute(host.store(), "UPDATE envdb.sys_database_credential SET kms_key_id = 'absent' WHERE id = $1",
-          {id});
+  execute(host.store(),
+          "UPDATE envdb.sys_database_credential SET kms_key_id = 'absent' WHERE id = $1", {id});
   EXPECT_EQ(code_of([&] {
               Atomic tx(host.store());
               vault::set_database_url(host, db, "libsql://three");

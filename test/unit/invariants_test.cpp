@@ -41,7 +41,8 @@ class Check : public EnvFixture {
                                                                   const std::string& kind) {
     std::vector<std::pair<std::string, std::string>> out;
     for (const Json& f : report["findings"])
-      if (f["kind"] == kind) out.emplace_back(f["table"].get<std::string>(), f["id"].get<std::string>());
+      if (f["kind"] == kind)
+        out.emplace_back(f["table"].get<std::string>(), f["id"].get<std::string>());
     return out;
   }
   int64_t repairs_audited() { return count("sys_audit_event", "action = 'check.repair'"); }
@@ -73,7 +74,8 @@ TEST_F(Check, OrphanRowsAreReportedThenDeletedWithWhatHangsOffThem) {
   const std::string db_id = env["database"]["id"];
   call_json("add_environment_member", {env_id, std::string("u1"), std::string("env_user")});
   call_json("issue_credential", {db_id, std::string("readwrite"), std::string("tok-1")});
-  call_json("rotate_credential", {db_id, std::string("readwrite"), null_value(), std::string("tok-2")});
+  call_json("rotate_credential",
+            {db_id, std::string("readwrite"), null_value(), std::string("tok-2")});
   const std::string job_id =
       query_one(host.store(), "SELECT id FROM envdb.sys_provisioning_job WHERE environment_id = $1",
                 {env_id})
@@ -147,8 +149,9 @@ TEST_F(Check, MemberOfAnotherOrganizationIsAnOrphan) {
   const std::string other = organization_id("globex", "turso");
   bypassing_foreign_keys(
       {"INSERT INTO sys_environment_member (id, environment_id, organization_id, user_id, role) "
-       "VALUES ('" + new_uuid_v7() + "', '" + env["environment"]["id"].get<std::string>() +
-       "', '" + other + "', 'u9', 'env_user')"});
+       "VALUES ('" +
+       new_uuid_v7() + "', '" + env["environment"]["id"].get<std::string>() + "', '" + other +
+       "', 'u9', 'env_user')"});
   const Json report = check();
   ASSERT_EQ(of_kind(report, "orphan_row").size(), 1u);
   EXPECT_EQ(report["findings"][0]["table"], "sys_environment_member");
@@ -159,22 +162,24 @@ TEST_F(Check, MemberOfAnotherOrganizationIsAnOrphan) {
 TEST_F(Check, DanglingRotatedFromIsClearedNotDeleted) {
   const Json env = environment(org, "dev", "turso");
   const std::string db_id = env["database"]["id"];
-  const Json first = call_json("issue_credential", {db_id, std::string("readonly"), std::string("a")});
-  const Json second = call_json("rotate_credential", {db_id, std::string("readonly"), null_value(),
-                                                      std::string("b")});
+  const Json first =
+      call_json("issue_credential", {db_id, std::string("readonly"), std::string("a")});
+  const Json second = call_json("rotate_credential",
+                                {db_id, std::string("readonly"), null_value(), std::string("b")});
   const std::string first_id = first["credential"]["id"];
   const std::string second_id = second["credential"]["id"];
   bypassing_foreign_keys({"DELETE FROM sys_database_credential WHERE id = '" + first_id + "'"});
   Json report = check();
-  ASSERT_EQ(of_kind(report, "orphan_row"),
-            (std::vector<std::pair<std::string, std::string>>{{"sys_database_credential", second_id}}));
+  ASSERT_EQ(of_kind(report, "orphan_row"), (std::vector<std::pair<std::string, std::string>>{
+                                               {"sys_database_credential", second_id}}));
   EXPECT_NE(report["findings"][0]["detail"].get<std::string>().find("rotated_from"),
             std::string::npos);
   report = check(true);
   EXPECT_EQ(report["repaired"], 1);
-  auto row = query_one(host.store(),
-                       "SELECT status, rotated_from FROM envdb.sys_database_credential WHERE id = $1",
-                       {second_id});
+  auto row =
+      query_one(host.store(),
+                "SELECT status, rotated_from FROM envdb.sys_database_credential WHERE id = $1",
+                {second_id});
   ASSERT_TRUE(row);  // still there, still active
   EXPECT_EQ(row->text("status"), "active");
   EXPECT_FALSE(row->opt_text("rotated_from"));
@@ -212,9 +217,11 @@ TEST_F(Check, SqliteEnvironmentWhoseFileIsGoneIsMarkedFailedAndCanBeRetried) {
   const std::string url = env["database"]["databaseUrl"];
   ASSERT_EQ(url.substr(0, 5), "file:");
   const std::string path = url.substr(5);
-  EXPECT_EQ(host.database_exists("sqlite", env["database"]["databaseName"].get<std::string>(), url), true);
+  EXPECT_EQ(host.database_exists("sqlite", env["database"]["databaseName"].get<std::string>(), url),
+            true);
   fs::remove(path);
-  EXPECT_EQ(host.database_exists("sqlite", env["database"]["databaseName"].get<std::string>(), url), false);
+  EXPECT_EQ(host.database_exists("sqlite", env["database"]["databaseName"].get<std::string>(), url),
+            false);
   EXPECT_EQ(host.database_exists("turso", "x", std::nullopt), std::nullopt);
 
   Json report = check();
@@ -237,9 +244,11 @@ TEST_F(Check, SqliteFileExistsLooksOnlyInsideTheDataDirectory) {
   fs::create_directories(data_dir);
   std::ofstream(data_dir + "/" + name + ".db") << "x";
   EXPECT_EQ(invariants::sqlite_file_exists(host, name, std::nullopt), true);
-  EXPECT_EQ(invariants::sqlite_file_exists(host, name, "file:" + data_dir + "/" + name + ".db"), true);
+  EXPECT_EQ(invariants::sqlite_file_exists(host, name, "file:" + data_dir + "/" + name + ".db"),
+            true);
   std::ofstream(dir + "/elsewhere.db") << "x";
-  EXPECT_EQ(invariants::sqlite_file_exists(host, name, std::string("file:" + dir + "/elsewhere.db")),
+  EXPECT_EQ(invariants::sqlite_file_exists(host, name,
+                                           std::string("file:" + dir + "/elsewhere.db")),
             std::nullopt);
   EXPECT_EQ(invariants::sqlite_file_exists(host, "../escape", std::nullopt), std::nullopt);
   fs::remove(data_dir + "/" + name + ".db");
@@ -284,8 +293,7 @@ TEST_F(Check, UnregisteredFileOfThisCatalogIsMovedAside) {
   }
   Json report = check();
   ASSERT_EQ(of_kind(report, "file_without_registry"),
-            (std::vector<std::pair<std::string, std::string>>{
-                {"sys_environment_database", path}}));
+            (std::vector<std::pair<std::string, std::string>>{{"sys_environment_database", path}}));
   EXPECT_TRUE(fs::exists(path));
   const int64_t audited = repairs_audited();
   report = check(true);
@@ -367,8 +375,8 @@ TEST_F(Check, CredentialsUnderAMissingKeyAreReportedNeverRepaired) {
 
 TEST_F(Check, StaleRunningJobsGoBackToPending) {
   environment(org, "dev", "turso");
-  const Json claimed = call_json("claim_provisioning_jobs",
-                                 {std::string("turso"), int64_t{10}, std::string("w1")});
+  const Json claimed =
+      call_json("claim_provisioning_jobs", {std::string("turso"), int64_t{10}, std::string("w1")});
   ASSERT_EQ(claimed.size(), 2u);
   const std::string stale_id = claimed[0]["id"];
   EXPECT_TRUE(check()["ok"].get<bool>());  // just claimed: not stale

@@ -70,14 +70,17 @@ TEST(Permissions, ScopeCoversFollowsTheScopeOrder) {
 TEST_F(Isolation, OnlyTheRouterMaySpeakForAUser) {
   VariantHost reader(host, {/*privileged=*/false});
   for (const Value& user : {Value(std::string("gus")), null_value()})
-    EXPECT_EQ(code_of([&] { reader.call("set_active_environment", {globex_env, user}); }),
+    EXPECT_EQ(code_of([&] {
+                reader.call("set_active_environment", {globex_env, user});
+              }),
               Code::permission_denied);
   EXPECT_FALSE(reader.context());
 }
 
 TEST_F(Isolation, AContextThatWouldEndWithTheStatementIsRefused) {
   AutocommitHost autocommit(host, {});
-  EXPECT_EQ(code_of([&] { autocommit.call("set_active_environment", {acme_env}); }), Code::conflict);
+  EXPECT_EQ(code_of([&] { autocommit.call("set_active_environment", {acme_env}); }),
+            Code::conflict);
   EXPECT_FALSE(autocommit.context());
   // Bad input is still reported as such first.
   EXPECT_EQ(code_of([&] { autocommit.call("set_active_environment", {std::string("no-such")}); }),
@@ -99,11 +102,10 @@ TEST_F(Isolation, GettersAnswerAReaderOnlyInsideItsOrganization) {
     const std::string message = test::message_of([&] { reader.call(fn, args); });
     EXPECT_EQ(message, "not_found: environment_id '" + globex_env + "' names no environment") << fn;
   }
-  EXPECT_EQ(std::get<std::string>(
-                reader.call("environment_role", {acme_env, std::string("vera")})),
+  EXPECT_EQ(std::get<std::string>(reader.call("environment_role", {acme_env, std::string("vera")})),
             "env_viewer");
-  EXPECT_TRUE(std::get<bool>(
-      reader.call("check_environment_access", {acme_env, std::string("uma"), std::string("write")})));
+  EXPECT_TRUE(std::get<bool>(reader.call("check_environment_access",
+                                         {acme_env, std::string("uma"), std::string("write")})));
 }
 
 TEST_F(Isolation, AUserContextResolvesAtMostItsRolesScope) {
@@ -163,20 +165,23 @@ TEST_F(Isolation, RepeatedRevealsAreCountedOnOneEvent) {
   while (now_ms() % 60000 > 55000) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   for (int i = 0; i < 25; ++i) host.call("reveal_credential", {id});
   EXPECT_EQ(reveal_events(host), 1);
-  const Json detail = Json::parse(
-      query_one(host.store(), "SELECT detail FROM sys_audit_event WHERE action = 'credential.reveal'")
-          ->text("detail"));
+  const Json detail =
+      Json::parse(query_one(host.store(),
+                            "SELECT detail FROM sys_audit_event WHERE action = 'credential.reveal'")
+                      ->text("detail"));
   EXPECT_EQ(detail["count"], 25);
   EXPECT_EQ(detail["scope"], "admin");
   // Anything else on the audit table stays refused.
   EXPECT_EQ(code_of([&] {
-              execute(host.store(), "UPDATE sys_audit_event SET actor = 'someone-else' WHERE "
-                                    "action = 'credential.reveal'");
+              execute(host.store(),
+                      "UPDATE sys_audit_event SET actor = 'someone-else' WHERE "
+                      "action = 'credential.reveal'");
             }),
             Code::invalid_parameter);
   EXPECT_EQ(code_of([&] {
-              execute(host.store(), "UPDATE sys_audit_event SET detail = '{}' WHERE "
-                                    "action <> 'credential.reveal'");
+              execute(host.store(),
+                      "UPDATE sys_audit_event SET detail = '{}' WHERE "
+                      "action <> 'credential.reveal'");
             }),
             Code::invalid_parameter);
   EXPECT_EQ(code_of([&] { execute(host.store(), "DELETE FROM sys_audit_event"); }),
@@ -201,8 +206,8 @@ static std::string all_command_lines() {
 
 TEST(KeyringCommand, TheCommandTextIsNotInTheProcessList) {
   const std::string marker = "kms-secret-" + std::to_string(::getpid());
-  const std::string command = "SECRET=" + marker + "; sleep 1; printf 'k1 " +
-                              std::string(43, 'A') + "=\\n'";
+  const std::string command =
+      "SECRET=" + marker + "; sleep 1; printf 'k1 " + std::string(43, 'A') + "=\\n'";
   std::atomic<bool> done{false}, seen{false};
   std::thread watcher([&] {
     while (!done)

@@ -22,8 +22,6 @@ using crypto::SecretBytes;
 SecretBytes bytes_of(char fill, size_t n = 32) { return SecretBytes(std::string(n, fill)); }
 std::string b64(char fill, size_t n = 32) { return crypto::base64_encode(std::string(n, fill)); }
 
-
-
 TEST(Keyring, ParsesCommentsBlanksCrlfAndActivatesTheLastKey) {
   std::string text = "# envdb keys\r\n\r\n  k1   " + b64('a') + "  \r\n\t# old key above\n" +
                      "k2\t" + b64('b') + "\n   \nk3 " + b64('c');

@@ -27,13 +27,15 @@ const char* const kV4Rows =
     "0, NULL, 'not json', '2024-03-01T00:00:00Z', NULL)";
 
 const std::vector<std::string> kV4Keys = {
-    "id",     "organizationId", "databaseName",   "databaseUrl",    "authToken",
-    "status", "region",         "plan",           "storageLimitMb", "lastAccessedAt",
-    "metadata", "createdAt",    "updatedAt"};
+    "id",   "organizationId", "databaseName",   "databaseUrl", "authToken", "status",   "region",
+    "plan", "storageLimitMb", "lastAccessedAt", "metadata",    "createdAt", "updatedAt"};
 
 Json report(int64_t orgs, int64_t envs, int64_t creds, int64_t skipped, bool dry) {
-  return Json{{"organizations", orgs}, {"environments", envs}, {"credentials", creds},
-              {"skipped", skipped},    {"dryRun", dry}};
+  return Json{{"organizations", orgs},
+              {"environments", envs},
+              {"credentials", creds},
+              {"skipped", skipped},
+              {"dryRun", dry}};
 }
 
 }  // namespace
@@ -70,15 +72,15 @@ TEST_F(Legacy, InitRefusesWhenBothLegacyNamesExist) {
   fresh.store().exec(kV4Table);
   fresh.store().exec("CREATE TABLE sys_tenant_database_v4 (id TEXT)");
   EXPECT_EQ(code_of([&] { fresh.call("init"); }), Code::conflict);
-  EXPECT_FALSE(query_one(fresh.store(),
-                         "SELECT 1 AS x FROM sqlite_master WHERE name = 'sys_environment'"));
+  EXPECT_FALSE(
+      query_one(fresh.store(), "SELECT 1 AS x FROM sqlite_master WHERE name = 'sys_environment'"));
 }
 
 TEST_F(Legacy, DryRunReportsAndWritesNothing) {
   const auto before = counts();
   const Json r = migrate(null_value(), true);
   EXPECT_EQ(keys_of(r), (std::vector<std::string>{"organizations", "environments", "credentials",
-                                                   "skipped", "dryRun"}));
+                                                  "skipped", "dryRun"}));
   EXPECT_EQ(r, report(3, 3, 2, 0, true));
   EXPECT_EQ(counts(), before);
 }
@@ -100,8 +102,10 @@ TEST_F(Legacy, MigratesRowsAndIsIdempotent) {
   EXPECT_EQ(slug("org-c"), "org-c");
 
   auto env_of = [&](const std::string& org) {
-    auto row = query_one(host.store(), "SELECT id FROM envdb.sys_environment WHERE "
-                                       "organization_id = $1 AND is_default", {org});
+    auto row = query_one(host.store(),
+                         "SELECT id FROM envdb.sys_environment WHERE "
+                         "organization_id = $1 AND is_default",
+                         {org});
     EXPECT_TRUE(row) << org;
     return call_json("get_environment", {row->text("id")});
   };
@@ -138,8 +142,9 @@ TEST_F(Legacy, MigratesRowsAndIsIdempotent) {
   EXPECT_EQ(c["database"]["metadata"], Json::object());
 
   // The deprecated view shows them the v4 way, without tokens.
-  auto view = query(host.store(), "SELECT id, organization_id, database_name, auth_token, status, "
-                                  "plan FROM sys_tenant_database ORDER BY database_name");
+  auto view = query(host.store(),
+                    "SELECT id, organization_id, database_name, auth_token, status, "
+                    "plan FROM sys_tenant_database ORDER BY database_name");
   ASSERT_EQ(view.size(), 3u);
   EXPECT_EQ(view[0].text("database_name"), "acme-db");
   EXPECT_TRUE(is_null(view[0]["auth_token"]));
@@ -151,8 +156,9 @@ TEST_F(Legacy, MigratesRowsAndIsIdempotent) {
 
 TEST_F(Legacy, ExistingOrganizationsAreReusedOrConflict) {
   // org_A exists but has no environment yet: reused, not created.
-  execute(host.store(), "INSERT INTO envdb.sys_organization (id, slug, name) VALUES "
-                        "('org_A', 'taken', 'A')");
+  execute(host.store(),
+          "INSERT INTO envdb.sys_organization (id, slug, name) VALUES "
+          "('org_A', 'taken', 'A')");
   EXPECT_EQ(migrate(null_value(), true), report(2, 3, 2, 0, true));
   EXPECT_EQ(migrate(), report(2, 3, 2, 0, false));
   EXPECT_EQ(query_one(host.store(), "SELECT slug FROM envdb.sys_organization WHERE id = 'org_A'")
@@ -161,9 +167,8 @@ TEST_F(Legacy, ExistingOrganizationsAreReusedOrConflict) {
 }
 
 TEST_F(Legacy, AnOrganizationWithAnotherDefaultDatabaseIsAConflict) {
-  call_json("provision_organization",
-            {std::string("c"), std::string("C"), std::string("org-c"), null_value(),
-             std::string("turso")});
+  call_json("provision_organization", {std::string("c"), std::string("C"), std::string("org-c"),
+                                       null_value(), std::string("turso")});
   const auto before = counts();
   EXPECT_EQ(code_of([&] { migrate(null_value(), true); }), Code::conflict);
   EXPECT_EQ(code_of([&] { migrate(); }), Code::conflict);
@@ -186,8 +191,9 @@ TEST_F(Legacy, TableNamesAreValidatedAndMustExist) {
 }
 
 TEST_F(Legacy, ABadRowStopsTheWholeMigration) {
-  execute(host.store(), "INSERT INTO sys_tenant_database_v4 (id, organization_id, database_name, "
-                        "created_at) VALUES ('t9', 'bad org id', 'x-db', '2025-01-01T00:00:00Z')");
+  execute(host.store(),
+          "INSERT INTO sys_tenant_database_v4 (id, organization_id, database_name, "
+          "created_at) VALUES ('t9', 'bad org id', 'x-db', '2025-01-01T00:00:00Z')");
   const auto before = counts();
   EXPECT_EQ(code_of([&] { migrate(); }), Code::invalid_parameter);
   EXPECT_EQ(counts(), before);
@@ -228,9 +234,11 @@ TEST_F(Legacy, ProvisionTenantDatabaseAnswersTheV4Way) {
 }
 
 TEST_F(Legacy, ProvisionTenantDatabaseCreatesAMissingDefaultEnvironment) {
-  execute(host.store(), "INSERT INTO envdb.sys_organization (id, slug, name) VALUES "
-                        "('org-new', 'new', 'New')");
-  const Json r = call_json("provision_tenant_database", {std::string("org-new"), std::string("eu")});
+  execute(host.store(),
+          "INSERT INTO envdb.sys_organization (id, slug, name) VALUES "
+          "('org-new', 'new', 'New')");
+  const Json r =
+      call_json("provision_tenant_database", {std::string("org-new"), std::string("eu")});
   EXPECT_EQ(keys_of(r), kV4Keys);
   EXPECT_EQ(r["status"], "active");
   EXPECT_EQ(r["region"], "eu");

@@ -28,9 +28,10 @@ TEST(LoginLookup, RowIsDataPlanePostgresOnlyForEnvdbAuthAlone) {
 TEST(LoginLookup, DriverGrantsConnectToEnvdbAuthAndTheVersionToTheScopeRoles) {
   const std::string db = "env-abcdefghijklmnopqrstuvwxyz";
   const std::string sql = postgres::in_database_sql(postgres::roles_for(db), "env-1", "org-1", db);
-  EXPECT_NE(sql.find("GRANT CONNECT ON DATABASE \"" + db + "\" TO envdb_auth"), std::string::npos) << sql;
-  EXPECT_NE(sql.find("GRANT EXECUTE ON FUNCTION envdb.environment_schema_version() TO \"" + db + "_admin\", \"" +
-                     db + "_readwrite\", \"" + db + "_readonly\""),
+  EXPECT_NE(sql.find("GRANT CONNECT ON DATABASE \"" + db + "\" TO envdb_auth"), std::string::npos)
+      << sql;
+  EXPECT_NE(sql.find("GRANT EXECUTE ON FUNCTION envdb.environment_schema_version() TO \"" + db +
+                     "_admin\", \"" + db + "_readwrite\", \"" + db + "_readonly\""),
             std::string::npos)
       << sql;
   // After the extension that defines the function and the role.

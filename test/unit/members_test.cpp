@@ -17,7 +17,6 @@ namespace {
 using test::contains;
 using test::error_of;
 
-
 struct Env {
   std::string organization_id, environment_id;
 };

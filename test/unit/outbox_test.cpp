@@ -12,9 +12,9 @@ using envdb::test::keys_of;
 
 namespace {
 
-const std::vector<std::string> kClaimKeys = {"id",          "kind",          "driver",
-                                             "status",      "environmentId", "databaseId",
-                                             "databaseName", "region",       "attempts",
+const std::vector<std::string> kClaimKeys = {"id",           "kind",          "driver",
+                                             "status",       "environmentId", "databaseId",
+                                             "databaseName", "region",        "attempts",
                                              "payload"};
 
 }  // namespace
@@ -37,11 +37,12 @@ class Outbox : public EnvFixture {
                          "WHERE c.id = $1",
                          {credential_id});
     const auto& cipher = std::get<Blob>((*row)["token_cipher"]).bytes;
-    auto plain = crypto::open(
-        host.keyring().key(row->text("kms_key_id")), cipher,
-        crypto::bound_credential_aad(credential_id, row->text("database_id"), row->text("scope"),
-                                     row->text("database_name"), row->opt_text("database_url")),
-        crypto::kEnvelopeVersionBound);
+    auto plain =
+        crypto::open(host.keyring().key(row->text("kms_key_id")), cipher,
+                     crypto::bound_credential_aad(credential_id, row->text("database_id"),
+                                                  row->text("scope"), row->text("database_name"),
+                                                  row->opt_text("database_url")),
+                     crypto::kEnvelopeVersionBound);
     return std::string(plain.view());
   }
 };
@@ -57,7 +58,8 @@ TEST_F(Outbox, ClaimMarksJobsRunningOldestFirst) {
   EXPECT_EQ(keys_of(jobs[1]), kClaimKeys);
   // Oldest first: (created_at, id) order; a and b may share a millisecond.
   auto created = [&](const Json& job) {
-    return query_one(host.store(), "SELECT created_at FROM envdb.sys_provisioning_job WHERE id = $1",
+    return query_one(host.store(),
+                     "SELECT created_at FROM envdb.sys_provisioning_job WHERE id = $1",
                      {job["id"].get<std::string>()})
                ->text("created_at") +
            job["id"].get<std::string>();
@@ -88,12 +90,14 @@ TEST_F(Outbox, ClaimMarksJobsRunningOldestFirst) {
                   {"databaseUrl", nullptr},
                   {"environmentId", a["environment"]["id"]},
                   {"invalidateTokens", false},
-                  {"mint",
-                   Json::array({mint_entry("admin"), mint_entry("readwrite"), mint_entry("readonly")})},
+                  {"mint", Json::array({mint_entry("admin"), mint_entry("readwrite"),
+                                        mint_entry("readonly")})},
                   {"region", "default"},
                   {"scopes", {"admin", "readwrite", "readonly"}}}));
-  auto row = query_one(host.store(), "SELECT worker, started_at FROM envdb.sys_provisioning_job "
-                                     "WHERE id = $1", {jobs[0]["id"].get<std::string>()});
+  auto row = query_one(host.store(),
+                       "SELECT worker, started_at FROM envdb.sys_provisioning_job "
+                       "WHERE id = $1",
+                       {jobs[0]["id"].get<std::string>()});
   EXPECT_EQ(row->text("worker"), "worker-1");
   EXPECT_FALSE(row->text("started_at").empty());
   // Nothing pending is left for turso; postgres still has its job.
@@ -128,20 +132,21 @@ TEST_F(Outbox, TwoClaimersGetDisjointJobs) {
                                       null_value(), std::string("turso")});
   std::set<std::string> all;
   for (int i = 0; i < 6; ++i) {
-    const Json r = Json::parse(std::get<std::string>(one.call(
-        "provision_environment", {std::string("o1"), "e" + std::to_string(i), null_value(),
-                                  null_value(), null_value(), std::string("turso")})));
+    const Json r = Json::parse(std::get<std::string>(
+        one.call("provision_environment", {std::string("o1"), "e" + std::to_string(i), null_value(),
+                                           null_value(), null_value(), std::string("turso")})));
     all.insert(r["job"]["id"].get<std::string>());
   }
-  all.insert(query_one(one.store(), "SELECT id FROM sys_provisioning_job WHERE environment_id = "
-                                    "(SELECT id FROM sys_environment WHERE slug = 'default')")
+  all.insert(query_one(one.store(),
+                       "SELECT id FROM sys_provisioning_job WHERE environment_id = "
+                       "(SELECT id FROM sys_environment WHERE slug = 'default')")
                  ->text("id"));
   std::set<std::string> got_one, got_two;
   for (int round = 0; round < 4; ++round) {
     for (auto* h : {&one, &two}) {
       const Json jobs = Json::parse(std::get<std::string>(
-          h->call("claim_provisioning_jobs", {std::string("turso"), int64_t{2},
-                                              std::string(h == &one ? "one" : "two")})));
+          h->call("claim_provisioning_jobs",
+                  {std::string("turso"), int64_t{2}, std::string(h == &one ? "one" : "two")})));
       for (auto& j : jobs) {
         const std::string id = j["id"];
         EXPECT_FALSE(got_one.count(id) || got_two.count(id)) << id << " claimed twice";
@@ -154,8 +159,10 @@ TEST_F(Outbox, TwoClaimersGetDisjointJobs) {
   std::set<std::string> both = got_one;
   both.insert(got_two.begin(), got_two.end());
   EXPECT_EQ(both, all);
-  EXPECT_EQ(query_one(two.store(), "SELECT count(*) AS n FROM sys_provisioning_job WHERE status = "
-                                   "'running' AND attempts = 1")->integer("n"),
+  EXPECT_EQ(query_one(two.store(),
+                      "SELECT count(*) AS n FROM sys_provisioning_job WHERE status = "
+                      "'running' AND attempts = 1")
+                ->integer("n"),
             7);
 }
 
@@ -165,8 +172,8 @@ TEST_F(Outbox, CompleteStoresTursoTokensAndActivates) {
   const std::string env = made["environment"]["id"];
   // A pending job cannot be completed.
   EXPECT_EQ(code_of([&] {
-              host.call("complete_provisioning_job", {job, std::string("libsql://x"),
-                                                      std::string(R"({"readwrite":"tok"})")});
+              host.call("complete_provisioning_job",
+                        {job, std::string("libsql://x"), std::string(R"({"readwrite":"tok"})")});
             }),
             Code::invalid_transition);
   call_json("claim_provisioning_jobs", {std::string("turso")});
@@ -185,7 +192,8 @@ TEST_F(Outbox, CompleteStoresTursoTokensAndActivates) {
   EXPECT_EQ(complete(std::string("libsql://x"),
                      Json({{"readwrite", std::string(4097, 't')}}).dump()),
             Code::invalid_parameter);
-  EXPECT_EQ(complete(std::string(""), std::string(R"({"readwrite":"t"})")), Code::invalid_parameter);
+  EXPECT_EQ(complete(std::string(""), std::string(R"({"readwrite":"t"})")),
+            Code::invalid_parameter);
   EXPECT_EQ(complete(std::string("libsql://x"), std::string("[1]")), Code::invalid_parameter);
   EXPECT_EQ(counts(), before);
   // A message never repeats a token.
@@ -212,10 +220,11 @@ TEST_F(Outbox, CompleteStoresTursoTokensAndActivates) {
     plain[c["scope"]] = open_credential(c["id"]);
   }
   EXPECT_EQ(plain, (std::map<std::string, std::string>{{"readwrite", "rw-token"},
-                                                        {"readonly", "ro-token"}}));
+                                                       {"readonly", "ro-token"}}));
   // The audit trail names scopes, never tokens.
-  auto audit = query_one(host.store(), "SELECT detail FROM envdb.sys_audit_event WHERE action = "
-                                       "'job.complete'");
+  auto audit = query_one(host.store(),
+                         "SELECT detail FROM envdb.sys_audit_event WHERE action = "
+                         "'job.complete'");
   EXPECT_EQ(audit->text("detail").find("rw-token"), std::string::npos);
   // Done is done.
   EXPECT_EQ(complete(null_value(), std::string(R"({"readwrite":"t"})")), Code::invalid_transition);
@@ -258,7 +267,8 @@ TEST_F(Outbox, PostgresJobsCompleteWithoutTokens) {
                                 made["database"]["databaseName"].get<std::string>()});
   EXPECT_EQ(r["environment"]["status"], "active");
   // The credentials envdb generated at provisioning stay the ones in use.
-  EXPECT_EQ(call_json("get_environment", {made["environment"]["id"].get<std::string>()})["credentials"],
+  EXPECT_EQ(call_json("get_environment",
+                      {made["environment"]["id"].get<std::string>()})["credentials"],
             credentials_before);
   EXPECT_EQ(r["job"]["status"], "done");
 }
@@ -267,7 +277,9 @@ TEST_F(Outbox, FailWithRetryRequeuesAndWithoutFailsTheEnvironment) {
   const Json made = environment(org, "t", "turso");
   const std::string job = made["job"]["id"];
   const std::string env = made["environment"]["id"];
-  EXPECT_EQ(code_of([&] { host.call("fail_provisioning_job", {job, std::string("x")}); }),
+  EXPECT_EQ(code_of([&] {
+              host.call("fail_provisioning_job", {job, std::string("x")});
+            }),
             Code::invalid_transition);  // pending, not claimed
   call_json("claim_provisioning_jobs", {std::string("turso")});
   const Json again = call_json("fail_provisioning_job", {job, std::string("rate limited"), true});
@@ -284,7 +296,9 @@ TEST_F(Outbox, FailWithRetryRequeuesAndWithoutFailsTheEnvironment) {
   EXPECT_EQ(failed["job"]["lastError"].get<std::string>().size(), 4000u);
   EXPECT_EQ(failed["job"]["attempts"], 2);
   EXPECT_EQ(failed["environment"]["status"], "failed");
-  EXPECT_EQ(code_of([&] { host.call("fail_provisioning_job", {job, std::string("")}); }),
+  EXPECT_EQ(code_of([&] {
+              host.call("fail_provisioning_job", {job, std::string("")});
+            }),
             Code::invalid_parameter);
   EXPECT_EQ(code_of([&] {
               host.call("fail_provisioning_job", {std::string("nope"), std::string("x")});
@@ -301,7 +315,8 @@ TEST_F(Outbox, ErrorTextIsTruncatedOnCharacterBoundaries) {
   call_json("claim_provisioning_jobs", {std::string("turso")});
   std::string error;
   for (int i = 0; i < 4100; ++i) error += "\xc3\xa9";  // é, two bytes
-  const Json failed = call_json("fail_provisioning_job", {made["job"]["id"].get<std::string>(), error});
+  const Json failed =
+      call_json("fail_provisioning_job", {made["job"]["id"].get<std::string>(), error});
   EXPECT_EQ(failed["job"]["lastError"].get<std::string>().size(), 8000u);
 }
 

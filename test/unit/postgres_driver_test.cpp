@@ -8,8 +8,8 @@
 #include "postgres/statements.hpp"
 
 using namespace envdb;
-using envdb::test::contains;
 using envdb::test::code_of;
+using envdb::test::contains;
 using envdb::test::EnvFixture;
 
 namespace {
@@ -158,7 +158,8 @@ TEST_F(PgDriver, CredentialChangesQueueJobsOnceTheDatabaseExists) {
   EXPECT_EQ(count("sys_provisioning_job", "driver = 'postgres'"), 1);
 
   Json jobs = call_json("claim_provisioning_jobs", {std::string("postgres")});
-  call_json("complete_provisioning_job", {jobs[0]["id"].get<std::string>(), std::string("postgresql://h:1/x")});
+  call_json("complete_provisioning_job",
+            {jobs[0]["id"].get<std::string>(), std::string("postgresql://h:1/x")});
   const Json rotated = call_json("rotate_credential", {db, std::string("readwrite"), int64_t{0}});
   EXPECT_EQ(count("sys_provisioning_job", "kind = 'create_login' AND status = 'pending'"), 1);
   call_json("revoke_credential", {rotated["previous"]["id"].get<std::string>()});
@@ -194,11 +195,11 @@ TEST_F(PgDriver, HostRegistryPlacesByRegionAndSealsThePassword) {
   EXPECT_FALSE(added["host"].contains("password"));
   auto row = query_one(host.store(), "SELECT password_cipher FROM envdb.sys_database_host");
   EXPECT_FALSE(contains(std::get<Blob>((*row)["password_cipher"]).bytes, "s3cret"));
-  EXPECT_EQ(code_of([&] {
-              call_json("add_database_host", {std::string("eu-1"), std::string("eu"),
-                                              std::string("h")});
-            }),
-            Code::already_exists);
+  EXPECT_EQ(
+      code_of([&] {
+        call_json("add_database_host", {std::string("eu-1"), std::string("eu"), std::string("h")});
+      }),
+      Code::already_exists);
   EXPECT_EQ(code_of([&] {
               call_json("add_database_host",
                         {std::string("x"), std::string("eu"), std::string("h"), int64_t{70000}});
@@ -206,9 +207,9 @@ TEST_F(PgDriver, HostRegistryPlacesByRegionAndSealsThePassword) {
             Code::invalid_parameter);
 
   const std::string org = organization_id("acme", "turso");
-  const Json eu = call_json("provision_environment", {org, std::string("eu"), null_value(),
-                                                      null_value(), std::string("eu"),
-                                                      std::string("postgres")});
+  const Json eu =
+      call_json("provision_environment", {org, std::string("eu"), null_value(), null_value(),
+                                          std::string("eu"), std::string("postgres")});
   const Json here = environment(org, "here", "postgres");
   postgres::Work w = postgres::load_work(host, eu["job"]["id"].get<std::string>());
   ASSERT_TRUE(w.server.has_value());
@@ -225,8 +226,7 @@ TEST_F(PgDriver, HostRegistryPlacesByRegionAndSealsThePassword) {
             Code::conflict);
   EXPECT_EQ(code_of([&] { call_json("remove_database_host", {std::string("nope")}); }),
             Code::not_found);
-  call_json("add_database_host",
-            {std::string("eu-2"), std::string("eu"), std::string("10.0.0.6")});
+  call_json("add_database_host", {std::string("eu-2"), std::string("eu"), std::string("10.0.0.6")});
   EXPECT_EQ(call_json("remove_database_host", {std::string("eu-2")})["host"]["name"], "eu-2");
 }
 
@@ -234,7 +234,8 @@ TEST_F(PgDriver, HostRegistryPlacesByRegionAndSealsThePassword) {
 // database_exists); anything that may point elsewhere is nullopt.
 TEST(PgDriverUrls, LocalDatabaseIsNamedOnlyForThisServer) {
   using envdb::postgres::local_database;
-  EXPECT_EQ(local_database("postgresql:///envdb_x", "fb", "5432"), std::optional<std::string>("envdb_x"));
+  EXPECT_EQ(local_database("postgresql:///envdb_x", "fb", "5432"),
+            std::optional<std::string>("envdb_x"));
   EXPECT_EQ(local_database("postgres://localhost:5432/env-abc", "fb", "5432"),
             std::optional<std::string>("env-abc"));
   EXPECT_EQ(local_database("postgresql://u:p@127.0.0.1/db1", "fb", "5432"),
@@ -243,11 +244,13 @@ TEST(PgDriverUrls, LocalDatabaseIsNamedOnlyForThisServer) {
             std::optional<std::string>("db2"));
   EXPECT_EQ(local_database("postgresql://%2Fvar%2Frun%2Fpostgresql/db3", "fb", "5432"),
             std::optional<std::string>("db3"));
-  EXPECT_EQ(local_database("postgresql://localhost", "fb", "5432"), std::optional<std::string>("fb"));
+  EXPECT_EQ(local_database("postgresql://localhost", "fb", "5432"),
+            std::optional<std::string>("fb"));
   // The query string wins.
   EXPECT_EQ(local_database("postgresql://localhost/a?dbname=b", "fb", "5432"),
             std::optional<std::string>("b"));
-  EXPECT_EQ(local_database("postgresql://localhost/a?host=db.example.com", "fb", "5432"), std::nullopt);
+  EXPECT_EQ(local_database("postgresql://localhost/a?host=db.example.com", "fb", "5432"),
+            std::nullopt);
   // Another host, another port, several hosts, an encoded name, another scheme.
   EXPECT_EQ(local_database("postgresql://db.example.com/a", "fb", "5432"), std::nullopt);
   EXPECT_EQ(local_database("postgresql://localhost:5433/a", "fb", "5432"), std::nullopt);

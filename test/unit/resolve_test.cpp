@@ -56,8 +56,8 @@ class Router : public test::EnvFixture {
 TEST_F(Router, ResolvesTheActiveCredentialOfEachScope) {
   const Json r = resolve({env_id});
   EXPECT_EQ(keys_of(r), (std::vector<std::string>{"environmentId", "organizationId", "envType",
-                                                   "status", "driver", "databaseName",
-                                                   "databaseUrl", "region", "credential"}));
+                                                  "status", "driver", "databaseName", "databaseUrl",
+                                                  "region", "credential"}));
   EXPECT_EQ(keys_of(r["credential"]),
             (std::vector<std::string>{"id", "scope", "username", "token", "expiresAt"}));
   EXPECT_EQ(r["environmentId"], env_id);
@@ -88,9 +88,9 @@ TEST_F(Router, NoCredentialOfTheScopeIsNotFoundUntilOneIsIssued) {
   // Every environment starts with a readonly credential; without one active,
   // that scope is not_found.
   host.call("revoke_credential", {credential_ids.at("readonly")});
-  const std::string message =
-      test::message_of([&] { resolve({env_id, std::string("readonly")}); });
-  EXPECT_EQ(message, "not_found: environment_id '" + env_id + "' has no active readonly credential");
+  const std::string message = test::message_of([&] { resolve({env_id, std::string("readonly")}); });
+  EXPECT_EQ(message,
+            "not_found: environment_id '" + env_id + "' has no active readonly credential");
   const Json issued = call_json("issue_credential", {database_id, std::string("readonly"),
                                                      std::string("viewer-token")});
   const Json r = resolve({env_id, std::string("readonly")});
@@ -163,13 +163,13 @@ TEST_F(Router, ExpiredCredentialsAreNotReturned) {
   EXPECT_NE(message.find("expired at " + past), std::string::npos) << message;
   EXPECT_EQ(message.find(token), std::string::npos);  // never the token
   // Other scopes are unaffected.
-  EXPECT_EQ(resolve({env_id, std::string("admin")})["credential"]["id"], credential_ids.at("admin"));
+  EXPECT_EQ(resolve({env_id, std::string("admin")})["credential"]["id"],
+            credential_ids.at("admin"));
 }
 
 TEST_F(Router, KeyProblemsAreReportedAndNothingIsTouched) {
   VariantHost keyless(host, {true, true, /*own_keyring=*/true});
-  EXPECT_EQ(code_of([&] { keyless.call("resolve_environment", {env_id}); }),
-            Code::key_unavailable);
+  EXPECT_EQ(code_of([&] { keyless.call("resolve_environment", {env_id}); }), Code::key_unavailable);
   // A ciphertext moved onto another row does not open.
   execute(host.store(),
           "UPDATE envdb.sys_database_credential SET token_cipher = (SELECT token_cipher FROM "
@@ -227,8 +227,7 @@ TEST_F(Router, LastAccessedAtIsTouchedAtMostOnceAMinute) {
 
 TEST_F(Router, AReadOnlyStoreIsNeverWritten) {
   VariantHost standby(host, {true, /*writable=*/false});
-  const Json r = Json::parse(
-      std::get<std::string>(standby.call("resolve_environment", {env_id})));
+  const Json r = Json::parse(std::get<std::string>(standby.call("resolve_environment", {env_id})));
   EXPECT_EQ(r["credential"]["token"], reveal(credential_ids.at("readwrite")));
   EXPECT_FALSE(last_accessed(database_id));
   const std::string old = iso_from_ms(now_ms() - 3600 * 1000);

@@ -29,8 +29,8 @@ struct Fixture {
     db.roles = postgres::roles_for(db.database_name);
     expected.databases.push_back(db);
     if (!dropped) observed.databases.insert(db.database_name);
-    for (const std::string* r : {&db.roles.owner, &db.roles.admin, &db.roles.readwrite,
-                                 &db.roles.readonly})
+    for (const std::string* r :
+         {&db.roles.owner, &db.roles.admin, &db.roles.readwrite, &db.roles.readonly})
       if (!dropped) observed.roles[*r] = {};
     return expected.databases.back();
   }
@@ -94,10 +94,10 @@ TEST(Servers, ALiveLoginWithTheWrongExpiryOrMembershipsIsPutRight) {
   EXPECT_EQ(out[0].kind, "login_mismatch");
   const std::string q = "\"" + l.name + "\"";
   EXPECT_EQ(out[0].statements,
-            (std::vector<std::string>{
-                "ALTER ROLE " + q + " LOGIN VALID UNTIL '" + iso_from_ms(*l.valid_until_ms) + "'",
-                "REVOKE \"" + db.roles.admin + "\" FROM " + q,
-                "GRANT \"" + db.roles.readwrite + "\" TO " + q}));
+            (std::vector<std::string>{"ALTER ROLE " + q + " LOGIN VALID UNTIL '" +
+                                          iso_from_ms(*l.valid_until_ms) + "'",
+                                      "REVOKE \"" + db.roles.admin + "\" FROM " + q,
+                                      "GRANT \"" + db.roles.readwrite + "\" TO " + q}));
   // Within a second is the same VALID UNTIL (microseconds against milliseconds).
   Fixture g;
   auto& db2 = g.database();

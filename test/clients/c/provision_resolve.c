@@ -56,7 +56,8 @@ static char *field(PGresult *res, int col) {
 static void mint_token(char out[65]) {
   unsigned char bytes[32];
   FILE *f = fopen("/dev/urandom", "rb");
-  if (f == NULL || fread(bytes, 1, sizeof bytes, f) != sizeof bytes) fail("cannot read /dev/urandom");
+  if (f == NULL || fread(bytes, 1, sizeof bytes, f) != sizeof bytes)
+    fail("cannot read /dev/urandom");
   fclose(f);
   for (size_t i = 0; i < sizeof bytes; i++) snprintf(out + 2 * i, 3, "%02x", bytes[i]);
 }
@@ -67,27 +68,33 @@ int main(void) {
 
   /* 1. An organization and a development environment, on the turso driver. */
   const char *org_request[] = {"{\"slug\": \"acme\", \"name\": \"Acme\", \"driver\": \"turso\"}"};
-  PGresult *res = one_row("SELECT r->'organization'->>'id' FROM envdb.provision_organization($1::jsonb) r",
-                          1, org_request);
+  PGresult *res =
+      one_row("SELECT r->'organization'->>'id' FROM envdb.provision_organization($1::jsonb) r", 1,
+              org_request);
   char *org_id = field(res, 0);
   PQclear(res);
 
   const char *env_params[] = {org_id, "dev", "development", "turso"};
-  res = one_row("SELECT r->'environment'->>'id', r->'environment'->>'status', r->'database'->>'databaseName',"
-                "       r->'job'->>'id'"
-                "  FROM envdb.provision_environment(jsonb_build_object("
-                "         'organizationId', $1::text, 'slug', $2::text, 'envType', $3::text, 'driver', $4::text)) r",
-                4, env_params);
-  char *env_id = field(res, 0), *status = field(res, 1), *db_name = field(res, 2), *job_id = field(res, 3);
+  res = one_row(
+      "SELECT r->'environment'->>'id', r->'environment'->>'status', r->'database'->>'databaseName',"
+      "       r->'job'->>'id'"
+      "  FROM envdb.provision_environment(jsonb_build_object("
+      "         'organizationId', $1::text, 'slug', $2::text, 'envType', $3::text, 'driver', "
+      "$4::text)) r",
+      4, env_params);
+  char *env_id = field(res, 0), *status = field(res, 1), *db_name = field(res, 2),
+       *job_id = field(res, 3);
   PQclear(res);
-  if (strcmp(status, "provisioning") != 0) fail("new turso environment is %s, not provisioning", status);
+  if (strcmp(status, "provisioning") != 0)
+    fail("new turso environment is %s, not provisioning", status);
   if (*job_id == '\0') fail("no provisioning job queued");
 
   /* 2. The worker: claim the queued jobs, complete this environment's one. */
   const char *claim_params[] = {"turso", "c-libpq-worker", job_id};
-  res = one_row("SELECT count(*) FILTER (WHERE j->>'id' = $3), count(*)"
-                "  FROM jsonb_array_elements(envdb.claim_provisioning_jobs($1, 10, $2)) j",
-                3, claim_params);
+  res = one_row(
+      "SELECT count(*) FILTER (WHERE j->>'id' = $3), count(*)"
+      "  FROM jsonb_array_elements(envdb.claim_provisioning_jobs($1, 10, $2)) j",
+      3, claim_params);
   if (strcmp(PQgetvalue(res, 0, 0), "1") != 0) fail("job %s was not claimed", job_id);
   PQclear(res);
 
@@ -95,35 +102,43 @@ int main(void) {
   mint_token(token);
   snprintf(url, sizeof url, "libsql://%s.turso.example", db_name);
   const char *complete_params[] = {job_id, url, token};
-  res = one_row("SELECT r->'environment'->>'status'"
-                "  FROM envdb.complete_provisioning_job($1, $2, jsonb_build_object('readwrite', $3::text)) r",
-                3, complete_params);
-  if (strcmp(PQgetvalue(res, 0, 0), "active") != 0) fail("completed environment is %s", PQgetvalue(res, 0, 0));
+  res = one_row(
+      "SELECT r->'environment'->>'status'"
+      "  FROM envdb.complete_provisioning_job($1, $2, jsonb_build_object('readwrite', $3::text)) r",
+      3, complete_params);
+  if (strcmp(PQgetvalue(res, 0, 0), "active") != 0)
+    fail("completed environment is %s", PQgetvalue(res, 0, 0));
   PQclear(res);
 
   /* 3. The router: resolve the environment to its database and credential. */
   const char *resolve_params[] = {env_id, "readwrite"};
-  res = one_row("SELECT r->>'status', r->>'databaseName', r->>'databaseUrl', r->'credential'->>'scope',"
-                "       r->'credential'->>'token'"
-                "  FROM envdb.resolve_environment($1, $2) r",
-                2, resolve_params);
-  if (strcmp(PQgetvalue(res, 0, 0), "active") != 0) fail("resolved status %s", PQgetvalue(res, 0, 0));
-  if (strcmp(PQgetvalue(res, 0, 1), db_name) != 0) fail("resolved databaseName %s", PQgetvalue(res, 0, 1));
+  res = one_row(
+      "SELECT r->>'status', r->>'databaseName', r->>'databaseUrl', r->'credential'->>'scope',"
+      "       r->'credential'->>'token'"
+      "  FROM envdb.resolve_environment($1, $2) r",
+      2, resolve_params);
+  if (strcmp(PQgetvalue(res, 0, 0), "active") != 0)
+    fail("resolved status %s", PQgetvalue(res, 0, 0));
+  if (strcmp(PQgetvalue(res, 0, 1), db_name) != 0)
+    fail("resolved databaseName %s", PQgetvalue(res, 0, 1));
   if (strncmp(db_name, "env-", 4) != 0 || strlen(db_name) != 30) fail("databaseName %s", db_name);
-  if (strcmp(PQgetvalue(res, 0, 2), url) != 0) fail("resolved databaseUrl %s", PQgetvalue(res, 0, 2));
-  if (strcmp(PQgetvalue(res, 0, 3), "readwrite") != 0) fail("credential scope %s", PQgetvalue(res, 0, 3));
+  if (strcmp(PQgetvalue(res, 0, 2), url) != 0)
+    fail("resolved databaseUrl %s", PQgetvalue(res, 0, 2));
+  if (strcmp(PQgetvalue(res, 0, 3), "readwrite") != 0)
+    fail("credential scope %s", PQgetvalue(res, 0, 3));
   if (strcmp(PQgetvalue(res, 0, 4), token) != 0) fail("resolved token differs from the minted one");
   PQclear(res);
 
   /* 4. Use it: bind the environment to a transaction as the request context. */
   command("BEGIN");
   const char *context_params[] = {env_id};
-  res = one_row("SELECT envdb.set_active_environment($1)->>'databaseName'",
-                1, context_params);
-  if (strcmp(PQgetvalue(res, 0, 0), db_name) != 0) fail("context databaseName %s", PQgetvalue(res, 0, 0));
+  res = one_row("SELECT envdb.set_active_environment($1)->>'databaseName'", 1, context_params);
+  if (strcmp(PQgetvalue(res, 0, 0), db_name) != 0)
+    fail("context databaseName %s", PQgetvalue(res, 0, 0));
   PQclear(res);
   res = one_row("SELECT envdb.current_environment_id()", 0, NULL);
-  if (strcmp(PQgetvalue(res, 0, 0), env_id) != 0) fail("current_environment_id is %s", PQgetvalue(res, 0, 0));
+  if (strcmp(PQgetvalue(res, 0, 0), env_id) != 0)
+    fail("current_environment_id is %s", PQgetvalue(res, 0, 0));
   PQclear(res);
   command("COMMIT");
   res = one_row("SELECT envdb.current_environment_id() IS NULL", 0, NULL);
