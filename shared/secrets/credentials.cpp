@@ -23,8 +23,6 @@ namespace {
 
 using T = api::Type;
 
-Value opt(const std::optional<std::string>& v) { return v ? Value(*v) : null_value(); }
-
 bool is_postgres(Store& store) { return store.dialect() == Dialect::postgres; }
 
 // A database with its environment, the target of issue and rotate.
