@@ -17,7 +17,7 @@
 
 namespace envdb::failure_log {
 
-constexpr int64_t kDefaultIntervalMs = 5 * 60 * 1000;
+constexpr int64_t kDefaultIntervalMs = int64_t{5} * 60 * 1000;
 
 struct State {
   bool failing = false;

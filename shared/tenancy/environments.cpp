@@ -327,7 +327,7 @@ std::string require_grace_passed(Host& host, const Row& env, bool force) {
   const int64_t grace = settings::setting_seconds(host, "drop_grace_seconds");
   // An environment archived before archived_at existed: its last update is
   // the archive (an archived environment changes no more).
-  const std::string archived_at = env.opt_text("archived_at").value_or(env.text("updated_at"));
+  std::string archived_at = env.opt_text("archived_at").value_or(env.text("updated_at"));
   if (!force && grace > 0) {
     const int64_t since = ms_from_iso(archived_at).value_or(0);
     const int64_t allowed = since + grace * 1000;
