@@ -19,7 +19,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
-from hosts import CODE_RE, TEST_KEY, TEST_KEY_ID, PostgresHost, postgres_available  # noqa: E402
+from hosts import TEST_KEY, TEST_KEY_ID, PostgresHost, postgres_available  # noqa: E402
+from envdb_calls import CODE_RE  # noqa: E402
 
 CLIENTS = 16
 ROTATION_SECONDS = float(os.environ.get("ENVDB_ROTATION_SECONDS", "30"))
