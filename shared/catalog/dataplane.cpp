@@ -33,8 +33,6 @@ bool table_exists(Store& store, const std::string& name) {
       .has_value();
 }
 
-Value opt(const std::optional<std::string>& v) { return v ? Value(*v) : null_value(); }
-
 // A given part of the identity must match the stamp's, unless the stamp does
 // not know it yet (NULL).
 void require_identity(const std::string& field, const std::optional<std::string>& given,
@@ -198,7 +196,8 @@ Json initialize(Store& store, const std::string& environment_id,
             "INSERT INTO envdb.sys_environment_info (environment_id, organization_id, "
             "database_name, schema_version, initialized_at) VALUES ($1, $2, $3, $4, "
             "$5::timestamptz)",
-            {environment_id, opt(organization_id), opt(database_name), latest, now_iso()});
+            {environment_id, optional_value(organization_id), optional_value(database_name), latest,
+             now_iso()});
   } else if (stamp->integer("schema_version") != latest ||
              (organization_id && !stamp->opt_text("organization_id")) ||
              (database_name && !stamp->opt_text("database_name"))) {
@@ -207,7 +206,8 @@ Json initialize(Store& store, const std::string& environment_id,
             "UPDATE envdb.sys_environment_info SET schema_version = $2, "
             "organization_id = COALESCE(organization_id, $3), "
             "database_name = COALESCE(database_name, $4) WHERE environment_id = $1",
-            {environment_id, latest, opt(organization_id), opt(database_name)});
+            {environment_id, latest, optional_value(organization_id),
+             optional_value(database_name)});
   }
   tx.done();
   return Json{{"environmentId", environment_id}, {"schemaVersion", latest}, {"applied", applied}};

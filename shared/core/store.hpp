@@ -95,4 +95,6 @@ class Atomic {
   bool open_ = true;
 };
 
+inline bool is_postgres(const Store& store) { return store.dialect() == Dialect::postgres; }
+
 }  // namespace envdb

@@ -3,6 +3,7 @@
 #include "core/cpp_only.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -18,5 +19,9 @@ using Value = std::variant<std::monostate, int64_t, double, std::string, Blob, b
 
 inline bool is_null(const Value& v) { return std::holds_alternative<std::monostate>(v); }
 inline Value null_value() { return std::monostate{}; }
+// A nullable text column's value: the text, or NULL.
+inline Value optional_value(const std::optional<std::string>& v) {
+  return v ? Value(*v) : null_value();
+}
 
 }  // namespace envdb

@@ -23,8 +23,6 @@ namespace {
 
 using T = api::Type;
 
-bool is_postgres(Store& store) { return store.dialect() == Dialect::postgres; }
-
 // A database with its environment, the target of issue and rotate.
 struct Target {
   std::string database_id;

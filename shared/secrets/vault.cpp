@@ -25,14 +25,6 @@ const std::vector<std::string>& sealed_row_names() {
   return names;
 }
 
-namespace {
-
-Value opt(const std::optional<std::string>& v) { return v ? Value(*v) : null_value(); }
-
-bool is_postgres(Store& store) { return store.dialect() == Dialect::postgres; }
-
-}  // namespace
-
 std::string expiry_in(int64_t seconds) {
   return iso_from_ms(now_ms() + std::min(seconds, kMaxSeconds) * 1000);
 }
@@ -149,8 +141,8 @@ Json insert_sealed(Host& host, const std::string& database_id, const std::string
           "INSERT INTO envdb.sys_database_credential (id, database_id, token_cipher, kms_key_id, "
           "scope, status, username, issued_at, expires_at, rotated_from) "
           "VALUES ($1, $2, $3, $4, $5, 'active', $6, $7::timestamptz, $8::timestamptz, $9)",
-          {id, database_id, Blob{cipher}, keyring.active_id(), scope, opt(username), now,
-           opt(expires_at), opt(rotated_from)});
+          {id, database_id, Blob{cipher}, keyring.active_id(), scope, optional_value(username), now,
+           optional_value(expires_at), optional_value(rotated_from)});
   return records::credential_json(records::load_credential(host.store(), "credential_id", id));
 }
 

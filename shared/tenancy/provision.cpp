@@ -59,8 +59,6 @@ void sync_directory(const fs::path& dir) {
   ::close(fd);
 }
 
-Value opt(const std::optional<std::string>& v) { return v ? Value(*v) : null_value(); }
-
 fs::path data_directory(Host& host) {
   fs::path dir = settings::sqlite_data_dir(host);
   std::error_code ec;
@@ -287,8 +285,9 @@ Json create_environment(Host& host, const Spec& s, Undo& undo) {
             "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'provisioning', "
             "$10, $11::jsonb, $12::timestamptz, $12::timestamptz) ON CONFLICT DO NOTHING "
             "RETURNING id",
-            {environment_id, s.organization_id, s.slug, s.name, opt(s.description), s.env_type,
-             s.region, s.is_default, s.is_protected, opt(s.created_by), s.metadata.dump(), now})
+            {environment_id, s.organization_id, s.slug, s.name, optional_value(s.description),
+             s.env_type, s.region, s.is_default, s.is_protected, optional_value(s.created_by),
+             s.metadata.dump(), now})
           .empty()) {
     if (environment_by_slug(store, s.organization_id, s.slug))
       fail(Code::already_exists, "slug " + quote_value(s.slug) +
@@ -306,7 +305,8 @@ Json create_environment(Host& host, const Spec& s, Undo& undo) {
           "region, storage_limit_mb, host_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
           "$6::bigint, $7, $8::timestamptz, $8::timestamptz)",
           {database_id, environment_id, database_name, s.driver, s.region,
-           s.storage_limit_mb ? Value(*s.storage_limit_mb) : null_value(), opt(host_id), now});
+           s.storage_limit_mb ? Value(*s.storage_limit_mb) : null_value(), optional_value(host_id),
+           now});
 
   // envdb generates the tokens of sqlite and postgres databases; a turso
   // database gets Turso's when its job completes.
