@@ -2,7 +2,7 @@
 #include "core/cpp_only.hpp"
 
 namespace envdb {
-inline constexpr const char* kVersion = "0.3.0";
+inline constexpr const char* kVersion = "0.4.0";
 // The control-plane catalog's version, recorded by init() / the install script.
-inline constexpr int kCatalogVersion = 3;
+inline constexpr int kCatalogVersion = 4;
 }  // namespace envdb

@@ -84,7 +84,7 @@ class DebianPackages(unittest.TestCase):
             for ext in ("envdb", "envdb_data"):
                 self.assertIn(f"/usr/share/postgresql/15/extension/{ext}.control", files)
                 self.assertIn(f"/usr/share/postgresql/15/extension/{ext}--{v}.sql", files)
-                self.assertIn(f"/usr/share/postgresql/15/extension/{ext}--0.2.0--{v}.sql", files)
+                self.assertIn(f"/usr/share/postgresql/15/extension/{ext}--0.3.0--{v}.sql", files)
             # What an earlier `make install` left in those places is put back afterwards.
             before = {f for f in files if os.path.lexists(f)}
             for f in before:

@@ -14,7 +14,7 @@ from envdb_sqlite import call, call_json, connect
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Each released version's control database, and the catalog version it records.
-RELEASES = {"0.1.0": 1, "0.2.0": 2}
+RELEASES = {"0.1.0": 1, "0.2.0": 2, "0.3.0": 3}
 
 
 def fixture(version):
