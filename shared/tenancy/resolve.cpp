@@ -125,10 +125,9 @@ void touch(Store& store, const Value& database_id, int64_t now) {
   }
 }
 
-Value resolve_environment(api::Call& c) {
-  const std::string environment_id = c.text("environment_id", 128);
-  require_id("environment_id", environment_id);
-  std::string scope = c.opt_text("scope", 64).value_or("readwrite");
+}  // namespace
+
+Value resolve(api::Call& c, const std::string& environment_id, std::string scope) {
   if (!vault::is_scope(scope))
     fail(Code::invalid_parameter,
          "scope " + quote_value(scope) + " is not a credential scope (readwrite, readonly, admin)");
@@ -205,6 +204,14 @@ Value resolve_environment(api::Call& c) {
   // The token's copies die wiped; the result text is the caller's.
   wipe(out.get_ref<Json::object_t&>().back().second.at("token").get_ref<std::string&>());
   return text;
+}
+
+namespace {
+
+Value resolve_environment(api::Call& c) {
+  const std::string environment_id = c.text("environment_id", 128);
+  require_id("environment_id", environment_id);
+  return resolve(c, environment_id, c.opt_text("scope", 64).value_or("readwrite"));
 }
 
 }  // namespace

@@ -25,6 +25,12 @@ namespace envdb::resolve {
 
 constexpr int64_t kTouchSeconds = 60;
 
+// The resolve itself, for an environment id already checked with require_id:
+// resolve_environment's answer (JSON text). Every lookup that ends in an
+// environment (by id, by hostname) goes through here, so the role rules and
+// any caching apply to all of them alike.
+Value resolve(api::Call& c, const std::string& environment_id, std::string scope);
+
 // This module's rows of the SQL function table.
 std::vector<api::Function> functions();
 
