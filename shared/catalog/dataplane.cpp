@@ -79,6 +79,48 @@ std::string hex_sha256(const std::string& text) {
   return hex;
 }
 
+// Checks the ledger against `list` (schema_mismatch on drift, a gap or a newer
+// version) and applies what it lacks, recording each; returns the versions
+// applied now. The caller holds the Atomic.
+Json migrate(Store& store, const std::vector<Migration>& list) {
+  const Dialect dialect = store.dialect();
+  const int64_t latest = list.back().version;
+  std::vector<std::pair<int64_t, std::string>> recorded;  // ascending
+  if (table_exists(store, "sys_schema_migration"))
+    for (auto& row : query(store,
+                           "SELECT version, checksum FROM envdb.sys_schema_migration "
+                           "ORDER BY version"))
+      recorded.emplace_back(row.integer("version"), row.text("checksum"));
+  if (!recorded.empty() && recorded.back().first > latest)
+    fail(Code::schema_mismatch, "this database is at data-plane schema version " +
+                                    std::to_string(recorded.back().first) +
+                                    ", newer than this envdb's " + std::to_string(latest));
+  for (size_t i = 0; i < recorded.size(); ++i) {
+    const auto& [version, sum] = recorded[i];
+    if (version != static_cast<int64_t>(i + 1))
+      fail(Code::schema_mismatch, "this database records data-plane schema version " +
+                                      std::to_string(version) + " without version " +
+                                      std::to_string(i + 1));
+    if (checksum(list[i], dialect) != sum)
+      fail(Code::schema_mismatch, "data-plane schema version " + std::to_string(version) +
+                                      " in this database has checksum " + quote_value(sum) +
+                                      ", which is not this envdb's (schema drift)");
+  }
+
+  Json applied = Json::array();
+  for (size_t i = recorded.size(); i < list.size(); ++i) {
+    const Migration& m = list[i];
+    store.exec(m.sql(dialect));
+    execute(store,
+            "INSERT INTO envdb.sys_schema_migration (version, checksum, applied_at) "
+            "VALUES ($1, $2, $3::timestamptz)",
+            {static_cast<int64_t>(m.version), checksum(m, dialect), now_iso()});
+    applied.push_back(m.version);
+  }
+
+  return applied;
+}
+
 // ---- SQL functions -----------------------------------------------------------
 
 Value init_environment_schema(api::Call& c) {
@@ -142,7 +184,6 @@ Json initialize(Store& store, const std::string& environment_id,
   if (organization_id) require_id("organization_id", *organization_id);
   require_database_name(database_name);
   require_well_formed(list);
-  const Dialect dialect = store.dialect();
   const int64_t latest = list.back().version;
 
   Atomic tx(store, "envdb_dataplane");
@@ -158,38 +199,7 @@ Json initialize(Store& store, const std::string& environment_id,
     require_identity("database_name", database_name, stamp->opt_text("database_name"));
   }
 
-  std::vector<std::pair<int64_t, std::string>> recorded;  // ascending
-  if (table_exists(store, "sys_schema_migration"))
-    for (auto& row : query(store,
-                           "SELECT version, checksum FROM envdb.sys_schema_migration "
-                           "ORDER BY version"))
-      recorded.emplace_back(row.integer("version"), row.text("checksum"));
-  if (!recorded.empty() && recorded.back().first > latest)
-    fail(Code::schema_mismatch, "this database is at data-plane schema version " +
-                                    std::to_string(recorded.back().first) +
-                                    ", newer than this envdb's " + std::to_string(latest));
-  for (size_t i = 0; i < recorded.size(); ++i) {
-    const auto& [version, sum] = recorded[i];
-    if (version != static_cast<int64_t>(i + 1))
-      fail(Code::schema_mismatch, "this database records data-plane schema version " +
-                                      std::to_string(version) + " without version " +
-                                      std::to_string(i + 1));
-    if (checksum(list[i], dialect) != sum)
-      fail(Code::schema_mismatch, "data-plane schema version " + std::to_string(version) +
-                                      " in this database has checksum " + quote_value(sum) +
-                                      ", which is not this envdb's (schema drift)");
-  }
-
-  Json applied = Json::array();
-  for (size_t i = recorded.size(); i < list.size(); ++i) {
-    const Migration& m = list[i];
-    store.exec(m.sql(dialect));
-    execute(store,
-            "INSERT INTO envdb.sys_schema_migration (version, checksum, applied_at) "
-            "VALUES ($1, $2, $3::timestamptz)",
-            {static_cast<int64_t>(m.version), checksum(m, dialect), now_iso()});
-    applied.push_back(m.version);
-  }
+  Json applied = migrate(store, list);
 
   if (!stamp) {
     execute(store,
@@ -211,6 +221,14 @@ Json initialize(Store& store, const std::string& environment_id,
   }
   tx.done();
   return Json{{"environmentId", environment_id}, {"schemaVersion", latest}, {"applied", applied}};
+}
+
+Json migrate_unstamped(Store& store) {
+  require_well_formed(migrations());
+  Atomic tx(store, "envdb_dataplane");
+  Json applied = migrate(store, migrations());
+  tx.done();
+  return applied;
 }
 
 Json upgrade_environments(Host& host, const std::vector<Migration>& list) {

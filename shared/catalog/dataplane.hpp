@@ -74,6 +74,10 @@ Json initialize(Store& store, const std::string& environment_id,
                 const std::optional<std::string>& database_name,
                 const std::vector<Migration>& list);
 
+// The migrations alone, without an identity stamp: what a template database
+// holds (dataplane_template). Returns the versions applied now.
+Json migrate_unstamped(Store& store);
+
 // The highest applied version, or nullopt when the database has none (also
 // when it has no data-plane tables at all).
 std::optional<int64_t> schema_version(Store& store);

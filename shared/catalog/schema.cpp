@@ -147,7 +147,9 @@ std::vector<Table> build() {
         {"sys_database_credential_one_active_idx",
          {"database_id", "scope"},
          true,
-         "status = 'active'"}}});
+         "status = 'active'"},
+        // rewrap_credentials walks one key's credentials in id order.
+        {"sys_database_credential_kms_key_idx", {"kms_key_id", "id"}, false, ""}}});
 
   t.push_back(
       {"sys_environment_member",

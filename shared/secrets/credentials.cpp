@@ -348,45 +348,96 @@ Value rewrap(api::Call& c) {
   }
   const crypto::SecretBytes& key = keyring.key(target);
   Store& store = c.store;
+  const bool pg = is_postgres(store);
 
   Atomic tx(store);
-  // Under another key, or still in envelope format 1 (re-sealed in place,
-  // bound to its database's name and URL).
-  const std::string pending =
-      " FROM envdb.sys_database_credential c JOIN envdb.sys_environment_database d "
-      "ON d.id = c.database_id WHERE c.status <> 'revoked' AND (c.kms_key_id <> $1 OR "
-      "substr(c.token_cipher, 1, 1) <> $2::bytea)";
+  // What needs re-sealing: a live credential under another key, or under the
+  // target key but still in envelope format 1 (re-sealed in place, bound to its
+  // database's name and URL). Every read below walks an index in id order from
+  // where the last batch stopped (keyset), so a batch costs the same at 1k and
+  // at 1M credentials and the table is never re-scanned from its start.
   const Value bound_version =
       Blob{std::string(1, static_cast<char>(crypto::kEnvelopeVersionBound))};
-  int64_t total =
-      query_one(store, "SELECT count(*) AS n" + pending, {target, bound_version})->integer("n");
-  const std::string batch_sql =
+  const std::string columns =
       "SELECT c.id, c.database_id, c.scope, c.kms_key_id, c.token_cipher, d.driver, "
-      "d.database_name, d.database_url" +
-      pending + " ORDER BY c.id LIMIT " + std::to_string(kRewrapBatch) +
-      (is_postgres(store) ? " FOR UPDATE OF c" : "");
+      "d.database_name, d.database_url FROM envdb.sys_database_credential c "
+      "JOIN envdb.sys_environment_database d ON d.id = c.database_id "
+      "WHERE c.kms_key_id = $1 AND c.id > $2 AND c.status <> 'revoked'";
+  const std::string tail =
+      " ORDER BY c.id LIMIT " + std::to_string(kRewrapBatch) + (pg ? " FOR UPDATE OF c" : "");
+  const std::string other_key_sql = columns + tail;
+  const std::string unbound_sql = columns + " AND substr(c.token_cipher, 1, 1) <> $3::bytea" + tail;
+  // The keys credentials are sealed under, one index probe each (a loose
+  // index scan on sys_database_credential_kms_key_idx).
+  const auto source_keys = [&] {
+    std::vector<std::string> keys;
+    for (const Row& r : query(store,
+                              "WITH RECURSIVE k(id) AS (SELECT min(kms_key_id) FROM "
+                              "envdb.sys_database_credential UNION ALL SELECT (SELECT "
+                              "min(kms_key_id) FROM envdb.sys_database_credential WHERE "
+                              "kms_key_id > k.id) FROM k WHERE k.id IS NOT NULL) "
+                              "SELECT id FROM k WHERE id IS NOT NULL"))
+      if (r.text("id") != target) keys.push_back(r.text("id"));
+    return keys;
+  };
+  int64_t total =
+      query_one(store,
+                "SELECT count(*) AS n FROM envdb.sys_database_credential c WHERE "
+                "c.status <> 'revoked' AND c.kms_key_id = $1 AND "
+                "substr(c.token_cipher, 1, 1) <> $2::bytea",
+                {target, bound_version})
+          ->integer("n");
+  std::vector<std::string> keys = source_keys();
+  for (const std::string& k : keys)
+    total += query_one(store,
+                       "SELECT count(*) AS n FROM envdb.sys_database_credential "
+                       "WHERE kms_key_id = $1 AND status <> 'revoked'",
+                       {k})
+                 ->integer("n");
+
   int64_t moved = 0;
   std::map<std::string, int64_t> from;
-  for (;;) {
-    auto rows = query(store, batch_sql, {target, bound_version});
-    if (rows.empty()) break;
-    for (const Row& row : rows) {
-      const crypto::SecretBytes token = vault::open_secret(c.host, row);
-      const std::string cipher =
-          crypto::seal(key, token.view(),
-                       vault::bound_aad(row.text("id"), row.text("database_id"), row.text("scope"),
-                                        {row.text("database_name"), row.opt_text("database_url")}),
-                       crypto::kEnvelopeVersionBound);
-      execute(store,
-              "UPDATE envdb.sys_database_credential SET token_cipher = $2, kms_key_id = $3 "
-              "WHERE id = $1",
-              {row.text("id"), Blob{cipher}, target});
-      ++from[row.text("kms_key_id")];
+  // One keyset walk over the rows `sql` selects; returns how many it moved.
+  const auto walk = [&](const std::string& sql, const std::string& source) {
+    int64_t here = 0;
+    std::string after;  // every id sorts after the empty string
+    for (;;) {
+      std::vector<Value> params{source, after};
+      if (source == target) params.push_back(bound_version);
+      const auto rows = query(store, sql, params);
+      if (rows.empty()) break;
+      for (const Row& row : rows) {
+        const crypto::SecretBytes token = vault::open_secret(c.host, row);
+        const std::string cipher = crypto::seal(
+            key, token.view(),
+            vault::bound_aad(row.text("id"), row.text("database_id"), row.text("scope"),
+                             {row.text("database_name"), row.opt_text("database_url")}),
+            crypto::kEnvelopeVersionBound);
+        execute(store,
+                "UPDATE envdb.sys_database_credential SET token_cipher = $2, kms_key_id = $3 "
+                "WHERE id = $1",
+                {row.text("id"), Blob{cipher}, target});
+        ++from[row.text("kms_key_id")];
+      }
+      after = rows.back().text("id");
+      here += static_cast<int64_t>(rows.size());
+      moved += static_cast<int64_t>(rows.size());
+      total = std::max(total, moved);  // Postgres: rows committed meanwhile join in
+      c.host.notice("rewrapped " + std::to_string(moved) + " of " + std::to_string(total) +
+                    " credentials to key " + quote_value(target));
     }
-    moved += static_cast<int64_t>(rows.size());
-    total = std::max(total, moved);  // Postgres: rows committed meanwhile join in
-    c.host.notice("rewrapped " + std::to_string(moved) + " of " + std::to_string(total) +
-                  " credentials to key " + quote_value(target));
+    return here;
+  };
+  // Format-1 envelopes under the target key first, while those are the only
+  // rows under it; then every other key. A credential committed under an old
+  // key by another session during the walk (Postgres) is found by the next
+  // round, which the index makes cheap: it reads only what is still pending.
+  walk(unbound_sql, target);
+  for (;;) {
+    int64_t round = 0;
+    for (const std::string& k : keys) round += walk(other_key_sql, k);
+    if (round == 0) break;
+    keys = source_keys();
   }
   if (moved > 0) {
     audit::Event e;

@@ -10,11 +10,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "core/clock.hpp"
 #include "core/ids.hpp"
@@ -688,4 +690,103 @@ TEST(KeyringFunctions, AddAndUseRefuseBadInputWithoutEchoingKeys) {
             Code::key_unavailable);
   EXPECT_EQ(call_text(h, "keyring_use", {std::string("k2")}), "using k2");
   EXPECT_EQ(h.keyring().active_id(), "k2");
+}
+
+// A host whose first progress notice plays another session committing in the
+// middle of the pass: a credential issued under the old key (a later id), one
+// already re-sealed put back under the old key (behind the cursor), and one
+// not reached yet revoked.
+class MidPassHost : public test::MemoryHost {
+ public:
+  std::function<void()> on_first_notice;
+  void notice(const std::string& m) override {
+    MemoryHost::notice(m);
+    if (on_first_notice) std::exchange(on_first_notice, nullptr)();
+  }
+};
+
+TEST(Credentials, RewrapKeysetWalkReSealsRowsChangedDuringThePass) {
+  MidPassHost h;
+  setup(h);
+  const std::string db = make_database(h);
+  const int n = 1203;
+  std::map<std::string, std::string> tokens;  // id -> token
+  h.store().exec("BEGIN");
+  for (int i = 0; i < n; ++i) {
+    const std::string token = "token-" + std::to_string(i);
+    Json c = vault::insert_sealed(h, db, "readwrite", token, std::nullopt, std::nullopt);
+    execute(h.store(), "UPDATE envdb.sys_database_credential SET status = 'rotating' WHERE id = $1",
+            {c["id"].get<std::string>()});
+    tokens[c["id"]] = token;
+  }
+  h.store().exec("COMMIT");
+  call(h, "keyring_add", {std::string("k2"), key_b64('b')});  // k1 stays the active key
+  const std::string first = tokens.begin()->first, last = std::prev(tokens.end())->first;
+  std::string late;
+  h.on_first_notice = [&] {
+    // Behind the cursor: re-sealed under k1 as an older session would.
+    auto row = query_one(h.store(),
+                         std::string("SELECT c.id, c.database_id, c.scope, c.kms_key_id, "
+                                     "c.token_cipher, d.driver, d.database_name, d.database_url "
+                                     "FROM envdb.sys_database_credential c JOIN "
+                                     "envdb.sys_environment_database d ON d.id = c.database_id "
+                                     "WHERE c.id = $1"),
+                         {first});
+    ASSERT_EQ(row->text("kms_key_id"), "k2");
+    const crypto::SecretBytes token = vault::open_secret(h, *row);
+    const std::string cipher = crypto::seal(
+        h.keyring().key("k1"), token.view(),
+        vault::bound_aad(first, db, "readwrite", {row->text("database_name"), std::nullopt}),
+        crypto::kEnvelopeVersionBound);
+    execute(h.store(),
+            "UPDATE envdb.sys_database_credential SET token_cipher = $2, kms_key_id = 'k1' "
+            "WHERE id = $1",
+            {first, Blob{cipher}});
+    // Ahead of it: revoked, so left alone.
+    execute(h.store(), "UPDATE envdb.sys_database_credential SET status = 'revoked' WHERE id = $1",
+            {last});
+    // New: issued under k1.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    late = vault::insert_sealed(h, db, "readonly", "late-token", std::nullopt,
+                                std::nullopt)["id"];
+  };
+  // n - 1 (one revoked) + the late one + the one put back.
+  EXPECT_EQ(std::get<int64_t>(call(h, "rewrap_credentials", {std::string("k2")})), n + 1);
+  EXPECT_EQ(count(h,
+                  "SELECT count(*) AS n FROM envdb.sys_database_credential WHERE kms_key_id = "
+                  "'k1' AND status <> 'revoked'"),
+            0);
+  EXPECT_EQ(count(h, "SELECT count(*) AS n FROM envdb.sys_database_credential WHERE id = $1 AND "
+                     "kms_key_id = 'k1'",
+                  {last}),
+            1);
+  // Everything live opens under k2 alone to its own token.
+  h.keyring() = Keyring();
+  call(h, "keyring_add", {std::string("k2"), key_b64('b')});
+  tokens.erase(last);
+  tokens[late] = "late-token";
+  for (const Row& r :
+       query(h.store(), std::string("SELECT ") + vault::kSealedColumns +
+                            " FROM envdb.sys_database_credential WHERE status <> 'revoked'")) {
+    ASSERT_EQ(tokens.count(r.text("id")), 1u) << r.text("id");
+    EXPECT_EQ(vault::open_token(h, r), tokens[r.text("id")]);
+  }
+  // A second call finds nothing to do and says so without a notice.
+  h.notices.clear();
+  EXPECT_EQ(std::get<int64_t>(call(h, "rewrap_credentials", {std::string("k2")})), 0);
+  EXPECT_TRUE(h.notices.empty());
+}
+
+TEST(Credentials, RewrapUsesTheKmsKeyIndex) {
+  test::MemoryHost h;
+  setup(h);
+  // The keyset walk's batch query reads one key's rows in id order.
+  auto plan = query(h.store(),
+                    "EXPLAIN QUERY PLAN SELECT c.id FROM sys_database_credential c WHERE "
+                    "c.kms_key_id = 'k1' AND c.id > '' AND c.status <> 'revoked' ORDER BY c.id "
+                    "LIMIT 500");
+  std::string text;
+  for (const Row& r : plan) text += r.text("detail") + "\n";
+  EXPECT_TRUE(contains(text, "sys_database_credential_kms_key_idx")) << text;
+  EXPECT_FALSE(contains(text, "TEMP B-TREE")) << text;
 }
