@@ -50,24 +50,19 @@ std::optional<std::string> read_all(const std::string& path) {
   return bytes;
 }
 
-// Builds the image on a scratch file of `directory`; nullopt when it cannot
-// (the caller then uses DDL, which reports any real problem itself).
-std::optional<Image> build(Host& host, const std::string& directory) {
-  const std::string scratch =
-      (fs::path(directory) / (".envdb-template-" + new_uuid_v7() + ".tmp")).string();
+// Builds the image in `path`, the new database's own temporary file, which
+// then holds exactly the image's bytes; nullopt when it cannot (the caller
+// removes the file and uses DDL, which reports any real problem itself).
+std::optional<Image> build(Host& host, const std::string& path) {
   try {
     Image out;
     {
-      auto store = host.open_database_file(scratch);
-      if (store->dialect() != Dialect::sqlite) {
-        remove_files(scratch);
-        return std::nullopt;
-      }
+      auto store = host.open_database_file(path);
+      if (store->dialect() != Dialect::sqlite) return std::nullopt;
       dataplane::migrate_unstamped(*store);
       out.fingerprint = fingerprint(*store);
     }  // closed: the file is complete, no journal left
-    auto bytes = read_all(scratch);
-    remove_files(scratch);
+    auto bytes = read_all(path);
     // A SQLite database file starts with this header; anything else is not one.
     static const std::string kMagic("SQLite format 3\0", 16);
     if (!bytes || bytes->compare(0, kMagic.size(), kMagic) != 0) return std::nullopt;
@@ -76,7 +71,6 @@ std::optional<Image> build(Host& host, const std::string& directory) {
     out.checksums = current_checksums();
     return out;
   } catch (const std::exception&) {
-    remove_files(scratch);
     return std::nullopt;
   }
 }
@@ -122,10 +116,11 @@ std::string fingerprint(Store& store) {
   return out.str();
 }
 
-bool create(Host& host, const std::string& directory, const std::string& path,
-            const std::string& environment_id, const std::optional<std::string>& organization_id,
+bool create(Host& host, const std::string& path, const std::string& environment_id,
+            const std::optional<std::string>& organization_id,
             const std::optional<std::string>& database_name) {
   Image use;
+  bool have = false;
   {
     std::lock_guard<std::mutex> lock(image_mutex);
     // An image of another data-plane version (a library reloaded with other
@@ -133,14 +128,28 @@ bool create(Host& host, const std::string& directory, const std::string& path,
     if (image && (image->version != dataplane::current_version() ||
                   image->checksums != current_checksums()))
       image.reset();
-    if (!image) image = build(host, directory);
-    if (!image) return false;
-    use = *image;
+    if (image) {
+      use = *image;
+      have = true;
+    }
   }
-  switch (write_new(path, use.bytes)) {
-    case Written::ok: break;
-    case Written::exists: return false;
-    case Written::failed: remove_files(path); return false;
+  if (have) {
+    switch (write_new(path, use.bytes)) {
+      case Written::ok: break;
+      case Written::exists: return false;
+      case Written::failed: remove_files(path); return false;
+    }
+  } else {
+    std::error_code ec;
+    if (fs::exists(path, ec)) return false;  // never over someone else's file
+    auto built = build(host, path);
+    if (!built) {
+      remove_files(path);
+      return false;
+    }
+    use = *built;
+    std::lock_guard<std::mutex> lock(image_mutex);
+    image = std::move(built);
   }
   try {
     auto store = host.open_database_file(path);

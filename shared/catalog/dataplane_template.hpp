@@ -1,19 +1,21 @@
 // A sqlite-driver environment database from a template image instead of DDL.
 //
-// The first sqlite-driver environment a process provisions builds the image:
-// the data-plane migrations run on a scratch file in the data directory (the
-// same initializer as every other database, without an identity stamp), and
-// the closed file's bytes are kept in memory with a fingerprint of its schema
-// (every sqlite_master entry and the migration ledger). Each later environment
-// is those bytes written to its temporary file, then the identity stamped
-// through dataplane::initialize() (which checks the ledger's versions and
-// checksums as it would on any database) and the ledger's applied_at set to
-// the stamp's time: the ledger says what this database holds and since when.
-// Before that commit the copy's fingerprint is compared with the image's; a
-// mismatch drops the image, and the caller builds this database by DDL.
+// The first sqlite-driver environment a process provisions builds the image
+// in its own temporary file: the data-plane migrations run there (the same
+// initializer as every other database, without an identity stamp), and the
+// closed file's bytes are kept in memory with a fingerprint of its schema
+// (every sqlite_master entry, the migration ledger, no stamp). Each later
+// environment's temporary file is those bytes (created O_EXCL). Then, in one
+// transaction on the file: the fingerprint is compared with the image's, the
+// identity is stamped through dataplane::initialize() (which checks the
+// ledger's versions and checksums as on any database), and the ledger's
+// applied_at is set to the stamp's time, so the ledger says what this database
+// holds and since when. Any failure there removes the file and drops the
+// image, and the caller builds that database by DDL.
 //
 // Nothing is read from a file the process did not just write itself, so no
-// file in the data directory is trusted as a template.
+// file in the data directory is ever trusted as a template, and no file other
+// than the environment's own temporary one is written.
 #pragma once
 #include "core/cpp_only.hpp"
 
@@ -24,11 +26,11 @@
 
 namespace envdb::dataplane_template {
 
-// Writes a stamped environment database at `path` (which must not exist) in
-// `directory`. False when no image could be used (the caller runs
-// dataplane::initialize on a fresh file); errors of the stamp itself throw.
-bool create(Host& host, const std::string& directory, const std::string& path,
-            const std::string& environment_id, const std::optional<std::string>& organization_id,
+// Writes a stamped environment database at `path`, which must not exist.
+// False when it did not (the file is not there; the caller runs
+// dataplane::initialize on a fresh file, which reports any real problem).
+bool create(Host& host, const std::string& path, const std::string& environment_id,
+            const std::optional<std::string>& organization_id,
             const std::optional<std::string>& database_name);
 
 // The schema of a SQLite environment database as text: sqlite_master's

@@ -199,8 +199,8 @@ std::string create_sqlite_file(Host& host, const std::string& environment_id,
   const std::string temp_path = final_path + ".tmp-" + hex(crypto::random_bytes(8));
   try {
     // The template image's bytes and a stamp; DDL when no image is usable.
-    if (!dataplane_template::create(host, dir.string(), temp_path, environment_id,
-                                    organization_id, database_name)) {
+    if (!dataplane_template::create(host, temp_path, environment_id, organization_id,
+                                    database_name)) {
       auto store = host.open_database_file(temp_path);
       dataplane::initialize(*store, environment_id, organization_id, database_name);
     }  // closed before it moves
