@@ -570,7 +570,6 @@ void profile(const Options& o) {
   fs::remove_all(dir);
 }
 
-
 // rewrap_credentials as the catalog grows, against a hand-written UPDATE that
 // rewrites the same column of the same rows: a copy of the credential table
 // with the same indexes, token_cipher replaced by random bytes of the same
@@ -598,8 +597,9 @@ void rewrap_at_scale(const Options& o) {
     c.exec("CREATE INDEX bench_copy_expires ON bench_credential_copy (expires_at)");
     c.exec("CREATE INDEX bench_copy_kms ON bench_credential_copy (kms_key_id, id)");
     c.exec("CREATE UNIQUE INDEX bench_copy_pk ON bench_credential_copy (id)");
-    c.exec("CREATE UNIQUE INDEX bench_copy_one_active ON bench_credential_copy (database_id, "
-           "scope) WHERE status = 'active'");
+    c.exec(
+        "CREATE UNIQUE INDEX bench_copy_one_active ON bench_credential_copy (database_id, "
+        "scope) WHERE status = 'active'");
     Stmt update(c.db(),
                 "UPDATE bench_credential_copy SET token_cipher = randomblob(length(token_cipher)), "
                 "kms_key_id = ?1 WHERE status <> 'revoked' AND kms_key_id <> ?1");
@@ -638,10 +638,9 @@ void rewrap_at_scale(const Options& o) {
   if (envdb_per_row.size() >= 2) {
     const auto lo = *envdb_per_row.begin(), hi = *envdb_per_row.rbegin();
     result("Rotation at scale",
-           "SQLite: rewrap_credentials per row at " + human(hi.first) + " vs " +
-               human(lo.first) + " credentials",
-           hi.second, lo.second, "us", "le:1.3",
-           "the cost per row must not grow with the catalog");
+           "SQLite: rewrap_credentials per row at " + human(hi.first) + " vs " + human(lo.first) +
+               " credentials",
+           hi.second, lo.second, "us", "le:1.3", "the cost per row must not grow with the catalog");
   }
   fs::remove_all(dir);
 }

@@ -110,6 +110,16 @@ if [ "$pg_ok" = 1 ]; then
   fi
 fi
 
+# Key rotation at scale (bench/results/scale.md): rewrap_credentials against a
+# hand-written UPDATE of the same column of the same rows, at each
+# BENCH_REWRAP_SCALES (environments, two credentials each; 500000 = 1M
+# credentials, which takes minutes: lower it for a quick look).
+rewrap_scales=${BENCH_REWRAP_SCALES:-10000,100000,500000}
+step "SQLite: rewrap at scale ($rewrap_scales environments)"
+"$B/driver_sqlite" --ext "$B/envdb.so" --work "$work" --only rewrap-scale \
+  --rewrap-scales "$rewrap_scales" --rewrap-runs "${BENCH_REWRAP_SCALE_RUNS:-1}" \
+  >"$out/scale.txt" 2>"$out/scale.log" || { cat "$out/scale.log"; sqlite_ok=0; }
+
 step "report"
 elapsed=$(( $(date +%s) - start ))
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
@@ -123,5 +133,10 @@ python3 bench/report.py --out bench/results/latest.md \
   --elapsed "$elapsed" --build "$build_kind" --crypto "$out/crypto.json" --sizes "SQLite scales $scales; Postgres scales $pg_scales; $runs runs per figure; rotations ($rotations) and rewraps ($rewrap_runs calls) on a catalog of $bulk_at environments" \
   "$out/sqlite.txt" $([ -f "$out/pg.txt" ] && echo "$out/pg.txt") \
   $([ -f "$out/pg_driver.txt" ] && echo "$out/pg_driver.txt")
-echo "(written to bench/results/latest.md; logs in $out/)"
+python3 bench/report.py --out bench/results/scale.md --title "envdb benchmarks: scale" \
+  --machine "$(nproc) CPUs ($cpu), $mem RAM, $os, kernel $(uname -r), $compiler, $openssl_v" \
+  --load "load average at end $(cut -d' ' -f1-3 /proc/loadavg)" --elapsed "$elapsed" \
+  --build "$build_kind" --sizes "rewrap at $rewrap_scales environments (two credentials each); sqlite-driver provisioning as in latest.md" \
+  --sections "Rotation at scale,Provisioning" "$out/scale.txt" "$out/sqlite.txt" >/dev/null
+echo "(written to bench/results/latest.md and bench/results/scale.md; logs in $out/)"
 [ "$sqlite_ok" = 1 ] && [ "$pg_ok" = 1 ]

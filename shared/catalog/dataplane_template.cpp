@@ -125,8 +125,8 @@ bool create(Host& host, const std::string& path, const std::string& environment_
     std::lock_guard<std::mutex> lock(image_mutex);
     // An image of another data-plane version (a library reloaded with other
     // migrations) is not this build's.
-    if (image && (image->version != dataplane::current_version() ||
-                  image->checksums != current_checksums()))
+    if (image &&
+        (image->version != dataplane::current_version() || image->checksums != current_checksums()))
       image.reset();
     if (image) {
       use = *image;

@@ -380,13 +380,12 @@ Value rewrap(api::Call& c) {
       if (r.text("id") != target) keys.push_back(r.text("id"));
     return keys;
   };
-  int64_t total =
-      query_one(store,
-                "SELECT count(*) AS n FROM envdb.sys_database_credential c WHERE "
-                "c.status <> 'revoked' AND c.kms_key_id = $1 AND "
-                "substr(c.token_cipher, 1, 1) <> $2::bytea",
-                {target, bound_version})
-          ->integer("n");
+  int64_t total = query_one(store,
+                            "SELECT count(*) AS n FROM envdb.sys_database_credential c WHERE "
+                            "c.status <> 'revoked' AND c.kms_key_id = $1 AND "
+                            "substr(c.token_cipher, 1, 1) <> $2::bytea",
+                            {target, bound_version})
+                      ->integer("n");
   std::vector<std::string> keys = source_keys();
   for (const std::string& k : keys)
     total += query_one(store,

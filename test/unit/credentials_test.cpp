@@ -734,10 +734,11 @@ TEST(Credentials, RewrapKeysetWalkReSealsRowsChangedDuringThePass) {
                          {first});
     ASSERT_EQ(row->text("kms_key_id"), "k2");
     const crypto::SecretBytes token = vault::open_secret(h, *row);
-    const std::string cipher = crypto::seal(
-        h.keyring().key("k1"), token.view(),
-        vault::bound_aad(first, db, "readwrite", {row->text("database_name"), std::nullopt}),
-        crypto::kEnvelopeVersionBound);
+    const std::string cipher =
+        crypto::seal(h.keyring().key("k1"), token.view(),
+                     vault::bound_aad(first, db, "readwrite",
+                                      {row->text("database_name"), std::nullopt}),
+                     crypto::kEnvelopeVersionBound);
     execute(h.store(),
             "UPDATE envdb.sys_database_credential SET token_cipher = $2, kms_key_id = 'k1' "
             "WHERE id = $1",
@@ -747,8 +748,7 @@ TEST(Credentials, RewrapKeysetWalkReSealsRowsChangedDuringThePass) {
             {last});
     // New: issued under k1.
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    late = vault::insert_sealed(h, db, "readonly", "late-token", std::nullopt,
-                                std::nullopt)["id"];
+    late = vault::insert_sealed(h, db, "readonly", "late-token", std::nullopt, std::nullopt)["id"];
   };
   // n - 1 (one revoked) + the late one + the one put back.
   EXPECT_EQ(std::get<int64_t>(call(h, "rewrap_credentials", {std::string("k2")})), n + 1);
@@ -756,8 +756,9 @@ TEST(Credentials, RewrapKeysetWalkReSealsRowsChangedDuringThePass) {
                   "SELECT count(*) AS n FROM envdb.sys_database_credential WHERE kms_key_id = "
                   "'k1' AND status <> 'revoked'"),
             0);
-  EXPECT_EQ(count(h, "SELECT count(*) AS n FROM envdb.sys_database_credential WHERE id = $1 AND "
-                     "kms_key_id = 'k1'",
+  EXPECT_EQ(count(h,
+                  "SELECT count(*) AS n FROM envdb.sys_database_credential WHERE id = $1 AND "
+                  "kms_key_id = 'k1'",
                   {last}),
             1);
   // Everything live opens under k2 alone to its own token.

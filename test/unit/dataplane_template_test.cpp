@@ -128,14 +128,10 @@ TEST_F(TemplateTest, TheImageNeverWritesOverAnExistingFile) {
   dataplane_template::forget();
   const std::string org = organization_id("acme");
   const std::string busy = data_dir + "/busy.db";
-  {
-    std::ofstream(busy) << "someone else's";
-  }
-  EXPECT_FALSE(
-      dataplane_template::create(host, busy, new_uuid_v7(), org, std::string("busy")));
+  { std::ofstream(busy) << "someone else's"; }
+  EXPECT_FALSE(dataplane_template::create(host, busy, new_uuid_v7(), org, std::string("busy")));
   EXPECT_TRUE(dataplane_template::held());
-  EXPECT_FALSE(
-      dataplane_template::create(host, busy, new_uuid_v7(), org, std::string("busy")));
+  EXPECT_FALSE(dataplane_template::create(host, busy, new_uuid_v7(), org, std::string("busy")));
   std::ifstream in(busy);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(text, "someone else's");
