@@ -131,7 +131,7 @@ def main():
     rows, notes = parse(a.results)
     if a.crypto:
         rows = crypto_rows(a.crypto) + rows
-    versions = [t for s, t in notes if s == "Machine"]
+    versions = list(dict.fromkeys(t for s, t in notes if s == "Machine"))
 
     if a.sections:
         keep = set(a.sections.split(","))
