@@ -196,6 +196,28 @@ std::vector<Table> build() {
   audit.append_only_update_when = "OLD.action = 'credential.reveal'";
   audit.append_only_mutable = "detail";
   t.push_back(audit);
+
+  // The hostnames a router resolves (resolve_hostname): lower case, a DNS
+  // name (the core validates; the CHECK is the backstop for raw SQL), one
+  // environment each. A row goes when the hostname is removed or its
+  // environment's database is dropped, so the name is free again.
+  Column hostname = col("hostname", T::text, true);
+  hostname.check_postgres =
+      "length(hostname) <= 253 AND hostname ~ "
+      "'^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?([.][a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$'";
+  hostname.check_sqlite =
+      "length(hostname) BETWEEN 1 AND 253 AND hostname NOT GLOB '*[^a-z0-9.-]*' AND hostname "
+      "NOT GLOB '[.-]*' AND hostname NOT GLOB '*[.-]' AND hostname NOT GLOB '*..*' AND hostname "
+      "NOT GLOB '*.-*' AND hostname NOT GLOB '*-.*'";
+  t.push_back(
+      {"sys_environment_hostname",
+       {col("id", T::id, true), hostname, col("environment_id", T::id, true),
+        col("organization_id", T::id, true), col("created_at", T::timestamp, true, D::now)},
+       {"id"},
+       {{"hostname"}},
+       // The pair key makes organization_id equal to the environment's.
+       {{{"environment_id", "organization_id"}, "sys_environment", {"id", "organization_id"}}},
+       {{"sys_environment_hostname_env_idx", {"environment_id"}, false, ""}}});
   return t;
 }
 

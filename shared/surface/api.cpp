@@ -13,6 +13,7 @@
 #include "surface/setup.hpp"
 #include "tenancy/context.hpp"
 #include "tenancy/environments.hpp"
+#include "tenancy/hostnames.hpp"
 #include "tenancy/members.hpp"
 #include "tenancy/resolve.hpp"
 #include "tenancy/teardown.hpp"
@@ -42,6 +43,7 @@ std::vector<Function> build() {
   append(all, dataplane::functions());
   append(all, login_lookup::functions());
   append(all, invariants::functions());
+  append(all, hostnames::functions());
   return all;
 }
 }  // namespace
