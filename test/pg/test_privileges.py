@@ -216,6 +216,21 @@ class Privileges(unittest.TestCase):
                 self.assertEqual(self.as_role("router", f"SELECT count(*) FROM envdb.{table}")[0], "42501")
         self.assertEqual(self.h.counts(), counts, "a refused call wrote something")
 
+    def refused_in_context(self, label, sql):
+        """(sqlstate, message) of a statement that fails as a test role inside alice's context."""
+        import psycopg2
+        cur = self.h.conn.cursor()
+        cur.execute("BEGIN")
+        try:
+            cur.execute("SELECT envdb.set_active_environment(%s, 'alice')", (self.env,))
+            cur.execute(f'SET ROLE "{self.roles[label]}"')
+            cur.execute(sql)
+            return ("ok", cur.fetchall())
+        except psycopg2.Error as e:
+            return (e.pgcode, e.pgerror or str(e))
+        finally:
+            cur.execute("ROLLBACK")
+
     def test_hostnames_and_slugs(self):
         # The router resolves by hostname exactly as by id, and cannot give or take a hostname.
         state, by_name = self.as_role("router", "SELECT envdb.resolve_hostname('DEV.acme.example')")
@@ -241,10 +256,10 @@ class Privileges(unittest.TestCase):
         self.assertNotIn("secret-token", json.dumps(rows[0][0]))
         other = self.h.call("provision_organization", "other-corp", "Other", None, None, "turso")
         try:
-            state, detail = self.in_context("reader", "SELECT envdb.find_environment('other-corp', 'default')")
+            state, detail = self.refused_in_context("reader", "SELECT envdb.find_environment('other-corp', 'default')")
             self.assertEqual(state, "P0002", detail)
-            missing = self.in_context("reader", "SELECT envdb.find_environment('no-such-corp', 'default')")[1]
-            self.assertEqual(detail.replace("other-corp", "X"), missing.replace("no-such-corp", "X"))
+            missing = self.refused_in_context("reader", "SELECT envdb.find_environment('no-such-corp', 'default')")
+            self.assertEqual(detail.replace("other-corp", "X"), missing[1].replace("no-such-corp", "X"))
         finally:
             self.h.call("deprovision_organization", other["organization"]["id"], True)
 
