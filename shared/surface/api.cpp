@@ -1,6 +1,7 @@
 #include "surface/api.hpp"
 
 #include "catalog/dataplane.hpp"
+#include "catalog/events.hpp"
 #include "catalog/settings.hpp"
 #include "core/clock.hpp"
 #include "core/errors.hpp"
@@ -44,6 +45,7 @@ std::vector<Function> build() {
   append(all, login_lookup::functions());
   append(all, invariants::functions());
   append(all, hostnames::functions());
+  append(all, events::functions());
   return all;
 }
 }  // namespace

@@ -599,6 +599,15 @@ def cases(f):
         "environment_slug")
     add("find: environment slug of 10000", "find_environment", ("acme", LONG), "invalid_parameter",
         "environment_slug")
+
+    # ---- events ------------------------------------------------------------------
+    add("events: cursor -1", "events_since", (-1,), "invalid_parameter", "cursor")
+    add("events: NULL cursor", "events_since", (None,), "invalid_parameter", "cursor")
+    add("events: cursor in words", "events_since", ("ten",), "invalid_parameter", "cursor", S)
+    add("events: limit 0", "events_since", (0, 0), "invalid_parameter", "limit")
+    add("events: limit 1001", "events_since", (0, 1001), "invalid_parameter", "limit")
+    add("events: limit -5", "events_since", (0, -5), "invalid_parameter", "limit")
+    extra_argument("events_since", (0, 10))
     return table
 
 

@@ -46,6 +46,7 @@ ACCESS = {
     "provision_tenant_database": {ADMIN}, "migrate_legacy_tenant_databases": {ADMIN},
     "add_environment_hostname": {ADMIN}, "remove_environment_hostname": {ADMIN},
     "resolve_hostname": {ADMIN, ROUTER}, "find_environment": EVERYONE,
+    "events_since": {ADMIN, ROUTER},
 }
 TEST_ROLES = {"nobody": None, "admin": ADMIN, "router": ROUTER, "reader": READER}
 
