@@ -16,9 +16,9 @@ Value events_since(api::Call& c) {
     fail(Code::invalid_parameter,
          "cursor must be a whole number of at least 0 (0: from the first event), got " +
              (c.given("cursor") ? std::to_string(cursor) : std::string("NULL")));
-  const int64_t limit = c.opt_integer("limit").value_or(100);
+  const int64_t limit = c.opt_integer("max_events").value_or(100);
   if (limit < 1 || limit > kMaxLimit)
-    fail(Code::invalid_parameter, "limit must be between 1 and " + std::to_string(kMaxLimit) +
+    fail(Code::invalid_parameter, "max_events must be between 1 and " + std::to_string(kMaxLimit) +
                                       ", got " + std::to_string(limit));
   Json list = Json::array();
   int64_t last = cursor;
@@ -47,12 +47,12 @@ std::vector<api::Function> functions() {
   using namespace api;
   return {
       {"events_since",
-       {{"cursor", T::integer, nullptr}, {"limit", T::integer, "100"}},
+       {{"cursor", T::integer, nullptr}, {"max_events", T::integer, "100"}},
        T::json,
        events_since,
        0,
        kAdmin | kRouter,
-       "the audit events numbered after cursor, in commit order, at most limit (1 to 1000): "
+       "the audit events numbered after cursor, in commit order, at most max_events (1 to 1000): "
        "{events: [{seq, id, occurredAt, action, organizationId, environmentId, credentialId}], "
        "cursor}; never a secret"},
   };

@@ -1,7 +1,7 @@
 // The audit trail as an event feed: every audit event is numbered in commit
 // order (sys_audit_event.seq, catalog/schema) and published.
 //
-//   events_since(cursor [, limit = 100])
+//   events_since(cursor [, max_events = 100])
 //     -> {events: [{seq, id, occurredAt, action, organizationId, environmentId,
 //                   credentialId}], cursor}
 //

@@ -604,9 +604,9 @@ def cases(f):
     add("events: cursor -1", "events_since", (-1,), "invalid_parameter", "cursor")
     add("events: NULL cursor", "events_since", (None,), "invalid_parameter", "cursor")
     add("events: cursor in words", "events_since", ("ten",), "invalid_parameter", "cursor", S)
-    add("events: limit 0", "events_since", (0, 0), "invalid_parameter", "limit")
-    add("events: limit 1001", "events_since", (0, 1001), "invalid_parameter", "limit")
-    add("events: limit -5", "events_since", (0, -5), "invalid_parameter", "limit")
+    add("events: max_events 0", "events_since", (0, 0), "invalid_parameter", "max_events")
+    add("events: max_events 1001", "events_since", (0, 1001), "invalid_parameter", "max_events")
+    add("events: max_events -5", "events_since", (0, -5), "invalid_parameter", "max_events")
     extra_argument("events_since", (0, 10))
     return table
 

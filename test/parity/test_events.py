@@ -76,7 +76,7 @@ class EventScenario:
         self.assertEqual(self.h.call("events_since", cursor)["events"], [])
 
     def test_bad_cursor_and_limit(self):
-        for args, field in [((-1,), "cursor"), ((None,), "cursor"), ((0, 0), "limit"), ((0, 1001), "limit")]:
+        for args, field in [((-1,), "cursor"), ((None,), "cursor"), ((0, 0), "max_events"), ((0, 1001), "max_events")]:
             with self.subTest(args=args):
                 with self.assertRaises(HostError) as caught:
                     self.h.call("events_since", *args)

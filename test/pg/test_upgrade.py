@@ -206,6 +206,9 @@ class Upgrade(unittest.TestCase):
             self.assertEqual(old.sql("select extversion from pg_extension where extname = 'envdb'"),
                              [(current_version(),)])
             self.assertEqual(old.rows(columns), before)
+            # The events the release wrote are numbered in the order they happened.
+            numbered = [r[0] for r in old.sql("select seq from envdb.sys_audit_event order by occurred_at, id")]
+            self.assertEqual(numbered, list(range(1, len(numbered) + 1)))
             for cred, token in secrets.items():
                 self.assertEqual(old.call("reveal_credential", cred), token)
             self.assertEqual(old.call("version"), current_version())
