@@ -512,7 +512,8 @@ struct Scale {
   void hostname_figure(const std::vector<std::string>& s, const std::string& label, ById by_id) {
     if (!c.has_function("envdb_resolve_hostname")) return;
     progress("sqlite: resolve_hostname at " + label + " environments");
-    for (auto& id : s) c.value("SELECT envdb_add_environment_hostname(?1, ?2)", {id, id + ".bench.example"});
+    for (auto& id : s)
+      c.value("SELECT envdb_add_environment_hostname(?1, ?2)", {id, id + ".bench.example"});
     Stmt call(c.db(), "SELECT envdb_resolve_hostname(?1, 'readwrite')");
     auto by_name = [&](const std::string& id) {
       call.bind(1, id + ".bench.example");
@@ -522,8 +523,7 @@ struct Scale {
     };
     double first_us = 0;
     const bench::Pair p = bench::resolve_blocks(s, o.blocks, o.calls, by_name, by_id, first_us);
-    result("Router",
-           "SQLite: resolve_hostname vs resolve_environment, " + label + " environments",
+    result("Router", "SQLite: resolve_hostname vs resolve_environment, " + label + " environments",
            p.envdb_us, p.baseline_us, "us", "le:1.2",
            "per call; the same sample, both prepared once on one connection; median of " +
                std::to_string(o.blocks) + " interleaved blocks of " + human(o.calls) + " calls");

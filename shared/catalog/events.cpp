@@ -29,14 +29,14 @@ Value events_since(api::Call& c) {
                             {cursor, limit})) {
     last = r.integer("seq");
     const bool credential = r.opt_text("subject_type") == std::string("credential");
-    list.push_back(Json{{"seq", last},
-                        {"id", r.text("id")},
-                        {"occurredAt", r.text("occurred_at")},
-                        {"action", r.text("action")},
-                        {"organizationId", json_text(r.opt_text("organization_id"))},
-                        {"environmentId", json_text(r.opt_text("environment_id"))},
-                        {"credentialId", credential ? json_text(r.opt_text("subject_id"))
-                                                    : Json(nullptr)}});
+    list.push_back(
+        Json{{"seq", last},
+             {"id", r.text("id")},
+             {"occurredAt", r.text("occurred_at")},
+             {"action", r.text("action")},
+             {"organizationId", json_text(r.opt_text("organization_id"))},
+             {"environmentId", json_text(r.opt_text("environment_id"))},
+             {"credentialId", credential ? json_text(r.opt_text("subject_id")) : Json(nullptr)}});
   }
   return api::json_result(Json{{"events", std::move(list)}, {"cursor", last}});
 }

@@ -66,10 +66,9 @@ Value add_environment_hostname(api::Call& c) {
                              " FROM envdb.sys_environment_hostname WHERE hostname = $1";
   if (auto held = query_one(store, select, {hostname})) {
     if (held->text("environment_id") != environment_id)
-      fail(Code::already_exists, "hostname " + quote_value(hostname) +
-                                     " already names environment " +
-                                     quote_value(held->text("environment_id")) +
-                                     "; remove it there first");
+      fail(Code::already_exists,
+           "hostname " + quote_value(hostname) + " already names environment " +
+               quote_value(held->text("environment_id")) + "; remove it there first");
     tx.done();  // already this environment's: nothing to change
     return api::json_result(Json{{"hostname", hostname_json(*held)}});
   }

@@ -23,10 +23,12 @@ TEST(Hostnames, NormalizesCaseAndOneFinalDot) {
 }
 
 TEST(Hostnames, RefusesWhatIsNotADnsName) {
-  for (const std::string& bad : std::vector<std::string>{"", ".", "..", "a..b", ".a", "a..", "-a", "a-", "a-.b", "a.-b", "a_b", "a b", "a:80",
-        "https://a", "a/b", "caf\xc3\xa9.example", std::string(64, 'l'),
-        std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') + "." +
-            std::string(62, 'd')}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", ".", "..", "a..b", ".a", "a..", "-a", "a-", "a-.b", "a.-b",
+                                "a_b", "a b", "a:80", "https://a", "a/b", "caf\xc3\xa9.example",
+                                std::string(64, 'l'),
+                                std::string(63, 'a') + "." + std::string(63, 'b') + "." +
+                                    std::string(63, 'c') + "." + std::string(62, 'd')}) {
     SCOPED_TRACE(bad);
     EXPECT_EQ(code_of([&] { hostnames::normalize("hostname", bad); }), Code::invalid_parameter);
   }
