@@ -222,7 +222,9 @@ std::vector<Table> build() {
        {{"hostname"}},
        // The pair key makes organization_id equal to the environment's.
        {{{"environment_id", "organization_id"}, "sys_environment", {"id", "organization_id"}}},
-       {{"sys_environment_hostname_env_idx", {"environment_id"}, false, ""}}});
+       // resolve_hostname reads the environment id from the index alone.
+       {{"sys_environment_hostname_env_idx", {"environment_id"}, false, ""},
+        {"sys_environment_hostname_lookup_idx", {"hostname", "environment_id"}, false, ""}}});
   return t;
 }
 
