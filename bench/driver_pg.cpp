@@ -442,6 +442,31 @@ struct Scale {
            "of " +
                human(o.sample) + " environments; median of " + std::to_string(o.blocks) +
                " interleaved blocks of " + human(o.calls) + " calls");
+    hostname_figure(s, label, envdb_one);
+  }
+
+  // resolve_hostname next to resolve_environment on the same sample: the
+  // hostname lookup is the only difference. Each sampled environment gets
+  // the hostname <its id>.bench.example (adding it again is a no-op).
+  template <class ById>
+  void hostname_figure(const std::vector<std::string>& s, const std::string& label, ById by_id) {
+    if (pg.value("SELECT count(*) FROM pg_proc WHERE proname = 'resolve_hostname'") == "0") return;
+    progress("postgres: resolve_hostname at " + label + " environments");
+    for (auto& id : s)
+      pg.value("SELECT envdb.add_environment_hostname($1, $2)", {id, id + ".bench.example"});
+    pg.prepare("host_" + label, "SELECT envdb.resolve_hostname($1, 'readwrite')", 1);
+    std::map<std::string, std::string> name_of;
+    for (auto& id : s) name_of[id] = id + ".bench.example";
+    auto by_name = [&](const std::string& id) {
+      sink += pg.run("host_" + label, {name_of[id].c_str()});
+    };
+    double first_us = 0;
+    const bench::Pair p = bench::resolve_blocks(s, o.blocks, o.calls, by_name, by_id, first_us);
+    result("Router",
+           "Postgres: resolve_hostname vs resolve_environment, " + label + " environments",
+           p.envdb_us, p.baseline_us, "us", "le:1.2",
+           "per call over libpq, both prepared, the same sample; median of " +
+               std::to_string(o.blocks) + " interleaved blocks of " + human(o.calls) + " calls");
   }
 
   // pgcrypto in the same server, on the same kind of 43-character token.

@@ -502,6 +502,31 @@ struct Scale {
                human(o.cache_kib / 1024) + " MiB) and stepped with random ids of " +
                human(o.sample) + " environments; median of " + std::to_string(o.blocks) +
                " interleaved blocks of " + human(o.calls) + " calls");
+    hostname_figure(s, label, envdb_one);
+  }
+
+  // resolve_hostname next to resolve_environment on the same sample: the
+  // hostname lookup is the only difference. Each sampled environment gets
+  // the hostname <its id>.bench.example (adding it again is a no-op).
+  template <class ById>
+  void hostname_figure(const std::vector<std::string>& s, const std::string& label, ById by_id) {
+    if (!c.has_function("envdb_resolve_hostname")) return;
+    progress("sqlite: resolve_hostname at " + label + " environments");
+    for (auto& id : s)
+      c.value("SELECT envdb_add_environment_hostname(?1, ?2)", {id, id + ".bench.example"});
+    Stmt call(c.db(), "SELECT envdb_resolve_hostname(?1, 'readwrite')");
+    auto by_name = [&](const std::string& id) {
+      call.bind(1, id + ".bench.example");
+      if (!call.step()) throw std::runtime_error("resolve_hostname returned no row");
+      benchmark_sink += sqlite3_column_bytes(call.raw(), 0);
+      call.reset();
+    };
+    double first_us = 0;
+    const bench::Pair p = bench::resolve_blocks(s, o.blocks, o.calls, by_name, by_id, first_us);
+    result("Router", "SQLite: resolve_hostname vs resolve_environment, " + label + " environments",
+           p.envdb_us, p.baseline_us, "us", "le:1.2",
+           "per call; the same sample, both prepared once on one connection; median of " +
+               std::to_string(o.blocks) + " interleaved blocks of " + human(o.calls) + " calls");
   }
 
   void rotations() {

@@ -101,6 +101,7 @@ const ReaderScope kReaderScopes[] = {
     {"sys_database_credential",
      "(SELECT e.organization_id FROM envdb.sys_environment_database d JOIN envdb.sys_environment e "
      "ON e.id = d.environment_id WHERE d.id = database_id)"},
+    {"sys_environment_hostname", "organization_id"},
 };
 
 // Catalog tables that belong to no organization, and what a reader with an
@@ -202,6 +203,11 @@ int control_plane_script(std::ostream& out) {
   out << "-- pg_dump keeps the catalog's rows (the tables themselves belong to the extension).\n";
   for (auto& t : catalog::control_plane())
     out << "SELECT pg_catalog.pg_extension_config_dump('envdb." << t.name << "', '');\n";
+  // ... and where a numbered table's sequence stands.
+  for (auto& t : catalog::control_plane())
+    if (!t.numbered_column.empty())
+      out << "SELECT pg_catalog.pg_extension_config_dump('envdb." << t.name << "_"
+          << t.numbered_column << "', '');\n";
 
   out << "\n-- Only the owner reads the tables directly; envdb_reader reads all but secrets.\n"
       << "GRANT USAGE ON SCHEMA envdb TO envdb_admin, envdb_router, envdb_reader;\n";

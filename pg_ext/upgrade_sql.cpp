@@ -267,7 +267,8 @@ Script parse(const std::string& sql) {
   static const std::regex kTable("^CREATE TABLE (\\S+) \\(");
   static const std::regex kFunction("^CREATE (OR REPLACE )?FUNCTION ");
   static const std::regex kIndex("^CREATE (UNIQUE )?INDEX (\\S+) ON (\\S+)");
-  static const std::regex kTrigger("^CREATE TRIGGER (\\S+) [^;]*? ON (\\S+) ");
+  static const std::regex kTrigger("^CREATE (?:CONSTRAINT )?TRIGGER (\\S+) [^;]*? ON (\\S+) ");
+  static const std::regex kSequence("^CREATE SEQUENCE (\\S+)$");
   static const std::regex kView("^CREATE (OR REPLACE )?VIEW (\\S+) ");
   static const std::regex kPolicy("^CREATE POLICY (\\S+) ON (\\S+)");
   static const std::regex kRls("^ALTER TABLE (\\S+) (ENABLE|FORCE) ROW LEVEL SECURITY$");
@@ -305,6 +306,8 @@ Script parse(const std::string& sql) {
         key = "index " + m[3].str().substr(0, m[3].str().find('.') + 1) + m[2].str();
       else if (std::regex_search(stmt, m, kTrigger))
         key = "trigger " + m[1].str() + " ON " + m[2].str();
+      else if (std::regex_search(stmt, m, kSequence))
+        key = "sequence " + m[1].str();
       else if (std::regex_search(stmt, m, kView))
         key = "view " + m[2].str();
       else if (std::regex_search(stmt, m, kPolicy))

@@ -186,18 +186,47 @@ std::vector<Table> build() {
               {col("id", T::id, true), col("occurred_at", T::timestamp, true, D::now),
                col("actor", T::text), col("action", T::text, true), col("organization_id", T::id),
                col("environment_id", T::id), col("subject_type", T::text),
-               col("subject_id", T::text), col("detail", T::json, true, D::empty_object)},
+               col("subject_id", T::text), col("detail", T::json, true, D::empty_object),
+               // The event cursor (events_since, NOTIFY envdb_events): commit order.
+               col("seq", T::integer)},
               {"id"},
               {},
               {},
               {{"sys_audit_event_org_idx", {"organization_id", "occurred_at"}, false, ""},
-               {"sys_audit_event_env_idx", {"environment_id", "occurred_at"}, false, ""}}};
+               {"sys_audit_event_env_idx", {"environment_id", "occurred_at"}, false, ""},
+               {"sys_audit_event_seq_idx", {"seq"}, true, ""}}};
   audit.append_only = true;
+  audit.numbered_column = "seq";
+  audit.numbered_order = "occurred_at, id";
   // Repeated reveals of one credential by one caller within a minute are
   // counted on one event (credentials.cpp, record_reveal).
   audit.append_only_update_when = "OLD.action = 'credential.reveal'";
   audit.append_only_mutable = "detail";
   t.push_back(audit);
+
+  // The hostnames a router resolves (resolve_hostname): lower case, a DNS
+  // name (the core validates; the CHECK is the backstop for raw SQL), one
+  // environment each. A row goes when the hostname is removed or its
+  // environment's database is dropped, so the name is free again.
+  Column hostname = col("hostname", T::text, true);
+  hostname.check_postgres =
+      "length(hostname) <= 253 AND hostname ~ "
+      "'^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?([.][a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$'";
+  hostname.check_sqlite =
+      "length(hostname) BETWEEN 1 AND 253 AND hostname NOT GLOB '*[^a-z0-9.-]*' AND hostname "
+      "NOT GLOB '[.-]*' AND hostname NOT GLOB '*[.-]' AND hostname NOT GLOB '*..*' AND hostname "
+      "NOT GLOB '*.-*' AND hostname NOT GLOB '*-.*'";
+  t.push_back(
+      {"sys_environment_hostname",
+       {col("id", T::id, true), hostname, col("environment_id", T::id, true),
+        col("organization_id", T::id, true), col("created_at", T::timestamp, true, D::now)},
+       {"id"},
+       {{"hostname"}},
+       // The pair key makes organization_id equal to the environment's.
+       {{{"environment_id", "organization_id"}, "sys_environment", {"id", "organization_id"}}},
+       // resolve_hostname reads the environment id from the index alone.
+       {{"sys_environment_hostname_env_idx", {"environment_id"}, false, ""},
+        {"sys_environment_hostname_lookup_idx", {"hostname", "environment_id"}, false, ""}}});
   return t;
 }
 
@@ -359,6 +388,49 @@ const char* const kDataPlaneGuardPg =
     "END\n"
     "$fn$;\n";
 
+// The compact event every numbered row publishes (NOTIFY envdb_events): ids
+// and the action, never a secret, far below NOTIFY's 8000 bytes. The same
+// keys events_since returns (catalog/events).
+const char* const kEventPayloadPg =
+    "pg_catalog.json_build_object('seq', n, 'id', NEW.id, 'action', NEW.action, "
+    "'organizationId', NEW.organization_id, 'environmentId', NEW.environment_id, "
+    "'credentialId', CASE WHEN NEW.subject_type = 'credential' THEN NEW.subject_id END)::text";
+
+// A numbered table, Postgres: the sequence, the numbering of rows an upgrade
+// finds (before the table's triggers exist, in an install and in an upgrade
+// alike), and the deferred trigger that numbers a row as its transaction
+// commits. SHARE UPDATE EXCLUSIVE conflicts with itself only (and with
+// VACUUM), and only the table's owner may take it: the transactions that
+// number rows do so one at a time, each visible before the next takes a
+// number, so a reader that has seen number N has seen every smaller one
+// there will ever be. Restored rows keep their numbers.
+std::string numbered_ddl_pg(const Table& t) {
+  const std::string table = qualified(t.name), c = t.numbered_column;
+  const std::string seq = qualified(t.name + "_" + c);
+  const std::string fn = qualified(t.name + "_number") + "()";
+  std::ostringstream s;
+  s << "DO $number$\nBEGIN\n"
+    << "  UPDATE " << table << " a SET " << c << " = n." << c << " FROM (SELECT id, "
+    << "pg_catalog.row_number() OVER (ORDER BY " << t.numbered_order << ") AS " << c << " FROM "
+    << table << " WHERE " << c << " IS NULL) n WHERE a.id = n.id;\n"
+    << "  PERFORM pg_catalog.setval('" << seq << "', COALESCE((SELECT pg_catalog.max(" << c
+    << ") FROM " << table << "), 0) + 1, false);\n"
+    << "END\n$number$;\n"
+    << "CREATE FUNCTION " << fn << " RETURNS trigger\n"
+    << "  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$\n"
+    << "DECLARE\n  n bigint;\nBEGIN\n"
+    << "  IF NEW." << c << " IS NOT NULL THEN\n    RETURN NULL;\n  END IF;\n"
+    << "  LOCK TABLE " << table << " IN SHARE UPDATE EXCLUSIVE MODE;\n"
+    << "  n := pg_catalog.nextval('" << seq << "');\n"
+    << "  UPDATE " << table << " SET " << c << " = n WHERE id = NEW.id;\n"
+    << "  PERFORM pg_catalog.pg_notify('envdb_events', " << kEventPayloadPg << ");\n"
+    << "  RETURN NULL;\nEND\n$fn$;\n"
+    << "REVOKE ALL ON FUNCTION " << fn << " FROM PUBLIC;\n"
+    << "CREATE CONSTRAINT TRIGGER " << t.name << "_numbered AFTER INSERT ON " << table
+    << " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION " << fn << ";\n";
+  return s.str();
+}
+
 }  // namespace
 
 const std::vector<Table>& control_plane() {
@@ -377,6 +449,8 @@ std::string table_ddl(const Table& t, Dialect d) {
   const std::string name = pg ? qualified(t.name) : t.name;
   const std::string if_not = pg ? "" : "IF NOT EXISTS ";
   std::ostringstream s;
+  if (pg && !t.numbered_column.empty())
+    s << "CREATE SEQUENCE " << qualified(t.name + "_" + t.numbered_column) << ";\n";
   s << "CREATE TABLE " << if_not << name << " (\n";
   std::vector<std::string> parts;
   for (auto& c : t.columns) parts.push_back(column_sql(c, d));
@@ -392,6 +466,7 @@ std::string table_ddl(const Table& t, Dialect d) {
     if (!ix.where.empty()) s << " WHERE " << ix.where;
     s << ";\n";
   }
+  if (pg && !t.numbered_column.empty()) s << numbered_ddl_pg(t);
   if (!t.data_plane && (t.single_row || t.rule_code != Code::invalid_parameter))
     throw Error(Code::internal,
                 "catalog table " + t.name + ": single_row and rule_code are data-plane features");
@@ -423,6 +498,15 @@ std::string table_ddl(const Table& t, Dialect d) {
       if (c.name != t.append_only_mutable)
         allowed +=
             " AND NEW." + c.name + (pg ? " IS NOT DISTINCT FROM " : " IS ") + "OLD." + c.name;
+    if (!t.numbered_column.empty()) {
+      // The second exception: the number set once, nothing else changed.
+      std::string numbering = "OLD." + t.numbered_column + " IS NULL";
+      for (auto& c : t.columns)
+        if (c.name != t.numbered_column)
+          numbering +=
+              " AND NEW." + c.name + (pg ? " IS NOT DISTINCT FROM " : " IS ") + "OLD." + c.name;
+      allowed = "(" + allowed + ") OR (" + numbering + ")";
+    }
     const std::string trig = t.name + "_append_only";
     const std::string message = code + ": " + t.name + " is append-only";
     if (pg) {
@@ -451,6 +535,14 @@ std::string table_ddl(const Table& t, Dialect d) {
         s << "CREATE TRIGGER IF NOT EXISTS " << trig << "_" << op << " BEFORE " << op << " ON "
           << name << " BEGIN SELECT RAISE(ABORT, '" << message << "'); END;\n";
     }
+  }
+  if (!pg && !t.numbered_column.empty()) {
+    // SQLite serializes writers, so the next number at insert is commit order.
+    const std::string& c = t.numbered_column;
+    s << "CREATE TRIGGER IF NOT EXISTS " << t.name << "_numbered AFTER INSERT ON " << name
+      << " WHEN NEW." << c << " IS NULL BEGIN UPDATE " << name << " SET " << c
+      << " = (SELECT COALESCE(MAX(" << c << "), 0) + 1 FROM " << name
+      << ") WHERE rowid = NEW.rowid; END;\n";
   }
   if (t.single_row) {
     const std::string trig = t.name + "_single_row";

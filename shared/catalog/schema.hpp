@@ -53,6 +53,14 @@ struct Table {
   // coalesced reveal events' count). Empty: no exception.
   std::string append_only_update_when;
   std::string append_only_mutable;
+  // A column numbered in commit order (the audit trail's event cursor): NULL
+  // at insert, set once as the inserting transaction commits (Postgres: a
+  // deferred trigger under a lock, from a sequence; SQLite: at insert, where
+  // writers are serialized), and allowed as the append-only table's second
+  // exception. Rows present when an upgrade adds the column are numbered in
+  // the order of `numbered_order`.
+  std::string numbered_column;
+  std::string numbered_order;
   bool single_row = false;  // at most one row (an identity stamp)
   // Code word of the errors the rule triggers raise (immutable and set-once
   // columns, append-only, single row).

@@ -171,20 +171,29 @@ int64_t upgrade_sqlite_catalog(Host& host, Store& store) {
     std::set<std::string> now;
     for (auto& c : t.columns) now.insert(c.name);
     std::string kept;
+    std::set<std::string> had;
     for (const Row& c : query(store, "SELECT name FROM pragma_table_info($1)", {name})) {
       if (!now.count(c.text("name")))
         fail(Code::schema_mismatch,
              "table " + name + " has a column " + c.text("name") +
                  " this envdb does not define; an upgrade never drops a column");
       kept += (kept.empty() ? "" : ", ") + c.text("name");
+      had.insert(c.text("name"));
     }
     const std::string saved = "envdb_upgrade_" + name;
     store.exec("DROP TABLE IF EXISTS temp." + saved);
     store.exec("CREATE TEMP TABLE " + saved + " AS SELECT * FROM main." + name);
     store.exec("DROP TABLE main." + name);
     store.exec(wanted[name]->sql);
-    store.exec("INSERT INTO main." + name + " (" + kept + ") SELECT " + kept + " FROM temp." +
-               saved);
+    if (!t.numbered_column.empty() && !had.count(t.numbered_column)) {
+      // A numbered column the rows did not have: numbered in the order they happened.
+      store.exec("INSERT INTO main." + name + " (" + kept + ", " + t.numbered_column + ") SELECT " +
+                 kept + ", row_number() OVER (ORDER BY " + t.numbered_order + ") FROM temp." +
+                 saved);
+    } else {
+      store.exec("INSERT INTO main." + name + " (" + kept + ") SELECT " + kept + " FROM temp." +
+                 saved);
+    }
     store.exec("DROP TABLE temp." + saved);
   }
   host.notice("upgraded the envdb catalog from catalog version " + std::to_string(found) + " to " +

@@ -1,6 +1,7 @@
 #include "surface/api.hpp"
 
 #include "catalog/dataplane.hpp"
+#include "catalog/events.hpp"
 #include "catalog/settings.hpp"
 #include "core/clock.hpp"
 #include "core/errors.hpp"
@@ -13,6 +14,7 @@
 #include "surface/setup.hpp"
 #include "tenancy/context.hpp"
 #include "tenancy/environments.hpp"
+#include "tenancy/hostnames.hpp"
 #include "tenancy/members.hpp"
 #include "tenancy/resolve.hpp"
 #include "tenancy/teardown.hpp"
@@ -42,6 +44,8 @@ std::vector<Function> build() {
   append(all, dataplane::functions());
   append(all, login_lookup::functions());
   append(all, invariants::functions());
+  append(all, hostnames::functions());
+  append(all, events::functions());
   return all;
 }
 }  // namespace

@@ -458,16 +458,20 @@ Value provision_environment(api::Call& c) {
   return create_checked_environment(c.host, spec, released, if_not_exists, clock);
 }
 
-Value get_environment(api::Call& c) {
-  const std::string id = environment_id_arg(c);
-  isolation::require_visible_environment(c.host, c.store, id);
-  Row env = records::load_environment(c.store, "environment_id", id);
-  auto db = records::database_of_environment(c.store, id);
+Value environment_record(Store& store, const std::string& id) {
+  Row env = records::load_environment(store, "environment_id", id);
+  auto db = records::database_of_environment(store, id);
   return api::json_result(
       Json{{"environment", records::environment_json(env)},
            {"database", db ? records::database_json(*db) : Json(nullptr)},
            {"credentials",
-            db ? provision::credentials_of(c.store, db->text("id"), false) : Json::array()}});
+            db ? provision::credentials_of(store, db->text("id"), false) : Json::array()}});
+}
+
+Value get_environment(api::Call& c) {
+  const std::string id = environment_id_arg(c);
+  isolation::require_visible_environment(c.host, c.store, id);
+  return environment_record(c.store, id);
 }
 
 Value set_environment_status(api::Call& c) {

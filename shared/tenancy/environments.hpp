@@ -17,6 +17,9 @@ std::vector<api::Function> functions();
 Value provision_organization(api::Call& call);
 Value provision_environment(api::Call& call);
 Value get_environment(api::Call& call);
+// get_environment's answer for an environment the caller may see:
+// {environment, database, credentials} (no secrets).
+Value environment_record(Store& store, const std::string& environment_id);
 Value set_environment_status(api::Call& call);
 Value archive_environment(api::Call& call);
 Value drop_environment_database(api::Call& call);

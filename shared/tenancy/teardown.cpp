@@ -57,6 +57,12 @@ void mark_dropped(Store& store, const std::string& database_id, const std::strin
           "UPDATE envdb.sys_environment_database SET dropped_at = $2::timestamptz, "
           "updated_at = $2::timestamptz WHERE id = $1 AND dropped_at IS NULL",
           {database_id, now});
+  // A dropped environment holds no hostname (tenancy/hostnames): the names
+  // are free again.
+  execute(store,
+          "DELETE FROM envdb.sys_environment_hostname WHERE environment_id = "
+          "(SELECT environment_id FROM envdb.sys_environment_database WHERE id = $1)",
+          {database_id});
 }
 
 std::optional<std::string> drop_database(Host& host, const Row& env, const Row& db, bool force,

@@ -25,6 +25,7 @@ Value deprovision_organization(api::Call& call);
 
 // The database row records its drop (once): the sqlite driver's file is gone,
 // or a worker completed a drop_database job. The environment stays archived.
+// Its hostnames are released, so another environment can take them.
 void mark_dropped(Store& store, const std::string& database_id, const std::string& now);
 
 // Drops the database of an archived environment whose checks have passed

@@ -5,7 +5,7 @@
 #
 #   test/clients/run.sh sqlite   python sqlite3, better-sqlite3, libsql, loading build/envdb.so (and the
 #                                sqlite3 shell for REAL arguments)
-#   test/clients/run.sh pg       psql, a libpq C program, node pg, psycopg2, the sqitch and knex
+#   test/clients/run.sh pg       psql, a libpq C program, node pg (and its LISTEN of envdb_events), psycopg2, the sqitch and knex
 #                                migration examples (as the superuser); inside pg_virtualenv
 #                                after `make install` (PGHOST, PGPORT, PGUSER, PGPASSWORD of a
 #                                superuser, who sets up; the clients log in as a member of envdb_admin)
@@ -138,6 +138,7 @@ else
   pg_client c-libpq c_client
   pg_client python-psycopg2 /usr/bin/python3 "$here/python/psycopg2_client.py"
   pg_client node-pg node_client "$here/node/pg_client.js"
+  pg_client node-pg-events node_client "$here/node/pg_events.js"
   pg_migrations sqitch-pg "$here/migrations/sqitch.sh" pg
   pg_migrations knex-pg node_client "$here/node/migrations_knex.js" pg
   psql -X -q -d postgres -c 'DROP ROLE IF EXISTS envdb_client' >/dev/null 2>&1

@@ -548,6 +548,66 @@ def cases(f):
     add("legacy table that is not v4", "migrate_legacy_tenant_databases", ("envdb.sys_config",),
         "invalid_parameter", "lacks", P)
     add("legacy dry_run 'yes'", "migrate_legacy_tenant_databases", (None, "yes"), "invalid_parameter", "dry_run", S)
+
+    # ---- hostnames and slugs -------------------------------------------------
+    add("hostname: NULL environment", "add_environment_hostname", (None, "a.example"), "invalid_parameter",
+        "environment_id is required")
+    add("hostname: unknown environment", "add_environment_hostname", ("no-such-env", "a.example"), "not_found",
+        "no-such-env")
+    add("hostname: injection environment", "add_environment_hostname", (INJECTION, "a.example"),
+        "invalid_parameter", "environment_id")
+    add("hostname: NULL hostname", "add_environment_hostname", (env, None), "invalid_parameter",
+        "hostname is required")
+    for label, bad in (("empty", ""), ("with a port", "a.example:8080"), ("with a scheme", "https://a.example"),
+                       ("with a path", "a.example/x"), ("with a space", "a example"),
+                       ("leading hyphen", "-a.example"), ("trailing hyphen", "a-.example"),
+                       ("empty label", "a..example"), ("label of 64", "l" * 64 + ".example"),
+                       ("of 254", ("a" * 63 + ".") * 3 + "b" * 62), ("underscore", "a_b.example"),
+                       ("not ASCII", "caf\u00e9.example"), ("injection", INJECTION), ("of 10000", LONG)):
+        add(f"hostname: {label}", "add_environment_hostname", (env, bad), "invalid_parameter", "hostname")
+    add("hostname: with NUL", "add_environment_hostname", (env, "a\x00.example"), "invalid_parameter",
+        "hostname", S)
+    add("hostname: held by another environment", "add_environment_hostname", (prod, "DEV.acme.example."),
+        "already_exists", "dev.acme.example")
+    add("hostname: an archived environment", "add_environment_hostname", (arch, "old.acme.example"), "conflict",
+        "archived")
+    add("hostname: remove unknown", "remove_environment_hostname", ("nobody.example",), "not_found",
+        "nobody.example")
+    add("hostname: remove NULL", "remove_environment_hostname", (None,), "invalid_parameter",
+        "hostname is required")
+    add("hostname: remove with a port", "remove_environment_hostname", ("dev.acme.example:80",),
+        "invalid_parameter", "hostname")
+    add("hostname: resolve unknown", "resolve_hostname", ("nobody.example",), "not_found", "nobody.example")
+    add("hostname: resolve NULL", "resolve_hostname", (None,), "invalid_parameter", "hostname is required")
+    add("hostname: resolve injection", "resolve_hostname", (INJECTION,), "invalid_parameter", "hostname")
+    add("hostname: resolve unknown scope", "resolve_hostname", ("dev.acme.example", "root"), "invalid_parameter",
+        "scope")
+    add("hostname: resolve unknown scope of an unknown name", "resolve_hostname", ("nobody.example", "root"),
+        "invalid_parameter", "scope")
+    add("hostname: resolve a scope without a credential", "resolve_hostname", ("dev.acme.example", "readonly"),
+        "not_found", "readonly")
+    extra_argument("resolve_hostname", ("dev.acme.example", "readwrite"))
+    add("find: unknown environment slug", "find_environment", ("acme", "nope"), "not_found", "nope")
+    add("find: unknown organization slug", "find_environment", ("nope", "dev"), "not_found", "nope")
+    add("find: NULL organization slug", "find_environment", (None, "dev"), "invalid_parameter",
+        "organization_slug is required")
+    add("find: NULL environment slug", "find_environment", ("acme", None), "invalid_parameter",
+        "environment_slug is required")
+    add("find: uppercase organization slug", "find_environment", ("ACME", "dev"), "invalid_parameter",
+        "organization_slug")
+    add("find: injection environment slug", "find_environment", ("acme", INJECTION), "invalid_parameter",
+        "environment_slug")
+    add("find: environment slug of 10000", "find_environment", ("acme", LONG), "invalid_parameter",
+        "environment_slug")
+
+    # ---- events ------------------------------------------------------------------
+    add("events: cursor -1", "events_since", (-1,), "invalid_parameter", "cursor")
+    add("events: NULL cursor", "events_since", (None,), "invalid_parameter", "cursor")
+    add("events: cursor in words", "events_since", ("ten",), "invalid_parameter", "cursor", S)
+    add("events: max_events 0", "events_since", (0, 0), "invalid_parameter", "max_events")
+    add("events: max_events 1001", "events_since", (0, 1001), "invalid_parameter", "max_events")
+    add("events: max_events -5", "events_since", (0, -5), "invalid_parameter", "max_events")
+    extra_argument("events_since", (0, 10))
     return table
 
 
@@ -596,6 +656,7 @@ def fixture(h):
     revoked = h.call("issue_credential", dev_db, "readonly", "tok-ro")["credential"]["id"]
     h.call("revoke_credential", revoked)
     h.call("add_environment_member", dev["environment"]["id"], "user-1", "env_user")
+    h.call("add_environment_hostname", dev["environment"]["id"], "dev.acme.example")
     return {"org": org_id, "default_env": default_env,
             "env": dev["environment"]["id"], "db": dev_db,
             "prov_env": prov["environment"]["id"], "prov_db": prov["database"]["id"],

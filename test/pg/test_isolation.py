@@ -39,6 +39,7 @@ class Isolation(unittest.TestCase):
                 h.call("complete_provisioning_job", job["id"], "libsql://x",
                        {"admin": "a", "readwrite": "w", "readonly": "r"})
             h.call("add_environment_member", env["environment"]["id"], f"{slug}-user", "env_user")
+            h.call("add_environment_hostname", env["environment"]["id"], f"{slug}.example.com")
             cls.orgs[slug] = (org["organization"]["id"], env["environment"]["id"], env["database"]["id"])
         # A registered host, so that every catalog table has rows.
         h.call("add_database_host", "h1", "eu-west", "db.example", 5432, "postgres", "pw")

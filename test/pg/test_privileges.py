@@ -44,6 +44,9 @@ ACCESS = {
     "claim_provisioning_jobs": {ADMIN}, "complete_provisioning_job": {ADMIN},
     "fail_provisioning_job": {ADMIN},
     "provision_tenant_database": {ADMIN}, "migrate_legacy_tenant_databases": {ADMIN},
+    "add_environment_hostname": {ADMIN}, "remove_environment_hostname": {ADMIN},
+    "resolve_hostname": {ADMIN, ROUTER}, "find_environment": EVERYONE,
+    "events_since": {ADMIN, ROUTER},
 }
 TEST_ROLES = {"nobody": None, "admin": ADMIN, "router": ROUTER, "reader": READER}
 
@@ -69,6 +72,7 @@ class Privileges(unittest.TestCase):
         cls.credential = h.sql("select id from envdb.sys_database_credential where status = 'active' "
                                "and database_id = %s", (dev["database"]["id"],))[0][0]
         h.call("add_environment_member", cls.env, "alice", "env_user")
+        h.call("add_environment_hostname", cls.env, "dev.acme.example")
 
     @classmethod
     def tearDownClass(cls):
@@ -212,6 +216,53 @@ class Privileges(unittest.TestCase):
             with self.subTest(table=table):
                 self.assertEqual(self.as_role("router", f"SELECT count(*) FROM envdb.{table}")[0], "42501")
         self.assertEqual(self.h.counts(), counts, "a refused call wrote something")
+
+    def refused_in_context(self, label, sql):
+        """(sqlstate, message) of a statement that fails as a test role inside alice's context."""
+        import psycopg2
+        cur = self.h.conn.cursor()
+        cur.execute("BEGIN")
+        try:
+            cur.execute("SELECT envdb.set_active_environment(%s, 'alice')", (self.env,))
+            cur.execute(f'SET ROLE "{self.roles[label]}"')
+            cur.execute(sql)
+            return ("ok", cur.fetchall())
+        except psycopg2.Error as e:
+            return (e.pgcode, e.pgerror or str(e))
+        finally:
+            cur.execute("ROLLBACK")
+
+    def test_hostnames_and_slugs(self):
+        # The router resolves by hostname exactly as by id, and cannot give or take a hostname.
+        state, by_name = self.as_role("router", "SELECT envdb.resolve_hostname('DEV.acme.example')")
+        self.assertEqual(state, "ok", by_name)
+        state, by_id = self.as_role("router", "SELECT envdb.resolve_environment(%s)", (self.env,))
+        self.assertEqual(by_name, by_id)
+        counts = self.h.counts()
+        for label in ("router", "reader", "nobody"):
+            for sql in ["SELECT envdb.add_environment_hostname(%s, 'x.acme.example')",
+                        "SELECT envdb.remove_environment_hostname('dev.acme.example')"]:
+                with self.subTest(role=label, sql=sql):
+                    params = (self.env,) if "%s" in sql else ()
+                    self.assertEqual(self.as_role(label, sql, params)[0], "42501")
+        self.assertEqual(self.h.counts(), counts, "a refused call wrote something")
+        self.assertEqual(self.as_role("reader", "SELECT envdb.resolve_hostname('dev.acme.example')")[0], "42501")
+        # A reader finds an environment by its slugs only inside its context's organization.
+        state, detail = self.as_role("reader", "SELECT envdb.find_environment('acme', 'dev')")
+        self.assertEqual(state, "42501", detail)
+        self.assertIn("permission_denied", detail)
+        state, rows = self.in_context("reader", "SELECT envdb.find_environment('acme', 'dev')")
+        self.assertEqual(state, "ok", rows)
+        self.assertEqual(rows[0][0]["environment"]["id"], self.env)
+        self.assertNotIn("secret-token", json.dumps(rows[0][0]))
+        other = self.h.call("provision_organization", "other-corp", "Other", None, None, "turso")
+        try:
+            state, detail = self.refused_in_context("reader", "SELECT envdb.find_environment('other-corp', 'default')")
+            self.assertEqual(state, "P0002", detail)
+            missing = self.refused_in_context("reader", "SELECT envdb.find_environment('no-such-corp', 'default')")
+            self.assertEqual(detail.replace("other-corp", "X"), missing[1].replace("no-such-corp", "X"))
+        finally:
+            self.h.call("deprovision_organization", other["organization"]["id"], True)
 
     def test_admin_manages_without_superuser(self):
         admin = self.roles["admin"]

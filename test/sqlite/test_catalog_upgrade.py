@@ -87,6 +87,9 @@ class Upgrade(unittest.TestCase):
                 self.assertEqual(rows(db, t, cols), before[t], t)
         for t, n in EXPECTED["counts"].items():
             self.assertEqual(db.execute(f"select count(*) from {t}").fetchone()[0], n, t)
+        # The events the release wrote are numbered in the order they happened.
+        numbered = [r[0] for r in db.execute("select seq from sys_audit_event order by occurred_at, id")]
+        self.assertEqual(numbered, list(range(1, len(numbered) + 1)))
         for kid, key in EXPECTED["keyring"].items():
             call(db, "keyring_add", kid, key)
         for cred, token in EXPECTED["tokens"].items():
