@@ -44,6 +44,7 @@ ACCESS = {
     "claim_provisioning_jobs": {ADMIN}, "complete_provisioning_job": {ADMIN},
     "fail_provisioning_job": {ADMIN},
     "provision_tenant_database": {ADMIN}, "migrate_legacy_tenant_databases": {ADMIN},
+    "update_database_host": {ADMIN}, "drain_database_host": {ADMIN},
 }
 TEST_ROLES = {"nobody": None, "admin": ADMIN, "router": ROUTER, "reader": READER}
 
