@@ -388,16 +388,77 @@ Value add_database_host(api::Call& c) {
   return api::json_result(Json{{"host", out}});
 }
 
+// update_database_host's url: postgresql://[username@]host[:port][/dbname],
+// each part optional but the host. No password (it has its own argument, so
+// it is sealed and never echoed), no query, no percent-encoding.
+struct Address {
+  std::string host;
+  std::optional<int64_t> port;
+  std::optional<std::string> username, dbname;
+};
+
+Address parse_url(const std::string& url) {
+  auto bad = [&](const std::string& why) -> Address {
+    fail(Code::invalid_parameter,
+         "url must be postgresql://[username@]host[:port][/dbname] " + why);
+  };
+  std::string rest;
+  for (const char* scheme : {"postgresql://", "postgres://"})
+    if (url.rfind(scheme, 0) == 0) rest = url.substr(std::string(scheme).size());
+  if (rest.empty()) return bad("(it does not start with postgresql://)");
+  if (rest.find_first_of("?#%") != std::string::npos || has_control_bytes(rest))
+    return bad("without a query, percent-encoding or control characters");
+  Address a;
+  if (const auto at = rest.rfind('@'); at != std::string::npos) {
+    a.username = rest.substr(0, at);
+    if (a.username->find(':') != std::string::npos)
+      return bad("without a password (give it as password)");
+    rest = rest.substr(at + 1);
+  }
+  if (const auto slash = rest.find('/'); slash != std::string::npos) {
+    a.dbname = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+  }
+  std::string port;
+  if (!rest.empty() && rest[0] == '[') {  // [IPv6]
+    const auto close = rest.find(']');
+    if (close == std::string::npos) return bad("(an IPv6 address ends with ])");
+    a.host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return bad("(a port follows the host after :)");
+      port = rest.substr(close + 2);
+    }
+  } else if (const auto colon = rest.find(':'); colon != std::string::npos) {
+    a.host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  } else {
+    a.host = rest;
+  }
+  if (!port.empty() || rest.find(':') != std::string::npos) {
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos)
+      return bad("(its port must be a number)");
+    a.port = std::stoll(port);
+  }
+  if (a.host.empty()) return bad("(it names no host)");
+  return a;
+}
+
 Value update_database_host(api::Call& c) {
-  const std::string which = c.text("host_id", 64);
-  std::optional<std::string> server = c.opt_text("host", kMaxHostName);
-  if (server) require_plain("host", *server, kMaxHostName);
-  const std::optional<int64_t> port = c.opt_integer("port");
-  if (port) require_port(*port);
-  std::optional<std::string> username = c.opt_text("username", 63);
-  if (username) require_plain("username", *username, 63);
-  std::optional<std::string> dbname = c.opt_text("dbname", 63);
-  if (dbname) require_plain("dbname", *dbname, 63);
+  const std::string which = c.text("name", 64);
+  std::optional<std::string> server, username, dbname;
+  std::optional<int64_t> port;
+  if (auto url = c.opt_text("url", kMaxHostName + 200)) {
+    Address a = parse_url(*url);
+    require_plain("host", a.host, kMaxHostName);
+    server = a.host;
+    if (a.port) require_port(*a.port);
+    port = a.port;
+    if (a.username) require_plain("username", *a.username, 63);
+    username = a.username;
+    if (a.dbname) require_plain("dbname", *a.dbname, 63);
+    dbname = a.dbname;
+  }
   std::optional<crypto::SecretBytes> password = password_arg(c);
   std::optional<std::string> region = c.opt_text("region", 64);
   if (region) require_plain("region", *region, 64);
@@ -405,14 +466,13 @@ Value update_database_host(api::Call& c) {
   if (auto n = c.opt_integer("capacity")) capacity = capacity_value(*n);
   const bool test = c.opt_boolean("verify").value_or(true);
   Store& store = c.store;
-  const Row row = find_host(store, "host_id", which);
+  const Row row = find_host(store, "name", which);
   const std::string id = row.text("id");
   const std::string name = row.text("name");
-  if (!server && !port && !username && !dbname && !password && !region && !capacity)
-    fail(Code::invalid_parameter,
-         "host_id " + quote_value(which) +
-             ": nothing to change (give host, port, username, dbname, password, region or "
-             "capacity)");
+  if (!server && !password && !region && !capacity)
+    fail(Code::invalid_parameter, "name " + quote_value(which) +
+                                      ": nothing to change (give url, password, region or "
+                                      "capacity)");
   const bool address = (server && *server != row.text("host")) ||
                        (port && *port != row.integer("port")) ||
                        (dbname && *dbname != row.text("dbname"));
@@ -480,16 +540,16 @@ Value update_database_host(api::Call& c) {
   audit::record(c.host,
                 {"database_host.update", std::nullopt, std::nullopt, "database_host", id,
                  Json{{"name", name}, {"changed", changed}, {"verified", test && connection}}});
-  Json out = host_json(find_host(store, "host_id", id));
+  Json out = host_json(find_host(store, "name", id));
   tx.done();
   return api::json_result(Json{{"host", out}});
 }
 
 Value drain_database_host(api::Call& c) {
-  const std::string which = c.text("host_id", 64);
+  const std::string which = c.text("name", 64);
   const bool drained = c.opt_boolean("drained").value_or(true);
   Store& store = c.store;
-  const Row row = find_host(store, "host_id", which);
+  const Row row = find_host(store, "name", which);
   const std::string id = row.text("id");
   Atomic tx(store);
   if (row.boolean("drained") != drained) {
@@ -500,7 +560,7 @@ Value drain_database_host(api::Call& c) {
     audit::record(c.host, {"database_host.drain", std::nullopt, std::nullopt, "database_host", id,
                            Json{{"name", row.text("name")}, {"drained", drained}}});
   }
-  Json out = host_json(find_host(store, "host_id", id));
+  Json out = host_json(find_host(store, "name", id));
   tx.done();
   return api::json_result(Json{{"host", out}});
 }
@@ -584,12 +644,9 @@ std::vector<api::Function> functions() {
        "unregister a Postgres server (by name or id) on which no environment database lives "
        "(dropped databases do not count)"},
       {"update_database_host",
-       {{"host_id", T::text, nullptr},
-        {"host", T::text, "NULL"},
-        {"port", T::integer, "NULL"},
-        {"username", T::text, "NULL"},
+       {{"name", T::text, nullptr},
+        {"url", T::text, "NULL"},
         {"password", T::text, "NULL"},
-        {"dbname", T::text, "NULL"},
         {"region", T::text, "NULL"},
         {"capacity", T::integer, "NULL"},
         {"verify", T::boolean, "true"}},
@@ -597,12 +654,13 @@ std::vector<api::Function> functions() {
        update_database_host,
        api::kWrites | api::kRequestForm,
        api::kAdmin,
-       "change a registered Postgres server (by id or name): what is given changes, NULL keeps "
-       "it; a new connection (host, port, username, dbname, password) is tested first unless "
-       "verify is false; a new password is sealed under the active key; capacity 0 removes the "
-       "limit; the address and region cannot change under provisioned databases"},
+       "change a registered Postgres server (by name or id): what is given changes, NULL keeps "
+       "it; url is postgresql://[username@]host[:port][/dbname] (what it leaves out is kept); a "
+       "new connection (url or password) is tested first unless verify is false; a new "
+       "password is sealed under the active key; capacity 0 removes the limit; the address and "
+       "region cannot change under provisioned databases"},
       {"drain_database_host",
-       {{"host_id", T::text, nullptr}, {"drained", T::boolean, "true"}},
+       {{"name", T::text, nullptr}, {"drained", T::boolean, "true"}},
        T::json,
        drain_database_host,
        api::kWrites,

@@ -528,22 +528,36 @@ def cases(f):
     # the host cannot test a connection. Both name verify, neither writes.
     add("host: add an unreachable host", "add_database_host", ("db1", "eu", "127.0.0.1", 1, "postgres", "pw"),
         "invalid_parameter", "verify")
-    add("host: update NULL", "update_database_host", (None, "db1.internal"), "invalid_parameter",
-        "host_id is required")
-    add("host: update unknown", "update_database_host", ("no-such-host", "db1.internal"), "not_found",
+    add("host: update NULL", "update_database_host", (None, "postgresql://db1.internal"), "invalid_parameter",
+        "name is required")
+    add("host: update unknown", "update_database_host", ("no-such-host", "postgresql://db1.internal"), "not_found",
         "no-such-host")
-    add("host: update port 0", "update_database_host", ("no-such-host", None, 0), "invalid_parameter", "port")
-    add("host: update newline in host", "update_database_host", ("no-such-host", "a\nhost=evil"),
-        "invalid_parameter", "host")
-    add("host: update empty password", "update_database_host", ("no-such-host", None, None, None, ""),
+    add("host: update nothing", "update_database_host", ("no-such-host",), "not_found", "no-such-host")
+    add("host: update url without scheme", "update_database_host", ("no-such-host", "db1.internal:5432"),
+        "invalid_parameter", "url")
+    add("host: update url with a password", "update_database_host", ("no-such-host", "postgresql://u:pw@db1/x"),
+        "invalid_parameter", "url")
+    add("host: update url port 0", "update_database_host", ("no-such-host", "postgresql://db1:0/x"),
+        "invalid_parameter", "port")
+    add("host: update url port in words", "update_database_host", ("no-such-host", "postgresql://db1:five"),
+        "invalid_parameter", "url")
+    add("host: update url with a query", "update_database_host", ("no-such-host", "postgresql://db1/x?sslmode=disable"),
+        "invalid_parameter", "url")
+    add("host: update url without host", "update_database_host", ("no-such-host", "postgresql:///x"),
+        "invalid_parameter", "url")
+    add("host: update newline in url", "update_database_host", ("no-such-host", "postgresql://a\nhost=evil"),
+        "invalid_parameter", "url")
+    add("host: update empty password", "update_database_host", ("no-such-host", None, ""),
         "invalid_parameter", "password")
-    add("host: update capacity -2", "update_database_host",
-        ("no-such-host", None, None, None, None, None, None, -2), "invalid_parameter", "capacity")
-    add("host: update empty region", "update_database_host", ("no-such-host", None, None, None, None, None, ""),
+    add("host: update capacity -2", "update_database_host", ("no-such-host", None, None, None, -2),
+        "invalid_parameter", "capacity")
+    add("host: update empty region", "update_database_host", ("no-such-host", None, None, ""),
         "invalid_parameter", "region")
-    add("host: update request without host_id", "update_database_host", (Request(port=5433),),
-        "invalid_parameter", "host_id")
-    add("host: drain NULL", "drain_database_host", (None,), "invalid_parameter", "host_id is required")
+    add("host: update verify 'maybe'", "update_database_host", ("no-such-host", None, None, None, None, "maybe"),
+        "invalid_parameter", "verify", S)
+    add("host: update request without name", "update_database_host", (Request(capacity=3),),
+        "invalid_parameter", "name")
+    add("host: drain NULL", "drain_database_host", (None,), "invalid_parameter", "name is required")
     add("host: drain unknown", "drain_database_host", ("no-such-host",), "not_found", "no-such-host")
     add("host: drain 'maybe'", "drain_database_host", ("no-such-host", "maybe"), "invalid_parameter", "drained", S)
     add("host: postgres database in a region without host", "provision_environment",

@@ -137,15 +137,17 @@ TEST_F(DatabaseHosts, UpdateFixesTheConnectionAndResealsThePassword) {
   const std::string id = h["id"].get<std::string>();
   // The fix is tested first: a wrong one changes nothing.
   EXPECT_EQ(code_of([&] {
-              call_json("update_database_host",
-                        {id, null_value(), null_value(), null_value(), std::string("still-wrong")});
+              call_json("update_database_host", {id, null_value(), std::string("still-wrong")});
             }),
             Code::invalid_parameter);
   EXPECT_EQ(count("sys_audit_event", "action = 'database_host.update'"), 0);
-  const Json fixed =
-      call_json("update_database_host",
-                {id, null_value(), int64_t{5433}, null_value(), std::string("right")})["host"];
+  const Json fixed = call_json("update_database_host",
+                               {id, std::string("postgresql://admin@db2.internal:5433/maint"),
+                                std::string("right")})["host"];
+  EXPECT_EQ(fixed["host"], "db2.internal");
   EXPECT_EQ(fixed["port"], 5433);
+  EXPECT_EQ(fixed["username"], "admin");
+  EXPECT_EQ(fixed["dbname"], "maint");
   EXPECT_FALSE(fixed["lastContactAt"].is_null());
   EXPECT_EQ(postgres::load_server(host, id).password->view(), "right");
   auto cipher = query_one(host.store(), "SELECT password_cipher FROM envdb.sys_database_host");
@@ -158,18 +160,25 @@ TEST_F(DatabaseHosts, UpdateFixesTheConnectionAndResealsThePassword) {
   connections = 0;
   const Json moved =
       request("update_database_host",
-              Json{{"hostId", "eu-1"}, {"region", "eu-west"}, {"capacity", 2}})["host"];
+              Json{{"name", "eu-1"}, {"region", "eu-west"}, {"capacity", 2}})["host"];
   EXPECT_EQ(moved["region"], "eu-west");
   EXPECT_EQ(moved["capacity"], 2);
   EXPECT_EQ(connections, 0);
   EXPECT_TRUE(
-      request("update_database_host", Json{{"hostId", id}, {"capacity", 0}})["host"]["capacity"]
+      request("update_database_host", Json{{"name", id}, {"capacity", 0}})["host"]["capacity"]
           .is_null());
   EXPECT_EQ(code_of([&] { call_json("update_database_host", {id}); }), Code::invalid_parameter);
-  EXPECT_EQ(code_of([&] {
-              call_json("update_database_host", {std::string("nope"), std::string("x")});
-            }),
-            Code::not_found);
+  // A url that names only the host keeps the rest.
+  const Json rehosted =
+      call_json("update_database_host", {id, std::string("postgres://db3.internal")})["host"];
+  EXPECT_EQ(rehosted["host"], "db3.internal");
+  EXPECT_EQ(rehosted["port"], 5433);
+  EXPECT_EQ(rehosted["username"], "admin");
+  EXPECT_EQ(
+      code_of([&] {
+        call_json("update_database_host", {std::string("nope"), std::string("postgresql://x")});
+      }),
+      Code::not_found);
 }
 
 TEST_F(DatabaseHosts, PlacementHonoursDrainCapacityAndHealth) {
