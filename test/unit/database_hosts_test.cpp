@@ -224,14 +224,14 @@ TEST_F(DatabaseHosts, ARegionWithoutHostsIsRefusedUnlessTheLocalServerServesIt) 
   EXPECT_EQ(count("sys_environment", "slug = 'a'"), 0);
   // The default region is served by this server by default.
   EXPECT_FALSE(host_of(provision(org, "b", "default")).has_value());
-  call_json("config", {std::string("local_server_regions"), std::string("default, ap-south")});
+  host.call("config", {std::string("local_server_regions"), std::string("default, ap-south")});
   EXPECT_FALSE(host_of(provision(org, "a", "ap-south")).has_value());
-  call_json("config", {std::string("local_server_regions"), std::string("")});
+  host.call("config", {std::string("local_server_regions"), std::string("")});
   EXPECT_EQ(code_of([&] { provision(org, "c", "default"); }), Code::invalid_parameter);
-  call_json("config", {std::string("local_server_regions"), std::string("*")});
+  host.call("config", {std::string("local_server_regions"), std::string("*")});
   EXPECT_FALSE(host_of(provision(org, "c", "anywhere")).has_value());
   // Turso and sqlite databases are not placed at all.
-  call_json("config", {std::string("local_server_regions"), std::string("")});
+  host.call("config", {std::string("local_server_regions"), std::string("")});
   EXPECT_EQ(call_json("provision_environment",
                       {org, std::string("t"), null_value(), null_value(), std::string("ap-south"),
                        std::string("turso")})["environment"]["status"],
