@@ -121,11 +121,11 @@ std::optional<std::string> place(Host& host, const std::string& region) {
   for (const Candidate& c : all)
     if (c.takes_new() && take(store, c)) return c.id;
   std::string reasons;
-  for (const Candidate& c : all)
-    reasons += (reasons.empty() ? "" : "; ") + (c.takes_new() ? quote_value(c.name) +
-                                                                    " filled up "
-                                                                    "meanwhile"
-                                                              : c.why_not());
+  for (const Candidate& c : all) {
+    const std::string why = c.takes_new() ? quote_value(c.name) + " filled up meanwhile"
+                                          : c.why_not();
+    reasons += (reasons.empty() ? "" : "; ") + why;
+  }
   fail(Code::conflict, "region " + quote_value(region) +
                            " has no database host that takes a new database: " + reasons);
 }
