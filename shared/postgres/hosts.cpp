@@ -20,7 +20,7 @@ using T = api::Type;
 constexpr size_t kMaxHostName = 255;
 constexpr size_t kMaxPassword = 1024;
 constexpr size_t kMaxErrorText = 500;
-constexpr int64_t kContactRewriteMs = 60 * 1000;
+constexpr int64_t kContactRewriteMs = 60000;
 
 // Live databases: those of the host not dropped (an archived environment's
 // database still lives there until drop_environment_database).
