@@ -184,6 +184,31 @@ std::optional<std::string> note_server(const std::optional<std::string>& host_id
   return line;
 }
 
+// A registered host's health (list_database_hosts): each contact the worker
+// makes, good or failed, is recorded on its row (postgres::record_contact).
+void note_contact(const std::string& host_id, const std::string& error) {
+  boundary("recording the contact with database host " + host_id, [&] {
+    in_transaction([&] {
+      SpiStore store;
+      postgres::record_contact(store, host_id, error);
+      return 0;
+    });
+  });
+}
+
+std::unique_ptr<postgres::ServerSession> open_noted(const std::optional<postgres::Server>& server) {
+  if (!server || server->id.empty()) return open_session(server);
+  std::unique_ptr<postgres::ServerSession> session;
+  try {
+    session = open_session(server);
+  } catch (const std::exception& e) {
+    note_contact(server->id, e.what());
+    throw;
+  }
+  note_contact(server->id, "");
+  return session;
+}
+
 // Every server's logins; a server that fails is logged (note_server) and the
 // others go on.
 void converge_all() {
@@ -204,7 +229,7 @@ void converge_all() {
           auto host = make_host();
           return postgres::load_server(*host, *p.host_id);
         });
-      converge_server(*open_session(server), p);
+      converge_server(*open_noted(server), p);
     } catch (const std::exception& e) {
       error = e.what();
     } catch (...) {
@@ -263,7 +288,7 @@ void run_job(const Claimed& job) {
     // What the worker is doing, in pg_stat_activity.query (operators, and
     // the crash series that stops it inside each kind of job).
     report_activity(("envdb: postgres job " + work.kind + " " + job.id).c_str());
-    auto session = open_session(work.server);
+    auto session = open_noted(work.server);
     url = postgres::carry_out(work, *session, [&] {
       converge_database(*session, work.database_id, work.kind == "create_database");
     });

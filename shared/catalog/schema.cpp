@@ -87,12 +87,20 @@ std::vector<Table> build() {
   password_cipher.secret = true;
   Column port = col("port", T::integer, true);
   port.check_postgres = port.check_sqlite = "port BETWEEN 1 AND 65535";
+  // Operating a host (postgres/hosts.hpp): capacity is the most live databases
+  // placement puts there (NULL: no limit); a drained host takes no new one;
+  // health is the last successful contact and the last failure (the connection
+  // test and the Postgres worker record them).
+  Column capacity = col("capacity", T::integer);
+  capacity.check_postgres = capacity.check_sqlite = "capacity IS NULL OR capacity >= 1";
   t.push_back({"sys_database_host",
                {col("id", T::id, true), col("name", T::text, true), col("region", T::text, true),
                 col("host", T::text, true), port, col("dbname", T::text, true),
                 col("username", T::text, true), password_cipher, col("kms_key_id", T::text),
                 col("created_at", T::timestamp, true, D::now),
-                col("updated_at", T::timestamp, true, D::now)},
+                col("updated_at", T::timestamp, true, D::now), capacity,
+                col("drained", T::boolean, true, D::false_), col("last_contact_at", T::timestamp),
+                col("last_error_at", T::timestamp), col("last_error", T::text)},
                {"id"},
                {{"name"}},
                {},

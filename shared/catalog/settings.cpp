@@ -37,6 +37,10 @@ const Setting kSettings[] = {
     // reveal_credential where no audit event can be written (a hot standby):
     // refused unless this is on.
     {"allow_unaudited_reveal", "off", "off", false},
+    // postgres driver: the regions whose databases go to the server envdb runs
+    // on when the region has no registered database host (comma-separated; *:
+    // every region; empty: none). Any other region without a host is refused.
+    {"local_server_regions", "default", "default", false},
 };
 
 const Setting& find_setting(const std::string& key) {
@@ -69,6 +73,12 @@ void validate(const Setting& s, const std::string& value) {
     if (value != "on" && value != "off")
       fail(Code::invalid_parameter,
            "value for allow_unaudited_reveal must be on or off, got " + quote_value(value));
+  } else if (std::strcmp(s.key, "local_server_regions") == 0) {
+    for (unsigned char c : value)
+      if (c < 0x20 || c == 0x7f)
+        fail(Code::invalid_parameter,
+             "value for local_server_regions must be regions separated by commas (or *), "
+             "without control characters");
   } else if (value.empty()) {
     fail(Code::invalid_parameter, std::string("value for ") + s.key + " must not be empty");
   }

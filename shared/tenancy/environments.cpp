@@ -12,6 +12,7 @@
 #include "core/function.hpp"
 #include "core/ids.hpp"
 #include "jobs/turso.hpp"
+#include "postgres/hosts.hpp"
 #include "secrets/vault.hpp"
 #include "tenancy/isolation.hpp"
 #include "tenancy/legacy.hpp"
@@ -144,6 +145,23 @@ Json retry(Host& host, const Row& env, const std::optional<std::string>& reason)
           "WHERE id = $1",
           {id, now});
   if (issue) vault::issue_initial(host, database_id);
+  // A postgres database not made yet may go to another host of its region
+  // when its own is drained, failing or full (postgres/hosts.hpp).
+  std::optional<std::pair<std::optional<std::string>, std::optional<std::string>>> moved;
+  if (driver == "postgres" && !db->opt_text("database_url")) {
+    const auto current =
+        query_one(store, "SELECT host_id FROM envdb.sys_environment_database WHERE id = $1",
+                  {database_id})
+            ->opt_text("host_id");
+    const auto next = postgres::place_again(host, db->text("region"), current);
+    if (next != current) {
+      execute(store,
+              "UPDATE envdb.sys_environment_database SET host_id = $2, updated_at = "
+              "$3::timestamptz WHERE id = $1",
+              {database_id, optional_value(next), now});
+      moved.emplace(current, next);
+    }
+  }
   std::optional<Row> job;
   if (driver == "sqlite") {
     const std::string path = provision::create_sqlite_file(host, id, env.text("organization_id"),
@@ -154,6 +172,10 @@ Json retry(Host& host, const Row& env, const std::optional<std::string>& reason)
   }
   Json detail{{"driver", driver}, {"jobId", job ? Json(job->text("id")) : Json(nullptr)}};
   if (reason) detail["reason"] = *reason;
+  if (moved) {
+    detail["movedFromHostId"] = json_text(moved->first);
+    detail["hostId"] = json_text(moved->second);
+  }
   audit::record(host,
                 {"environment.retry", env.text("organization_id"), id, "environment", id, detail});
   tx.done();

@@ -300,9 +300,10 @@ Json create_environment(Host& host, const Spec& s, Undo& undo) {
                              " got a default environment from a concurrent call; use "
                              "set_default_environment to move the flag");
   }
-  // A postgres database goes to a registered server of its region, if any.
+  // A postgres database goes to a registered server of its region
+  // (postgres/hosts.hpp: placement and the local_server_regions fallback).
   const std::optional<std::string> host_id =
-      s.driver == "postgres" ? postgres::place(store, s.region) : std::nullopt;
+      s.driver == "postgres" ? postgres::place(host, s.region) : std::nullopt;
   execute(store,
           "INSERT INTO envdb.sys_environment_database (id, environment_id, database_name, driver, "
           "region, storage_limit_mb, host_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "

@@ -520,6 +520,50 @@ def cases(f):
     add("host: remove unknown", "remove_database_host", ("no-such-host",), "not_found", "no-such-host")
     add("host: remove NULL", "remove_database_host", (None,), "invalid_parameter", "name is required")
     extra_argument("list_database_hosts", ())
+    add("host: capacity -1", "add_database_host", ("db1", "eu", "db1.internal", 5432, "postgres", None, None, -1),
+        "invalid_parameter", "capacity")
+    add("host: verify 'maybe'", "add_database_host", ("db1", "eu", "db1.internal", 5432, "postgres", None, None,
+                                                      None, "maybe"), "invalid_parameter", "verify", S)
+    # Postgres: the connection test fails (nothing listens on port 1); SQLite:
+    # the host cannot test a connection. Both name verify, neither writes.
+    add("host: add an unreachable host", "add_database_host", ("db1", "eu", "127.0.0.1", 1, "postgres", "pw"),
+        "invalid_parameter", "verify")
+    add("host: update NULL", "update_database_host", (None, "postgresql://db1.internal"), "invalid_parameter",
+        "name is required")
+    add("host: update unknown", "update_database_host", ("no-such-host", "postgresql://db1.internal"), "not_found",
+        "no-such-host")
+    add("host: update nothing", "update_database_host", ("no-such-host",), "not_found", "no-such-host")
+    add("host: update url without scheme", "update_database_host", ("no-such-host", "db1.internal:5432"),
+        "invalid_parameter", "url")
+    add("host: update url with a password", "update_database_host", ("no-such-host", "postgresql://u:pw@db1/x"),
+        "invalid_parameter", "url")
+    add("host: update url port 0", "update_database_host", ("no-such-host", "postgresql://db1:0/x"),
+        "invalid_parameter", "port")
+    add("host: update url port in words", "update_database_host", ("no-such-host", "postgresql://db1:five"),
+        "invalid_parameter", "url")
+    add("host: update url with a query", "update_database_host", ("no-such-host", "postgresql://db1/x?sslmode=disable"),
+        "invalid_parameter", "url")
+    add("host: update url without host", "update_database_host", ("no-such-host", "postgresql:///x"),
+        "invalid_parameter", "url")
+    add("host: update newline in url", "update_database_host", ("no-such-host", "postgresql://a\nhost=evil"),
+        "invalid_parameter", "url")
+    add("host: update empty password", "update_database_host", ("no-such-host", None, ""),
+        "invalid_parameter", "password")
+    add("host: update capacity -2", "update_database_host", ("no-such-host", None, None, None, -2),
+        "invalid_parameter", "capacity")
+    add("host: update empty region", "update_database_host", ("no-such-host", None, None, ""),
+        "invalid_parameter", "region")
+    add("host: update verify 'maybe'", "update_database_host", ("no-such-host", None, None, None, None, "maybe"),
+        "invalid_parameter", "verify", S)
+    add("host: update request without name", "update_database_host", (Request(capacity=3),),
+        "invalid_parameter", "name")
+    add("host: drain NULL", "drain_database_host", (None,), "invalid_parameter", "name is required")
+    add("host: drain unknown", "drain_database_host", ("no-such-host",), "not_found", "no-such-host")
+    add("host: drain 'maybe'", "drain_database_host", ("no-such-host", "maybe"), "invalid_parameter", "drained", S)
+    add("host: postgres database in a region without host", "provision_environment",
+        (org, "nohost", None, None, "nowhere", "postgres"), "invalid_parameter", "region 'nowhere'")
+    add("config: control character in local_server_regions", "config", ("local_server_regions", "eu\tus"),
+        "invalid_parameter", "local_server_regions")
 
     # ---- the invariant checker ---------------------------------------------
     add("check with repair 'yes'", "check", ("yes",), "invalid_parameter", "repair", S)

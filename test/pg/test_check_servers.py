@@ -115,7 +115,7 @@ class CheckSeesServers(unittest.TestCase):
         # A host that cannot be reached is a finding, whatever repair says.
         # The error names the host and says what failed, never the password.
         cp.call("add_database_host", "gone", "nowhere", "127.0.0.1", free_port(), "postgres",
-                "pw-never-shown-7731", "postgres")
+                "pw-never-shown-7731", "postgres", None, False)  # registered untested
         report = cp.call("check", True)
         self.assertFalse(report["ok"])
         self.assertEqual([(f["kind"], f["repaired"]) for f in report["findings"]], [("server_unreachable", False)])

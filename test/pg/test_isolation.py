@@ -42,7 +42,7 @@ class Isolation(unittest.TestCase):
             h.call("add_environment_hostname", env["environment"]["id"], f"{slug}.example.com")
             cls.orgs[slug] = (org["organization"]["id"], env["environment"]["id"], env["database"]["id"])
         # A registered host, so that every catalog table has rows.
-        h.call("add_database_host", "h1", "eu-west", "db.example", 5432, "postgres", "pw")
+        h.call("add_database_host", "h1", "eu-west", "db.example", 5432, "postgres", "pw", "postgres", None, False)
         cls.suffix = os.getpid()
         cls.reader = f"envdb_iso_reader_{cls.suffix}"
         cls.router = f"envdb_iso_router_{cls.suffix}"

@@ -47,6 +47,7 @@ ACCESS = {
     "add_environment_hostname": {ADMIN}, "remove_environment_hostname": {ADMIN},
     "resolve_hostname": {ADMIN, ROUTER}, "find_environment": EVERYONE,
     "events_since": {ADMIN, ROUTER},
+    "update_database_host": {ADMIN}, "drain_database_host": {ADMIN},
 }
 TEST_ROLES = {"nobody": None, "admin": ADMIN, "router": ROUTER, "reader": READER}
 

@@ -70,7 +70,7 @@ class HostDownLogging(unittest.TestCase):
     def test_a_host_that_stays_down_is_logged_once_and_again_when_it_works(self):
         org = self.cp.call("provision_organization", "logs", "Logs", None, None, "turso")["organization"]["id"]
         host = self.cp.call("add_database_host", "down", "eu", "127.0.0.1", self.host.port, "postgres",
-                            SECOND_PASSWORD, "postgres")
+                            SECOND_PASSWORD, "postgres", None, False)  # down: registered untested
         host_id = host["host"]["id"]
         # A database placed on it: every convergence pass now tries the host.
         env_id = self.cp.call("provision_environment", org, "eu-dev", None, None, "eu", "postgres")[

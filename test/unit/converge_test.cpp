@@ -229,7 +229,9 @@ TEST(ConvergeDrop, ADropRemovesWhatTheRolesOwnInEveryOtherDatabaseFirst) {
 
 TEST_F(Converge, LoginsAreKeptToTheirDatabaseOnRegisteredHostsByDefault) {
   const std::string org = organization_id("acme", "turso");
-  call_json("add_database_host", {std::string("eu-1"), std::string("eu"), std::string("10.0.0.5")});
+  call_json("add_database_host",
+            {std::string("eu-1"), std::string("eu"), std::string("10.0.0.5"), null_value(),
+             null_value(), null_value(), null_value(), null_value(), false});
   const Json eu = call_json("provision_environment",
                             {org, std::string("eu"), null_value(), std::string("development"),
                              std::string("eu"), std::string("postgres")});

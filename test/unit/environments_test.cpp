@@ -100,6 +100,8 @@ TEST_F(EnvOrganization, CreatesOrganizationAndActiveSqliteDefaultEnvironment) {
 }
 
 TEST_F(EnvOrganization, CallerSuppliedIdMetadataAndCreatedBy) {
+  // A postgres database of a region without a registered host: on this server.
+  host.call("config", {std::string("local_server_regions"), std::string("*")});
   const Json r = call_json("provision_organization",
                            {std::string("acme"), std::string("Acme"), std::string("org_2abc:X.y-z"),
                             std::string("eu-west"), std::string("postgres"), std::string("alice"),
@@ -252,6 +254,7 @@ TEST_F(EnvProvision, DefaultsComeFromTypeAndSettings) {
 }
 
 TEST_F(EnvProvision, AllOptionsAndRequestForm) {
+  host.call("config", {std::string("local_server_regions"), std::string("*")});
   const std::string org = organization_id("acme");
   const Json r = request("provision_environment", {{"organizationId", org},
                                                    {"slug", "sbx"},

@@ -188,9 +188,10 @@ TEST_F(PgDriver, CredentialChangesQueueJobsOnceTheDatabaseExists) {
 }
 
 TEST_F(PgDriver, HostRegistryPlacesByRegionAndSealsThePassword) {
-  const Json added = call_json("add_database_host",
-                               {std::string("eu-1"), std::string("eu"), std::string("10.0.0.5"),
-                                int64_t{5433}, std::string("admin"), std::string("s3cret")});
+  const Json added =
+      call_json("add_database_host",
+                {std::string("eu-1"), std::string("eu"), std::string("10.0.0.5"), int64_t{5433},
+                 std::string("admin"), std::string("s3cret"), null_value(), null_value(), false});
   EXPECT_EQ(added["host"]["hasPassword"], true);
   EXPECT_FALSE(added["host"].contains("password"));
   auto row = query_one(host.store(), "SELECT password_cipher FROM envdb.sys_database_host");
@@ -226,7 +227,9 @@ TEST_F(PgDriver, HostRegistryPlacesByRegionAndSealsThePassword) {
             Code::conflict);
   EXPECT_EQ(code_of([&] { call_json("remove_database_host", {std::string("nope")}); }),
             Code::not_found);
-  call_json("add_database_host", {std::string("eu-2"), std::string("eu"), std::string("10.0.0.6")});
+  call_json("add_database_host",
+            {std::string("eu-2"), std::string("eu"), std::string("10.0.0.6"), null_value(),
+             null_value(), null_value(), null_value(), null_value(), false});
   EXPECT_EQ(call_json("remove_database_host", {std::string("eu-2")})["host"]["name"], "eu-2");
 }
 

@@ -4,10 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "postgres/statements.hpp"
 #include "sqlite_store.hpp"
 #include "surface/api.hpp"
 #include "surface/invariants.hpp"
@@ -36,6 +38,13 @@ class MemoryHost : public Host {
                                       const std::optional<std::string>& database_url) override {
     if (driver != "sqlite") return std::nullopt;
     return invariants::sqlite_file_exists(*this, database_name, database_url);
+  }
+
+  // A session on a registered Postgres server, when a test provides one (the
+  // SQLite host itself has none: nullptr).
+  std::function<std::unique_ptr<postgres::ServerSession>(const postgres::Server&)> connect;
+  std::unique_ptr<postgres::ServerSession> connect_server(const postgres::Server& s) override {
+    return connect ? connect(s) : nullptr;
   }
 
   Value call(const std::string& fn, std::vector<Value> args = {}) {

@@ -1,0 +1,150 @@
+"""Database hosts you can operate, against a real server: the pg_virtualenv
+cluster registered as a "remote" host of its own control planes (over TCP
+with its password, as any registered host is reached).
+
+- add_database_host tests the connection: a wrong password is refused with the
+  server's reason, never the password; registered untested, the environment
+  placed there waits; update_database_host fixes the password and the
+  environment becomes active there; health follows (lastError, then
+  lastContactAt);
+- capacity and drain stop placements; remove_database_host succeeds once the
+  only databases left there are dropped (on a second server started here: a
+  drop cannot go over libpq to the worker's own server);
+- a region without hosts is refused unless local_server_regions names it."""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
+from hosts import HostError  # noqa: E402
+from test_pg_driver import SECOND_PASSWORD, ControlPlane, SecondServer, preloaded, wait_for  # noqa: E402
+
+PORT = int(os.environ.get("PGPORT", "5432"))
+USER = os.environ.get("PGUSER", "postgres")
+PASSWORD = os.environ.get("PGPASSWORD", "")
+
+
+def add(cp, name, region, password, capacity=None, verify=True):
+    # add_database_host(name, region, host, port, username, password, dbname, capacity, verify)
+    return cp.call("add_database_host", name, region, "127.0.0.1", PORT, USER, password, "postgres", capacity,
+                   verify)["host"]
+
+
+@unittest.skipUnless(preloaded() and PASSWORD, "needs the pg_virtualenv cluster with envdb preloaded")
+class DatabaseHosts(unittest.TestCase):
+    serial = 0
+
+    def setUp(self):
+        DatabaseHosts.serial += 1
+        self.cp = ControlPlane(f"hosts{DatabaseHosts.serial}")
+        self.org = self.cp.call("provision_organization", "ops", "Ops", None, None, "turso")["organization"]["id"]
+
+    def tearDown(self):
+        if self.cp:
+            self.cp.close()
+
+    def provision(self, slug, region):
+        return self.cp.call("provision_environment", self.org, slug, None, None, region, "postgres")
+
+    def host_of(self, env):
+        return self.cp.one("select host_id from envdb.sys_environment_database where id = %s",
+                           (env["database"]["id"],))[0]
+
+    def listed(self, name):
+        return next(h for h in self.cp.call("list_database_hosts") if h["name"] == name)
+
+    def test_a_wrong_password_is_refused_and_a_fixed_host_provisions(self):
+        with self.assertRaises(HostError) as e:
+            add(self.cp, "here", "eu", "wrong-password-42")
+        message = str(e.exception)
+        self.assertRegex(message, r"invalid_parameter: password: database host 'here'")
+        self.assertIn("password authentication failed", message)
+        self.assertNotIn("wrong-password-42", message)
+        self.assertEqual(self.cp.one("select count(*) from envdb.sys_database_host")[0], 0)
+
+        # Registered untested: a database placed there waits for the host.
+        host = add(self.cp, "here", "eu", "wrong-password-42", verify=False)
+        self.assertIsNone(host["lastContactAt"])
+        env = self.provision("eu-dev", "eu")
+        env_id = env["environment"]["id"]
+        self.assertEqual(self.host_of(env), host["id"])
+        wait_for("the worker to record the failed contact", lambda: self.listed("here")["lastError"])
+        broken = self.listed("here")
+        self.assertFalse(broken["healthy"])
+        self.assertIn("password authentication failed", broken["lastError"])
+        self.assertNotIn("wrong-password-42", broken["lastError"])
+
+        # The fix is tested before it is kept: a wrong one changes nothing.
+        with self.assertRaises(HostError) as e:
+            self.cp.call("update_database_host", host["id"], None, "still-wrong")
+        self.assertIn("invalid_parameter: password", str(e.exception))
+        fixed = self.cp.call("update_database_host", "here", None, PASSWORD)["host"]
+        self.assertTrue(fixed["healthy"])
+        self.assertIsNotNone(fixed["lastContactAt"])
+        self.assertIsNone(self.cp.one("select 1 from envdb.sys_database_host where "
+                                      "position(%s::bytea in password_cipher) > 0", (PASSWORD,)))
+        self.cp.wait_status(env_id, "active")
+        url = self.cp.environment(env_id)["database"]["databaseUrl"]
+        self.assertTrue(url.startswith(f"postgresql://127.0.0.1:{PORT}/"), url)
+        self.assertEqual(self.listed("here")["databases"], 1)
+
+    @unittest.skipUnless(os.geteuid() == 0, "the second server runs as postgres")
+    def test_capacity_and_drain_stop_placements_and_a_host_of_dropped_databases_is_removed(self):
+        # A second server: the worker's DROP DATABASE over libpq cannot go to
+        # its own server (the drop waits for every backend of that server to
+        # absorb a barrier, the worker among them, blocked in libpq).
+        server = SecondServer()
+        try:
+            self.capacity_drain_and_removal(server)
+        finally:
+            self.cp.close()
+            self.cp = None
+            server.stop()
+
+    def capacity_drain_and_removal(self, server):
+        host = self.cp.call("add_database_host", "second", "eu", "127.0.0.1", server.port, "postgres",
+                            SECOND_PASSWORD, "postgres", 1)["host"]
+        self.assertEqual((host["capacity"], host["drained"], host["healthy"]), (1, False, True))
+        env = self.provision("a", "eu")
+        env_id = env["environment"]["id"]
+        self.assertEqual(self.host_of(env), host["id"])
+        with self.assertRaises(HostError) as e:
+            self.provision("b", "eu")
+        self.assertIn("conflict: region 'eu' has no database host that takes a new database: 'second' is full "
+                      "(1 of 1)", str(e.exception))
+        self.cp.call("update_database_host", "second", None, None, None, 0)
+        self.assertTrue(self.cp.call("drain_database_host", host["id"])["host"]["drained"])
+        with self.assertRaises(HostError) as e:
+            self.provision("b", "eu")
+        self.assertIn("'second' is drained", str(e.exception))
+        self.assertEqual(self.cp.one("select count(*) from envdb.sys_environment where slug = 'b'")[0], 0)
+
+        self.cp.wait_status(env_id, "active")
+        with self.assertRaises(HostError) as e:
+            self.cp.call("remove_database_host", "second")
+        self.assertIn("conflict", str(e.exception))
+        # Archived and dropped: nothing lives there any more.
+        self.cp.call("archive_environment", env_id, True)
+        self.cp.call("drop_environment_database", env_id, True)
+        self.cp.wait_jobs_done(env_id)
+        self.assertEqual(self.listed("second")["databases"], 0)
+        removed = self.cp.call("remove_database_host", "second")["host"]
+        self.assertEqual(removed["id"], host["id"])
+        self.assertEqual(self.cp.call("list_database_hosts"), [])
+        self.assertIsNone(self.host_of(env))
+        self.assertTrue(self.cp.call("check")["ok"])
+
+    def test_a_region_without_hosts_is_refused_unless_the_local_server_serves_it(self):
+        with self.assertRaises(HostError) as e:
+            self.provision("far", "ap-far")
+        self.assertIn("invalid_parameter: region 'ap-far' has no database host", str(e.exception))
+        self.assertIn("local_server_regions", str(e.exception))
+        self.cp.call("config", "local_server_regions", "default,ap-far")
+        env = self.provision("far", "ap-far")
+        self.assertIsNone(self.host_of(env))
+        self.cp.wait_status(env["environment"]["id"], "active")
+
+
+if __name__ == "__main__":
+    unittest.main()
