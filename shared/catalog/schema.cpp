@@ -73,7 +73,11 @@ std::vector<Table> build() {
                 col("created_at", T::timestamp, true, D::now),
                 col("updated_at", T::timestamp, true, D::now),
                 // When archive_environment ran (drop_environment_database's grace period).
-                col("archived_at", T::timestamp)},
+                col("archived_at", T::timestamp),
+                // A trial's end (trial_days / trial_seconds from its creation),
+                // and how often extend_environment_trial moved it (policies.cpp).
+                col("expires_at", T::timestamp),
+                col("trial_extensions", T::integer, true, D::zero)},
                {"id"},
                {{"organization_id", "slug"}, {"id", "organization_id"}},
                {{{"organization_id"}, "sys_organization", {"id"}}},
@@ -122,7 +126,14 @@ std::vector<Table> build() {
                 col("host_id", T::id),
                 // When drop_environment_database removed the database (sqlite)
                 // or its drop_database job completed (postgres, turso).
-                col("dropped_at", T::timestamp)},
+                col("dropped_at", T::timestamp),
+                // The latest measured size (usage.cpp) and when it was taken;
+                // storage_read_only: the core's decision that the database is
+                // over storage_limit_mb; storage_read_only_applied: what the
+                // postgres server carries out (the worker converges the two).
+                col("usage_bytes", T::integer), col("usage_measured_at", T::timestamp),
+                col("storage_read_only", T::boolean, true, D::false_),
+                col("storage_read_only_applied", T::boolean, true, D::false_)},
                {"id"},
                {{"environment_id"}, {"database_name"}},
                {{{"environment_id"}, "sys_environment", {"id"}},
@@ -179,6 +190,22 @@ std::vector<Table> build() {
         {{"database_id"}, "sys_environment_database", {"id"}}},
        {{"sys_provisioning_job_queue_idx", {"status", "driver", "created_at"}, false, ""},
         {"sys_provisioning_job_env_idx", {"environment_id"}, false, ""}}});
+
+  // Metering: one row per database and UTC day, the day's latest and largest
+  // measured size (usage.cpp, record).
+  Column usage_day = col("day", T::text, true);
+  usage_day.check_postgres = "day ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'";
+  usage_day.check_sqlite = "length(day) = 10 AND day GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'";
+  t.push_back({"sys_environment_usage",
+               {col("database_id", T::id, true), col("environment_id", T::id, true), usage_day,
+                col("bytes", T::integer, true), col("max_bytes", T::integer, true),
+                col("samples", T::integer, true, D::zero),
+                col("measured_at", T::timestamp, true, D::now)},
+               {"database_id", "day"},
+               {},
+               {{{"database_id"}, "sys_environment_database", {"id"}},
+                {{"environment_id"}, "sys_environment", {"id"}}},
+               {{"sys_environment_usage_env_idx", {"environment_id", "day"}, false, ""}}});
 
   Table audit{"sys_audit_event",
               {col("id", T::id, true), col("occurred_at", T::timestamp, true, D::now),

@@ -14,8 +14,10 @@
 #include "tenancy/context.hpp"
 #include "tenancy/environments.hpp"
 #include "tenancy/members.hpp"
+#include "tenancy/policies.hpp"
 #include "tenancy/resolve.hpp"
 #include "tenancy/teardown.hpp"
+#include "tenancy/usage.hpp"
 
 namespace envdb::api {
 
@@ -42,6 +44,8 @@ std::vector<Function> build() {
   append(all, dataplane::functions());
   append(all, login_lookup::functions());
   append(all, invariants::functions());
+  append(all, policies::functions());
+  append(all, usage::functions());
   return all;
 }
 }  // namespace

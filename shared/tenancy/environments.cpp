@@ -16,6 +16,7 @@
 #include "tenancy/isolation.hpp"
 #include "tenancy/legacy.hpp"
 #include "tenancy/lifecycle.hpp"
+#include "tenancy/policies.hpp"
 #include "tenancy/provision.hpp"
 #include "tenancy/teardown.hpp"
 
@@ -222,6 +223,18 @@ provision::Spec environment_spec(api::Call& c) {
          "storage_limit_mb " + std::to_string(*spec.storage_limit_mb) + " must be greater than 0");
   spec.created_by = c.opt_text("created_by", provision::kMaxCreatedBy);
   spec.metadata = c.opt_object("metadata").value_or(Json::object());
+  // A trial ends trial_days (trial_seconds) from now unless expires_at says
+  // when; no other type has an end.
+  if (auto end = c.opt_timestamp("expires_at")) {
+    if (spec.env_type != "trial")
+      fail(Code::invalid_parameter, "expires_at is only for env_type 'trial', not " +
+                                        quote_value(spec.env_type));
+    if (ms_from_iso(*end).value_or(0) <= now_ms())
+      fail(Code::invalid_parameter, "expires_at " + quote_value(*end) + " must be in the future");
+    spec.expires_at = *end;
+  } else if (spec.env_type == "trial") {
+    spec.expires_at = policies::trial_end(c.host, now_ms());
+  }
   return spec;
 }
 
@@ -461,6 +474,7 @@ Value provision_environment(api::Call& c) {
 Value get_environment(api::Call& c) {
   const std::string id = environment_id_arg(c);
   isolation::require_visible_environment(c.host, c.store, id);
+  policies::observe(c.host, id);
   Row env = records::load_environment(c.store, "environment_id", id);
   auto db = records::database_of_environment(c.store, id);
   return api::json_result(
@@ -624,7 +638,8 @@ std::vector<api::Function> functions() {
         {"storage_limit_mb", T::integer, "NULL"},
         {"created_by", T::text, "NULL"},
         {"metadata", T::json, "NULL"},
-        {"if_not_exists", T::boolean, "false"}},
+        {"if_not_exists", T::boolean, "false"},
+        {"expires_at", T::timestamp, "NULL"}},
        T::json,
        provision_environment,
        kWrites | kRequestForm,
@@ -634,7 +649,8 @@ std::vector<api::Function> functions() {
        "the control database's file) and the environment is active on return; postgres and "
        "turso: it stays provisioning and a create_database job is queued. An archived "
        "environment does not hold its slug: it is renamed archived-<id hex> and the slug names "
-       "the new environment; if_not_exists never returns an archived environment"},
+       "the new environment; if_not_exists never returns an archived environment. A trial ends "
+       "trial_days (trial_seconds) from now, or at expires_at"},
       {"get_environment",
        {{"environment_id", T::text, nullptr}},
        T::json,

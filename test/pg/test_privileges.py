@@ -44,6 +44,8 @@ ACCESS = {
     "claim_provisioning_jobs": {ADMIN}, "complete_provisioning_job": {ADMIN},
     "fail_provisioning_job": {ADMIN},
     "provision_tenant_database": {ADMIN}, "migrate_legacy_tenant_databases": {ADMIN},
+    "extend_environment_trial": {ADMIN}, "set_environment_type": {ADMIN}, "enforce_policies": {ADMIN},
+    "set_storage_limit": {ADMIN}, "measure_environment_usage": {ADMIN}, "report_environment_usage": {ADMIN},
 }
 TEST_ROLES = {"nobody": None, "admin": ADMIN, "router": ROUTER, "reader": READER}
 
@@ -69,6 +71,7 @@ class Privileges(unittest.TestCase):
         cls.credential = h.sql("select id from envdb.sys_database_credential where status = 'active' "
                                "and database_id = %s", (dev["database"]["id"],))[0][0]
         h.call("add_environment_member", cls.env, "alice", "env_user")
+        h.call("report_environment_usage", cls.env, 4096)  # a row of sys_environment_usage
 
     @classmethod
     def tearDownClass(cls):
@@ -204,6 +207,9 @@ class Privileges(unittest.TestCase):
             ("SELECT envdb.claim_provisioning_jobs('turso')", ()),
             ("SELECT envdb.rewrap_credentials()", ()),
             ("SELECT envdb.expire_credentials()", ()),
+            ("SELECT envdb.enforce_policies()", ()),
+            ("SELECT envdb.set_storage_limit(%s, 1)", (self.env,)),
+            ("SELECT envdb.report_environment_usage(%s, 1)", (self.env,)),
         ]:
             with self.subTest(sql=sql):
                 self.assertEqual(self.as_role("router", sql, params)[0], "42501")
