@@ -143,7 +143,7 @@ void measure_hosts() {
     size_t end = i;
     while (end < due.size() && *due[end].host_id == host_id) ++end;
     boundary("measuring usage on database host " + host_id, [&] {
-      const postgres::Server server = in_transaction([&] {
+      const std::optional<postgres::Server> server = in_transaction([&] {
         auto host = make_host();
         return postgres::load_server(*host, host_id);
       });

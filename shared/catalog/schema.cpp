@@ -73,16 +73,16 @@ std::vector<Table> build() {
                 col("created_at", T::timestamp, true, D::now),
                 col("updated_at", T::timestamp, true, D::now),
                 // When archive_environment ran (drop_environment_database's grace period).
-                col("archived_at", T::timestamp),
-                // A trial's end (trial_days / trial_seconds from its creation),
-                // and how often extend_environment_trial moved it (policies.cpp).
-                col("expires_at", T::timestamp),
-                col("trial_extensions", T::integer, true, D::zero)},
+                col("archived_at", T::timestamp)},
                {"id"},
                {{"organization_id", "slug"}, {"id", "organization_id"}},
                {{{"organization_id"}, "sys_organization", {"id"}}},
                {{"sys_environment_org_default_idx", {"organization_id", "is_default"}, false, ""},
                 {"sys_environment_one_default_idx", {"organization_id"}, true, "is_default"}}});
+  // A trial's end (trial_days / trial_seconds from its creation), and how
+  // often extend_environment_trial moved it (policies.cpp).
+  t.back().columns.push_back(col("expires_at", T::timestamp));
+  t.back().columns.push_back(col("trial_extensions", T::integer, true, D::zero));
 
   // Postgres servers that hold postgres-driver databases, by region. The
   // password is sealed like a credential token (AES-256-GCM under a keyring
@@ -126,19 +126,20 @@ std::vector<Table> build() {
                 col("host_id", T::id),
                 // When drop_environment_database removed the database (sqlite)
                 // or its drop_database job completed (postgres, turso).
-                col("dropped_at", T::timestamp),
-                // The latest measured size (usage.cpp) and when it was taken;
-                // storage_read_only: the core's decision that the database is
-                // over storage_limit_mb; storage_read_only_applied: what the
-                // postgres server carries out (the worker converges the two).
-                col("usage_bytes", T::integer), col("usage_measured_at", T::timestamp),
-                col("storage_read_only", T::boolean, true, D::false_),
-                col("storage_read_only_applied", T::boolean, true, D::false_)},
+                col("dropped_at", T::timestamp)},
                {"id"},
                {{"environment_id"}, {"database_name"}},
                {{{"environment_id"}, "sys_environment", {"id"}},
                 {{"host_id"}, "sys_database_host", {"id"}}},
                {{"sys_environment_database_host_idx", {"host_id"}, false, ""}}});
+  // The latest measured size (usage.cpp) and when it was taken;
+  // storage_read_only: the core's decision that the database is at or over
+  // storage_limit_mb; storage_read_only_applied: what the postgres server
+  // carries out (the worker converges the two).
+  for (Column c : {col("usage_bytes", T::integer), col("usage_measured_at", T::timestamp),
+                   col("storage_read_only", T::boolean, true, D::false_),
+                   col("storage_read_only_applied", T::boolean, true, D::false_)})
+    t.back().columns.push_back(c);
 
   Column token_cipher = col("token_cipher", T::blob, true);
   token_cipher.secret = true;
@@ -195,17 +196,18 @@ std::vector<Table> build() {
   // measured size (usage.cpp, record).
   Column usage_day = col("day", T::text, true);
   usage_day.check_postgres = "day ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'";
-  usage_day.check_sqlite = "length(day) = 10 AND day GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'";
-  t.push_back({"sys_environment_usage",
-               {col("database_id", T::id, true), col("environment_id", T::id, true), usage_day,
-                col("bytes", T::integer, true), col("max_bytes", T::integer, true),
-                col("samples", T::integer, true, D::zero),
-                col("measured_at", T::timestamp, true, D::now)},
-               {"database_id", "day"},
-               {},
-               {{{"database_id"}, "sys_environment_database", {"id"}},
-                {{"environment_id"}, "sys_environment", {"id"}}},
-               {{"sys_environment_usage_env_idx", {"environment_id", "day"}, false, ""}}});
+  usage_day.check_sqlite =
+      "length(day) = 10 AND day GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'";
+  t.push_back(
+      {"sys_environment_usage",
+       {col("id", T::id, true), col("database_id", T::id, true), col("environment_id", T::id, true),
+        usage_day, col("bytes", T::integer, true), col("max_bytes", T::integer, true),
+        col("samples", T::integer, true, D::zero), col("measured_at", T::timestamp, true, D::now)},
+       {"id"},
+       {{"database_id", "day"}},
+       {{{"database_id"}, "sys_environment_database", {"id"}},
+        {{"environment_id"}, "sys_environment", {"id"}}},
+       {{"sys_environment_usage_env_idx", {"environment_id", "day"}, false, ""}}});
 
   Table audit{"sys_audit_event",
               {col("id", T::id, true), col("occurred_at", T::timestamp, true, D::now),

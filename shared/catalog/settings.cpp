@@ -68,10 +68,9 @@ void validate(const Setting& s, const std::string& value) {
     bool digits = !value.empty() && value.size() <= 12;
     for (char c : value) digits = digits && c >= '0' && c <= '9';
     if (!digits)
-      fail(Code::invalid_parameter, std::string("value for ") + s.key +
-                                        " must be a whole number of " +
-                                        (s.seconds ? "seconds" : s.count_of) + ", got " +
-                                        quote_value(value));
+      fail(Code::invalid_parameter,
+           std::string("value for ") + s.key + " must be a whole number of " +
+               (s.seconds ? "seconds" : s.count_of) + ", got " + quote_value(value));
   } else if (std::strcmp(s.key, "default_driver") == 0) {
     if (value != "sqlite" && value != "postgres" && value != "turso")
       fail(Code::invalid_parameter,
@@ -97,7 +96,7 @@ Value config(api::Call& call) {
   // A number of seconds may come as a number (better-sqlite3 binds 3600 as
   // REAL 3600.0); every other setting is text.
   const std::string value = s.seconds || s.count_of ? *call.opt_text_or_number("value", 4096)
-                                      : call.text("value", 4096);
+                                                    : call.text("value", 4096);
   validate(s, value);
   Atomic tx(call.store);
   execute(

@@ -227,8 +227,8 @@ provision::Spec environment_spec(api::Call& c) {
   // when; no other type has an end.
   if (auto end = c.opt_timestamp("expires_at")) {
     if (spec.env_type != "trial")
-      fail(Code::invalid_parameter, "expires_at is only for env_type 'trial', not " +
-                                        quote_value(spec.env_type));
+      fail(Code::invalid_parameter,
+           "expires_at is only for env_type 'trial', not " + quote_value(spec.env_type));
     if (ms_from_iso(*end).value_or(0) <= now_ms())
       fail(Code::invalid_parameter, "expires_at " + quote_value(*end) + " must be in the future");
     spec.expires_at = *end;

@@ -41,9 +41,10 @@ bool is_sqlite(Host& host) { return std::strcmp(host.name(), "sqlite") == 0; }
 std::string for_update(Store& store) { return is_postgres(store) ? " FOR UPDATE" : ""; }
 
 void set_status(Host& host, const Row& env, const std::string& to, const std::string& now) {
-  execute(host.store(),
-          "UPDATE envdb.sys_environment SET status = $2, updated_at = $3::timestamptz WHERE id = $1",
-          {env.text("id"), to, now});
+  execute(
+      host.store(),
+      "UPDATE envdb.sys_environment SET status = $2, updated_at = $3::timestamptz WHERE id = $1",
+      {env.text("id"), to, now});
   // turso: a suspension invalidates the database's tokens, a resumption
   // mints the live ones again (as set_environment_status does).
   if (auto db = records::database_of_environment(host.store(), env.text("id")))
@@ -63,17 +64,15 @@ std::pair<bool, bool> enforce_trial(Host& host, Row env, int64_t now, int64_t gr
   bool suspended = false, archived = false;
   if (env.text("status") == "active") {
     set_status(host, env, "suspended", now_text);
-    audit::record(host, {"environment.trial_expire", env.text("organization_id"), id,
-                         "environment", id,
-                         Json{{"expiresAt", *end_text}, {"from", "active"}, {"to", "suspended"}}});
+    audit::record(host,
+                  {"environment.trial_expire", env.text("organization_id"), id, "environment", id,
+                   Json{{"expiresAt", *end_text}, {"from", "active"}, {"to", "suspended"}}});
     suspended = true;
     env = records::load_environment(host.store(), "environment_id", id);
   }
   if (env.text("status") == "suspended" && *end <= now - grace) {
     teardown::archive(host, env,
-                      Json{{"policy", "trial"},
-                           {"expiresAt", *end_text},
-                           {"graceMs", grace}},
+                      Json{{"policy", "trial"}, {"expiresAt", *end_text}, {"graceMs", grace}},
                       "cancelled: the trial ended");
     archived = true;
   }
@@ -130,13 +129,13 @@ Value extend_environment_trial(api::Call& c) {
     lifecycle::require(id, status, "active");
     set_status(host, env, "active", now_text);
   }
-  audit::record(host, {"environment.trial_extend", env.text("organization_id"), id, "environment",
-                       id,
-                       Json{{"days", *days},
-                            {"previousExpiresAt", json_text(old_text)},
-                            {"expiresAt", new_end},
-                            {"extensions", done + 1},
-                            {"resumed", resumed}}});
+  audit::record(host,
+                {"environment.trial_extend", env.text("organization_id"), id, "environment", id,
+                 Json{{"days", *days},
+                      {"previousExpiresAt", json_text(old_text)},
+                      {"expiresAt", new_end},
+                      {"extensions", done + 1},
+                      {"resumed", resumed}}});
   tx.done();
   return api::json_result(
       Json{{"environment",
@@ -173,8 +172,7 @@ Value set_environment_type(api::Call& c) {
             "UPDATE envdb.sys_environment SET env_type = $2, expires_at = $3::timestamptz, "
             "updated_at = $4::timestamptz WHERE id = $1",
             {id, type, optional_value(end), now_iso()});
-    audit::record(host, {"environment.set_type", env.text("organization_id"), id, "environment",
-                         id,
+    audit::record(host, {"environment.set_type", env.text("organization_id"), id, "environment", id,
                          Json{{"from", from},
                               {"to", type},
                               {"previousExpiresAt", json_text(env.opt_text("expires_at"))},

@@ -73,11 +73,11 @@ std::optional<bool> decide(Host& host, const std::string& database_id) {
           "UPDATE envdb.sys_environment_database SET storage_read_only = $2, updated_at = "
           "$3::timestamptz WHERE id = $1",
           {database_id, over, now_iso()});
-  audit::record(host, {over ? "database.storage_read_only" : "database.storage_writable",
-                       row->text("organization_id"), row->text("environment_id"), "database",
-                       database_id,
-                       Json{{"storageLimitMb", limit ? Json(*limit) : Json(nullptr)},
-                            {"usageBytes", bytes ? Json(*bytes) : Json(nullptr)}}});
+  audit::record(host,
+                {over ? "database.storage_read_only" : "database.storage_writable",
+                 row->text("organization_id"), row->text("environment_id"), "database", database_id,
+                 Json{{"storageLimitMb", limit ? Json(*limit) : Json(nullptr)},
+                      {"usageBytes", bytes ? Json(*bytes) : Json(nullptr)}}});
   return over;
 }
 
@@ -97,9 +97,8 @@ Row database_of(Store& store, const std::string& environment_id) {
 
 void require_not_dropped(const Row& db, const std::string& environment_id) {
   if (auto dropped = db.opt_text("dropped_at"))
-    fail(Code::invalid_transition, "the database of environment_id " +
-                                       quote_value(environment_id) + " was dropped at " +
-                                       *dropped + "; it has no usage");
+    fail(Code::invalid_transition, "the database of environment_id " + quote_value(environment_id) +
+                                       " was dropped at " + *dropped + "; it has no usage");
 }
 
 Json database_now(Store& store, const std::string& database_id) {
@@ -124,8 +123,8 @@ int64_t measure(Host& host, const Row& db, const std::string& environment_id) {
     fail(Code::conflict, "environment_id " + quote_value(environment_id) +
                              " has no database to measure yet (it is being provisioned)");
   const auto placed = query_one(host.store(),
-                               "SELECT host_id FROM envdb.sys_environment_database WHERE id = $1",
-                               {db.text("id")});
+                                "SELECT host_id FROM envdb.sys_environment_database WHERE id = $1",
+                                {db.text("id")});
   const auto host_id = placed ? placed->opt_text("host_id") : std::nullopt;
   if (!host_id) {
     if (!is_postgres(host.store()))
@@ -245,13 +244,13 @@ void record(Host& host, const std::string& database_id, int64_t bytes) {
           "$3::timestamptz WHERE id = $1",
           {database_id, bytes, now});
   execute(store,
-          "INSERT INTO envdb.sys_environment_usage (database_id, environment_id, day, bytes, "
-          "max_bytes, samples, measured_at) VALUES ($1, $2, $3, $4, $4, 1, $5::timestamptz) "
+          "INSERT INTO envdb.sys_environment_usage (id, database_id, environment_id, day, bytes, "
+          "max_bytes, samples, measured_at) VALUES ($6, $1, $2, $3, $4, $4, 1, $5::timestamptz) "
           "ON CONFLICT (database_id, day) DO UPDATE SET bytes = excluded.bytes, max_bytes = "
           "CASE WHEN excluded.bytes > sys_environment_usage.max_bytes THEN excluded.bytes ELSE "
           "sys_environment_usage.max_bytes END, samples = sys_environment_usage.samples + 1, "
           "measured_at = excluded.measured_at",
-          {database_id, db->text("environment_id"), now.substr(0, 10), bytes, now});
+          {database_id, db->text("environment_id"), now.substr(0, 10), bytes, now, new_uuid_v7()});
   (void)decide(host, database_id);
 }
 
@@ -261,7 +260,8 @@ int64_t measure_due(Host& host) {
   Store& store = host.store();
   const bool sqlite = is_sqlite_host(host);
   if (!sqlite && !is_postgres(store)) return 0;
-  const std::string which = sqlite ? "d.driver = 'sqlite'" : "d.driver = 'postgres' AND d.host_id IS NULL";
+  const std::string which = sqlite ? "d.driver = 'sqlite'"
+                                   : "d.driver = 'postgres' AND d.host_id IS NULL";
   const auto rows = query(store,
                           std::string("SELECT d.id, d.driver, d.database_name, d.database_url ") +
                               kMeasurable + " AND " + which + " ORDER BY d.id",

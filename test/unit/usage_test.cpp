@@ -21,16 +21,17 @@ TEST(Usage, MaxPageCountIsTheSqliteLimitIn4096BytePages) {
 TEST(Usage, ReadOnlyWithdrawsWritesFromReadwriteAndAdminAndWritableGrantsThemBack) {
   const std::string db = "env-abcdefghijklmnopqrstuvwxyz";
   const std::string off = usage::write_access_sql(db, true);
-  EXPECT_NE(off.find("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public FROM \"" +
-                     db + "_readwrite\", \"" + db + "_admin\""),
+  EXPECT_NE(off.find(
+                "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public FROM \"" +
+                db + "_readwrite\", \"" + db + "_admin\""),
             std::string::npos)
       << off;
   EXPECT_NE(off.find("ALTER DEFAULT PRIVILEGES FOR ROLE \"" + db + "_admin\""), std::string::npos);
   EXPECT_EQ(off.find("GRANT "), std::string::npos);
   EXPECT_EQ(off.find("_readonly"), std::string::npos);  // reads are never touched
   const std::string on = usage::write_access_sql(db, false);
-  EXPECT_NE(on.find("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \"" + db +
-                    "_readwrite\""),
+  EXPECT_NE(on.find("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \"" +
+                    db + "_readwrite\""),
             std::string::npos)
       << on;
   EXPECT_EQ(on.find("REVOKE"), std::string::npos);
