@@ -182,7 +182,11 @@ class Upgrade(unittest.TestCase):
             source.call("rotate_credential", env["database"]["id"], "readwrite", None, "tok-rotated")
             source.call("issue_credential", env["database"]["id"], "admin", "tok-admin")
             source.call("config", "rotation_grace_seconds", "3600")
-            columns = old.columns(CATALOG_TABLES)
+            # The tables the older version has (a table a later version adds
+            # is created by the update, empty).
+            tables = [t for t in CATALOG_TABLES
+                      if old.sql("select to_regclass(%s) is not null", (f"envdb.{t}",))[0][0]]
+            columns = old.columns(tables)
             copy_rows(source, old, columns)
 
             # Before the update: a clear refusal, not a failure half-way.
@@ -191,9 +195,9 @@ class Upgrade(unittest.TestCase):
             self.assertEqual(refused.exception.code, "schema_mismatch")
             self.assertIn("ALTER EXTENSION envdb UPDATE", refused.exception.message)
 
-            counts = old.counts()
-            for t in CATALOG_TABLES:
-                self.assertGreater(counts[t], 0, f"{t} holds no row before the upgrade")
+            for t in tables:
+                self.assertGreater(old.sql(f"select count(*) from envdb.{t}")[0][0], 0,
+                                   f"{t} holds no row before the upgrade")
             creds = [r[0] for r in old.sql("select id from envdb.sys_database_credential where status <> 'revoked'")]
             secrets = {c: source.call("reveal_credential", c) for c in creds}
             self.assertGreater(len(secrets), 3)

@@ -1,6 +1,6 @@
 // usage.cpp's pure parts: the page limit resolve_environment hands a router,
 // and the statements that withdraw and restore an environment database's
-// write privileges (the worker runs them; test/pg/test_policies.py shows
+// write privileges (the worker runs them; test/pg/test_pg_policies.py shows
 // them working on a server).
 #include <gtest/gtest.h>
 
