@@ -199,7 +199,7 @@ Value set_storage_limit(api::Call& c) {
   const auto previous = stored_integer(db, "storage_limit_mb");
   if (previous != megabytes) {
     execute(store,
-            "UPDATE envdb.sys_environment_database SET storage_limit_mb = $2, updated_at = "
+            "UPDATE envdb.sys_environment_database SET storage_limit_mb = $2::bigint, updated_at = "
             "$3::timestamptz WHERE id = $1",
             {database_id, megabytes ? Value(*megabytes) : null_value(), now_iso()});
     audit::record(host, {"database.storage_limit", env.text("organization_id"), id, "database",
