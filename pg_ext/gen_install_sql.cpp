@@ -102,6 +102,8 @@ const ReaderScope kReaderScopes[] = {
      "(SELECT e.organization_id FROM envdb.sys_environment_database d JOIN envdb.sys_environment e "
      "ON e.id = d.environment_id WHERE d.id = database_id)"},
     {"sys_environment_hostname", "organization_id"},
+    {"sys_environment_usage",
+     "(SELECT e.organization_id FROM envdb.sys_environment e WHERE e.id = environment_id)"},
 };
 
 // Catalog tables that belong to no organization, and what a reader with an

@@ -26,6 +26,8 @@
 #include "postgres/provisioner.hpp"
 #include "postgres/statements.hpp"
 #include "secrets/credentials.hpp"
+#include "tenancy/policies.hpp"
+#include "tenancy/usage.hpp"
 #include "worker.hpp"
 #include "worker_internal.hpp"
 
@@ -113,6 +115,81 @@ void expire_deadlines() {
   });
   if (n > 0)
     log_message(LOG, "expired " + std::to_string(n) + " credential(s) past their deadline");
+}
+
+// The policy sweep (policies.cpp): trials past their end suspended, past
+// their grace archived, usage of this server's databases measured when due,
+// storage decisions made; each step audited, in one transaction.
+void enforce_policies() {
+  const Json done = in_transaction([] {
+    auto host = make_host();
+    return policies::sweep(*host);
+  });
+  for (const char* key : {"suspendedTrials", "archivedTrials", "readOnly", "writable"})
+    for (const auto& id : done[key])
+      log_message(LOG, std::string(key) + ": " + id.get<std::string>());
+}
+
+// Usage of the databases on registered hosts whose measurement is due, one
+// session per host; a host that fails is logged and the others go on.
+void measure_hosts() {
+  const auto due = in_transaction([] {
+    auto host = make_host();
+    return usage::due_on_hosts(*host);
+  });
+  size_t i = 0;
+  while (i < due.size()) {
+    const std::string host_id = *due[i].host_id;
+    size_t end = i;
+    while (end < due.size() && *due[end].host_id == host_id) ++end;
+    boundary("measuring usage on database host " + host_id, [&] {
+      const std::optional<postgres::Server> server = in_transaction([&] {
+        auto host = make_host();
+        return postgres::load_server(*host, host_id);
+      });
+      auto session = open_session(server);
+      for (size_t k = i; k < end; ++k) {
+        const auto bytes = session->query_value(usage::size_sql(due[k].database_name));
+        if (!bytes) continue;
+        in_transaction([&] {
+          auto host = make_host();
+          usage::record(*host, due[k].database_id, std::stoll(*bytes));
+          return 0;
+        });
+      }
+    });
+    i = end;
+  }
+}
+
+// Storage read-only decisions carried out: inside each database whose server
+// does not carry its decision yet, the write privileges of the readwrite and
+// admin scope roles are withdrawn or granted back, then the catalog records
+// it. A crash in between runs the idempotent statements again next pass.
+void converge_write_access() {
+  const auto pending = in_transaction([] {
+    SpiStore store;
+    return usage::write_access_pending(store);
+  });
+  for (const usage::Hosted& d : pending) {
+    boundary("storage access of database " + d.database_name, [&] {
+      std::optional<postgres::Server> server;
+      if (d.host_id)
+        server = in_transaction([&] {
+          auto host = make_host();
+          return postgres::load_server(*host, *d.host_id);
+        });
+      open_session(server)->exec_in_database(d.database_name,
+                                             usage::write_access_sql(d.database_name, d.read_only));
+      in_transaction([&] {
+        SpiStore store;
+        usage::mark_applied(store, d.database_id, d.read_only);
+        return 0;
+      });
+      log_message(LOG, std::string(d.read_only ? "withdrew" : "restored") +
+                           " the write privileges in database " + d.database_name);
+    });
+  }
 }
 
 // One server's logins brought to what the catalog says now. A login to
@@ -318,6 +395,7 @@ bool pass() {
   if (!has_envdb()) return false;
   boundary("reclaiming the jobs of stopped workers", reclaim_stale_jobs);
   boundary("expiring credentials", expire_deadlines);
+  boundary("enforcing policies", enforce_policies);
   if (keyring_ready()) {
     boundary("running postgres jobs", [] {
       while (auto job = claim_one()) {
@@ -332,6 +410,8 @@ bool pass() {
                            "envdb.keyring_file or envdb.keyring_command in postgresql.conf)");
   }
   boundary("converging logins", converge_all);
+  if (keyring_ready()) boundary("measuring usage on database hosts", measure_hosts);
+  boundary("converging storage access", converge_write_access);
   return true;
 }
 

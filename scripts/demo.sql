@@ -52,6 +52,38 @@ SELECT json_extract(envdb_archive_environment((SELECT id FROM sys_environment WH
                     '$.revokedCredentials') AS prod_credentials_revoked;
 SELECT slug, env_type, status, is_default FROM sys_environment ORDER BY created_at;
 
+-- Policies that run themselves. A trial ends (trial_seconds: 1 s here; trial_days, 30, by default) and
+-- the sweep suspends it: enforce_policies() in SQLite, from your scheduler; the Postgres worker runs the
+-- same sweep every 2 s on its own.
+SELECT envdb_config('trial_seconds', '1') AS trial_seconds;
+SELECT json_extract(r, '$.environment.slug') AS environment, json_extract(r, '$.environment.envType') AS type,
+       json_extract(r, '$.environment.expiresAt') IS NOT NULL AS has_an_end
+  FROM (SELECT envdb_provision_environment(json_object(
+          'organizationId', (SELECT id FROM sys_organization WHERE slug = 'acme'),
+          'slug', 'try', 'envType', 'trial')) AS r);
+.shell sleep 1.2
+SELECT json_array_length(envdb_enforce_policies(), '$.suspendedTrials') AS trials_suspended;
+SELECT slug, env_type, status FROM sys_environment WHERE slug = 'try';
+
+-- A storage limit of 1 MB. The router applies maxPageCount with PRAGMA max_page_count on the file it
+-- opens; this one writes 1.5 MB without it, so the measurement finds the database over its limit.
+SELECT json_extract(envdb_provision_environment(json_object(
+          'organizationId', (SELECT id FROM sys_organization WHERE slug = 'acme'),
+          'slug', 'small', 'storageLimitMb', 1)), '$.database.storageLimitMb') AS limit_mb,
+       json_extract(envdb_resolve_environment((SELECT id FROM sys_environment WHERE slug = 'small')),
+                    '$.maxPageCount') AS max_page_count;
+ATTACH (SELECT substr(d.database_url, 6) FROM sys_environment_database d
+          JOIN sys_environment e ON e.id = d.environment_id WHERE e.slug = 'small') AS small;
+CREATE TABLE small.blobs (b BLOB);
+INSERT INTO small.blobs WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150)
+  SELECT zeroblob(10000) FROM n;
+DETACH small;
+SELECT json_extract(r, '$.database.usageBytes') > 1048576 AS over_1_mb,
+       json_extract(r, '$.database.storageReadOnly') AS read_only
+  FROM (SELECT envdb_measure_environment_usage((SELECT id FROM sys_environment WHERE slug = 'small')) AS r);
+SELECT e.slug AS environment, u.day, u.bytes > 1048576 AS over_1_mb, u.samples
+  FROM sys_environment_usage u JOIN sys_environment e ON e.id = u.environment_id;
+
 -- No token is stored in plaintext; the audit trail has every change.
 SELECT e.slug AS environment, c.scope, c.status, c.kms_key_id, length(c.token_cipher) AS sealed_bytes
   FROM sys_database_credential c JOIN sys_environment_database d ON d.id = c.database_id

@@ -10,10 +10,12 @@ const char* const kOrganizationColumns =
     "id, slug, name, metadata, created_at, updated_at, deprovisioned_at";
 const char* const kEnvironmentColumns =
     "id, organization_id, slug, name, description, env_type, region, is_default, is_protected, "
-    "status, dlp_policy_id, created_by, metadata, created_at, updated_at, archived_at";
+    "status, dlp_policy_id, created_by, metadata, created_at, updated_at, archived_at, expires_at, "
+    "trial_extensions";
 const char* const kDatabaseColumns =
     "id, environment_id, database_name, database_url, driver, region, storage_limit_mb, "
-    "provisioned_at, last_accessed_at, metadata, created_at, updated_at, dropped_at";
+    "provisioned_at, last_accessed_at, metadata, created_at, updated_at, dropped_at, usage_bytes, "
+    "usage_measured_at, storage_read_only";
 const char* const kCredentialColumns =
     "id, database_id, kms_key_id, scope, status, username, issued_at, expires_at, revoked_at, "
     "rotated_from";
@@ -79,7 +81,9 @@ Json environment_json(const Row& r) {
               {"metadata", object(r, "metadata")},
               {"createdAt", text(r, "created_at")},
               {"updatedAt", text(r, "updated_at")},
-              {"archivedAt", text(r, "archived_at")}};
+              {"archivedAt", text(r, "archived_at")},
+              {"expiresAt", text(r, "expires_at")},
+              {"trialExtensions", integer(r, "trial_extensions")}};
 }
 
 Json database_json(const Row& r) {
@@ -95,7 +99,10 @@ Json database_json(const Row& r) {
               {"metadata", object(r, "metadata")},
               {"createdAt", text(r, "created_at")},
               {"updatedAt", text(r, "updated_at")},
-              {"droppedAt", text(r, "dropped_at")}};
+              {"droppedAt", text(r, "dropped_at")},
+              {"usageBytes", integer(r, "usage_bytes")},
+              {"usageMeasuredAt", text(r, "usage_measured_at")},
+              {"storageReadOnly", r.boolean("storage_read_only")}};
 }
 
 Json credential_json(const Row& r) {

@@ -79,6 +79,10 @@ std::vector<Table> build() {
                {{{"organization_id"}, "sys_organization", {"id"}}},
                {{"sys_environment_org_default_idx", {"organization_id", "is_default"}, false, ""},
                 {"sys_environment_one_default_idx", {"organization_id"}, true, "is_default"}}});
+  // A trial's end (trial_days / trial_seconds from its creation), and how
+  // often extend_environment_trial moved it (policies.cpp).
+  t.back().columns.push_back(col("expires_at", T::timestamp));
+  t.back().columns.push_back(col("trial_extensions", T::integer, true, D::zero));
 
   // Postgres servers that hold postgres-driver databases, by region. The
   // password is sealed like a credential token (AES-256-GCM under a keyring
@@ -136,6 +140,14 @@ std::vector<Table> build() {
                {{{"environment_id"}, "sys_environment", {"id"}},
                 {{"host_id"}, "sys_database_host", {"id"}}},
                {{"sys_environment_database_host_idx", {"host_id"}, false, ""}}});
+  // The latest measured size (usage.cpp) and when it was taken;
+  // storage_read_only: the core's decision that the database is at or over
+  // storage_limit_mb; storage_read_only_applied: what the postgres server
+  // carries out (the worker converges the two).
+  for (Column c : {col("usage_bytes", T::integer), col("usage_measured_at", T::timestamp),
+                   col("storage_read_only", T::boolean, true, D::false_),
+                   col("storage_read_only_applied", T::boolean, true, D::false_)})
+    t.back().columns.push_back(c);
 
   Column token_cipher = col("token_cipher", T::blob, true);
   token_cipher.secret = true;
@@ -189,6 +201,23 @@ std::vector<Table> build() {
         {{"database_id"}, "sys_environment_database", {"id"}}},
        {{"sys_provisioning_job_queue_idx", {"status", "driver", "created_at"}, false, ""},
         {"sys_provisioning_job_env_idx", {"environment_id"}, false, ""}}});
+
+  // Metering: one row per database and UTC day, the day's latest and largest
+  // measured size (usage.cpp, record).
+  Column usage_day = col("day", T::text, true);
+  usage_day.check_postgres = "day ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'";
+  usage_day.check_sqlite =
+      "length(day) = 10 AND day GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'";
+  t.push_back(
+      {"sys_environment_usage",
+       {col("id", T::id, true), col("database_id", T::id, true), col("environment_id", T::id, true),
+        usage_day, col("bytes", T::integer, true), col("max_bytes", T::integer, true),
+        col("samples", T::integer, true, D::zero), col("measured_at", T::timestamp, true, D::now)},
+       {"id"},
+       {{"database_id", "day"}},
+       {{{"database_id"}, "sys_environment_database", {"id"}},
+        {{"environment_id"}, "sys_environment", {"id"}}},
+       {{"sys_environment_usage_env_idx", {"environment_id", "day"}, false, ""}}});
 
   Table audit{"sys_audit_event",
               {col("id", T::id, true), col("occurred_at", T::timestamp, true, D::now),

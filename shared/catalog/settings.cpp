@@ -18,6 +18,8 @@ struct Setting {
   const char* sqlite_default;
   const char* postgres_default;
   bool seconds;  // a non-negative integer number of seconds
+  // Else, for a non-negative whole number of something else: its unit.
+  const char* count_of = nullptr;
 };
 
 const Setting kSettings[] = {
@@ -41,6 +43,19 @@ const Setting kSettings[] = {
     // on when the region has no registered database host (comma-separated; *:
     // every region; empty: none). Any other region without a host is refused.
     {"local_server_regions", "default", "default", false},
+    // Trials (policies.cpp): a trial environment expires trial_days after its
+    // creation (trial_seconds, when not 0, instead: short lifetimes for tests
+    // and demos), is suspended then, and archived trial_grace_days later
+    // (trial_grace_seconds, when not 0, instead). extend_environment_trial
+    // may move the end trial_max_extensions times.
+    {"trial_days", "30", "30", false, "days"},
+    {"trial_seconds", "0", "0", true},
+    {"trial_grace_days", "30", "30", false, "days"},
+    {"trial_grace_seconds", "0", "0", true},
+    {"trial_max_extensions", "1", "1", false, "extensions"},
+    // Storage usage (usage.cpp): how often each database's size is measured
+    // on schedule (0: only on demand).
+    {"usage_interval_seconds", "3600", "3600", true},
 };
 
 const Setting& find_setting(const std::string& key) {
@@ -53,13 +68,13 @@ const Setting& find_setting(const std::string& key) {
 }
 
 void validate(const Setting& s, const std::string& value) {
-  if (s.seconds) {
+  if (s.seconds || s.count_of) {
     bool digits = !value.empty() && value.size() <= 12;
     for (char c : value) digits = digits && c >= '0' && c <= '9';
     if (!digits)
-      fail(Code::invalid_parameter, std::string("value for ") + s.key +
-                                        " must be a whole number of seconds, got " +
-                                        quote_value(value));
+      fail(Code::invalid_parameter,
+           std::string("value for ") + s.key + " must be a whole number of " +
+               (s.seconds ? "seconds" : s.count_of) + ", got " + quote_value(value));
   } else if (std::strcmp(s.key, "default_driver") == 0) {
     if (value != "sqlite" && value != "postgres" && value != "turso")
       fail(Code::invalid_parameter,
@@ -90,8 +105,8 @@ Value config(api::Call& call) {
   if (!call.given("value")) return setting(call.host, key);
   // A number of seconds may come as a number (better-sqlite3 binds 3600 as
   // REAL 3600.0); every other setting is text.
-  const std::string value = s.seconds ? *call.opt_text_or_number("value", 4096)
-                                      : call.text("value", 4096);
+  const std::string value = s.seconds || s.count_of ? *call.opt_text_or_number("value", 4096)
+                                                    : call.text("value", 4096);
   validate(s, value);
   Atomic tx(call.store);
   execute(
@@ -113,6 +128,10 @@ std::string setting(Host& host, const std::string& key) {
 }
 
 int64_t setting_seconds(Host& host, const std::string& key) {
+  return std::stoll(setting(host, key));
+}
+
+int64_t setting_number(Host& host, const std::string& key) {
   return std::stoll(setting(host, key));
 }
 

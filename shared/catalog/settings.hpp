@@ -15,6 +15,8 @@ namespace envdb::settings {
 // A setting's value: the stored one, else its default for this host.
 std::string setting(Host& host, const std::string& key);
 int64_t setting_seconds(Host& host, const std::string& key);
+// A whole-number setting that is not seconds (trial_days, trial_max_extensions).
+int64_t setting_number(Host& host, const std::string& key);
 // sqlite_data_dir as an absolute, normalised path. A relative setting (the
 // default, envdb_environments, is one) is resolved against the directory of
 // the control database's file, so it does not depend on the working

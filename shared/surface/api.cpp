@@ -16,8 +16,10 @@
 #include "tenancy/environments.hpp"
 #include "tenancy/hostnames.hpp"
 #include "tenancy/members.hpp"
+#include "tenancy/policies.hpp"
 #include "tenancy/resolve.hpp"
 #include "tenancy/teardown.hpp"
+#include "tenancy/usage.hpp"
 
 namespace envdb::api {
 
@@ -46,6 +48,8 @@ std::vector<Function> build() {
   append(all, invariants::functions());
   append(all, hostnames::functions());
   append(all, events::functions());
+  append(all, policies::functions());
+  append(all, usage::functions());
   return all;
 }
 }  // namespace

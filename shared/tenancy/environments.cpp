@@ -17,6 +17,7 @@
 #include "tenancy/isolation.hpp"
 #include "tenancy/legacy.hpp"
 #include "tenancy/lifecycle.hpp"
+#include "tenancy/policies.hpp"
 #include "tenancy/provision.hpp"
 #include "tenancy/teardown.hpp"
 
@@ -244,6 +245,18 @@ provision::Spec environment_spec(api::Call& c) {
          "storage_limit_mb " + std::to_string(*spec.storage_limit_mb) + " must be greater than 0");
   spec.created_by = c.opt_text("created_by", provision::kMaxCreatedBy);
   spec.metadata = c.opt_object("metadata").value_or(Json::object());
+  // A trial ends trial_days (trial_seconds) from now unless expires_at says
+  // when; no other type has an end.
+  if (auto end = c.opt_timestamp("expires_at")) {
+    if (spec.env_type != "trial")
+      fail(Code::invalid_parameter,
+           "expires_at is only for env_type 'trial', not " + quote_value(spec.env_type));
+    if (ms_from_iso(*end).value_or(0) <= now_ms())
+      fail(Code::invalid_parameter, "expires_at " + quote_value(*end) + " must be in the future");
+    spec.expires_at = *end;
+  } else if (spec.env_type == "trial") {
+    spec.expires_at = policies::trial_end(c.host, now_ms());
+  }
   return spec;
 }
 
@@ -493,6 +506,7 @@ Value environment_record(Store& store, const std::string& id) {
 Value get_environment(api::Call& c) {
   const std::string id = environment_id_arg(c);
   isolation::require_visible_environment(c.host, c.store, id);
+  policies::observe(c.host, id);
   return environment_record(c.store, id);
 }
 
@@ -650,7 +664,8 @@ std::vector<api::Function> functions() {
         {"storage_limit_mb", T::integer, "NULL"},
         {"created_by", T::text, "NULL"},
         {"metadata", T::json, "NULL"},
-        {"if_not_exists", T::boolean, "false"}},
+        {"if_not_exists", T::boolean, "false"},
+        {"expires_at", T::timestamp, "NULL"}},
        T::json,
        provision_environment,
        kWrites | kRequestForm,
@@ -660,7 +675,8 @@ std::vector<api::Function> functions() {
        "the control database's file) and the environment is active on return; postgres and "
        "turso: it stays provisioning and a create_database job is queued. An archived "
        "environment does not hold its slug: it is renamed archived-<id hex> and the slug names "
-       "the new environment; if_not_exists never returns an archived environment"},
+       "the new environment; if_not_exists never returns an archived environment. A trial ends "
+       "trial_days (trial_seconds) from now, or at expires_at"},
       {"get_environment",
        {{"environment_id", T::text, nullptr}},
        T::json,

@@ -7,6 +7,7 @@
 #include "secrets/vault.hpp"
 #include "tenancy/environments.hpp"
 #include "tenancy/isolation.hpp"
+#include "tenancy/policies.hpp"
 #include "tenancy/resolve.hpp"
 
 namespace envdb::hostnames {
@@ -154,6 +155,8 @@ Value find_environment(api::Call& c) {
   if (!row)
     fail(Code::not_found, "organization_slug " + quote_value(organization_slug) +
                               " has no environment_slug " + quote_value(environment_slug));
+  // An ended trial is carried out here as by get_environment (SQLite).
+  policies::observe(c.host, row->text("id"));
   return environments::environment_record(c.store, row->text("id"));
 }
 

@@ -285,12 +285,12 @@ Json create_environment(Host& host, const Spec& s, Undo& undo) {
   if (query(store,
             "INSERT INTO envdb.sys_environment (id, organization_id, slug, name, description, "
             "env_type, region, is_default, is_protected, status, created_by, metadata, "
-            "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'provisioning', "
-            "$10, $11::jsonb, $12::timestamptz, $12::timestamptz) ON CONFLICT DO NOTHING "
-            "RETURNING id",
+            "created_at, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+            "'provisioning', $10, $11::jsonb, $12::timestamptz, $12::timestamptz, "
+            "$13::timestamptz) ON CONFLICT DO NOTHING RETURNING id",
             {environment_id, s.organization_id, s.slug, s.name, optional_value(s.description),
              s.env_type, s.region, s.is_default, s.is_protected, optional_value(s.created_by),
-             s.metadata.dump(), now})
+             s.metadata.dump(), now, optional_value(s.expires_at)})
           .empty()) {
     if (environment_by_slug(store, s.organization_id, s.slug))
       fail(Code::already_exists, "slug " + quote_value(s.slug) +

@@ -44,6 +44,7 @@ struct Spec {
   std::optional<int64_t> storage_limit_mb;
   std::optional<std::string> created_by;
   Json metadata = Json::object();
+  std::optional<std::string> expires_at;  // a trial's end (policies::trial_end)
 };
 
 // Files a call created outside the catalog. If the call fails after creating

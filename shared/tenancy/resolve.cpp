@@ -14,6 +14,8 @@
 #include "core/ids.hpp"
 #include "secrets/vault.hpp"
 #include "tenancy/isolation.hpp"
+#include "tenancy/policies.hpp"
+#include "tenancy/usage.hpp"
 
 namespace envdb::resolve {
 
@@ -28,7 +30,8 @@ using T = api::Type;
 const std::string kResolveSql =
     "SELECT e.organization_id, e.env_type, e.status, d.id AS database_id, d.driver, "
     "d.database_name, d.database_url, d.region, d.last_accessed_at, c.id AS credential_id, "
-    "c.scope, c.kms_key_id, c.token_cipher, c.username, c.expires_at "
+    "c.scope, c.kms_key_id, c.token_cipher, c.username, c.expires_at, "
+    "e.expires_at AS trial_expires_at, d.storage_limit_mb "
     "FROM envdb.sys_environment e "
     "JOIN envdb.sys_environment_database d ON d.environment_id = e.id "
     "LEFT JOIN envdb.sys_database_credential c "
@@ -52,6 +55,8 @@ enum Column : int {
   kTokenCipher,
   kUsername,
   kExpiresAt,
+  kTrialExpiresAt,
+  kStorageLimitMb,
   kColumns
 };
 
@@ -158,10 +163,20 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
   if (status != "active")
     fail(Code::conflict, "environment_id " + quote_value(environment_id) + " is " + status +
                              "; only an active environment is resolved");
+  const int64_t now = now_ms();
+  // A trial past its end is suspended by the next sweep (the Postgres
+  // worker's pass; SQLite: now, policies::observe); it is not resolved
+  // meanwhile.
+  if (!is_null(row[kTrialExpiresAt]) && ms_of(row[kTrialExpiresAt]).value_or(INT64_MIN) <= now &&
+      text_of(row[kEnvType]) == "trial") {
+    policies::observe(c.host, environment_id);
+    fail(Code::conflict, "environment_id " + quote_value(environment_id) +
+                             " is a trial that ended at " + text_of(row[kTrialExpiresAt]) +
+                             "; it is suspended (extend_environment_trial)");
+  }
   if (is_null(row[kCredentialId]))
     fail(Code::not_found, "environment_id " + quote_value(environment_id) + " has no active " +
                               scope + " credential");
-  const int64_t now = now_ms();
   if (!is_null(row[kExpiresAt]) && ms_of(row[kExpiresAt]).value_or(INT64_MIN) <= now)
     fail(Code::not_found, "environment_id " + quote_value(environment_id) + " has no active " +
                               scope + " credential (credential " +
@@ -183,13 +198,19 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
   if ((!last_accessed || *last_accessed < now - kTouchSeconds * 1000) && c.store.writable())
     touch(c.store, row[kDatabaseId], now);
 
+  // The sqlite driver's storage limit as the PRAGMA max_page_count the router
+  // applies on the connection it opens (usage.hpp). Before json_of moves the
+  // driver's text out.
+  std::optional<int64_t> limit_mb;
+  if (auto v = std::get_if<int64_t>(&row[kStorageLimitMb])) limit_mb = *v;
+  const auto pages = usage::max_page_count(text_of(row[kDriver]), limit_mb);
   Json credential = object_of(5);
   add(credential, "id", json_of(row[kCredentialId]));
   add(credential, "scope", std::move(scope));
   add(credential, "username", json_of(row[kUsername]));
   add(credential, "token", std::move(token));
   add(credential, "expiresAt", json_of(row[kExpiresAt]));
-  Json out = object_of(9);
+  Json out = object_of(10);
   add(out, "environmentId", environment_id);
   add(out, "organizationId", json_of(row[kOrganizationId]));
   add(out, "envType", json_of(row[kEnvType]));
@@ -198,6 +219,7 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
   add(out, "databaseName", json_of(row[kDatabaseName]));
   add(out, "databaseUrl", json_of(row[kDatabaseUrl]));
   add(out, "region", json_of(row[kRegion]));
+  add(out, "maxPageCount", pages ? Json(*pages) : Json(nullptr));
   add(out, "credential", std::move(credential));
   wipe(token);
   std::string text = out.dump();

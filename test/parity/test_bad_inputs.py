@@ -324,6 +324,49 @@ def cases(f):
     add("default to NULL", "set_default_environment", (None,), "invalid_parameter", "environment_id is required")
     add("default id with quotes", "set_default_environment", (QUOTES,), "invalid_parameter", "environment_id")
 
+    # ---- trials, storage limits and usage (policies.cpp, usage.cpp) -------
+    add("extend a development environment", "extend_environment_trial", (env, 5), "conflict", "not a trial")
+    add("extend by 0 days", "extend_environment_trial", (env, 0), "invalid_parameter", "days")
+    add("extend by -3 days", "extend_environment_trial", (env, -3), "invalid_parameter", "days")
+    add("extend by 100000 days", "extend_environment_trial", (env, 100000), "invalid_parameter", "days")
+    add("extend by NULL days", "extend_environment_trial", (env, None), "invalid_parameter", "days is required")
+    add("extend by 1.5 days", "extend_environment_trial", (env, 1.5), "invalid_parameter", "days", S)
+    add("extend unknown", "extend_environment_trial", ("no-such-env", 1), "not_found", "no-such-env")
+    add("extend injection id", "extend_environment_trial", (INJECTION, 1), "invalid_parameter", "environment_id")
+    add("type of unknown", "set_environment_type", ("no-such-env", "trial"), "not_found", "no-such-env")
+    add("type default", "set_environment_type", (env, "default"), "invalid_parameter", "env_type")
+    add("type unknown", "set_environment_type", (env, "staging"), "invalid_parameter", "env_type")
+    add("type NULL", "set_environment_type", (env, None), "invalid_parameter", "env_type is required")
+    add("type of the default environment", "set_environment_type", (f["default_env"], "trial"), "conflict",
+        "default")
+    add("type of an archived environment", "set_environment_type", (arch, "trial"), "invalid_transition",
+        "archived")
+    add("provision expires_at for a development environment", "provision_environment",
+        (Request(organizationId=org, slug="x1", envType="development", driver="turso",
+                 expiresAt="2099-01-01T00:00:00.000Z"),), "invalid_parameter", "expires_at")
+    add("provision a trial that expired", "provision_environment",
+        (Request(organizationId=org, slug="x2", envType="trial", driver="turso",
+                 expiresAt="2001-01-01T00:00:00.000Z"),), "invalid_parameter", "expires_at")
+    add("enforce_policies: an argument too many", "enforce_policies", ("surplus",), "invalid_parameter",
+        "at most", S)
+    add("enforce_policies: an argument it does not take", "enforce_policies", ("surplus",), HOST,
+        "does not exist", P)
+    add("limit of 0 MB", "set_storage_limit", (env, 0), "invalid_parameter", "megabytes")
+    add("limit of -1 MB", "set_storage_limit", (env, -1), "invalid_parameter", "megabytes")
+    add("limit of 2^62 MB", "set_storage_limit", (env, 1 << 62), "invalid_parameter", "megabytes")
+    add("limit 'ten'", "set_storage_limit", (env, "ten"), "invalid_parameter", "megabytes", S)
+    add("limit of unknown", "set_storage_limit", ("no-such-env", 5), "not_found", "no-such-env")
+    add("limit of an archived environment", "set_storage_limit", (arch, 5), "invalid_transition", "archived")
+    add("limit NULL id", "set_storage_limit", (None, 5), "invalid_parameter", "environment_id is required")
+    add("measure a turso database", "measure_environment_usage", (env,), "conflict", "report_environment_usage")
+    add("measure unknown", "measure_environment_usage", ("no-such-env",), "not_found", "no-such-env")
+    add("measure injection id", "measure_environment_usage", (INJECTION,), "invalid_parameter",
+        "environment_id")
+    add("report negative bytes", "report_environment_usage", (env, -1), "invalid_parameter", "bytes")
+    add("report NULL bytes", "report_environment_usage", (env, None), "invalid_parameter", "bytes is required")
+    add("report 'many' bytes", "report_environment_usage", (env, "many"), "invalid_parameter", "bytes", S)
+    add("report for unknown", "report_environment_usage", ("no-such-env", 5), "not_found", "no-such-env")
+
     # ---- members ---------------------------------------------------------
     add("unknown role", "add_environment_member", (env, "user-1", "owner"), "invalid_parameter", "role")
     add("empty role", "add_environment_member", (env, "user-1", ""), "invalid_parameter", "role")

@@ -48,6 +48,8 @@ ACCESS = {
     "resolve_hostname": {ADMIN, ROUTER}, "find_environment": EVERYONE,
     "events_since": {ADMIN, ROUTER},
     "update_database_host": {ADMIN}, "drain_database_host": {ADMIN},
+    "extend_environment_trial": {ADMIN}, "set_environment_type": {ADMIN}, "enforce_policies": {ADMIN},
+    "set_storage_limit": {ADMIN}, "measure_environment_usage": {ADMIN}, "report_environment_usage": {ADMIN},
 }
 TEST_ROLES = {"nobody": None, "admin": ADMIN, "router": ROUTER, "reader": READER}
 
@@ -74,6 +76,7 @@ class Privileges(unittest.TestCase):
                                "and database_id = %s", (dev["database"]["id"],))[0][0]
         h.call("add_environment_member", cls.env, "alice", "env_user")
         h.call("add_environment_hostname", cls.env, "dev.acme.example")
+        h.call("report_environment_usage", cls.env, 4096)  # a row of sys_environment_usage
 
     @classmethod
     def tearDownClass(cls):
@@ -209,6 +212,9 @@ class Privileges(unittest.TestCase):
             ("SELECT envdb.claim_provisioning_jobs('turso')", ()),
             ("SELECT envdb.rewrap_credentials()", ()),
             ("SELECT envdb.expire_credentials()", ()),
+            ("SELECT envdb.enforce_policies()", ()),
+            ("SELECT envdb.set_storage_limit(%s, 1)", (self.env,)),
+            ("SELECT envdb.report_environment_usage(%s, 1)", (self.env,)),
         ]:
             with self.subTest(sql=sql):
                 self.assertEqual(self.as_role("router", sql, params)[0], "42501")

@@ -114,6 +114,8 @@ class Upgrade(unittest.TestCase):
         self.assertIn("  dlp_policy_id TEXT,\n", sql)
         self.assertIn("  archived_at TEXT,\n", sql)
         older = (sql.replace("  dlp_policy_id TEXT,\n", "").replace("  archived_at TEXT,\n", "")
+                 .replace("  expires_at TEXT,\n", "")
+                 .replace("  trial_extensions INTEGER NOT NULL DEFAULT 0,\n", "")
                  .replace(", 'trial'", ""))
         db.executescript(f"""
             begin;
@@ -151,8 +153,8 @@ class Upgrade(unittest.TestCase):
         for t, cols in columns.items():
             if t != "sys_config":
                 self.assertEqual(rows(db, t, cols), before[t], t)
-        self.assertEqual(db.execute("select dlp_policy_id, archived_at from sys_environment").fetchall(),
-                         [(None, None)])
+        self.assertEqual(db.execute("select dlp_policy_id, archived_at, expires_at, trial_extensions from "
+                                    "sys_environment").fetchall(), [(None, None, None, 0)])
         self.assertEqual(db.execute("pragma foreign_key_check").fetchall(), [])
         with self.assertRaisesRegex(sqlite3.Error, "append-only"):
             db.execute("update sys_audit_event set actor = 'x'")

@@ -55,13 +55,25 @@ inline std::vector<std::string> keys_of(const Json& j) {
 }
 
 inline const std::vector<std::string> kEnvironmentKeys = {
-    "id",       "organizationId", "slug",        "name",      "description", "envType",
-    "region",   "isDefault",      "isProtected", "status",    "dlpPolicyId", "createdBy",
-    "metadata", "createdAt",      "updatedAt",   "archivedAt"};
-inline const std::vector<std::string> kDatabaseKeys = {
-    "id",        "environmentId",  "databaseName",  "databaseUrl",    "driver",
-    "region",    "storageLimitMb", "provisionedAt", "lastAccessedAt", "metadata",
-    "createdAt", "updatedAt",      "droppedAt"};
+    "id",       "organizationId", "slug",        "name",       "description", "envType",
+    "region",   "isDefault",      "isProtected", "status",     "dlpPolicyId", "createdBy",
+    "metadata", "createdAt",      "updatedAt",   "archivedAt", "expiresAt",   "trialExtensions"};
+inline const std::vector<std::string> kDatabaseKeys = {"id",
+                                                       "environmentId",
+                                                       "databaseName",
+                                                       "databaseUrl",
+                                                       "driver",
+                                                       "region",
+                                                       "storageLimitMb",
+                                                       "provisionedAt",
+                                                       "lastAccessedAt",
+                                                       "metadata",
+                                                       "createdAt",
+                                                       "updatedAt",
+                                                       "droppedAt",
+                                                       "usageBytes",
+                                                       "usageMeasuredAt",
+                                                       "storageReadOnly"};
 inline const std::vector<std::string> kCredentialKeys = {"id",        "databaseId", "kmsKeyId",
                                                          "scope",     "status",     "issuedAt",
                                                          "expiresAt", "rotatedFrom"};

@@ -57,7 +57,8 @@ TEST_F(Router, ResolvesTheActiveCredentialOfEachScope) {
   const Json r = resolve({env_id});
   EXPECT_EQ(keys_of(r), (std::vector<std::string>{"environmentId", "organizationId", "envType",
                                                   "status", "driver", "databaseName", "databaseUrl",
-                                                  "region", "credential"}));
+                                                  "region", "maxPageCount", "credential"}));
+  EXPECT_TRUE(r["maxPageCount"].is_null());  // no storage limit
   EXPECT_EQ(keys_of(r["credential"]),
             (std::vector<std::string>{"id", "scope", "username", "token", "expiresAt"}));
   EXPECT_EQ(r["environmentId"], env_id);
