@@ -54,15 +54,18 @@ class ResolveCacheScenario:
 
     def setUp(self):
         self.h = self.host_class()
-        org = self.h.call("provision_organization", "acme", "Acme", None, None, "postgres")
+        org = self.h.call("provision_organization", "acme", "Acme", None, None, "turso")
         self.org = org["organization"]["id"]
-        env = self.h.call("provision_environment", self.org, "dev", None, None, None, "postgres")
-        self.env = env["environment"]["id"]
-        self.db = env["database"]["id"]
-        # A token for each scope, known to the test.
-        self.h.call("rotate_credential", self.db, "readwrite", Seconds(0), "token-rw-1")
-        self.h.call("rotate_credential", self.db, "readonly", Seconds(0), "token-ro-1")
+        self.env, self.db = self.activate(org["defaultEnvironment"])
         self.other = self.other_class(self.h, {TEST_KEY_ID: TEST_KEY})
+
+    def activate(self, made):
+        """A turso environment made active as its worker would, with a token for
+        each scope known to the test."""
+        job = self.h.call("claim_provisioning_jobs", "turso", 10)[0]
+        self.h.call("complete_provisioning_job", job["id"], "libsql://acme",
+                    {"readwrite": "token-rw-1", "readonly": "token-ro-1", "admin": "token-ad-1"})
+        return made["environment"]["id"], made["database"]["id"]
 
     def tearDown(self):
         self.other.close()
@@ -104,8 +107,8 @@ class ResolveCacheScenario:
     def test_an_archive_elsewhere_is_seen_at_once(self):
         self.warm()
         # The organization's first environment is its default; archive another.
-        env = self.h.call("provision_environment", self.org, "second", None, None, None, "postgres")
-        self.env, self.db = env["environment"]["id"], env["database"]["id"]
+        self.env, self.db = self.activate(
+            self.h.call("provision_environment", self.org, "second", None, None, None, "turso"))
         self.warm()
         self.other.call("archive_environment", self.env)
         self.assertEqual(self.error().code, "conflict")

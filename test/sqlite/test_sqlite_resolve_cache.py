@@ -25,10 +25,9 @@ class ResolveCacheSqlite(unittest.TestCase):
         self.path = os.path.join(self.dir.name, "control.db")
         self.db = self.open()
         self.db.execute("select envdb_config('sqlite_data_dir', ?)", (os.path.join(self.dir.name, "envs"),))
-        org = call_json(self.db, "provision_organization", "acme", "Acme", None, None, "turso")
-        self.org = org["organization"]["id"]
-        env = call_json(self.db, "provision_environment", self.org, "dev", None, None, None, "postgres")
-        self.env, self.dbid = env["environment"]["id"], env["database"]["id"]
+        org = call_json(self.db, "provision_organization", "acme", "Acme", None, None, "sqlite")
+        made = org["defaultEnvironment"]
+        self.env, self.dbid = made["environment"]["id"], made["database"]["id"]
         call(self.db, "rotate_credential", self.dbid, "readwrite", 0, "token-1")
 
     def tearDown(self):
