@@ -431,7 +431,7 @@ struct Scale {
         bench::resolve_blocks(s, o.blocks, o.calls, envdb_one, base_one, first_us);
     note("Router", "Postgres at " + label +
                        ": first resolve of an environment in a minute (a resolve cache miss "
-                       "that also records the last_accessed_at touch): " +
+                       "that also stamps last_accessed_at): " +
                        bench::fixed(first_us) + " µs per call");
     at[envs] = p;
     result("Router",
@@ -442,12 +442,11 @@ struct Scale {
            "of " +
                human(o.sample) + " environments; median of " + std::to_string(o.blocks) +
                " interleaved blocks of " + human(o.calls) + " calls");
-    result("Router",
-           "Postgres: first resolve of an environment in a minute vs a resolve, " + label,
+    result("Router", "Postgres: first resolve of an environment in a minute vs a resolve, " + label,
            first_us, p.envdb_us, "us", "le:2.0",
            "the touch path: every environment of the sample resolved once (a cache miss, and the "
-           "access recorded in shared memory for the database worker) against the steady "
-           "per-call figure above");
+           "last_accessed_at write, still in the resolve) against the steady per-call figure "
+           "above");
     in_server(s, label);
   }
 

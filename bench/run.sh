@@ -93,10 +93,7 @@ if [ "$pg_ok" = 1 ]; then
   step "Postgres (pg_virtualenv)"
   # -t: the cluster lives in a temporary directory, so a concurrent
   # `make check` (also pg_virtualenv) cannot collide with it.
-  # The preload: resolves record last_accessed_at in shared memory and the
-  # database worker writes it, as in production.
   if ! pg_virtualenv -t -o shared_buffers=512MB -o max_wal_size=4GB -o checkpoint_timeout=30min \
-       -o shared_preload_libraries=envdb \
        "$B/driver_pg" --scales "$pg_scales" --runs "$runs" --calls "${BENCH_PG_CALLS:-1000}" \
        --prov "${BENCH_PG_PROV:-300}" --rotations "$rotations" --rewrap-runs "$rewrap_runs" \
        --bulk-at "$bulk_at" \

@@ -48,7 +48,6 @@ PG_FUNCTION_INFO_V1(envdb_fn);
 #include "pg_guard.hpp"
 #include "postgres/provisioner.hpp"
 #include "resolve_cache.hpp"
-#include "touch_log.hpp"
 #include "secrets/keyring.hpp"
 #include "server_session.hpp"
 #include "spi_store.hpp"
@@ -156,12 +155,7 @@ class PgHost : public Host {
     return pg::connect_registered_server(server, kCheckConnection);
   }
   RowCache* resolve_cache() override { return resolve_cache::cache(); }
-  bool defer_touch(const std::string& database_id, int64_t at_ms) override {
-    return touch_log::record(database_id, at_ms);
-  }
-  std::optional<Generation> catalog_generation() override {
-    return resolve_cache::generation();
-  }
+  std::optional<Generation> catalog_generation() override { return resolve_cache::generation(); }
   std::unique_ptr<Store> open_database_file(const std::string&) override {
     throw Error(Code::invalid_parameter,
                 "driver 'sqlite' needs the SQLite host; a Postgres control plane provisions "
@@ -339,8 +333,5 @@ extern "C" void _PG_init(void) {
   // launcher; with the preload, the launcher and its shared memory exist.
   envdb::pg::worker::register_commit_hook();
   envdb::pg::resolve_cache::register_callback();
-  if (process_shared_preload_libraries_in_progress) {
-    envdb::pg::worker::register_preloaded();
-    envdb::pg::touch_log::register_preloaded();
-  }
+  if (process_shared_preload_libraries_in_progress) envdb::pg::worker::register_preloaded();
 }

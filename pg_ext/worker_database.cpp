@@ -26,8 +26,6 @@
 #include "postgres/provisioner.hpp"
 #include "postgres/statements.hpp"
 #include "secrets/credentials.hpp"
-#include "tenancy/resolve.hpp"
-#include "touch_log.hpp"
 #include "worker.hpp"
 #include "worker_internal.hpp"
 
@@ -282,40 +280,6 @@ void run_job(const Claimed& job) {
   report_activity(nullptr);
 }
 
-// The accesses resolves recorded since the last pass (touch_log.hpp), in one
-// statement: each database's last_accessed_at moves to its latest recorded
-// access, with resolve's once-a-minute rule, and rows locked by a credential
-// change are skipped (the next access records them again).
-void write_touches() {
-  const auto touches = touch_log::take();
-  if (touches.empty()) return;
-  // Array literals, every element quoted (an id is text the catalog checked,
-  // but a quote or backslash in it must not split the batch).
-  std::string ids = "{", times = "{";
-  for (size_t i = 0; i < touches.size(); ++i) {
-    ids += i ? ",\"" : "\"";
-    for (char ch : touches[i].first) {
-      if (ch == '"' || ch == '\\') ids += '\\';
-      ids += ch;
-    }
-    ids += "\"";
-    times += (i ? ",\"" : "\"") + iso_from_ms(touches[i].second) + "\"";
-  }
-  ids += "}";
-  times += "}";
-  in_transaction([&] {
-    SpiStore store;
-    execute(store,
-            "UPDATE envdb.sys_environment_database d SET last_accessed_at = t.at FROM (SELECT "
-            "e.id, u.at FROM (SELECT id, max(at) AS at FROM unnest($1::text[], $2::timestamptz[]) "
-            "AS x(id, at) GROUP BY id) u JOIN envdb.sys_environment_database e ON e.id = u.id "
-            "WHERE e.last_accessed_at IS NULL OR e.last_accessed_at < u.at - make_interval(secs "
-            "=> $3) FOR NO KEY UPDATE OF e SKIP LOCKED) t WHERE d.id = t.id",
-            {ids, times, static_cast<int64_t>(resolve::kTouchSeconds)});
-    return 0;
-  });
-}
-
 // One pass over a database's queue and servers. False when the database has
 // no envdb.
 bool pass() {
@@ -343,7 +307,6 @@ bool pass() {
                            "envdb.keyring_file or envdb.keyring_command in postgresql.conf)");
   }
   boundary("converging logins", converge_all);
-  boundary("writing last_accessed_at", write_touches);
   return true;
 }
 

@@ -166,8 +166,7 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
   // stays sealed in the cache and is opened below on every call, under the
   // keyring of the moment; the checks below also run on every call.
   RowCache* cache = c.host.resolve_cache();
-  const std::optional<Generation> generation =
-      cache ? c.host.catalog_generation() : std::nullopt;
+  const std::optional<Generation> generation = cache ? c.host.catalog_generation() : std::nullopt;
   std::string key;
   const std::vector<Value>* cached = nullptr;
   if (generation) {

@@ -7,9 +7,7 @@
 - plain UPDATEs of the catalog by another session, also under
   session_replication_role = replica (the triggers are ENABLE ALWAYS);
 - the session's own transaction rolled back, and a savepoint rolled back;
-- REPEATABLE READ does not fill the cache with its snapshot's rows;
-- with the preload, the resolve writes nothing (no transaction id) and the
-  database worker writes last_accessed_at within a few seconds."""
+- REPEATABLE READ does not fill the cache with its snapshot's rows."""
 import os
 import shutil
 import sys
@@ -30,6 +28,14 @@ def connect(dbname, **kw):
     return conn
 
 
+def activate(h, made):
+    """A turso environment made active as its worker would (readwrite token 'token-1')."""
+    job = h.call("claim_provisioning_jobs", "turso", 10)[0]
+    h.call("complete_provisioning_job", job["id"], "libsql://acme",
+           {"readwrite": "token-1", "readonly": "token-r", "admin": "token-a"})
+    return made["environment"]["id"], made["database"]["id"]
+
+
 def resolve(conn, env):
     cur = conn.cursor()
     cur.execute("select envdb.resolve_environment(%s, 'readwrite')", (env,))
@@ -42,10 +48,8 @@ class ResolveCachePostgres(unittest.TestCase):
         import psycopg2
         self.psycopg2 = psycopg2
         self.h = PostgresHost()
-        org = self.h.call("provision_organization", "acme", "Acme", None, None, "postgres")
-        env = self.h.call("provision_environment", org["organization"]["id"], "dev", None, None, None, "postgres")
-        self.env, self.db = env["environment"]["id"], env["database"]["id"]
-        self.h.call("rotate_credential", self.db, "readwrite", Seconds(0), "token-1")
+        org = self.h.call("provision_organization", "acme", "Acme", None, None, "turso")
+        self.env, self.db = activate(self.h, org["defaultEnvironment"])
         self.router = connect(self.h.dbname)
 
     def tearDown(self):
@@ -101,23 +105,6 @@ class ResolveCachePostgres(unittest.TestCase):
         self.assertEqual(self.token(), "token-2")
         self.assertEqual(self.token(), "token-2")
 
-    def test_the_resolve_writes_nothing_and_the_worker_stamps_last_accessed_at(self):
-        self.h.sql("update envdb.sys_environment_database set last_accessed_at = NULL where id = %s", (self.db,))
-        cur = self.router.cursor()
-        cur.execute("begin")
-        self.token()
-        cur.execute("select txid_current_if_assigned()")
-        self.assertIsNone(cur.fetchone()[0], "the resolve wrote in the router's transaction")
-        cur.execute("commit")
-        deadline = time.time() + 20
-        while True:
-            stamped = self.h.sql("select last_accessed_at from envdb.sys_environment_database where id = %s",
-                                 (self.db,))[0][0]
-            if stamped is not None or time.time() > deadline:
-                break
-            time.sleep(0.2)
-        self.assertIsNotNone(stamped, "the database worker did not write last_accessed_at")
-
 
 @unittest.skipUnless(postgres_available(), "needs the pg_virtualenv cluster (make check)")
 @unittest.skipUnless(os.geteuid() == 0, "starting a second server needs root (to run it as postgres)")
@@ -129,11 +116,8 @@ class StandbyCoherence(unittest.TestCase):
         datadir, port = os.path.join(workdir, "data"), free_port()
         started = False
         try:
-            org = primary.call("provision_organization", "acme", "Acme", None, None, "postgres")
-            env = primary.call("provision_environment", org["organization"]["id"], "dev", None, None, None,
-                               "postgres")
-            env_id, db = env["environment"]["id"], env["database"]["id"]
-            primary.call("rotate_credential", db, "readwrite", Seconds(0), "token-1")
+            org = primary.call("provision_organization", "acme", "Acme", None, None, "turso")
+            env_id, db = activate(primary, org["defaultEnvironment"])
             backup = as_postgres([f"{BIN}/pg_basebackup", "-D", datadir, "-R", "-X", "stream",
                                   "-h", os.environ.get("PGHOST", "localhost"), "-p", os.environ["PGPORT"],
                                   "-U", os.environ.get("PGUSER", "postgres")],
