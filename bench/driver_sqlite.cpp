@@ -559,6 +559,11 @@ struct Scale {
     setenv("ENVDB_RESOLVE_CACHE_ENTRIES", "0", 1);
     Connection off(path, o.ext);
     unsetenv("ENVDB_RESOLVE_CACHE_ENTRIES");
+    {
+      // The rewraps move credentials between k1 and k2: this connection needs both.
+      Stmt add(off.db(), "SELECT envdb_keyring_add(?1, ?2)");
+      add.bind(1, std::string(bench::kKey2Id)).bind(2, std::string(bench::kKey2)).run();
+    }
     off.exec("PRAGMA cache_size = -" + std::to_string(o.cache_kib));
     off.exec("CREATE TEMP TABLE bench_ids AS SELECT id FROM main.sys_environment WHERE 0");
     {
