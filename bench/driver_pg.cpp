@@ -430,8 +430,8 @@ struct Scale {
     const bench::Pair p =
         bench::resolve_blocks(s, o.blocks, o.calls, envdb_one, base_one, first_us);
     note("Router", "Postgres at " + label +
-                       ": first resolve of an environment in a minute (stamps "
-                       "last_accessed_at): " +
+                       ": first resolve of an environment in a minute (a resolve cache miss "
+                       "that also stamps last_accessed_at): " +
                        bench::fixed(first_us) + " µs per call");
     at[envs] = p;
     result("Router",
@@ -442,7 +442,74 @@ struct Scale {
            "of " +
                human(o.sample) + " environments; median of " + std::to_string(o.blocks) +
                " interleaved blocks of " + human(o.calls) + " calls");
+    result("Router", "Postgres: first resolve of an environment in a minute vs a resolve, " + label,
+           first_us, p.envdb_us, "us", "le:2.0",
+           "the touch path: every environment of the sample resolved once (a cache miss, and the "
+           "last_accessed_at write, still in the resolve) against the steady per-call figure "
+           "above");
     hostname_figure(s, label, envdb_one);
+    in_server(s, label);
+  }
+
+  // The in-server pair: one statement resolving every environment of
+  // the sample (per row), against the bare join of the same rows with the
+  // ciphertext as hex; then the same with the resolve cache off
+  // (envdb.resolve_cache_entries = 0), the cost of a miss.
+  void in_server(const std::vector<std::string>& s, const std::string& label) {
+    pg.exec("DROP TABLE IF EXISTS public.bench_ids");
+    pg.exec("CREATE TABLE public.bench_ids (id text PRIMARY KEY)");
+    {
+      std::string rows;
+      for (auto& id : s) rows += id + "\n";
+      pg.exec("BEGIN");
+      pg.exec("CREATE TEMP TABLE bench_ids_load (id text) ON COMMIT DROP");
+      pg.copy_in("COPY bench_ids_load (id) FROM STDIN", rows);
+      pg.exec("INSERT INTO public.bench_ids SELECT DISTINCT id FROM bench_ids_load");
+      pg.exec("COMMIT");
+    }
+    pg.exec("ANALYZE public.bench_ids");
+    const int64_t n = std::stoll(pg.value("SELECT count(*) FROM public.bench_ids"));
+    const std::string tag = label;
+    pg.prepare("srv_resolve_" + tag,
+               "SELECT count(envdb.resolve_environment(b.id, 'readwrite')) FROM public.bench_ids b",
+               0);
+    pg.prepare("srv_join_" + tag,
+               "SELECT count((SELECT d.database_url || encode(c.token_cipher, 'hex') FROM "
+               "envdb.sys_environment e JOIN envdb.sys_environment_database d ON d.environment_id "
+               "= e.id JOIN envdb.sys_database_credential c ON c.database_id = d.id AND c.scope = "
+               "'readwrite' AND c.status = 'active' WHERE e.id = b.id AND e.status = 'active')) "
+               "FROM public.bench_ids b",
+               0);
+    auto count_of = [&](const std::string& name) {
+      if (std::stoll(pg.run_value(name, {})) != n)
+        throw std::runtime_error(name + ": the count is not the sample size");
+    };
+    count_of("srv_resolve_" + tag);
+    count_of("srv_join_" + tag);
+    const bench::Pair p = bench::measure_pair(
+        o.blocks, n, [&](int) { count_of("srv_resolve_" + tag); },
+        [&](int) { count_of("srv_join_" + tag); });
+    result("Router",
+           "Postgres: in-server per row, resolve_environment vs the bare join, " + label +
+               " environments",
+           p.envdb_us, p.baseline_us, "us", "le:1.5",
+           "per row of SELECT count(f(id)) over " + human(n) +
+               " environments (the backend's resolve cache holds them), against SELECT "
+               "count((SELECT d.database_url || encode(c.token_cipher, 'hex') ...)) over the "
+               "same rows; median of " +
+               std::to_string(o.blocks) + " interleaved statements");
+    pg.exec("SET envdb.resolve_cache_entries = 0");
+    count_of("srv_resolve_" + tag);
+    const bench::Pair q = bench::measure_pair(
+        o.blocks, n, [&](int) { count_of("srv_resolve_" + tag); },
+        [&](int) { count_of("srv_join_" + tag); });
+    pg.exec("RESET envdb.resolve_cache_entries");
+    result("Router",
+           "Postgres: in-server per row without the resolve cache (a miss) vs the bare join, " +
+               label + " environments",
+           q.envdb_us, q.baseline_us, "us", "-",
+           "as above with envdb.resolve_cache_entries = 0: what a resolve costs when its row is "
+           "not cached (the figure before the cache)");
   }
 
   // resolve_hostname next to resolve_environment on the same sample: the

@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -491,8 +492,8 @@ struct Scale {
     const bench::Pair p =
         bench::resolve_blocks(s, o.blocks, o.calls, envdb_one, base_one, first_us);
     note("Router", "SQLite at " + label +
-                       ": first resolve of an environment in a minute (stamps "
-                       "last_accessed_at, its own write transaction): " +
+                       ": first resolve of an environment in a minute (a resolve cache miss "
+                       "that also records the last_accessed_at touch): " +
                        bench::fixed(first_us) + " µs per call");
     at[envs] = p;
     result("Router",
@@ -502,7 +503,93 @@ struct Scale {
                human(o.cache_kib / 1024) + " MiB) and stepped with random ids of " +
                human(o.sample) + " environments; median of " + std::to_string(o.blocks) +
                " interleaved blocks of " + human(o.calls) + " calls");
+    result("Router", "SQLite: first resolve of an environment in a minute vs a resolve, " + label,
+           first_us, p.envdb_us, "us", "le:2.0",
+           "the touch path: every environment of the sample resolved once (a cache miss, and "
+           "last_accessed_at recorded for the connection's next batch) against the steady "
+           "per-call figure above");
     hostname_figure(s, label, envdb_one);
+    in_server(s, label);
+  }
+
+  // The in-server pair: one statement resolving every environment of
+  // the sample (per row), against the bare join of the same rows with the
+  // ciphertext as hex; then the same resolve on a connection without the
+  // resolve cache (ENVDB_RESOLVE_CACHE_ENTRIES=0), the cost of a miss.
+  void in_server(const std::vector<std::string>& s, const std::string& label) {
+    c.exec("DROP TABLE IF EXISTS temp.bench_ids");
+    c.exec("CREATE TEMP TABLE bench_ids (id TEXT PRIMARY KEY)");
+    {
+      Stmt ins(c.db(), "INSERT OR IGNORE INTO temp.bench_ids (id) VALUES (?1)");
+      c.exec("BEGIN");
+      for (auto& id : s) {
+        ins.bind(1, id);
+        ins.run();
+      }
+      c.exec("COMMIT");
+    }
+    const int64_t n = std::stoll(c.value("SELECT count(*) FROM temp.bench_ids"));
+    const std::string resolve_sql =
+        "SELECT count(envdb_resolve_environment(b.id, 'readwrite')) FROM temp.bench_ids b";
+    const std::string join_sql =
+        "SELECT count((SELECT d.database_url || hex(c.token_cipher) FROM sys_environment e JOIN "
+        "sys_environment_database d ON d.environment_id = e.id JOIN sys_database_credential c ON "
+        "c.database_id = d.id AND c.scope = 'readwrite' AND c.status = 'active' WHERE e.id = b.id "
+        "AND e.status = 'active')) FROM temp.bench_ids b";
+    Stmt all(c.db(), resolve_sql);
+    Stmt bare(c.db(), join_sql);
+    auto run_count = [&](Stmt& st) {
+      if (!st.step()) throw std::runtime_error("count returned no row");
+      if (st.integer(0) != n) throw std::runtime_error("count is not the sample size");
+      st.reset();
+    };
+    run_count(all);
+    run_count(bare);
+    const bench::Pair p = bench::measure_pair(
+        o.blocks, n, [&](int) { run_count(all); }, [&](int) { run_count(bare); });
+    result("Router",
+           "SQLite: in-server per row, resolve_environment vs the bare join, " + label +
+               " environments",
+           p.envdb_us, p.baseline_us, "us", "le:2.0",
+           "per row of SELECT count(f(id)) over " + human(n) +
+               " environments (the resolve cache holds them), against SELECT count((SELECT "
+               "d.database_url || hex(c.token_cipher) ...)) over the same rows; median of " +
+               std::to_string(o.blocks) + " interleaved statements");
+    // The same statement on a connection whose resolve cache is off.
+    const std::string path = sqlite3_db_filename(c.db(), "main");
+    setenv("ENVDB_RESOLVE_CACHE_ENTRIES", "0", 1);
+    Connection off(path, o.ext);
+    unsetenv("ENVDB_RESOLVE_CACHE_ENTRIES");
+    {
+      // The rewraps move credentials between k1 and k2: this connection needs both.
+      Stmt add(off.db(), "SELECT envdb_keyring_add(?1, ?2)");
+      add.bind(1, std::string(bench::kKey2Id)).bind(2, std::string(bench::kKey2)).run();
+    }
+    off.exec("PRAGMA cache_size = -" + std::to_string(o.cache_kib));
+    off.exec("CREATE TEMP TABLE bench_ids AS SELECT id FROM main.sys_environment WHERE 0");
+    {
+      Stmt ins(off.db(), "INSERT INTO temp.bench_ids (id) VALUES (?1)");
+      Stmt ids(c.db(), "SELECT id FROM temp.bench_ids");
+      off.exec("BEGIN");
+      while (ids.step()) {
+        ins.bind(1, ids.text(0));
+        ins.run();
+      }
+      ids.reset();
+      off.exec("COMMIT");
+    }
+    Stmt cold(off.db(), resolve_sql);
+    Stmt cold_bare(off.db(), join_sql);
+    run_count(cold);
+    run_count(cold_bare);
+    const bench::Pair q = bench::measure_pair(
+        o.blocks, n, [&](int) { run_count(cold); }, [&](int) { run_count(cold_bare); });
+    result("Router",
+           "SQLite: in-server per row without the resolve cache (a miss) vs the bare join, " +
+               label + " environments",
+           q.envdb_us, q.baseline_us, "us", "-",
+           "as above on a connection opened with ENVDB_RESOLVE_CACHE_ENTRIES=0: what a resolve "
+           "costs when its row is not cached (the figure before the cache)");
   }
 
   // resolve_hostname next to resolve_environment on the same sample: the

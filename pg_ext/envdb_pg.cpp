@@ -47,6 +47,7 @@ PG_FUNCTION_INFO_V1(envdb_fn);
 #include "datum.hpp"
 #include "pg_guard.hpp"
 #include "postgres/provisioner.hpp"
+#include "resolve_cache.hpp"
 #include "secrets/keyring.hpp"
 #include "server_session.hpp"
 #include "spi_store.hpp"
@@ -153,6 +154,8 @@ class PgHost : public Host {
   std::unique_ptr<postgres::ServerSession> connect_server(const postgres::Server& server) override {
     return pg::connect_registered_server(server, kCheckConnection);
   }
+  RowCache* resolve_cache() override { return resolve_cache::cache(); }
+  std::optional<Generation> catalog_generation() override { return resolve_cache::generation(); }
   std::unique_ptr<Store> open_database_file(const std::string&) override {
     throw Error(Code::invalid_parameter,
                 "driver 'sqlite' needs the SQLite host; a Postgres control plane provisions "
@@ -329,5 +332,6 @@ extern "C" void _PG_init(void) {
   // The postgres driver: a commit that queued a postgres job wakes the
   // launcher; with the preload, the launcher and its shared memory exist.
   envdb::pg::worker::register_commit_hook();
+  envdb::pg::resolve_cache::register_callback();
   if (process_shared_preload_libraries_in_progress) envdb::pg::worker::register_preloaded();
 }

@@ -200,6 +200,12 @@ int control_plane_script(std::ostream& out) {
       << "END\n$fn$;\n"
       << "REVOKE ALL ON FUNCTION envdb.reject_change() FROM PUBLIC;\n\n";
 
+  out << "-- Trigger function behind the resolve cache's coherence: a change to a table the\n"
+      << "-- router's rows come from sends a relcache invalidation (at commit, WAL-logged).\n"
+      << "CREATE FUNCTION envdb.invalidate_resolve_cache() RETURNS trigger\n"
+      << "  LANGUAGE C AS 'MODULE_PATHNAME', 'envdb_invalidate_resolve_cache';\n"
+      << "REVOKE ALL ON FUNCTION envdb.invalidate_resolve_cache() FROM PUBLIC;\n\n";
+
   out << "-- The control-plane catalog.\n" << catalog::control_plane_ddl(Dialect::postgres) << "\n";
 
   out << "-- pg_dump keeps the catalog's rows (the tables themselves belong to the extension).\n";

@@ -273,6 +273,7 @@ Script parse(const std::string& sql) {
   static const std::regex kPolicy("^CREATE POLICY (\\S+) ON (\\S+)");
   static const std::regex kRls("^ALTER TABLE (\\S+) (ENABLE|FORCE) ROW LEVEL SECURITY$");
   static const std::regex kAlterView("^ALTER VIEW (\\S+) SET \\(");
+  static const std::regex kAlwaysTrigger("^ALTER TABLE (\\S+) ENABLE ALWAYS TRIGGER (\\S+)$");
   static const std::regex kConfigDump("^SELECT pg_catalog\\.pg_extension_config_dump\\('([^']+)'");
   static const std::regex kSchemaAcl("^(GRANT|REVOKE) [^;]*? ON SCHEMA ");
   static const std::regex kFunctionAcl(
@@ -316,6 +317,8 @@ Script parse(const std::string& sql) {
         key = "rls " + m[1].str() + " " + m[2].str();
       else if (std::regex_search(stmt, m, kAlterView))
         key = "alter_view " + m[1].str();
+      else if (std::regex_search(stmt, m, kAlwaysTrigger))
+        key = "always_trigger " + m[2].str() + " ON " + m[1].str();
       else if (std::regex_search(stmt, m, kConfigDump))
         key = "config_dump " + m[1].str();
       else if (std::regex_search(stmt, m, kComment))
@@ -572,7 +575,9 @@ void write_creates(std::ostream& out, const Script& o, const Script& n,
       auto old_text = o.objects.find(key);
       const bool changed = old_text == o.objects.end() || old_text->second != text;
       const bool view_remade = kind == "alter_view" && remade.count("view " + name);
-      if (changed || view_remade) out << text << ";\n";
+      // A trigger made again fires in the default mode until enabled ALWAYS again.
+      const bool trigger_remade = kind == "always_trigger" && remade.count("trigger " + name);
+      if (changed || view_remade || trigger_remade) out << text << ";\n";
     }
   }
 }

@@ -29,7 +29,8 @@ namespace {
 // Per-connection state: hangs off each function's user data, never global.
 class Connection : public Host {
  public:
-  explicit Connection(sqlite3* db) : db_(db), store_(db, false) {}
+  explicit Connection(sqlite3* db)
+      : db_(db), store_(db, false), resolve_cache_(resolve_cache_entries()) {}
   const char* name() const override { return "sqlite"; }
   Store& store() override { return store_; }
   std::optional<std::string> actor() override { return std::nullopt; }
@@ -77,6 +78,44 @@ class Connection : public Host {
     if (!file || !*file) return std::nullopt;
     return std::string(file);
   }
+  // The resolve cache of this connection. Its generation: PRAGMA
+  // data_version (moves when another connection commits to the main
+  // database) and the connection's own change count (data_version does not
+  // move for its own writes, which sqlite3_total_changes counts at once,
+  // committed or not). Inside a write transaction rows are not kept, since
+  // a ROLLBACK (TO SAVEPOINT) would undo what they were read from without
+  // moving either counter back.
+  RowCache* resolve_cache() override {
+    return resolve_cache_.capacity() ? &resolve_cache_ : nullptr;
+  }
+  // ENVDB_RESOLVE_CACHE_ENTRIES: rows kept per connection (0: no cache),
+  // read when the connection loads envdb.
+  static size_t resolve_cache_entries() {
+    const char* v = std::getenv("ENVDB_RESOLVE_CACHE_ENTRIES");
+    if (!v || !*v) return RowCache::kDefaultCapacity;
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v, &end, 10);
+    return end && *end == '\0' ? static_cast<size_t>(n) : RowCache::kDefaultCapacity;
+  }
+  std::optional<Generation> catalog_generation() override {
+    Generation g;
+    {
+      auto stmt = store_.prepare("PRAGMA main.data_version");
+      if (!stmt->step()) return std::nullopt;
+      const Value v = stmt->column(0);
+      const int64_t* n = std::get_if<int64_t>(&v);
+      if (!n) return std::nullopt;
+      g.a = static_cast<uint64_t>(*n);
+    }
+    g.b = static_cast<uint64_t>(sqlite3_total_changes64(db_));
+    g.fill = sqlite3_txn_state(db_, "main") != SQLITE_TXN_WRITE;
+    return g;
+  }
+  bool defer_touch(const std::string& database_id, int64_t at_ms) override {
+    if (!resolve_cache_.capacity()) return false;  // no cache: nothing would write it
+    resolve_cache_.note_touch(database_id, at_ms);
+    return true;
+  }
   // The sqlite driver's file; other drivers' databases live elsewhere.
   std::optional<bool> database_exists(const std::string& driver, const std::string& database_name,
                                       const std::optional<std::string>& database_url) override {
@@ -91,6 +130,7 @@ class Connection : public Host {
   std::optional<std::string> context_;
   bool catalog_current_ = false;
   std::vector<std::string> call_files_;
+  RowCache resolve_cache_;
 };
 
 struct Entry {

@@ -468,6 +468,38 @@ std::string numbered_ddl_pg(const Table& t) {
   return s.str();
 }
 
+// The tables the router's resolve rows are read from, and the one column
+// among them that is the resolve's own bookkeeping (no row it keeps depends
+// on another session's last_accessed_at). Role rules (membership) are checked
+// outside the cache, and keys are opened per call, so neither is listed.
+const std::vector<std::string>& resolve_tables() {
+  static const std::vector<std::string> names = {"sys_environment", "sys_environment_database",
+                                                 "sys_database_credential"};
+  return names;
+}
+constexpr const char* kResolveBookkeeping = "last_accessed_at";
+
+// Postgres: plain DML sends no relcache invalidation, so a statement-level
+// trigger sends one (envdb.invalidate_resolve_cache, the library's C
+// function) for every statement that changes a table of the resolve rows.
+// Invalidations go out at commit and are WAL-logged, so every backend's
+// resolve cache, on a hot standby too, is emptied by the change. ALWAYS:
+// the trigger fires under session_replication_role = replica as well
+// (logical replication, bulk loads).
+std::string resolve_cache_trigger(const Table& t) {
+  bool listed = false;
+  for (const std::string& name : resolve_tables()) listed = listed || name == t.name;
+  if (!listed) return "";
+  std::vector<std::string> columns;
+  for (const Column& c : t.columns)
+    if (c.name != kResolveBookkeeping) columns.push_back(c.name);
+  const std::string trig = t.name + "_resolve_cache";
+  return "CREATE TRIGGER " + trig + " AFTER INSERT OR UPDATE OF " + join(columns) +
+         " OR DELETE OR TRUNCATE ON envdb." + t.name +
+         " FOR EACH STATEMENT EXECUTE FUNCTION envdb.invalidate_resolve_cache();\n" +
+         "ALTER TABLE envdb." + t.name + " ENABLE ALWAYS TRIGGER " + trig + ";\n";
+}
+
 }  // namespace
 
 const std::vector<Table>& control_plane() {
@@ -594,6 +626,7 @@ std::string table_ddl(const Table& t, Dialect d) {
         << "'); END;\n";
     }
   }
+  if (pg) s << resolve_cache_trigger(t);
   if (!pg)
     for (size_t i = 0; i < t.foreign_keys.size(); ++i)
       s << sqlite_fk_triggers(t, t.foreign_keys[i], i + 1);

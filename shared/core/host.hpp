@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/json.hpp"
+#include "core/row_cache.hpp"
 #include "core/store.hpp"
 #include "secrets/keyring.hpp"
 
@@ -83,6 +84,26 @@ class Host {
   // dialect is postgres.)
   // (Defined in servers.cpp, where ServerSession is complete.)
   virtual std::unique_ptr<postgres::ServerSession> connect_server(const postgres::Server& server);
+  // The resolve cache of this session (Postgres: the backend; SQLite: the
+  // connection) and the catalog generation it is valid for (core/row_cache.hpp).
+  // nullptr, or a generation of nullopt for this call: no caching (the
+  // default; also Postgres under REPEATABLE READ or SERIALIZABLE, whose
+  // snapshot may be older than the generation, and SQLite inside a write
+  // transaction, whose rows may still roll back).
+  virtual RowCache* resolve_cache() { return nullptr; }
+  virtual std::optional<Generation> catalog_generation() { return std::nullopt; }
+  // A resolve of `database_id` at `at_ms` is due to stamp last_accessed_at:
+  // may the host write it later, in a batch? False (the default): the core
+  // writes it now (Postgres: one UPDATE with SKIP LOCKED, in the caller's
+  // transaction). SQLite: kept in the connection's resolve cache
+  // (RowCache::note_touch) and written in batches by resolve::flush_touches,
+  // since a touch in its own write transaction costs several resolves.
+  // (Nothing is recorded where the store is not writable: see resolve.)
+  virtual bool defer_touch(const std::string& database_id, int64_t at_ms) {
+    (void)database_id;
+    (void)at_ms;
+    return false;
+  }
 };
 
 }  // namespace envdb

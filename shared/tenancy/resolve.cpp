@@ -87,9 +87,9 @@ std::optional<int64_t> ms_of(const Value& v) {
   return std::nullopt;
 }
 
-// A text column as JSON, moving the string out.
-Json json_of(Value& v) {
-  if (auto s = std::get_if<std::string>(&v)) return Json(std::move(*s));
+// A text column as JSON.
+Json json_of(const Value& v) {
+  if (auto s = std::get_if<std::string>(&v)) return Json(*s);
   return Json(nullptr);
 }
 
@@ -132,6 +132,31 @@ void touch(Store& store, const Value& database_id, int64_t now) {
 
 }  // namespace
 
+void flush_touches(Host& host, RowCache& cache, int64_t now, bool force) {
+  if (cache.pending_touches() == 0) return;
+  if (!force && cache.pending_touches() < kMaxPendingTouches &&
+      now - cache.first_touch_ms() < kTouchSeconds * 1000)
+    return;
+  Store& store = host.store();
+  auto touches = cache.take_touches();
+  if (!store.writable()) return;
+  const std::optional<Generation> before = host.catalog_generation();
+  for (const auto& [database_id, at] : touches) {
+    // As touch(): bookkeeping never fails a resolve. A busy database keeps
+    // the old values (the batch is dropped; the next minute touches again).
+    try {
+      execute(store, kTouchSql,
+              {database_id, iso_from_ms(at - kTouchSeconds * 1000), iso_from_ms(at)});
+    } catch (const Error&) {
+      return;
+    }
+  }
+  // Those writes only moved last_accessed_at, which the kept rows already
+  // hold: they stay valid under the generation the writes made.
+  const std::optional<Generation> after = host.catalog_generation();
+  if (before && after) cache.restamp(*before, *after);
+}
+
 Value resolve(api::Call& c, const std::string& environment_id, std::string scope) {
   if (!vault::is_scope(scope))
     fail(Code::invalid_parameter,
@@ -141,16 +166,35 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
   if (c.host.context())
     isolation::require_scope_allowed(isolation::context_of(c.host), environment_id, scope);
 
-  std::vector<Value> row(kColumns);
-  {
+  // The row comes from the session's cache while the catalog generation
+  // holds (core/row_cache.hpp), else from the one indexed query. The token
+  // stays sealed in the cache and is opened below on every call, under the
+  // keyring of the moment; the checks below also run on every call.
+  RowCache* cache = c.host.resolve_cache();
+  const std::optional<Generation> generation = cache ? c.host.catalog_generation() : std::nullopt;
+  std::string key;
+  const std::vector<Value>* cached = nullptr;
+  if (generation) {
+    key.reserve(environment_id.size() + scope.size() + 1);
+    key.append(environment_id).push_back('\n');
+    key.append(scope);
+    cached = cache->find(*generation, key);
+  }
+  std::vector<Value> fetched;
+  if (!cached) {
+    fetched.resize(kColumns);
     auto stmt = c.store.prepare(kResolveSql);
     stmt->bind(1, environment_id);
     stmt->bind(2, scope);
     if (!stmt->step())
       fail(Code::not_found,
            "environment_id " + quote_value(environment_id) + " names no environment");
-    for (int i = 0; i < kColumns; ++i) row[i] = stmt->column(i);
+    for (int i = 0; i < kColumns; ++i) fetched[i] = stmt->column(i);
   }  // the statement is reset before anything else runs
+  if (!cached && generation) {
+    cache->put(*generation, key, fetched);
+  }
+  const std::vector<Value>& row = cached ? *cached : fetched;
 
   // Where a token would be sent is checked first; the token is also bound
   // to that name and URL (envelope format 2).
@@ -188,15 +232,19 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
   sealed.push_back(row[kCredentialId]);
   sealed.push_back(row[kDatabaseId]);
   sealed.push_back(row[kScope]);
-  sealed.push_back(std::move(row[kKmsKeyId]));
-  sealed.push_back(std::move(row[kTokenCipher]));
+  sealed.push_back(row[kKmsKeyId]);
+  sealed.push_back(row[kTokenCipher]);
   sealed.push_back(row[kDriver]);
   sealed.push_back(row[kDatabaseName]);
   sealed.push_back(row[kDatabaseUrl]);
   std::string token = vault::open_token(c.host, Row(sealed_names(), std::move(sealed)));
   const auto last_accessed = ms_of(row[kLastAccessedAt]);
-  if ((!last_accessed || *last_accessed < now - kTouchSeconds * 1000) && c.store.writable())
-    touch(c.store, row[kDatabaseId], now);
+  if ((!last_accessed || *last_accessed < now - kTouchSeconds * 1000) && c.store.writable()) {
+    if (!c.host.defer_touch(text_of(row[kDatabaseId]), now)) touch(c.store, row[kDatabaseId], now);
+    // The kept row remembers the touch, so the next resolves do not repeat it.
+    if (cache) cache->set_column(key, kLastAccessedAt, iso_from_ms(now));
+  }
+  if (cache && cache->pending_touches() > 0) flush_touches(c.host, *cache, now, false);
 
   // The sqlite driver's storage limit as the PRAGMA max_page_count the router
   // applies on the connection it opens (usage.hpp). Before json_of moves the

@@ -18,6 +18,7 @@
 #pragma once
 #include "core/cpp_only.hpp"
 #include "core/function.hpp"
+#include "core/host.hpp"
 
 #include <vector>
 
@@ -30,6 +31,14 @@ constexpr int64_t kTouchSeconds = 60;
 // environment (by id, by hostname) goes through here, so the role rules and
 // any caching apply to all of them alike.
 Value resolve(api::Call& c, const std::string& environment_id, std::string scope);
+
+// A host may defer last_accessed_at touches into the session's resolve cache
+// (Host::defer_touch, RowCache::note_touch); a resolve writes them all, each with the
+// time it was resolved, once the oldest is kTouchSeconds old or
+// kMaxPendingTouches are pending (`force`: now). A busy or read-only store
+// drops the batch: last_accessed_at is bookkeeping, never a reason to fail.
+constexpr size_t kMaxPendingTouches = 1000;
+void flush_touches(Host& host, RowCache& cache, int64_t now, bool force);
 
 // This module's rows of the SQL function table.
 std::vector<api::Function> functions();

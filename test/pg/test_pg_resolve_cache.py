@@ -1,0 +1,172 @@
+"""The Postgres resolve cache beyond the scenario both hosts share
+(test/parity/test_resolve_cache.py):
+
+- a hot standby: a rotation and a suspension committed on the primary are seen
+  by the very next resolve of a standby backend whose cache held the row, once
+  the standby has replayed the commit (the invalidations are WAL-logged);
+- plain UPDATEs of the catalog by another session, also under
+  session_replication_role = replica (the triggers are ENABLE ALWAYS);
+- the session's own transaction rolled back, and a savepoint rolled back;
+- REPEATABLE READ does not fill the cache with its snapshot's rows."""
+import os
+import shutil
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
+from hosts import (TEST_KEY, TEST_KEY_ID, PG_BIN as BIN, HostError, PostgresHost,  # noqa: E402
+                   Seconds, as_postgres, free_port, postgres_available, postgres_workdir)
+
+
+def connect(dbname, **kw):
+    import psycopg2
+    conn = psycopg2.connect(dbname=dbname, **kw)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("select set_config('envdb.keyring_command', %s, false)", (f"printf '{TEST_KEY_ID} {TEST_KEY}\\n'",))
+    return conn
+
+
+def activate(h, made):
+    """A turso environment made active as its worker would (readwrite token 'token-1')."""
+    job = h.call("claim_provisioning_jobs", "turso", 10)[0]
+    h.call("complete_provisioning_job", job["id"], "libsql://acme",
+           {"readwrite": "token-1", "readonly": "token-r", "admin": "token-a"})
+    return made["environment"]["id"], made["database"]["id"]
+
+
+def resolve(conn, env):
+    cur = conn.cursor()
+    cur.execute("select envdb.resolve_environment(%s, 'readwrite')", (env,))
+    return cur.fetchone()[0]
+
+
+@unittest.skipUnless(postgres_available(), "needs the pg_virtualenv cluster (make check)")
+class ResolveCachePostgres(unittest.TestCase):
+    def setUp(self):
+        import psycopg2
+        self.psycopg2 = psycopg2
+        self.h = PostgresHost()
+        org = self.h.call("provision_organization", "acme", "Acme", None, None, "turso")
+        self.env, self.db = activate(self.h, org["defaultEnvironment"])
+        self.router = connect(self.h.dbname)
+
+    def tearDown(self):
+        self.router.close()
+        self.h.close()
+
+    def token(self, conn=None):
+        return resolve(conn or self.router, self.env)["credential"]["token"]
+
+    def warm(self):
+        self.assertEqual(self.token(), "token-1")
+        self.assertEqual(self.token(), "token-1")
+
+    def test_plain_updates_by_another_session_are_seen(self):
+        self.warm()
+        self.h.sql("update envdb.sys_environment set status = 'suspended' where id = %s", (self.env,))
+        with self.assertRaisesRegex(self.psycopg2.Error, "^conflict"):
+            self.token()
+        self.h.sql("update envdb.sys_environment set status = 'active' where id = %s", (self.env,))
+        self.warm()
+        # The triggers fire under session_replication_role = replica too.
+        self.h.sql("set session_replication_role = replica")
+        self.h.sql("update envdb.sys_database_credential set status = 'revoked' where database_id = %s "
+                   "and scope = 'readwrite'", (self.db,))
+        self.h.sql("reset session_replication_role")
+        with self.assertRaisesRegex(self.psycopg2.Error, "^not_found"):
+            self.token()
+
+    def test_rows_read_from_writes_that_rolled_back_are_not_served(self):
+        self.warm()
+        cur = self.router.cursor()
+        for undo in ("rollback", "rollback to s"):
+            with self.subTest(undo=undo):
+                cur.execute("begin")
+                cur.execute("savepoint s")
+                cur.execute("select envdb.rotate_credential(%s, 'readwrite', token => 'token-x')", (self.db,))
+                self.assertEqual(self.token(), "token-x")
+                self.assertEqual(self.token(), "token-x")
+                cur.execute(undo)
+                self.assertEqual(self.token(), "token-1")
+                if undo != "rollback":
+                    cur.execute("commit")
+                self.assertEqual(self.token(), "token-1")
+
+    def test_repeatable_read_does_not_fill_the_cache_with_its_snapshot(self):
+        self.warm()
+        cur = self.router.cursor()
+        cur.execute("begin isolation level repeatable read")
+        self.assertEqual(self.token(), "token-1")  # the snapshot is taken here
+        self.h.call("rotate_credential", self.db, "readwrite", Seconds(0), "token-2")
+        self.assertEqual(self.token(), "token-1")  # the snapshot's answer
+        cur.execute("commit")
+        self.assertEqual(self.token(), "token-2")
+        self.assertEqual(self.token(), "token-2")
+
+
+@unittest.skipUnless(postgres_available(), "needs the pg_virtualenv cluster (make check)")
+@unittest.skipUnless(os.geteuid() == 0, "starting a second server needs root (to run it as postgres)")
+class StandbyCoherence(unittest.TestCase):
+    def test_a_change_on_the_primary_is_seen_by_the_next_resolve_on_the_standby(self):
+        import psycopg2
+        primary = PostgresHost()
+        workdir = postgres_workdir("envdb-cache-standby-")
+        datadir, port = os.path.join(workdir, "data"), free_port()
+        started = False
+        try:
+            org = primary.call("provision_organization", "acme", "Acme", None, None, "turso")
+            env_id, db = activate(primary, org["defaultEnvironment"])
+            backup = as_postgres([f"{BIN}/pg_basebackup", "-D", datadir, "-R", "-X", "stream",
+                                  "-h", os.environ.get("PGHOST", "localhost"), "-p", os.environ["PGPORT"],
+                                  "-U", os.environ.get("PGUSER", "postgres")],
+                                 env=dict(os.environ), capture_output=True, text=True, timeout=120)
+            self.assertEqual(backup.returncode, 0, backup.stderr)
+            with open(os.path.join(datadir, "postgresql.conf"), "a") as f:
+                f.write(f"port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{workdir}'\n"
+                        "hot_standby = on\nshared_buffers = 16MB\nshared_preload_libraries = ''\n")
+            with open(os.path.join(datadir, "pg_hba.conf"), "w") as f:
+                f.write("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+            for name in ("postgresql.conf", "pg_hba.conf"):
+                shutil.chown(os.path.join(datadir, name), "postgres", "postgres")
+            start = as_postgres([f"{BIN}/pg_ctl", "-D", datadir, "-l", os.path.join(workdir, "log"), "-w",
+                                 "-t", "60", "start"], capture_output=True, text=True, timeout=90)
+            self.assertEqual(start.returncode, 0, start.stderr + start.stdout)
+            started = True
+            standby = connect(primary.dbname, host="127.0.0.1", port=port, user="postgres")
+            cur = standby.cursor()
+
+            def replayed():
+                # Waits until the standby has replayed everything the primary has written so far.
+                lsn = primary.sql("select pg_current_wal_lsn()::text")[0][0]
+                deadline = time.time() + 30
+                while True:
+                    cur.execute("select pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,))
+                    if cur.fetchone()[0]:
+                        return
+                    self.assertLess(time.time(), deadline, "the standby did not replay")
+                    time.sleep(0.05)
+
+            replayed()
+            self.assertEqual(resolve(standby, env_id)["credential"]["token"], "token-1")
+            self.assertEqual(resolve(standby, env_id)["credential"]["token"], "token-1")  # cached
+            primary.call("rotate_credential", db, "readwrite", Seconds(3600), "token-2")
+            replayed()
+            self.assertEqual(resolve(standby, env_id)["credential"]["token"], "token-2")
+            self.assertEqual(resolve(standby, env_id)["credential"]["token"], "token-2")
+            primary.call("set_environment_status", env_id, "suspended")
+            replayed()
+            with self.assertRaisesRegex(psycopg2.Error, "^conflict"):
+                resolve(standby, env_id)
+            standby.close()
+        finally:
+            if started:
+                as_postgres([f"{BIN}/pg_ctl", "-D", datadir, "-m", "immediate", "-w", "stop"],
+                            capture_output=True, timeout=60)
+            shutil.rmtree(workdir, ignore_errors=True)
+            primary.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
