@@ -68,7 +68,7 @@ std::vector<Table> build() {
                 col("region", T::text, true), col("is_default", T::boolean, true, D::false_),
                 col("is_protected", T::boolean, true, D::false_),
                 enum_col("status", {"provisioning", "active", "suspended", "archived", "failed",
-                                   "maintenance"}),
+                                    "maintenance"}),
                 col("dlp_policy_id", T::text), col("created_by", T::text),
                 col("metadata", T::json, true, D::empty_object),
                 col("created_at", T::timestamp, true, D::now),
@@ -168,8 +168,8 @@ std::vector<Table> build() {
        {col("id", T::id, true), col("environment_id", T::id, true), col("database_id", T::id),
         enum_col("kind", {"create_database", "drop_database", "create_login", "disable_login",
                           // copies, resets and backups (tenancy/copy, tenancy/backups)
-                          "copy_database", "reset_database", "backup_database",
-                          "restore_database", "delete_backup"}),
+                          "copy_database", "reset_database", "backup_database", "restore_database",
+                          "delete_backup"}),
         enum_col("driver", {"turso", "postgres", "sqlite"}),
         enum_col("status", {"pending", "running", "done", "failed"}),
         col("attempts", T::integer, true, D::zero), col("last_error", T::text),
@@ -189,8 +189,8 @@ std::vector<Table> build() {
   // (sqlite), or what the worker was told to make (postgres, turso).
   t.push_back(
       {"sys_environment_backup",
-       {col("id", T::id, true), col("environment_id", T::id, true),
-        col("database_id", T::id, true), col("label", T::text), col("location", T::text, true),
+       {col("id", T::id, true), col("environment_id", T::id, true), col("database_id", T::id, true),
+        col("label", T::text), col("location", T::text, true),
         enum_col("driver", {"turso", "postgres", "sqlite"}), col("size_bytes", T::integer),
         enum_col("status", {"pending", "ready", "failed", "deleting", "deleted"}),
         col("schema_version", T::integer), col("created_by", T::text),

@@ -70,8 +70,8 @@ Row environment_arg(api::Call& c) {
 Row database_of(Store& store, const Row& env) {
   auto db = copy::database_with_host(store, env.text("id"));
   if (!db || !is_null((*db)["dropped_at"]))
-    fail(Code::invalid_transition,
-         "environment_id " + quote_value(env.text("id")) + " has no database to back up or restore");
+    fail(Code::invalid_transition, "environment_id " + quote_value(env.text("id")) +
+                                       " has no database to back up or restore");
   row_rules::require_database(*db);
   return std::move(*db);
 }
@@ -118,14 +118,15 @@ void delete_one(Host& host, const Row& backup, const std::string& reason) {
                         "SELECT database_name, host_id FROM envdb.sys_environment_database "
                         "WHERE id = $1",
                         {backup.text("database_id")});
-    Row job = queue::enqueue(
-        host, {backup.text("environment_id"), backup.text("database_id"), "delete_backup",
-               backup.text("driver"),
-               Json{{"backupId", id},
-                    {"location", backup.text("location")},
-                    {"databaseName", db ? Json(db->text("database_name")) : Json(nullptr)},
-                    {"hostId", db && db->opt_text("host_id") ? Json(db->text("host_id"))
-                                                              : Json(nullptr)}}});
+    Row job =
+        queue::enqueue(host,
+                       {backup.text("environment_id"), backup.text("database_id"), "delete_backup",
+                        backup.text("driver"),
+                        Json{{"backupId", id},
+                             {"location", backup.text("location")},
+                             {"databaseName", db ? Json(db->text("database_name")) : Json(nullptr)},
+                             {"hostId", db && db->opt_text("host_id") ? Json(db->text("host_id"))
+                                                                      : Json(nullptr)}}});
     job_id = job.text("id");
   }
   auto env = query_one(store, "SELECT organization_id FROM envdb.sys_environment WHERE id = $1",
@@ -154,9 +155,8 @@ void prune(Host& host, const std::string& environment_id) {
              {environment_id})) {
     ++seen;
     const bool too_many = keep > 0 && seen > keep;
-    const bool too_old =
-        max_age > 0 && ms_from_iso(b.text("created_at")).value_or(now_ms()) <
-                           ms_from_iso(oldest_kept).value_or(0);
+    const bool too_old = max_age > 0 && ms_from_iso(b.text("created_at")).value_or(now_ms()) <
+                                            ms_from_iso(oldest_kept).value_or(0);
     if (too_many || too_old) delete_one(host, b, too_many ? "retention_count" : "retention_age");
   }
 }
@@ -215,9 +215,8 @@ Value backup_environment(api::Call& c) {
                                   Json{{"backupId", id},
                                        {"location", location},
                                        {"databaseName", db.text("database_name")},
-                                       {"hostId", db.opt_text("host_id")
-                                                      ? Json(db.text("host_id"))
-                                                      : Json(nullptr)}}});
+                                       {"hostId", db.opt_text("host_id") ? Json(db.text("host_id"))
+                                                                         : Json(nullptr)}}});
   }
   audit::record(c.host, {"environment.backup", env.text("organization_id"), env_id, "backup", id,
                          Json{{"driver", driver},
@@ -260,10 +259,9 @@ Value restore_environment(api::Call& c) {
   const std::string env_id = env.text("id");
   Row backup = load_backup(c.store, "backup_id", backup_id);
   if (backup.text("environment_id") != env_id)
-    fail(Code::invalid_parameter, "backup_id " + quote_value(backup_id) +
-                                      " is a backup of environment " +
-                                      quote_value(backup.text("environment_id")) + ", not of " +
-                                      quote_value(env_id));
+    fail(Code::invalid_parameter,
+         "backup_id " + quote_value(backup_id) + " is a backup of environment " +
+             quote_value(backup.text("environment_id")) + ", not of " + quote_value(env_id));
   if (backup.text("status") != "ready")
     fail(Code::invalid_transition, "backup_id " + quote_value(backup_id) + " is " +
                                        backup.text("status") + "; only a ready backup is restored");
@@ -277,12 +275,10 @@ Value restore_environment(api::Call& c) {
   if (driver == "sqlite") {
     audit::record(c.host, {"environment.restore", env.text("organization_id"), env_id,
                            "environment", env_id, detail});
-    copy::replace_file(c.host, sqlite_backup_path(c.host, backup_id),
-                       row_rules::sqlite_file(c.host, db.text("database_name"),
-                                              db.opt_text("database_url")),
-                       "full",
-                       copy::Identity{env_id, env.text("organization_id"),
-                                      db.text("database_name")});
+    copy::replace_file(
+        c.host, sqlite_backup_path(c.host, backup_id),
+        row_rules::sqlite_file(c.host, db.text("database_name"), db.opt_text("database_url")),
+        "full", copy::Identity{env_id, env.text("organization_id"), db.text("database_name")});
   } else {
     const std::string previous = copy::hold(c.host, env);
     Json payload = copy::job_payload(c.host, db, previous);

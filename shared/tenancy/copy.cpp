@@ -74,8 +74,9 @@ bool kept_table(const std::string& name) {
 // follows gives the free pages back.
 void empty_user_tables(Store& file) {
   std::vector<std::pair<std::string, std::string>> triggers;
-  for (const Row& r : query(file, "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-                                  "AND sql IS NOT NULL ORDER BY rowid"))
+  for (const Row& r : query(file,
+                            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                            "AND sql IS NOT NULL ORDER BY rowid"))
     triggers.emplace_back(r.text("name"), r.text("sql"));
   std::vector<std::string> tables;
   // Shadow tables belong to their virtual table, which empties them itself.
@@ -146,8 +147,7 @@ Row environment_arg(api::Call& c, const char* field) {
 
 Row database_arg(Store& store, const Row& env, const std::string& field) {
   auto db = database_with_host(store, env.text("id"));
-  if (!db)
-    fail(Code::conflict, field + " " + quote_value(env.text("id")) + " has no database");
+  if (!db) fail(Code::conflict, field + " " + quote_value(env.text("id")) + " has no database");
   row_rules::require_database(*db);
   if (!is_null((*db)["dropped_at"]))
     fail(Code::invalid_transition,
@@ -161,9 +161,8 @@ std::string file_of(Host& host, const Row& db) {
 
 Json result(Store& store, const std::string& target_id, const std::optional<Row>& job,
             const Json& extra, int64_t ms) {
-  Json out{{"environment",
-            records::environment_json(records::load_environment(store, "environment_id",
-                                                                target_id))}};
+  Json out{{"environment", records::environment_json(
+                               records::load_environment(store, "environment_id", target_id))}};
   for (auto& [k, v] : extra.items()) out[k] = v;
   out["job"] = job ? Json{{"id", job->text("id")},
                           {"kind", job->text("kind")},
@@ -189,16 +188,15 @@ Value copy_environment(api::Call& c) {
     fail(Code::invalid_parameter,
          "target_environment_id " + quote_value(target_id) + " belongs to organization " +
              quote_value(target.text("organization_id")) + ", not to the source's " +
-             quote_value(source.text("organization_id")) +
-             "; copies stay inside one organization");
+             quote_value(source.text("organization_id")) + "; copies stay inside one organization");
   require_copy_source(source, "source_environment_id");
   require_overwritable(target, force, "target_environment_id");
   Row source_db = database_arg(c.store, source, "source_environment_id");
   Row target_db = database_arg(c.store, target, "target_environment_id");
   if (source_db.text("driver") != target_db.text("driver"))
     fail(Code::conflict, "target_environment_id " + quote_value(target_id) + " uses driver " +
-                             target_db.text("driver") + ", the source " +
-                             source_db.text("driver") + "; copies stay within one driver");
+                             target_db.text("driver") + ", the source " + source_db.text("driver") +
+                             "; copies stay within one driver");
   const std::string driver = target_db.text("driver");
   Json detail{{"sourceEnvironmentId", source.text("id")},
               {"mode", mode},
@@ -212,9 +210,10 @@ Value copy_environment(api::Call& c) {
     audit::record(c.host, {"environment.copy", target.text("organization_id"), target_id,
                            "environment", target_id, detail});
     // Last: nothing the call writes after it can fail but the commit.
-    const int64_t bytes = replace_file(
-        c.host, file_of(c.host, source_db), file_of(c.host, target_db), mode,
-        Identity{target_id, target.text("organization_id"), target_db.text("database_name")});
+    const int64_t bytes = replace_file(c.host, file_of(c.host, source_db),
+                                       file_of(c.host, target_db), mode,
+                                       Identity{target_id, target.text("organization_id"),
+                                                target_db.text("database_name")});
     detail["sizeBytes"] = bytes;
   } else {
     const std::string previous = hold(c.host, target);
@@ -224,13 +223,13 @@ Value copy_environment(api::Call& c) {
              {"sourceEnvironmentId", source.text("id")},
              {"sourceDatabaseId", source_db.text("id")},
              {"sourceDatabaseName", source_db.text("database_name")},
-             {"sourceHostId", source_db.opt_text("host_id") ? Json(source_db.text("host_id"))
-                                                             : Json(nullptr)},
+             {"sourceHostId",
+              source_db.opt_text("host_id") ? Json(source_db.text("host_id")) : Json(nullptr)},
              {"targetDatabaseName", target_db.text("database_name")},
-             {"targetHostId", target_db.opt_text("host_id") ? Json(target_db.text("host_id"))
-                                                             : Json(nullptr)}});
-    job = queue::enqueue(c.host,
-                         {target_id, target_db.text("id"), "copy_database", driver, payload});
+             {"targetHostId",
+              target_db.opt_text("host_id") ? Json(target_db.text("host_id")) : Json(nullptr)}});
+    job =
+        queue::enqueue(c.host, {target_id, target_db.text("id"), "copy_database", driver, payload});
     detail["jobId"] = job->text("id");
     audit::record(c.host, {"environment.copy", target.text("organization_id"), target_id,
                            "environment", target_id, detail});
@@ -255,8 +254,8 @@ Value reset_environment(api::Call& c) {
   Json detail{{"force", force}, {"driver", driver}};
   if (driver == "sqlite") {
     lifecycle::require(id, env.text("status"), "maintenance");
-    audit::record(c.host, {"environment.reset", env.text("organization_id"), id, "environment",
-                           id, detail});
+    audit::record(c.host, {"environment.reset", env.text("organization_id"), id, "environment", id,
+                           detail});
     // A new file of the current data-plane schema, with the same identity,
     // renamed over the old one.
     const std::string final_path = file_of(c.host, db);
@@ -282,11 +281,11 @@ Value reset_environment(api::Call& c) {
     }
   } else {
     const std::string previous = hold(c.host, env);
-    job = queue::enqueue(c.host,
-                         {id, db.text("id"), "reset_database", driver, job_payload(c.host, db, previous)});
+    job = queue::enqueue(c.host, {id, db.text("id"), "reset_database", driver,
+                                  job_payload(c.host, db, previous)});
     detail["jobId"] = job->text("id");
-    audit::record(c.host, {"environment.reset", env.text("organization_id"), id, "environment",
-                           id, detail});
+    audit::record(c.host, {"environment.reset", env.text("organization_id"), id, "environment", id,
+                           detail});
   }
   tx.done();
   return api::json_result(result(c.store, id, job, Json::object(), elapsed_ms(start)));
@@ -312,7 +311,7 @@ void require_overwritable(const Row& target, bool force, const std::string& fiel
       target.boolean("is_default"))
     fail(Code::conflict,
          field + " " + quote_value(id) + " is " +
-             (target.boolean("is_default")             ? std::string("its organization's default")
+             (target.boolean("is_default")              ? std::string("its organization's default")
               : target.text("env_type") == "production" ? std::string("a production environment")
                                                         : std::string("protected")) +
              "; replacing its database needs force => true");
@@ -335,8 +334,8 @@ void crash_point() {
 void sync_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    throw Error(Code::internal, "cannot open " + quote_value(path) + " to sync it: " +
-                                    std::strerror(errno));
+    throw Error(Code::internal,
+                "cannot open " + quote_value(path) + " to sync it: " + std::strerror(errno));
   const int rc = ::fsync(fd);
   const int saved = errno;
   ::close(fd);
@@ -461,10 +460,9 @@ Json copy_from_source(Store& store, const std::string& source_id, const std::str
   require_mode("copy_mode", mode);
   Row source = records::load_environment(store, "copy_from", source_id);
   if (source.text("organization_id") != organization_id)
-    fail(Code::invalid_parameter, "copy_from " + quote_value(source_id) +
-                                      " belongs to organization " +
-                                      quote_value(source.text("organization_id")) +
-                                      "; copies stay inside one organization");
+    fail(Code::invalid_parameter,
+         "copy_from " + quote_value(source_id) + " belongs to organization " +
+             quote_value(source.text("organization_id")) + "; copies stay inside one organization");
   require_copy_source(source, "copy_from");
   Row db = database_arg(store, source, "copy_from");
   if (db.text("driver") != driver)
@@ -486,7 +484,8 @@ void copy_into_new(Host& host, const Json& copy_from, const std::string& target_
   if (!source_db) throw Error(Code::internal, "the copy's source database is gone");
   replace_file(host, file_of(host, *source_db), file_of(host, target_db),
                copy_from["mode"].get<std::string>(),
-               Identity{target_id, target.text("organization_id"), target_db.text("database_name")});
+               Identity{target_id, target.text("organization_id"),
+                        target_db.text("database_name")});
 }
 
 std::vector<api::Function> functions() {

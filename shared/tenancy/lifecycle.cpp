@@ -13,9 +13,13 @@ const Edge kEdges[] = {
     {"provisioning", "active"}, {"provisioning", "failed"}, {"provisioning", "archived"},
     {"active", "suspended"},    {"suspended", "active"},    {"active", "archived"},
     {"suspended", "archived"},  {"failed", "provisioning"}, {"failed", "archived"},
-    // A copy, reset or restore holds its target (tenancy/copy) and gives it
-    // back the status it had.
-    {"active", "maintenance"},  {"suspended", "maintenance"}, {"maintenance", "active"},
+};
+// A copy, reset or restore holds its target (tenancy/copy) and gives it back
+// the status it had.
+const Edge kMaintenanceEdges[] = {
+    {"active", "maintenance"},
+    {"suspended", "maintenance"},
+    {"maintenance", "active"},
     {"maintenance", "suspended"},
 };
 }  // namespace
@@ -27,6 +31,8 @@ bool is_status(const std::string& s) {
 
 bool allowed(const std::string& from, const std::string& to) {
   for (const Edge& e : kEdges)
+    if (from == e.from && to == e.to) return true;
+  for (const Edge& e : kMaintenanceEdges)
     if (from == e.from && to == e.to) return true;
   return false;
 }
