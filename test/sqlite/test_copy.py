@@ -305,6 +305,104 @@ class Backups(CopyBase):
         self.assertEqual(self.check_clean()["findings"], [])
 
 
+class PostgresDriverJobs(CopyBase):
+    """The postgres driver's side as the catalog sees it (the worker that carries the jobs out is
+    Postgres's): the jobs queued, their payloads, the maintenance hold and its release."""
+
+    def pg_env(self, slug, env_type="sandbox"):
+        out = self.call("provision_environment", self.org, slug, None, env_type, None, "postgres")
+        job = self.call("claim_provisioning_jobs", "postgres", 10, "test")
+        self.call("complete_provisioning_job", job[0]["id"], f"postgresql://server/{slug}")
+        return out["environment"]["id"], out["database"]["databaseName"]
+
+    def claim(self, kind):
+        jobs = self.call("claim_provisioning_jobs", "postgres", 10, "test")
+        self.assertEqual([j["kind"] for j in jobs], [kind])
+        return jobs[0]
+
+    def status(self, env_id):
+        return self.call("get_environment", env_id)["environment"]["status"]
+
+    def test_copy_reset_restore_hold_the_environment_until_the_job_ends(self):
+        source, source_name = self.pg_env("pg-dev", "development")
+        target, target_name = self.pg_env("pg-sandbox")
+        with self.assertRaises(sqlite3.Error) as e:  # another driver
+            self.call("copy_environment", self.dev, target)
+        self.assertTrue(str(e.exception).startswith("conflict:"))
+        out = self.call("copy_environment", source, target, "schema")
+        self.assertEqual((out["environment"]["status"], out["job"]["kind"]), ("maintenance", "copy_database"))
+        with self.assertRaises(sqlite3.Error) as e:
+            self.call("resolve_environment", target, "readwrite")
+        self.assertTrue(str(e.exception).startswith("conflict:"))
+        for fn, args in (("set_environment_status", (target, "active")), ("archive_environment", (target, True)),
+                         ("copy_environment", (source, target, "full", True)), ("backup_environment", (target,))):
+            with self.assertRaises(sqlite3.Error) as e:
+                self.call(fn, *args)
+            self.assertTrue(str(e.exception).startswith("invalid_transition:"), (fn, str(e.exception)))
+        job = self.claim("copy_database")
+        self.assertEqual(job["payload"], {
+            "databaseName": target_name, "hostId": None, "mode": "schema", "previousStatus": "active",
+            "sourceDatabaseId": self.call("get_environment", source)["database"]["id"],
+            "sourceDatabaseName": source_name, "sourceEnvironmentId": source, "sourceHostId": None,
+            "targetDatabaseName": target_name, "targetHostId": None})
+        with self.assertRaises(sqlite3.Error) as e:  # the database stays where it is
+            self.call("complete_provisioning_job", job["id"], "postgresql://elsewhere/x")
+        self.assertTrue(str(e.exception).startswith("invalid_parameter:"))
+        self.call("fail_provisioning_job", job["id"], "try again", True)
+        self.assertEqual(self.status(target), "maintenance")  # a retry keeps the hold
+        job = self.claim("copy_database")
+        self.call("complete_provisioning_job", job["id"])
+        self.assertEqual(self.status(target), "active")
+        # A suspended target gets suspended back, after a failure too.
+        self.call("set_environment_status", target, "suspended")
+        self.call("reset_environment", target)
+        job = self.claim("reset_database")
+        self.assertEqual((job["payload"]["previousStatus"], job["payload"]["databaseName"]),
+                         ("suspended", target_name))
+        self.call("fail_provisioning_job", job["id"], "server gone", False)
+        self.assertEqual(self.status(target), "suspended")
+        ends = self.db.execute("select json_extract(detail, '$.outcome') from sys_audit_event where action = "
+                               "'environment.maintenance_end' order by occurred_at, id").fetchall()
+        self.assertEqual(ends, [("done",), ("failed",)])
+
+    def test_backup_restore_delete_and_drop(self):
+        env, name = self.pg_env("pg-app")
+        b = self.call("backup_environment", env, "nightly")
+        self.assertEqual((b["backup"]["status"], b["job"]["kind"]), ("pending", "backup_database"))
+        self.assertRegex(b["backup"]["location"], r"^bak-[a-z2-7]{26}$")
+        job = self.claim("backup_database")
+        self.assertEqual(job["payload"], {"backupId": b["backup"]["id"], "databaseName": name, "hostId": None,
+                                          "location": b["backup"]["location"]})
+        with self.assertRaises(sqlite3.Error) as e:  # not ready yet
+            self.call("restore_environment", env, b["backup"]["id"])
+        self.assertTrue(str(e.exception).startswith("invalid_transition:"))
+        self.call("complete_provisioning_job", job["id"])
+        self.assertEqual(self.call("list_environment_backups", env)[0]["status"], "ready")
+        self.call("restore_environment", env, b["backup"]["id"])
+        job = self.claim("restore_database")
+        self.assertEqual((job["payload"]["backupId"], job["payload"]["location"], job["payload"]["previousStatus"]),
+                         (b["backup"]["id"], b["backup"]["location"], "active"))
+        self.call("complete_provisioning_job", job["id"])
+        self.assertEqual(self.status(env), "active")
+        failed = self.call("backup_environment", env)["backup"]
+        self.call("fail_provisioning_job", self.claim("backup_database")["id"], "disk full", False)
+        self.assertEqual(self.call("list_environment_backups", env)[0]["status"], "failed")
+        deleting = self.call("delete_environment_backup", failed["id"])["backup"]
+        self.assertEqual(deleting["status"], "deleting")
+        self.call("complete_provisioning_job", self.claim("delete_backup")["id"])
+        self.assertEqual([x["id"] for x in self.call("list_environment_backups", env)], [b["backup"]["id"]])
+        # Archiving keeps the backup; the drop queues its deletion with the database's.
+        self.call("archive_environment", env, True)
+        self.claim("disable_login")
+        self.assertEqual(len(self.call("list_environment_backups", env)), 1)
+        self.call("drop_environment_database", env, True)
+        jobs = self.call("claim_provisioning_jobs", "postgres", 10, "test")
+        self.assertEqual(sorted(j["kind"] for j in jobs), ["delete_backup", "drop_database"])
+        for j in jobs:
+            self.call("complete_provisioning_job", j["id"])
+        self.assertEqual(self.call("list_environment_backups", env), [])
+
+
 # The child: one envdb call, ended by ENVDB_TEST_CRASH_AT at its n-th crash point.
 CHILD = r"""
 import json, sqlite3, sys
