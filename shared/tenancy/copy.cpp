@@ -135,8 +135,17 @@ void restamp(Store& file, const Identity& id) {
 void settle(Host& host, const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return;
-  auto file = host.open_database_file(path);
-  (void)query(*file, "PRAGMA wal_checkpoint(TRUNCATE)");
+  {
+    auto file = host.open_database_file(path);
+    (void)query(*file, "PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+  // A reader kept the WAL from being emptied: renaming now would hand its
+  // frames to the new file. Nothing has changed yet; the caller may retry.
+  const auto wal = fs::file_size(path + "-wal", ec);
+  if (!ec && wal > 0)
+    fail(Code::conflict, "database file " + quote_value(path) +
+                             " has a write-ahead log another connection keeps in use; close the "
+                             "connections to it and retry (nothing was changed)");
 }
 
 Row environment_arg(api::Call& c, const char* field) {

@@ -215,6 +215,23 @@ class Copies(CopyBase):
         self.assertEqual(out["environment"]["status"], "suspended")
         self.assertEqual(out["mode"], "full")
 
+    def test_a_target_whose_wal_is_in_use_is_refused(self):
+        reader = self.open(self.sandbox)
+        reader.execute("pragma journal_mode = wal")
+        reader.execute("insert into sandbox_only values (2)")
+        reader.commit()
+        reader.execute("begin")
+        reader.execute("select count(*) from sandbox_only").fetchone()  # holds a read snapshot
+        with self.assertRaises(sqlite3.Error) as e:
+            self.call("copy_environment", self.dev, self.sandbox)
+        self.assertTrue(str(e.exception).startswith("conflict:"), str(e.exception))
+        reader.rollback()
+        reader.close()
+        self.assertEqual(dump(self.path(self.sandbox))["sandbox_only"], [(1,), (2,)])
+        self.call("copy_environment", self.dev, self.sandbox)
+        self.assertNotIn("sandbox_only", dump(self.path(self.sandbox)))
+        self.assertEqual(self.check_clean()["findings"], [])
+
     def test_reset_empties_back_to_the_data_plane(self):
         credentials = self.call("get_environment", self.dev)["credentials"]
         self.call("reset_environment", self.dev)
