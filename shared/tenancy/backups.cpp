@@ -344,6 +344,11 @@ void job_failed(Host& host, const Row& job, bool retry, const std::string& now) 
   if (id) set_status(host.store(), *id, kind == "backup_database" ? "failed" : "ready", now);
 }
 
+void record_size(Store& store, const std::string& backup_id, int64_t size_bytes) {
+  execute(store, "UPDATE envdb.sys_environment_backup SET size_bytes = $2 WHERE id = $1",
+          {backup_id, size_bytes});
+}
+
 void drop_all(Host& host, const std::string& environment_id) {
   for (const Row& b : query(host.store(),
                             std::string("SELECT ") + kBackupColumns +

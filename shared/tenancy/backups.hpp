@@ -46,6 +46,10 @@ std::string backup_directory(Host& host);
 void job_done(Host& host, const Row& job, const std::string& now);
 void job_failed(Host& host, const Row& job, bool retry, const std::string& now);
 
+// A worker (postgres) records the size of the backup it made, before it
+// completes the job.
+void record_size(Store& store, const std::string& backup_id, int64_t size_bytes);
+
 // drop_environment_database: every backup of the environment that is not
 // deleted goes (sqlite: its file now; postgres, turso: a delete_backup job).
 // Runs inside the caller's Atomic.
