@@ -48,8 +48,6 @@ def median_ms(fn, runs):
 
 def measure(extension, where, megabytes, runs):
     control = os.path.join(where, "control.db")
-    for name in os.listdir(where):
-        pass
     db = connect(control, extension)
     db.execute("select envdb_init()")
     db.execute("select envdb_keyring_add('k1', ?)", (KEY,))

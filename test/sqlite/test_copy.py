@@ -29,14 +29,6 @@ create trigger no_delete before delete on orders begin select raise(abort, 'orde
 """
 
 
-def env_file(path):
-    db = sqlite3.connect(path)
-    try:
-        return db
-    finally:
-        pass
-
-
 def dump(path, rows=True):
     """The schema (sqlite_master) and, with rows, every row of every table, of a database file."""
     db = sqlite3.connect(path)
