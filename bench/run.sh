@@ -10,6 +10,8 @@
 #   3. driver_sqlite: the built envdb.so loaded into a plain sqlite3 connection
 #   4. driver_pg under pg_virtualenv: libpq against the installed extension,
 #      pgcrypto in the same server
+#   4b. bench/copy_bench.py: copy_environment of a 100 MB sqlite environment
+#      vs a bare VACUUM INTO (bench/results/copy.md)
 #   5. bench/pg_driver_bench.py under pg_virtualenv with the preload: the
 #      postgres driver's provision-to-active time vs CREATE DATABASE + schema
 #   6. bench/report.py: the tables
@@ -88,6 +90,18 @@ sqlite_ok=1
   --files-tmpfs "${BENCH_FILES_TMPFS:-100}" --files-disk "${BENCH_FILES_DISK:-20}" \
   --rotations "$rotations" --rewrap-runs "$rewrap_runs" --bulk-at "$bulk_at" >"$out/sqlite.txt" 2>"$out/sqlite.log" ||
   { cat "$out/sqlite.log"; sqlite_ok=0; }
+
+step "SQLite environment copy (copy_environment vs VACUUM INTO, ${BENCH_COPY_MB:-100} MB)"
+mkdir -p "$work/copy" "$disk/copy"
+{ echo "# Copying a sqlite-driver environment"
+  echo
+  echo "\`make bench\` ($(date -u +%Y-%m-%d)): \`copy_environment(source, target, 'full')\` of a ${BENCH_COPY_MB:-100} MB"
+  echo "environment next to a bare \`VACUUM INTO\` of the same file, median of ${BENCH_COPY_RUNS:-3} runs (bench/copy_bench.py)."
+  echo "Goal: at most 1.3x the bare \`VACUUM INTO\`."
+  echo
+  /usr/bin/python3 bench/copy_bench.py "$B/envdb.so" "$work/copy" "$disk/copy" "${BENCH_COPY_MB:-100}" \
+    "${BENCH_COPY_RUNS:-3}"; } >bench/results/copy.md 2>"$out/copy.log" || { cat "$out/copy.log"; sqlite_ok=0; }
+rm -rf "$work/copy" "$disk/copy"
 
 if [ "$pg_ok" = 1 ]; then
   step "Postgres (pg_virtualenv)"

@@ -104,6 +104,8 @@ const ReaderScope kReaderScopes[] = {
     {"sys_environment_hostname", "organization_id"},
     {"sys_environment_usage",
      "(SELECT e.organization_id FROM envdb.sys_environment e WHERE e.id = environment_id)"},
+    {"sys_environment_backup",
+     "(SELECT e.organization_id FROM envdb.sys_environment e WHERE e.id = environment_id)"},
 };
 
 // Catalog tables that belong to no organization, and what a reader with an

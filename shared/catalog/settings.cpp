@@ -56,6 +56,10 @@ const Setting kSettings[] = {
     // Storage usage (usage.cpp): how often each database's size is measured
     // on schedule (0: only on demand).
     {"usage_interval_seconds", "3600", "3600", true},
+    // Backups kept per environment (tenancy/backups): the newest this many
+    // ready ones (0: no limit), none older than this many seconds (0: no limit).
+    {"backup_retention_count", "0", "0", false, "backups"},
+    {"backup_retention_seconds", "0", "0", true},
 };
 
 const Setting& find_setting(const std::string& key) {

@@ -12,7 +12,9 @@
 #include "secrets/credentials.hpp"
 #include "surface/invariants.hpp"
 #include "surface/setup.hpp"
+#include "tenancy/backups.hpp"
 #include "tenancy/context.hpp"
+#include "tenancy/copy.hpp"
 #include "tenancy/environments.hpp"
 #include "tenancy/hostnames.hpp"
 #include "tenancy/members.hpp"
@@ -50,6 +52,8 @@ std::vector<Function> build() {
   append(all, events::functions());
   append(all, policies::functions());
   append(all, usage::functions());
+  append(all, copy::functions());
+  append(all, backups::functions());
   return all;
 }
 }  // namespace

@@ -14,6 +14,7 @@
 #include "jobs/turso.hpp"
 #include "postgres/hosts.hpp"
 #include "secrets/vault.hpp"
+#include "tenancy/copy.hpp"
 #include "tenancy/isolation.hpp"
 #include "tenancy/legacy.hpp"
 #include "tenancy/lifecycle.hpp"
@@ -257,6 +258,21 @@ provision::Spec environment_spec(api::Call& c) {
   } else if (spec.env_type == "trial") {
     spec.expires_at = policies::trial_end(c.host, now_ms());
   }
+  // A new environment as a copy (tenancy/copy): of the source's driver
+  // unless one is named.
+  const auto copy_from = c.opt_text("copy_from");
+  const auto copy_mode = c.opt_text("copy_mode", 64);
+  if (copy_mode && !copy_from)
+    fail(Code::invalid_parameter, "copy_mode " + quote_value(*copy_mode) +
+                                      " was given without copy_from, the environment to copy");
+  if (copy_from) {
+    require_id("copy_from", *copy_from);
+    if (!c.given("driver"))
+      if (auto db = records::database_of_environment(c.store, *copy_from))
+        spec.driver = db->text("driver");
+    spec.copy_from = copy::copy_from_source(c.store, *copy_from, copy_mode.value_or("full"),
+                                            spec.organization_id, spec.driver);
+  }
   return spec;
 }
 
@@ -321,6 +337,16 @@ Value create_checked_environment(Host& host, const provision::Spec& spec,
   }
   Json& out = *created;
   audit_provisioned(host, spec, out);
+  if (!spec.copy_from.is_null()) {
+    const std::string id = out["environment"]["id"].get<std::string>();
+    audit::record(host, {"environment.copy", spec.organization_id, id, "environment", id,
+                         Json{{"sourceEnvironmentId", spec.copy_from["sourceEnvironmentId"]},
+                              {"mode", spec.copy_from["mode"]},
+                              {"driver", spec.driver},
+                              {"newEnvironment", true}}});
+    // sqlite: the new file is replaced by the copy now, the last step.
+    if (spec.driver == "sqlite") copy::copy_into_new(host, spec.copy_from, id);
+  }
   tx.done();
   undo.keep();
   out["durationMs"] = clock.ms();
@@ -523,6 +549,13 @@ Value set_environment_status(api::Call& c) {
         Json{{"environment", archive(c.host, env, false, reason)["environment"]}});
   if (status == "provisioning")
     return api::json_result(Json{{"environment", retry(c.host, env, reason)["environment"]}});
+  // Maintenance belongs to the copy, reset or restore that holds the
+  // environment: its job's end gives the status back (tenancy/copy).
+  if (status == "maintenance" || from == "maintenance")
+    fail(Code::invalid_transition,
+         "environment " + quote_value(id) + " cannot go from " + from + " to " + status +
+             ": maintenance is entered and left only by copy_environment, reset_environment and "
+             "restore_environment");
   lifecycle::require(id, from, status);
   if (status == "active") {
     auto db = records::database_of_environment(store, id);
@@ -665,7 +698,10 @@ std::vector<api::Function> functions() {
         {"created_by", T::text, "NULL"},
         {"metadata", T::json, "NULL"},
         {"if_not_exists", T::boolean, "false"},
-        {"expires_at", T::timestamp, "NULL"}},
+        {"expires_at", T::timestamp, "NULL"},
+
+        {"copy_from", T::text, "NULL"},
+        {"copy_mode", T::text, "NULL"}},
        T::json,
        provision_environment,
        kWrites | kRequestForm,
@@ -676,7 +712,11 @@ std::vector<api::Function> functions() {
        "turso: it stays provisioning and a create_database job is queued. An archived "
        "environment does not hold its slug: it is renamed archived-<id hex> and the slug names "
        "the new environment; if_not_exists never returns an archived environment. A trial ends "
-       "trial_days (trial_seconds) from now, or at expires_at"},
+       "trial_days (trial_seconds) from now, or at expires_at. "
+       "copy_from (an "
+       "environment of the same organization) and copy_mode (full, the default, or schema) "
+       "make the new database a copy of it, as copy_environment does (postgres and turso: the "
+       "create_database job's payload.copyFrom)"},
       {"get_environment",
        {{"environment_id", T::text, nullptr}},
        T::json,

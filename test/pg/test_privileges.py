@@ -50,6 +50,10 @@ ACCESS = {
     "update_database_host": {ADMIN}, "drain_database_host": {ADMIN},
     "extend_environment_trial": {ADMIN}, "set_environment_type": {ADMIN}, "enforce_policies": {ADMIN},
     "set_storage_limit": {ADMIN}, "measure_environment_usage": {ADMIN}, "report_environment_usage": {ADMIN},
+    # Copies and backups replace or read a database's content: envdb_admin alone.
+    "copy_environment": {ADMIN}, "reset_environment": {ADMIN}, "backup_environment": {ADMIN},
+    "list_environment_backups": {ADMIN}, "restore_environment": {ADMIN},
+    "delete_environment_backup": {ADMIN},
 }
 TEST_ROLES = {"nobody": None, "admin": ADMIN, "router": ROUTER, "reader": READER}
 
