@@ -7,6 +7,7 @@
 #include "core/ids.hpp"
 #include "jobs/queue.hpp"
 #include "postgres/converge.hpp"
+#include "postgres/copier.hpp"
 #include "postgres/hosts.hpp"
 #include "secrets/vault.hpp"
 
@@ -30,7 +31,7 @@ Work load_work(Host& host, const std::string& job_id) {
   Store& store = host.store();
   require_id("job_id", job_id);
   auto job = query_one(store,
-                       "SELECT j.id, j.kind, j.driver, j.environment_id, j.database_id, e.status, "
+                       "SELECT j.id, j.kind, j.driver, j.environment_id, j.database_id, j.payload, e.status, "
                        "e.organization_id, d.database_name, d.host_id FROM "
                        "envdb.sys_provisioning_job j JOIN envdb.sys_environment e ON e.id = "
                        "j.environment_id JOIN envdb.sys_environment_database d ON d.id = "
@@ -49,6 +50,10 @@ Work load_work(Host& host, const std::string& job_id) {
   w.database_id = job->text("database_id");
   w.database_name = job->text("database_name");
   w.roles = roles_for(w.database_name);
+  if (auto payload = job->opt_text("payload")) {
+    Json parsed = Json::parse(*payload, nullptr, false);
+    if (parsed.is_object()) w.payload = std::move(parsed);
+  }
 
   if (auto host_id = job->opt_text("host_id")) w.server = load_server(host, *host_id);
   const std::string restrict = settings::setting(host, "restrict_server_connect");
@@ -76,7 +81,46 @@ Work load_work(Host& host, const std::string& job_id) {
   return w;
 }
 
+bool is_copy_kind(const std::string& kind) {
+  return kind == "copy_database" || kind == "reset_database" || kind == "backup_database" ||
+         kind == "restore_database" || kind == "delete_backup";
+}
+
 namespace {
+
+std::optional<std::string> payload_text(const Json& payload, const char* key) {
+  if (!payload.is_object() || !payload.contains(key) || !payload[key].is_string())
+    return std::nullopt;
+  return payload[key].get<std::string>();
+}
+
+CopyPlan copy_plan(const Work& w) {
+  CopyPlan p;
+  p.kind = w.kind;
+  p.target = w.database_name;
+  p.environment_id = w.environment_id;
+  p.organization_id = w.organization_id;
+  p.mode = payload_text(w.payload, "mode").value_or("full");
+  if (w.kind == "copy_database") {
+    p.source = payload_text(w.payload, "sourceDatabaseName");
+    if (!p.source) throw Error(Code::internal, "copy job " + w.job_id + " names no source");
+    (void)roles_for(*p.source);  // validates the name
+    // CREATE DATABASE ... TEMPLATE copies within one server.
+    const auto source_host = payload_text(w.payload, "sourceHostId");
+    const std::optional<std::string> target_host =
+        w.server ? std::optional<std::string>(w.server->id) : std::nullopt;
+    if (source_host != target_host)
+      fail(Code::conflict, "the source database " + quote_value(*p.source) +
+                               " is on another server than the target; copies stay on one "
+                               "server (move_environment moves a database)");
+  } else if (w.kind != "reset_database") {
+    // The backup's database, as the catalog recorded it.
+    p.backup = payload_text(w.payload, "location");
+    if (!p.backup) throw Error(Code::internal, "backup job " + w.job_id + " names no location");
+    (void)roles_for(*p.backup);
+  }
+  return p;
+}
 
 // Removes what the environment's roles own in every other database of the
 // server (a large object in `postgres`, a table in the control plane), then
@@ -86,6 +130,15 @@ void drop_everything(const Work& w, ServerSession& server) {
   for (const Login& l : w.logins) logins.push_back(l.name);
   const auto statements = drop_database_sql(w.database_name, w.roles, logins);
   server.exec_top_level(statements.front());
+  // Its backups and what a copy left beside it ("<name>_..."): its roles own
+  // what they hold, and a backup accepts no connection for DROP OWNED.
+  const auto beside = server.query_value(beside_databases_sql(w.database_name));
+  const Json names = beside ? Json::parse(*beside, nullptr, false) : Json::array();
+  if (names.is_array())
+    for (const Json& name : names)
+      if (name.is_string())
+        server.exec_top_level("DROP DATABASE IF EXISTS " +
+                              quote_identifier(name.get<std::string>()) + " WITH (FORCE)");
   const auto listed = server.query_value(other_databases_sql(w.database_name));
   const Json others = listed ? Json::parse(*listed, nullptr, false) : Json::array();
   if (others.is_array()) {
@@ -114,9 +167,21 @@ void drop_everything(const Work& w, ServerSession& server) {
 }  // namespace
 
 std::optional<std::string> carry_out(const Work& w, ServerSession& server,
-                                     const std::function<void()>& converge_logins) {
+                                     const std::function<void()>& converge_logins, Json* result,
+                                     const Progress& progress) {
   if (w.kind == "drop_database") {
     drop_everything(w, server);
+    return std::nullopt;
+  }
+  if (is_copy_kind(w.kind)) {
+    const CopyOutcome o = carry_out_copy(copy_plan(w), server, progress);
+    if (result) {
+      *result = Json{{"cloneMs", o.clone_ms}, {"totalMs", o.total_ms}, {"attempts", o.attempts}};
+      if (o.size_bytes) (*result)["sizeBytes"] = *o.size_bytes;
+    }
+    // The target's logins as the catalog says now (its maintenance ends when
+    // the job is reported; the next pass enables them again).
+    if (converge_logins && w.kind != "delete_backup") converge_logins();
     return std::nullopt;
   }
   for (const std::string& sql : ensure_roles_sql(w.roles)) server.exec(sql);
