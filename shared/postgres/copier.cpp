@@ -128,9 +128,9 @@ std::string role_map_sql(const Roles& s, const Roles& t, const std::string& sour
 // object; `m` is the role map, `a` an aclexplode row).
 const char* const kTranslatedGrants =
     "SELECT pg_catalog.format('GRANT %s ON %s %s TO %I', a.privilege_type, CASE c.relkind WHEN "
-    "'S' THEN 'SEQUENCE' ELSE 'TABLE' END, c.oid::regclass, m.dst) || g AS s FROM pg_class c, "
+    "'S' THEN 'SEQUENCE' ELSE 'TABLE' END, c.oid::regclass, m.dst) || o.wgo AS s FROM pg_class c, "
     "aclexplode(c.relacl) a, envdb_map m, LATERAL (SELECT CASE WHEN a.is_grantable THEN ' WITH "
-    "GRANT OPTION' ELSE '' END AS g) o WHERE m.scope AND m.src_oid = a.grantee\n"
+    "GRANT OPTION' ELSE '' END AS wgo) o WHERE m.scope AND m.src_oid = a.grantee\n"
     "UNION ALL SELECT pg_catalog.format('GRANT %s (%I) ON TABLE %s TO %I', a.privilege_type, "
     "t.attname, t.attrelid::regclass, m.dst) FROM pg_attribute t, aclexplode(t.attacl) a, "
     "envdb_map m WHERE m.scope AND m.src_oid = a.grantee\n"
@@ -218,7 +218,7 @@ std::string hand_over_sql(const std::string& source, const std::string& target,
   require_id("environment_id", environment_id);
   require_id("organization_id", organization_id);
   std::string body =
-      "DECLARE g record; owned text[]; list text; sv bigint;\nBEGIN\n"
+      "DECLARE it record; owned text[]; list text; sv bigint;\nBEGIN\n"
       "  SET LOCAL search_path = pg_catalog, pg_temp;\n"
       "  CREATE TEMP TABLE envdb_map ON COMMIT DROP AS " +
       role_map_sql(s, t, source) +
@@ -226,24 +226,26 @@ std::string hand_over_sql(const std::string& source, const std::string& target,
       // The grants the source's roles hold on databases (the source's own
       // CONNECT...): DROP OWNED below takes them, they are given back.
       "  CREATE TEMP TABLE envdb_dbacl ON COMMIT DROP AS SELECT d.datname::text AS datname, "
-      "a.privilege_type AS p, a.is_grantable AS g, m.src FROM pg_database d, "
+      "a.privilege_type AS p, a.is_grantable AS grantable, m.src FROM pg_database d, "
       "aclexplode(d.datacl) a, envdb_map m WHERE m.src_oid = a.grantee;\n"
       // REASSIGN OWNED moves the databases the source's owner role owns
       // (the source itself) too: they are given back below.
       "  SELECT array_agg(datname::text) INTO owned FROM pg_database WHERE datdba = (SELECT oid "
       "FROM pg_roles WHERE rolname = $owner);\n"
-      "  FOR g IN SELECT src, dst FROM envdb_map LOOP\n"
-      "    EXECUTE format('REASSIGN OWNED BY %I TO %I', g.src, g.dst);\n  END LOOP;\n"
-      "  FOR g IN SELECT unnest(owned) AS d LOOP\n"
-      "    EXECUTE format('ALTER DATABASE %I OWNER TO %I', g.d, $owner);\n  END LOOP;\n"
-      "  FOR g IN " +
+      "  FOR it IN SELECT src, dst FROM envdb_map LOOP\n"
+      "    EXECUTE format('REASSIGN OWNED BY %I TO %I', it.src, it.dst);\n  END LOOP;\n"
+      "  FOR it IN SELECT unnest(owned) AS d LOOP\n"
+      "    EXECUTE format('ALTER DATABASE %I OWNER TO %I', it.d, $owner);\n  END LOOP;\n"
+      "  FOR it IN " +
       std::string(kTranslatedGrants) +
-      " LOOP\n    EXECUTE g.s;\n  END LOOP;\n"
-      "  SELECT string_agg(quote_ident(src), ', ') INTO list FROM envdb_map;\n"
-      "  IF list IS NOT NULL THEN\n    EXECUTE 'DROP OWNED BY ' || list;\n  END IF;\n"
-      "  FOR g IN SELECT * FROM envdb_dbacl LOOP\n"
-      "    EXECUTE format('GRANT %s ON DATABASE %I TO %I', g.p, g.datname, g.src) || CASE WHEN "
-      "g.g THEN ' WITH GRANT OPTION' ELSE '' END;\n  END LOOP;\n"
+      " LOOP\n    EXECUTE it.s;\n  END LOOP;\n"
+      // One role at a time: a default privilege of one role granted to
+      // another trips DROP OWNED of both in one statement.
+      "  FOR it IN SELECT src FROM envdb_map ORDER BY scope DESC, src LOOP\n"
+      "    EXECUTE 'DROP OWNED BY ' || quote_ident(it.src);\n  END LOOP;\n"
+      "  FOR it IN SELECT * FROM envdb_dbacl LOOP\n"
+      "    EXECUTE format('GRANT %s ON DATABASE %I TO %I', it.p, it.datname, it.src) || CASE "
+      "WHEN it.grantable THEN ' WITH GRANT OPTION' ELSE '' END;\n  END LOOP;\n"
       "  IF EXISTS (SELECT FROM pg_shdepend d JOIN envdb_map m ON m.src_oid = d.refobjid WHERE "
       "d.refclassid = 'pg_authid'::regclass AND d.dbid = (SELECT oid FROM pg_database WHERE "
       "datname = current_database())) THEN\n"
@@ -253,12 +255,12 @@ std::string hand_over_sql(const std::string& source, const std::string& target,
     body += "  SELECT string_agg(s, ', ') INTO list FROM (" + own_relations_sql("'r', 'p'") +
             ") r;\n  IF list IS NOT NULL THEN\n"
             "    EXECUTE 'TRUNCATE ' || list || ' RESTART IDENTITY CASCADE';\n  END IF;\n"
-            "  FOR g IN " +
+            "  FOR it IN " +
             own_relations_sql("'S'") +
-            " LOOP\n    EXECUTE 'ALTER SEQUENCE ' || g.s || ' RESTART';\n  END LOOP;\n"
-            "  FOR g IN " +
+            " LOOP\n    EXECUTE 'ALTER SEQUENCE ' || it.s || ' RESTART';\n  END LOOP;\n"
+            "  FOR it IN " +
             own_relations_sql("'m'") +
-            " LOOP\n    EXECUTE 'REFRESH MATERIALIZED VIEW ' || g.s || ' WITH NO DATA';\n"
+            " LOOP\n    EXECUTE 'REFRESH MATERIALIZED VIEW ' || it.s || ' WITH NO DATA';\n"
             "  END LOOP;\n  PERFORM lo_unlink(oid) FROM pg_largeobject_metadata;\n";
   // The identity stamp names the target (its environment_id cannot be
   // updated: the row is replaced).
