@@ -94,28 +94,30 @@ std::optional<std::string> payload_text(const Json& payload, const char* key) {
   return payload[key].get<std::string>();
 }
 
-CopyPlan copy_plan(const Work& w) {
+// A copy's plan from its job: `kind` and `payload` are the job's, or, for a
+// new environment as a copy, copy_database and its payload.copyFrom.
+CopyPlan copy_plan(const Work& w, const std::string& kind, const Json& payload) {
   CopyPlan p;
-  p.kind = w.kind;
+  p.kind = kind;
   p.target = w.database_name;
   p.environment_id = w.environment_id;
   p.organization_id = w.organization_id;
-  p.mode = payload_text(w.payload, "mode").value_or("full");
-  if (w.kind == "copy_database") {
-    p.source = payload_text(w.payload, "sourceDatabaseName");
+  p.mode = payload_text(payload, "mode").value_or("full");
+  if (kind == "copy_database") {
+    p.source = payload_text(payload, "sourceDatabaseName");
     if (!p.source) throw Error(Code::internal, "copy job " + w.job_id + " names no source");
     (void)roles_for(*p.source);  // validates the name
     // CREATE DATABASE ... TEMPLATE copies within one server.
-    const auto source_host = payload_text(w.payload, "sourceHostId");
+    const auto source_host = payload_text(payload, "sourceHostId");
     const std::optional<std::string> target_host =
         w.server ? std::optional<std::string>(w.server->id) : std::nullopt;
     if (source_host != target_host)
       fail(Code::conflict, "the source database " + quote_value(*p.source) +
                                " is on another server than the target; copies stay on one "
                                "server (move_environment moves a database)");
-  } else if (w.kind != "reset_database") {
+  } else if (kind != "reset_database") {
     // The backup's database, as the catalog recorded it.
-    p.backup = payload_text(w.payload, "location");
+    p.backup = payload_text(payload, "location");
     if (!p.backup) throw Error(Code::internal, "backup job " + w.job_id + " names no location");
     (void)roles_for(*p.backup);
   }
@@ -174,7 +176,7 @@ std::optional<std::string> carry_out(const Work& w, ServerSession& server,
     return std::nullopt;
   }
   if (is_copy_kind(w.kind)) {
-    const CopyOutcome o = carry_out_copy(copy_plan(w), server, progress);
+    const CopyOutcome o = carry_out_copy(copy_plan(w, w.kind, w.payload), server, progress);
     if (result) {
       *result = Json{{"cloneMs", o.clone_ms}, {"totalMs", o.total_ms}, {"attempts", o.attempts}};
       if (o.size_bytes) (*result)["sizeBytes"] = *o.size_bytes;
@@ -188,12 +190,23 @@ std::optional<std::string> carry_out(const Work& w, ServerSession& server,
   std::optional<std::string> url;
   if (w.kind == "create_database") {
     const auto owner = server.query_value(database_owner_sql(w.database_name));
-    if (must_create_database(w.database_name, owner, w.roles))
-      server.exec_top_level(create_database_sql(w.database_name, w.roles));
+    // A new environment as a copy (payload.copyFrom): the copy is built
+    // beside it and swapped in, its data plane the source's, re-stamped.
+    const bool copy = w.payload.contains("copyFrom") && w.payload["copyFrom"].is_object();
+    if (must_create_database(w.database_name, owner, w.roles)) {
+      if (copy) {
+        const CopyOutcome o = carry_out_copy(
+            copy_plan(w, "copy_database", w.payload["copyFrom"]), server, progress);
+        if (result) *result = Json{{"cloneMs", o.clone_ms}, {"totalMs", o.total_ms}};
+      } else {
+        server.exec_top_level(create_database_sql(w.database_name, w.roles));
+      }
+    }
     for (const std::string& sql : database_grants_sql(w.database_name, w.roles)) server.exec(sql);
     if (w.restrict_connect) server.exec(restrict_connect_sql(w.database_name));
-    server.exec_in_database(w.database_name, in_database_sql(w.roles, w.environment_id,
-                                                             w.organization_id, w.database_name));
+    if (!copy)
+      server.exec_in_database(w.database_name, in_database_sql(w.roles, w.environment_id,
+                                                               w.organization_id, w.database_name));
     url = server.url(w.database_name);
   }
   if (converge_logins) {
