@@ -12,7 +12,10 @@
 #      pgcrypto in the same server
 #   5. bench/pg_driver_bench.py under pg_virtualenv with the preload: the
 #      postgres driver's provision-to-active time vs CREATE DATABASE + schema
-#   6. bench/report.py: the tables
+#   6. bench/copy_pg_bench.py under pg_virtualenv with the preload: a Postgres
+#      copy_environment vs a bare CREATE DATABASE ... TEMPLATE
+#      (bench/results/copy-pg.md)
+#   7. bench/report.py: the tables
 #
 # Sizes can be lowered for a quick look, e.g.
 #   BENCH_SCALES=1000,10000,100000 BENCH_ROTATIONS=5000 make bench
@@ -107,6 +110,16 @@ if [ "$pg_ok" = 1 ]; then
   if ! pg_virtualenv -t -o shared_preload_libraries=envdb \
        /usr/bin/python3 bench/pg_driver_bench.py "${BENCH_PG_DRIVER_RUNS:-5}" >"$out/pg_driver.txt" 2>"$out/pg_driver.log"; then
     tail -30 "$out/pg_driver.log"; pg_ok=0
+  fi
+fi
+
+if [ "$pg_ok" = 1 ]; then
+  # Its own table in bench/results/copy-pg.md (the RESULT line is kept in $out).
+  step "Postgres copy_environment vs CREATE DATABASE ... TEMPLATE (pg_virtualenv, preloaded)"
+  if ! pg_virtualenv -t -o shared_preload_libraries=envdb \
+       /usr/bin/python3 bench/copy_pg_bench.py "${BENCH_COPY_PG_RUNS:-3}" "${BENCH_COPY_PG_ROWS:-600000}" \
+       >"$out/copy_pg.txt" 2>"$out/copy_pg.log"; then
+    tail -30 "$out/copy_pg.log"
   fi
 fi
 

@@ -10,6 +10,7 @@ namespace envdb::postgres {
 namespace {
 
 constexpr int kMaxCloneAttempts = 10;
+constexpr int64_t kFileCopyBytes = 64LL << 20;
 
 int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -47,8 +48,14 @@ std::string end_sessions_sql(const std::string& name) {
 // again. Returns the attempts.
 int clone(ServerSession& server, const std::string& from, const std::string& name,
           const std::string& owner) {
+  // A large database is copied file by file (two checkpoints, no WAL for
+  // its pages): about 3 times faster than the default WAL_LOG at 100 MB, so
+  // the source pauses that much less; a small one the default way, which
+  // needs no checkpoint (bench/results/copy-pg.md).
+  const auto size = server.query_value("SELECT pg_catalog.pg_database_size(" + ql(from) + ")");
+  const bool large = size && std::stoll(*size) >= kFileCopyBytes;
   const std::string sql = "CREATE DATABASE " + qi(name) + " OWNER " + qi(owner) + " TEMPLATE " +
-                          qi(from);
+                          qi(from) + (large ? " STRATEGY FILE_COPY" : "");
   for (int attempt = 1;; ++attempt) {
     (void)server.query_value(end_sessions_sql(from));
     try {
