@@ -125,7 +125,8 @@ std::string role_map_sql(const Roles& s, const Roles& t, const std::string& sour
          " THEN " + ql(t.owner) + " WHEN " + ql(s.readwrite) + " THEN " + ql(t.readwrite) +
          " WHEN " + ql(s.readonly) + " THEN " + ql(t.readonly) + " ELSE " + ql(t.admin) +
          " END AS dst, r.rolname IN (" + ql(s.admin) + ", " + ql(s.readwrite) + ", " +
-         ql(s.readonly) + ") AS scope FROM pg_catalog.pg_roles r WHERE "
+         ql(s.readonly) +
+         ") AS scope FROM pg_catalog.pg_roles r WHERE "
          "pg_catalog.starts_with(r.rolname, " +
          ql(source + "_") + ")";
 }
@@ -220,8 +221,8 @@ std::string hand_over_sql(const std::string& source, const std::string& target,
                           bool schema_only) {
   const Roles s = roles_for(source), t = roles_for(target);
   if (source == target)
-    fail(Code::invalid_parameter, "a database is not copied onto itself (" + quote_value(source) +
-                                      ")");
+    fail(Code::invalid_parameter,
+         "a database is not copied onto itself (" + quote_value(source) + ")");
   require_id("environment_id", environment_id);
   require_id("organization_id", organization_id);
   std::string body =
@@ -286,6 +287,43 @@ std::string hand_over_sql(const std::string& source, const std::string& target,
   return "DO " + dollar_quote(body) + " LANGUAGE plpgsql";
 }
 
+namespace {
+
+// The new content of a copy, restore or reset built beside the target, then
+// swapped in.
+template <typename Step, typename Clone>
+void build_and_swap(const CopyPlan& p, ServerSession& server, const std::string& temp,
+                    const Roles& t, Step&& step, Clone&& timed_clone) {
+  auto need = [](const std::optional<std::string>& name, const char* what) -> const std::string& {
+    if (!name) throw Error(Code::internal, std::string("the job names no ") + what);
+    return *name;
+  };
+  if (p.kind == "reset_database") {
+    step("creating an empty database");
+    server.exec_top_level("CREATE DATABASE " + qi(temp) + " OWNER " + qi(t.owner) +
+                          " TEMPLATE template0");
+    server.exec("REVOKE ALL ON DATABASE " + qi(temp) + " FROM PUBLIC");
+    server.exec_in_database(temp,
+                            in_database_sql(t, p.environment_id, p.organization_id, p.target));
+  } else {
+    const std::string& from = p.kind == "copy_database" ? need(p.source, "source database")
+                                                        : need(p.backup, "backup database");
+    if (!exists(server, from))
+      fail(Code::not_found, "database " + quote_value(from) + " is not on the server");
+    timed_clone(from, temp);
+    // A restore is the environment's own content: its roles stay.
+    if (p.kind == "copy_database") {
+      step("handing the copy to the target's roles");
+      server.exec_in_database(temp, hand_over_sql(from, p.target, p.environment_id,
+                                                  p.organization_id, p.mode == "schema"));
+    }
+  }
+  step("swapping it in");
+  swap(server, p.target);
+}
+
+}  // namespace
+
 CopyOutcome carry_out_copy(const CopyPlan& p, ServerSession& server,
                            const std::function<void(const std::string&)>& progress) {
   const int64_t started = steady_ms();
@@ -321,28 +359,17 @@ CopyOutcome carry_out_copy(const CopyPlan& p, ServerSession& server,
       fail(Code::invalid_parameter, "mode " + quote_value(p.mode) + " is not full or schema");
     for (const std::string& sql : ensure_roles_sql(t)) server.exec(sql);
     clear_leftovers(server, p.target);
-    if (p.kind == "reset_database") {
-      step("creating an empty database");
-      server.exec_top_level("CREATE DATABASE " + qi(temp) + " OWNER " + qi(t.owner) +
-                            " TEMPLATE template0");
-      server.exec("REVOKE ALL ON DATABASE " + qi(temp) + " FROM PUBLIC");
-      server.exec_in_database(
-          temp, in_database_sql(t, p.environment_id, p.organization_id, p.target));
-    } else {
-      const std::string& from = p.kind == "copy_database" ? need(p.source, "source database")
-                                                          : need(p.backup, "backup database");
-      if (!exists(server, from))
-        fail(Code::not_found, "database " + quote_value(from) + " is not on the server");
-      timed_clone(from, temp);
-      // A restore is the environment's own content: its roles stay.
-      if (p.kind == "copy_database") {
-        step("handing the copy to the target's roles");
-        server.exec_in_database(temp, hand_over_sql(from, p.target, p.environment_id,
-                                                    p.organization_id, p.mode == "schema"));
+    try {
+      build_and_swap(p, server, temp, t, step, timed_clone);
+    } catch (const Error&) {
+      // A failure (not a crash: a run after one starts with clear_leftovers)
+      // leaves nothing beside the target; the target was not touched.
+      try {
+        drop_if_exists(server, temp);
+      } catch (const Error&) {
       }
+      throw;
     }
-    step("swapping it in");
-    swap(server, p.target);
   } else {
     throw Error(Code::internal, "job kind " + quote_value(p.kind) + " is not a copy");
   }

@@ -41,9 +41,9 @@ std::string beside_databases_sql(const std::string& name);
 struct CopyPlan {
   std::string kind;  // copy_database | reset_database | backup_database | restore_database |
                      // delete_backup
-  std::string mode = "full";        // copy_database: full | schema
-  std::string target;               // the environment's database name
-  std::string environment_id;       // the target's identity, stamped into it
+  std::string mode = "full";   // copy_database: full | schema
+  std::string target;          // the environment's database name
+  std::string environment_id;  // the target's identity, stamped into it
   std::string organization_id;
   std::optional<std::string> source;  // copy_database: the source's database name
   std::optional<std::string> backup;  // backup/restore/delete: the backup's database name
@@ -51,9 +51,9 @@ struct CopyPlan {
 
 // What a step measured, for the job's result and the log.
 struct CopyOutcome {
-  int64_t clone_ms = 0;   // CREATE DATABASE ... TEMPLATE (the source's sessions wait this long)
+  int64_t clone_ms = 0;  // CREATE DATABASE ... TEMPLATE (the source's sessions wait this long)
   int64_t total_ms = 0;
-  int attempts = 0;       // of the clone (a session that came back in between is a retry)
+  int attempts = 0;  // of the clone (a session that came back in between is a retry)
   std::optional<int64_t> size_bytes;  // backup_database: the backup's size
 };
 

@@ -30,13 +30,14 @@ bool queue_job(Host& host, const std::string& database_id, const std::string& ki
 Work load_work(Host& host, const std::string& job_id) {
   Store& store = host.store();
   require_id("job_id", job_id);
-  auto job = query_one(store,
-                       "SELECT j.id, j.kind, j.driver, j.environment_id, j.database_id, j.payload, e.status, "
-                       "e.organization_id, d.database_name, d.host_id FROM "
-                       "envdb.sys_provisioning_job j JOIN envdb.sys_environment e ON e.id = "
-                       "j.environment_id JOIN envdb.sys_environment_database d ON d.id = "
-                       "j.database_id WHERE j.id = $1",
-                       {job_id});
+  auto job = query_one(
+      store,
+      "SELECT j.id, j.kind, j.driver, j.environment_id, j.database_id, j.payload, e.status, "
+      "e.organization_id, d.database_name, d.host_id FROM "
+      "envdb.sys_provisioning_job j JOIN envdb.sys_environment e ON e.id = "
+      "j.environment_id JOIN envdb.sys_environment_database d ON d.id = "
+      "j.database_id WHERE j.id = $1",
+      {job_id});
   if (!job) fail(Code::not_found, "job_id " + quote_value(job_id) + " names no database job");
   if (job->text("driver") != "postgres")
     fail(Code::invalid_parameter, "job " + quote_value(job_id) + " is a " + job->text("driver") +
@@ -195,8 +196,8 @@ std::optional<std::string> carry_out(const Work& w, ServerSession& server,
     const bool copy = w.payload.contains("copyFrom") && w.payload["copyFrom"].is_object();
     if (must_create_database(w.database_name, owner, w.roles)) {
       if (copy) {
-        const CopyOutcome o = carry_out_copy(
-            copy_plan(w, "copy_database", w.payload["copyFrom"]), server, progress);
+        const CopyOutcome o =
+            carry_out_copy(copy_plan(w, "copy_database", w.payload["copyFrom"]), server, progress);
         if (result) *result = Json{{"cloneMs", o.clone_ms}, {"totalMs", o.total_ms}};
       } else {
         server.exec_top_level(create_database_sql(w.database_name, w.roles));

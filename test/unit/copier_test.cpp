@@ -84,11 +84,11 @@ TEST(Copier, NamesBesideADatabaseShareItsPrefixAndFit) {
 
 TEST(Copier, HandOverMapsEveryRoleOfTheSourceAndStampsTheTarget) {
   const std::string full = postgres::hand_over_sql("env-src", "env-tgt", kEnv, kOrg, false);
-  for (const char* part : {"REASSIGN OWNED", "DROP OWNED", "aclexplode(c.relacl)",
-                           "aclexplode(t.attacl)", "pg_default_acl", "ALTER POLICY",
-                           "'env-src_readwrite' THEN 'env-tgt_readwrite'", "ELSE 'env-tgt_admin'",
-                           "starts_with(r.rolname, 'env-src_')", "sys_environment_info",
-                           "still owns or is granted"})
+  for (const char* part :
+       {"REASSIGN OWNED", "DROP OWNED", "aclexplode(c.relacl)", "aclexplode(t.attacl)",
+        "pg_default_acl", "ALTER POLICY", "'env-src_readwrite' THEN 'env-tgt_readwrite'",
+        "ELSE 'env-tgt_admin'", "starts_with(r.rolname, 'env-src_')", "sys_environment_info",
+        "still owns or is granted"})
     EXPECT_NE(full.find(part), std::string::npos) << part;
   EXPECT_EQ(full.find("TRUNCATE"), std::string::npos);
   const std::string schema = postgres::hand_over_sql("env-src", "env-tgt", kEnv, kOrg, true);
@@ -107,8 +107,9 @@ TEST(Copier, ACopyClonesBesideHandsOverSwapsThenDropsTheOld) {
   const auto out = postgres::carry_out_copy(plan("copy_database"), s);
   EXPECT_EQ(out.attempts, 2);
   const int leftovers = s.find("top DROP DATABASE IF EXISTS \"env-tgt_copy\"");
-  const int clone = s.find("top CREATE DATABASE \"env-tgt_copy\" OWNER \"env-tgt_owner\" TEMPLATE "
-                           "\"env-src\"");
+  const int clone = s.find(
+      "top CREATE DATABASE \"env-tgt_copy\" OWNER \"env-tgt_owner\" TEMPLATE "
+      "\"env-src\"");
   const int revoke = s.find("exec REVOKE ALL ON DATABASE \"env-tgt_copy\" FROM PUBLIC");
   const int hand = s.find("in env-tgt_copy DO");
   const int swap = s.find_holding("RENAME TO");
@@ -126,7 +127,8 @@ TEST(Copier, ACopyClonesBesideHandsOverSwapsThenDropsTheOld) {
   // Each clone attempt ends the source's sessions first.
   int ended = 0;
   for (const auto& l : s.log)
-    if (l.find("pg_terminate_backend") != std::string::npos && l.find("'env-src'") != std::string::npos)
+    if (l.find("pg_terminate_backend") != std::string::npos &&
+        l.find("'env-src'") != std::string::npos)
       ++ended;
   EXPECT_EQ(ended, 2);
 }
@@ -179,8 +181,9 @@ TEST(Copier, AResetBuildsAFreshDataPlaneBeside) {
   CopySession s;
   s.exists = {"env-tgt"};
   postgres::carry_out_copy(plan("reset_database"), s);
-  const int create = s.find("top CREATE DATABASE \"env-tgt_copy\" OWNER \"env-tgt_owner\" TEMPLATE "
-                            "template0");
+  const int create = s.find(
+      "top CREATE DATABASE \"env-tgt_copy\" OWNER \"env-tgt_owner\" TEMPLATE "
+      "template0");
   ASSERT_GE(create, 0);
   EXPECT_GT(s.find("in env-tgt_copy ALTER SCHEMA public OWNER"), create);
   EXPECT_GT(s.find_holding("RENAME TO"), create);
