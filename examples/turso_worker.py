@@ -65,10 +65,13 @@ class TursoApi:
     def _db(self, name):
         return "/databases/" + urllib.parse.quote(name, safe="")
 
-    def create_database(self, name, group):
-        """Creates the database, or finds the one an earlier attempt created. Returns its URL."""
-        status, body = self._call("POST", "/databases", {"name": name, "group": group},
-                                  ok_statuses=(200, 409))
+    def create_database(self, name, group, seed=None):
+        """Creates the database (from `seed`, another database, when given), or finds the one an
+        earlier attempt created. Returns its URL."""
+        request = {"name": name, "group": group}
+        if seed:
+            request["seed"] = seed
+        status, body = self._call("POST", "/databases", request, ok_statuses=(200, 409))
         if status == 409:
             status, body = self._call("GET", self._db(name))
         return "libsql://" + body["database"]["Hostname"]
@@ -88,6 +91,10 @@ class TursoApi:
 
     def delete_database(self, name):
         self._call("DELETE", self._db(name), ok_statuses=(200, 404))
+
+    def exists(self, name):
+        status, _ = self._call("GET", self._db(name), ok_statuses=(200, 404))
+        return status == 200
 
 
 def expires_at_epoch(iso):
@@ -177,17 +184,57 @@ class Worker:
                 return total
             total += n
 
+    def replace(self, job, name, group):
+        """Makes database `name` again from the job's seed (a copy, a point in time, or empty),
+        never deleting the old one before the new content exists."""
+        payload = job["payload"]
+        seed = None
+        if job["kind"] == "copy_database":
+            if payload.get("mode") != "full":
+                raise ApiError("schema copies need a libSQL connection to empty the tables; this "
+                               "example worker copies mode full only", False)
+            seed = {"type": "database", "name": payload["sourceDatabaseName"]}
+        elif job["kind"] == "restore_database":
+            location = payload["location"]
+            source, _, when = location[len("turso:"):].partition("@")
+            seed = {"type": "database", "name": source, "timestamp": when}
+        temporary = f"{name}-r{job['id'].replace('-', '')[-8:]}"
+        self.api.delete_database(temporary)  # a crashed attempt's
+        self.api.create_database(temporary, group, seed)
+        self.api.delete_database(name)
+        url = self.api.create_database(name, group, {"type": "database", "name": temporary})
+        self.api.delete_database(temporary)
+        return url
+
     def handle(self, job):
         payload = job["payload"]
-        action = payload.get("action") or ("drop" if job["kind"] == "drop_database" else "create")
+        kind = job["kind"]
+        action = payload.get("action") or {"drop_database": "drop", "backup_database": "backup",
+                                           "delete_backup": "delete_backup"}.get(kind, "create")
         name = payload.get("databaseName") or job["databaseName"]
+        group = self.group or payload.get("region") or job.get("region") or "default"
         try:
             url = None
+            if action in ("backup", "delete_backup"):
+                # Turso keeps the history a point-in-time restore needs.
+                if action == "backup" and not self.api.exists(name):
+                    raise ApiError(f"database {name} does not exist", False)
+                self.control.call("complete_provisioning_job", job["id"])
+                self.log(f"{job['id']} {action} {name}: done")
+                return
+            if action == "replace":
+                self.replace(job, name, group)
             if action == "create":
-                url = self.api.create_database(name, self.group or payload.get("region") or "default")
+                copy_from = payload.get("copyFrom")
+                seed = ({"type": "database", "name": copy_from["sourceDatabaseName"]}
+                        if copy_from else None)
+                if copy_from and copy_from.get("mode") != "full":
+                    raise ApiError("schema copies need a libSQL connection to empty the tables; "
+                                   "this example worker copies mode full only", False)
+                url = self.api.create_database(name, group, seed)
             if action == "drop":
                 self.api.delete_database(name)
-            elif payload.get("invalidateTokens"):
+            elif payload.get("invalidateTokens") and action != "replace":
                 self.api.invalidate_tokens(name)
             tokens = {}
             for mint in payload.get("mint", []):

@@ -100,7 +100,8 @@ const ReaderScope kReaderScopes[] = {
      "(SELECT e.organization_id FROM envdb.sys_environment e WHERE e.id = environment_id)"},
     {"sys_database_credential",
      "(SELECT e.organization_id FROM envdb.sys_environment_database d JOIN envdb.sys_environment e "
-     "ON e.id = d.environment_id WHERE d.id = database_id)"},
+     "ON e.id = d.environment_id WHERE d.id = database_id)"},    {"sys_environment_backup",
+     "(SELECT e.organization_id FROM envdb.sys_environment e WHERE e.id = environment_id)"},
 };
 
 // Catalog tables that belong to no organization, and what a reader with an

@@ -27,6 +27,48 @@ SELECT json_extract(r, '$.environment.slug') AS environment, json_extract(r, '$.
           'organizationId', (SELECT id FROM sys_organization WHERE slug = 'acme'),
           'slug', 'prod', 'name', 'Production', 'envType', 'production')) AS r);
 
+-- Dev -> Prod deployment. One environment is one database, so deploying is copying
+-- between databases. Build a table in development (its file, attached here)...
+ATTACH (SELECT substr(json_extract(envdb_resolve_environment(id, 'admin'), '$.databaseUrl'), 6)
+          FROM sys_environment WHERE slug = 'dev') AS dev;
+CREATE TABLE dev.customer (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE INDEX dev.customer_name ON customer (name);
+INSERT INTO dev.customer (name) VALUES ('Ada'), ('Grace'), ('Linus');
+DETACH dev;
+-- ...copy its schema only into a new sandbox, and everything into another one...
+SELECT json_extract(r, '$.environment.slug') AS environment, json_extract(r, '$.environment.status') AS status
+  FROM (SELECT envdb_provision_environment(json_object(
+          'organizationId', (SELECT id FROM sys_organization WHERE slug = 'acme'), 'slug', 'qa',
+          'envType', 'sandbox', 'copyFrom', (SELECT id FROM sys_environment WHERE slug = 'dev'),
+          'copyMode', 'schema')) AS r);
+SELECT json_extract(envdb_provision_environment((SELECT id FROM sys_organization WHERE slug = 'acme'),
+                                                'staging', 'Staging', 'sandbox'), '$.environment.slug') AS environment;
+SELECT json_extract(r, '$.environment.slug') AS target, json_extract(r, '$.mode') AS mode
+  FROM (SELECT envdb_copy_environment((SELECT id FROM sys_environment WHERE slug = 'dev'),
+                                      (SELECT id FROM sys_environment WHERE slug = 'staging'), 'full') AS r);
+ATTACH (SELECT substr(json_extract(envdb_resolve_environment(id, 'admin'), '$.databaseUrl'), 6)
+          FROM sys_environment WHERE slug = 'qa') AS qa;
+ATTACH (SELECT substr(json_extract(envdb_resolve_environment(id, 'admin'), '$.databaseUrl'), 6)
+          FROM sys_environment WHERE slug = 'staging') AS staging;
+SELECT 'qa (schema)' AS environment, (SELECT count(*) FROM qa.customer) AS customers,
+       (SELECT environment_id = (SELECT id FROM sys_environment WHERE slug = 'qa')
+          FROM qa.sys_environment_info) AS stamped_as_itself
+UNION ALL
+SELECT 'staging (full)', (SELECT count(*) FROM staging.customer),
+       (SELECT environment_id = (SELECT id FROM sys_environment WHERE slug = 'staging')
+          FROM staging.sys_environment_info);
+DETACH qa;
+DETACH staging;
+-- ...and production refuses a copy unless it is forced (scripts/demo.sh runs the part between
+-- the two markers on its own, since the refusal is an error).
+-- @refusal@
+SELECT envdb_copy_environment((SELECT id FROM sys_environment WHERE slug = 'dev'),
+                              (SELECT id FROM sys_environment WHERE slug = 'prod'), 'schema');
+-- @end refusal@
+SELECT json_extract(envdb_copy_environment((SELECT id FROM sys_environment WHERE slug = 'dev'),
+                                           (SELECT id FROM sys_environment WHERE slug = 'prod'), 'schema', 1),
+                    '$.environment.slug') AS deployed_with_force;
+
 -- Members and what their roles allow.
 SELECT json_extract(envdb_add_environment_member((SELECT id FROM sys_environment WHERE slug = 'dev'),
                                                  'ada', 'env_admin'), '$.member.role') AS ada,

@@ -67,7 +67,8 @@ std::vector<Table> build() {
                 enum_col("env_type", {"default", "sandbox", "development", "production", "trial"}),
                 col("region", T::text, true), col("is_default", T::boolean, true, D::false_),
                 col("is_protected", T::boolean, true, D::false_),
-                enum_col("status", {"provisioning", "active", "suspended", "archived", "failed"}),
+                enum_col("status", {"provisioning", "active", "suspended", "archived", "failed",
+                                   "maintenance"}),
                 col("dlp_policy_id", T::text), col("created_by", T::text),
                 col("metadata", T::json, true, D::empty_object),
                 col("created_at", T::timestamp, true, D::now),
@@ -165,7 +166,10 @@ std::vector<Table> build() {
   t.push_back(
       {"sys_provisioning_job",
        {col("id", T::id, true), col("environment_id", T::id, true), col("database_id", T::id),
-        enum_col("kind", {"create_database", "drop_database", "create_login", "disable_login"}),
+        enum_col("kind", {"create_database", "drop_database", "create_login", "disable_login",
+                          // copies, resets and backups (tenancy/copy, tenancy/backups)
+                          "copy_database", "reset_database", "backup_database",
+                          "restore_database", "delete_backup"}),
         enum_col("driver", {"turso", "postgres", "sqlite"}),
         enum_col("status", {"pending", "running", "done", "failed"}),
         col("attempts", T::integer, true, D::zero), col("last_error", T::text),
@@ -179,6 +183,25 @@ std::vector<Table> build() {
         {{"database_id"}, "sys_environment_database", {"id"}}},
        {{"sys_provisioning_job_queue_idx", {"status", "driver", "created_at"}, false, ""},
         {"sys_provisioning_job_env_idx", {"environment_id"}, false, ""}}});
+
+  // Backups of environment databases (tenancy/backups). Rows are kept after
+  // a backup is deleted (status deleted) as its history. location: the file
+  // (sqlite), or what the worker was told to make (postgres, turso).
+  t.push_back(
+      {"sys_environment_backup",
+       {col("id", T::id, true), col("environment_id", T::id, true),
+        col("database_id", T::id, true), col("label", T::text), col("location", T::text, true),
+        enum_col("driver", {"turso", "postgres", "sqlite"}), col("size_bytes", T::integer),
+        enum_col("status", {"pending", "ready", "failed", "deleting", "deleted"}),
+        col("schema_version", T::integer), col("created_by", T::text),
+        col("created_at", T::timestamp, true, D::now),
+        col("updated_at", T::timestamp, true, D::now), col("completed_at", T::timestamp),
+        col("deleted_at", T::timestamp)},
+       {"id"},
+       {},
+       {{{"environment_id"}, "sys_environment", {"id"}},
+        {{"database_id"}, "sys_environment_database", {"id"}}},
+       {{"sys_environment_backup_env_idx", {"environment_id", "created_at"}, false, ""}}});
 
   Table audit{"sys_audit_event",
               {col("id", T::id, true), col("occurred_at", T::timestamp, true, D::now),

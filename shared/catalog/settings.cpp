@@ -37,6 +37,10 @@ const Setting kSettings[] = {
     // reveal_credential where no audit event can be written (a hot standby):
     // refused unless this is on.
     {"allow_unaudited_reveal", "off", "off", false},
+    // Backups kept per environment (tenancy/backups): the newest this many
+    // ready ones (0: no limit), none older than this many seconds (0: no limit).
+    {"backup_retention_count", "0", "0", true},
+    {"backup_retention_seconds", "0", "0", true},
 };
 
 const Setting& find_setting(const std::string& key) {
@@ -49,7 +53,14 @@ const Setting& find_setting(const std::string& key) {
 }
 
 void validate(const Setting& s, const std::string& value) {
-  if (s.seconds) {
+  if (s.seconds && std::strcmp(s.key, "backup_retention_count") == 0) {
+    bool digits = !value.empty() && value.size() <= 12;
+    for (char c : value) digits = digits && c >= '0' && c <= '9';
+    if (!digits)
+      fail(Code::invalid_parameter,
+           "value for backup_retention_count must be a whole number of backups, got " +
+               quote_value(value));
+  } else if (s.seconds) {
     bool digits = !value.empty() && value.size() <= 12;
     for (char c : value) digits = digits && c >= '0' && c <= '9';
     if (!digits)

@@ -11,6 +11,8 @@
 #include "core/ids.hpp"
 #include "jobs/turso.hpp"
 #include "secrets/vault.hpp"
+#include "tenancy/backups.hpp"
+#include "tenancy/copy.hpp"
 #include "tenancy/lifecycle.hpp"
 #include "tenancy/provision.hpp"
 #include "tenancy/teardown.hpp"
@@ -98,6 +100,14 @@ void require_report_fits_kind(const Row& job, const std::optional<std::string>& 
   if (kind == "drop_database" && (database_url || !tokens.empty()))
     fail(Code::invalid_parameter, std::string(database_url ? "database_url" : "tokens") +
                                       " cannot be given for a drop_database job");
+  // A copy, reset, backup or restore keeps the database where it is and its
+  // credentials as they are.
+  // A turso database made again has new tokens (turso::replacement_payload).
+  if ((kind == "copy_database" || kind == "reset_database" || kind == "backup_database" ||
+       kind == "restore_database" || kind == "delete_backup") &&
+      (database_url || (!tokens.empty() && !turso::is_lifecycle_job(job))))
+    fail(Code::invalid_parameter, std::string(database_url ? "database_url" : "tokens") +
+                                      " cannot be given for a " + kind + " job");
 }
 
 // A create_database job completes only an environment still waiting for it.
@@ -137,6 +147,8 @@ void record_job_outcome(Host& host, const Row& job, const std::optional<std::str
   } else if (database_url && database_id) {
     vault::set_database_url(host, *database_id, *database_url);  // re-seals its tokens
   }
+  copy::job_done(host, job, now);
+  backups::job_done(host, job, now);
 }
 
 }  // namespace
@@ -303,6 +315,8 @@ Json fail_job(Host& host, const std::string& job_id, const std::string& error, b
             "WHERE id = $1",
             {environment_id, now});
   }
+  copy::job_failed(host, job, retry, now);
+  backups::job_failed(host, job, retry, now);
   // The error text stays in the job row: a worker's message is not vetted
   // for secrets, so the audit trail does not copy it.
   audit::record(host, {"job.fail", env.text("organization_id"), environment_id, "provisioning_job",

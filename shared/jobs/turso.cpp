@@ -159,9 +159,21 @@ Row queue_drop(Host& host, const Row& environment, const Row& database) {
                                "turso", base_payload("drop", *db)});
 }
 
+Json replacement_payload(Host& host, const std::string& database_id,
+                         const std::string& previous_status) {
+  auto db = load_database(host.store(), database_id);
+  if (!db) throw Error(Code::internal, "the database to replace is gone");
+  Json p = base_payload("replace", *db);
+  p["invalidateTokens"] = true;
+  p["mint"] = live_mints(host.store(), database_id, previous_status);
+  return p;
+}
+
 bool is_lifecycle_job(const Row& job) {
   const std::string kind = job.text("kind");
-  return job.text("driver") == "turso" && (kind == "create_login" || kind == "disable_login");
+  return job.text("driver") == "turso" &&
+         (kind == "create_login" || kind == "disable_login" || kind == "copy_database" ||
+          kind == "reset_database" || kind == "restore_database");
 }
 
 Json refresh_on_claim(Host& host, const Row& job) {

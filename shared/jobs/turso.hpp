@@ -15,6 +15,9 @@
 //   is suspend,                   database, not per token), then mint   revoked (its token died)
 //   archive                    `mint` (empty unless active)
 //   drop      drop_database    delete the database                   droppedAt recorded
+//   replace   copy_database,   make the content again (copy, reset,  replace the active credentials
+//             reset_database,  restore), mint `mint`                 of `mint`
+//             restore_database
 //
 // A payload never holds a secret. `mint` of an invalidating or resume job is
 // computed again when the job is claimed, from the catalog as it is then, so a
@@ -52,6 +55,14 @@ Row queue_drop(Host& host, const Row& environment, const Row& database);
 // `mint` list), written back to the job row. Other jobs are returned as they
 // are.
 Json refresh_on_claim(Host& host, const Row& job);
+
+// The payload part of a copy_database, reset_database or restore_database job
+// (action `replace`): Turso cannot replace a database's content in place, so
+// the worker makes it again and its tokens die with it; it invalidates the
+// old ones and mints a token for every scope live in `previous_status`
+// (active: every active credential; suspended: none, resume mints them).
+Json replacement_payload(Host& host, const std::string& database_id,
+                         const std::string& previous_status);
 
 // Whether complete_provisioning_job hands this job to complete().
 bool is_lifecycle_job(const Row& job);

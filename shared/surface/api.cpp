@@ -11,7 +11,9 @@
 #include "secrets/credentials.hpp"
 #include "surface/invariants.hpp"
 #include "surface/setup.hpp"
+#include "tenancy/backups.hpp"
 #include "tenancy/context.hpp"
+#include "tenancy/copy.hpp"
 #include "tenancy/environments.hpp"
 #include "tenancy/members.hpp"
 #include "tenancy/resolve.hpp"
@@ -42,6 +44,8 @@ std::vector<Function> build() {
   append(all, dataplane::functions());
   append(all, login_lookup::functions());
   append(all, invariants::functions());
+  append(all, copy::functions());
+  append(all, backups::functions());
   return all;
 }
 }  // namespace

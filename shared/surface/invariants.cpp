@@ -22,6 +22,7 @@
 #include "postgres/servers.hpp"
 #include "postgres/statements.hpp"
 #include "secrets/crypto.hpp"
+#include "tenancy/backups.hpp"
 
 namespace envdb::invariants {
 
@@ -823,6 +824,12 @@ Value check(api::Call& c) {
   std::map<size_t, FileGroup> groups;
   fs::path dir;
   if (files) find_files(host, findings, orphans, groups, dir);
+  std::vector<size_t> backup_files;
+  if (files)
+    for (auto& [path, why] : backups::stray_files(host)) {
+      backup_files.push_back(findings.size());
+      findings.push_back({"file_without_registry", "sys_environment_backup", path, why});
+    }
   find_credentials_without_key(host, findings, orphans);
   find_stale_jobs(host, findings, orphans, stale);
   find_invalid_rows(host, findings, orphans);
@@ -839,6 +846,13 @@ Value check(api::Call& c) {
     repair_servers(host, findings, visits);
     // Last: a moved file cannot be rolled back with the catalog.
     repair_files(host, findings, groups, dir);
+    for (size_t i : backup_files)
+      repair(host, findings[i], "deleted the file", [&](std::string& why) {
+        std::error_code ec;
+        fs::remove(findings[i].id, ec);
+        if (ec) why = ec.message();
+        return !ec;
+      });
   }
   tx.done();
 

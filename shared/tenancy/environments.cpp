@@ -13,6 +13,7 @@
 #include "core/ids.hpp"
 #include "jobs/turso.hpp"
 #include "secrets/vault.hpp"
+#include "tenancy/copy.hpp"
 #include "tenancy/isolation.hpp"
 #include "tenancy/legacy.hpp"
 #include "tenancy/lifecycle.hpp"
@@ -222,6 +223,21 @@ provision::Spec environment_spec(api::Call& c) {
          "storage_limit_mb " + std::to_string(*spec.storage_limit_mb) + " must be greater than 0");
   spec.created_by = c.opt_text("created_by", provision::kMaxCreatedBy);
   spec.metadata = c.opt_object("metadata").value_or(Json::object());
+  // A new environment as a copy (tenancy/copy): of the source's driver
+  // unless one is named.
+  const auto copy_from = c.opt_text("copy_from");
+  const auto copy_mode = c.opt_text("copy_mode", 64);
+  if (copy_mode && !copy_from)
+    fail(Code::invalid_parameter, "copy_mode " + quote_value(*copy_mode) +
+                                      " was given without copy_from, the environment to copy");
+  if (copy_from) {
+    require_id("copy_from", *copy_from);
+    if (!c.given("driver"))
+      if (auto db = records::database_of_environment(c.store, *copy_from))
+        spec.driver = db->text("driver");
+    spec.copy_from = copy::copy_from_source(c.store, *copy_from, copy_mode.value_or("full"),
+                                            spec.organization_id, spec.driver);
+  }
   return spec;
 }
 
@@ -286,6 +302,16 @@ Value create_checked_environment(Host& host, const provision::Spec& spec,
   }
   Json& out = *created;
   audit_provisioned(host, spec, out);
+  if (!spec.copy_from.is_null()) {
+    const std::string id = out["environment"]["id"].get<std::string>();
+    audit::record(host, {"environment.copy", spec.organization_id, id, "environment", id,
+                         Json{{"sourceEnvironmentId", spec.copy_from["sourceEnvironmentId"]},
+                              {"mode", spec.copy_from["mode"]},
+                              {"driver", spec.driver},
+                              {"newEnvironment", true}}});
+    // sqlite: the new file is replaced by the copy now, the last step.
+    if (spec.driver == "sqlite") copy::copy_into_new(host, spec.copy_from, id);
+  }
   tx.done();
   undo.keep();
   out["durationMs"] = clock.ms();
@@ -483,6 +509,13 @@ Value set_environment_status(api::Call& c) {
         Json{{"environment", archive(c.host, env, false, reason)["environment"]}});
   if (status == "provisioning")
     return api::json_result(Json{{"environment", retry(c.host, env, reason)["environment"]}});
+  // Maintenance belongs to the copy, reset or restore that holds the
+  // environment: its job's end gives the status back (tenancy/copy).
+  if (status == "maintenance" || from == "maintenance")
+    fail(Code::invalid_transition,
+         "environment " + quote_value(id) + " cannot go from " + from + " to " + status +
+             ": maintenance is entered and left only by copy_environment, reset_environment and "
+             "restore_environment");
   lifecycle::require(id, from, status);
   if (status == "active") {
     auto db = records::database_of_environment(store, id);
@@ -624,7 +657,9 @@ std::vector<api::Function> functions() {
         {"storage_limit_mb", T::integer, "NULL"},
         {"created_by", T::text, "NULL"},
         {"metadata", T::json, "NULL"},
-        {"if_not_exists", T::boolean, "false"}},
+        {"if_not_exists", T::boolean, "false"},
+        {"copy_from", T::text, "NULL"},
+        {"copy_mode", T::text, "NULL"}},
        T::json,
        provision_environment,
        kWrites | kRequestForm,
@@ -634,7 +669,10 @@ std::vector<api::Function> functions() {
        "the control database's file) and the environment is active on return; postgres and "
        "turso: it stays provisioning and a create_database job is queued. An archived "
        "environment does not hold its slug: it is renamed archived-<id hex> and the slug names "
-       "the new environment; if_not_exists never returns an archived environment"},
+       "the new environment; if_not_exists never returns an archived environment. copy_from (an "
+       "environment of the same organization) and copy_mode (full, the default, or schema) "
+       "make the new database a copy of it, as copy_environment does (postgres and turso: the "
+       "create_database job's payload.copyFrom)"},
       {"get_environment",
        {{"environment_id", T::text, nullptr}},
        T::json,

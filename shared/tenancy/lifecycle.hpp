@@ -3,6 +3,8 @@
 //   active <-> suspended
 //   active | suspended -> archived
 //   failed -> provisioning (retry) | archived
+//   active | suspended -> maintenance -> the status it came from (copy, reset
+//   and restore only: set_environment_status neither enters nor leaves it)
 // Archived is final. Anything else is refused with invalid_transition.
 #pragma once
 #include "core/cpp_only.hpp"

@@ -233,13 +233,15 @@ void delete_database_file(const std::string& path) {
   sync_directory(fs::path(path).parent_path());
 }
 
-Row queue_create_job(Host& host, const Row& environment, const Row& database) {
+Row queue_create_job(Host& host, const Row& environment, const Row& database,
+                     const Json& copy_from) {
   Json payload{{"databaseName", database.text("database_name")},
                {"region", database.text("region")},
                // The scopes the worker is asked to mint tokens for: every
                // scope a role can map to, as the other drivers get from the start.
                {"scopes", vault::initial_scopes()}};
   if (database.text("driver") == "turso") payload = turso::create_payload(environment, database);
+  if (!copy_from.is_null()) payload["copyFrom"] = copy_from;
   return queue::enqueue(host, {environment.text("id"), database.text("id"), "create_database",
                                database.text("driver"), payload});
 }
@@ -318,7 +320,7 @@ Json create_environment(Host& host, const Spec& s, Undo& undo) {
     activate(host, environment_id, "provisioning", database_id, "file:" + path);
   } else {
     queue_create_job(host, records::load_environment(store, "environment_id", environment_id),
-                     records::load_database(store, "database_id", database_id));
+                     records::load_database(store, "database_id", database_id), s.copy_from);
   }
   return environment_bundle(store, environment_id);
 }

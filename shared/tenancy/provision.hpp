@@ -44,6 +44,8 @@ struct Spec {
   std::optional<int64_t> storage_limit_mb;
   std::optional<std::string> created_by;
   Json metadata = Json::object();
+  // provision_environment's copy_from (copy::copy_from_source), or null.
+  Json copy_from = nullptr;
 };
 
 // Files a call created outside the catalog. If the call fails after creating
@@ -105,7 +107,9 @@ std::string sqlite_database_path(Host& host, const std::string& database_name,
 void delete_database_file(const std::string& path);
 
 // Queues a create_database job for a postgres or turso database. Returns the row.
-Row queue_create_job(Host& host, const Row& environment, const Row& database);
+// `copy_from`: the payload's copyFrom when not null (a new environment as a copy).
+Row queue_create_job(Host& host, const Row& environment, const Row& database,
+                     const Json& copy_from = nullptr);
 
 // Marks the database provisioned (and its URL, when given) and moves the
 // environment from its current status to active through the state machine.

@@ -11,6 +11,7 @@
 #include "jobs/turso.hpp"
 #include "postgres/provisioner.hpp"
 #include "secrets/credentials.hpp"
+#include "tenancy/backups.hpp"
 #include "tenancy/provision.hpp"
 
 namespace envdb::teardown {
@@ -75,6 +76,8 @@ std::optional<std::string> drop_database(Host& host, const Row& env, const Row& 
   }
   Atomic tx(store);
   const std::string now = now_iso();
+  // Archiving kept the backups; the drop takes them too.
+  backups::drop_all(host, id);
   if (driver == "sqlite") {
     mark_dropped(store, database_id, now);
   } else {

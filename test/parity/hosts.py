@@ -25,7 +25,7 @@ SECOND_KEY = base64.b64encode(bytes(range(32, 64))).decode()
 
 CATALOG_TABLES = ["sys_organization", "sys_environment", "sys_environment_database",
                   "sys_database_credential", "sys_environment_member", "sys_provisioning_job",
-                  "sys_audit_event", "sys_config"]
+                  "sys_audit_event", "sys_config", "sys_environment_backup"]
 
 
 class SqliteHost:

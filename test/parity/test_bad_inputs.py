@@ -548,6 +548,67 @@ def cases(f):
     add("legacy table that is not v4", "migrate_legacy_tenant_databases", ("envdb.sys_config",),
         "invalid_parameter", "lacks", P)
     add("legacy dry_run 'yes'", "migrate_legacy_tenant_databases", (None, "yes"), "invalid_parameter", "dry_run", S)
+
+    # ---- copies and backups (tenancy/copy, tenancy/backups) ---------------
+    other = f["other_org_env"]
+    add("copy NULL source", "copy_environment", (None, env), "invalid_parameter",
+        "source_environment_id is required")
+    add("copy NULL target", "copy_environment", (env, None), "invalid_parameter",
+        "target_environment_id is required")
+    add("copy unknown source", "copy_environment", ("no-such-env", env), "not_found", "source_environment_id")
+    add("copy unknown target", "copy_environment", (env, "no-such-env"), "not_found", "target_environment_id")
+    add("copy injection target", "copy_environment", (env, INJECTION), "invalid_parameter",
+        "target_environment_id")
+    add("copy into itself", "copy_environment", (env, env), "invalid_parameter", "the source itself")
+    add("copy across organizations", "copy_environment", (env, other), "invalid_parameter",
+        "copies stay inside one organization")
+    add("copy from an archived source", "copy_environment", (arch, env), "invalid_transition",
+        "source_environment_id")
+    add("copy into a provisioning target", "copy_environment", (env, prov), "invalid_transition",
+        "target_environment_id")
+    add("copy into an archived target", "copy_environment", (env, arch, "full", True), "invalid_transition",
+        "target_environment_id")
+    add("copy bad mode", "copy_environment", (env, prov, "data"), "invalid_parameter", "mode")
+    add("copy empty mode", "copy_environment", (env, prov, ""), "invalid_parameter", "mode")
+    add("copy force 'yes'", "copy_environment", (env, prov, "full", "yes"), "invalid_parameter", "force", S)
+    extra_argument("copy_environment", (env, prov, "full", False))
+    add("reset NULL environment", "reset_environment", (None,), "invalid_parameter", "environment_id is required")
+    add("reset unknown environment", "reset_environment", ("no-such-env",), "not_found", "environment_id")
+    add("reset an archived environment", "reset_environment", (arch, True), "invalid_transition", "archived")
+    add("reset a provisioning environment", "reset_environment", (prov,), "invalid_transition", "provisioning")
+    extra_argument("reset_environment", (env, False))
+    add("backup NULL environment", "backup_environment", (None,), "invalid_parameter",
+        "environment_id is required")
+    add("backup unknown environment", "backup_environment", ("no-such-env",), "not_found", "environment_id")
+    add("backup an archived environment", "backup_environment", (arch,), "invalid_transition", "archived")
+    add("backup label of 10000", "backup_environment", (env, LONG), "invalid_parameter", "label")
+    extra_argument("backup_environment", (env, None))
+    add("list backups NULL environment", "list_environment_backups", (None,), "invalid_parameter",
+        "environment_id is required")
+    add("list backups unknown environment", "list_environment_backups", ("no-such-env",), "not_found",
+        "environment_id")
+    extra_argument("list_environment_backups", (env,))
+    add("restore NULL backup", "restore_environment", (env, None), "invalid_parameter", "backup_id is required")
+    add("restore unknown backup", "restore_environment", (env, "no-such-backup"), "not_found", "backup_id")
+    add("restore injection backup", "restore_environment", (env, INJECTION), "invalid_parameter", "backup_id")
+    add("restore unknown environment", "restore_environment", ("no-such-env", "no-such-backup"), "not_found",
+        "environment_id")
+    extra_argument("restore_environment", (env, "no-such-backup", False))
+    add("delete NULL backup", "delete_environment_backup", (None,), "invalid_parameter", "backup_id is required")
+    add("delete unknown backup", "delete_environment_backup", ("no-such-backup",), "not_found", "backup_id")
+    add("delete injection backup", "delete_environment_backup", (INJECTION,), "invalid_parameter", "backup_id")
+    extra_argument("delete_environment_backup", ("no-such-backup",))
+    provision = (org, "copied", None, None, None, None, None, None, None, None, None, None, False)
+    add("provision copy_mode without copy_from", "provision_environment", provision + (None, "full"),
+        "invalid_parameter", "copy_mode")
+    add("provision copy_from unknown", "provision_environment", provision + ("no-such-env", None),
+        "not_found", "copy_from")
+    add("provision copy_from archived", "provision_environment", provision + (arch, None),
+        "invalid_transition", "copy_from")
+    add("provision copy_from of another organization", "provision_environment", provision + (other, None),
+        "invalid_parameter", "copy_from")
+    add("provision bad copy_mode", "provision_environment", provision + (env, "data"), "invalid_parameter",
+        "copy_mode")
     return table
 
 
@@ -596,7 +657,9 @@ def fixture(h):
     revoked = h.call("issue_credential", dev_db, "readonly", "tok-ro")["credential"]["id"]
     h.call("revoke_credential", revoked)
     h.call("add_environment_member", dev["environment"]["id"], "user-1", "env_user")
-    return {"org": org_id, "default_env": default_env,
+    other = h.call("provision_organization", "other", "Other", None, None, "turso")
+    return {"other_org_env": other["defaultEnvironment"]["environment"]["id"],
+            "org": org_id, "default_env": default_env,
             "env": dev["environment"]["id"], "db": dev_db,
             "prov_env": prov["environment"]["id"], "prov_db": prov["database"]["id"],
             "archived_env": old["environment"]["id"], "archived_db": old["database"]["id"],

@@ -17,8 +17,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(__file__))
-from hosts import (TEST_KEY, TEST_KEY_ID, AcmeScenario, PostgresHost, Seconds,  # noqa: E402
-                   SqliteHost, postgres_available)
+from hosts import (TEST_KEY, TEST_KEY_ID, AcmeScenario, PostgresHost, Request,  # noqa: E402
+                   Seconds, SqliteHost, postgres_available)
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sqlite"))
 from envdb_sqlite import EXTENSION  # noqa: E402
 
@@ -26,6 +26,11 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 WORKER = os.path.join(ROOT, "examples", "turso_worker.py")
 ORG = "acme-turso"
 API_TOKEN = "platform-api-token-" + secrets.token_hex(8)
+
+
+def now_iso():
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
 class FakeTurso:
@@ -84,8 +89,16 @@ class FakeTurso:
             name = body["name"]
             if name in self.databases:
                 return 409, {"error": f"database {name} already exists"}
+            content = None
+            seed = body.get("seed")
+            if seed:  # another database, at a point in time when asked
+                if seed.get("type") != "database" or seed.get("name") not in self.databases:
+                    return 400, {"error": "bad seed"}
+                history = self.databases[seed["name"]]["history"]
+                at = seed.get("timestamp")
+                content = [c for t, c in history if at is None or t <= at][-1]
             self.databases[name] = {"group": body.get("group"), "hostname": f"{name}-{ORG}.turso.io",
-                                    "tokens": {}}
+                                    "tokens": {}, "history": [(now_iso(), content)]}
             return 200, self._database(name)
         if not rest or rest[0] not in self.databases:
             return 404, {"error": "database not found"}
@@ -110,6 +123,14 @@ class FakeTurso:
     def _database(self, name):
         d = self.databases[name]
         return {"database": {"Name": name, "DbId": name, "Hostname": d["hostname"], "group": d["group"]}}
+
+    def content(self, name):
+        with self.lock:
+            return self.databases[name]["history"][-1][1]
+
+    def write(self, name, content):
+        with self.lock:
+            self.databases[name]["history"].append((now_iso(), content))
 
     def valid(self, token):
         with self.lock:
@@ -323,6 +344,102 @@ class TursoLifecycle(AcmeScenario):
         self.assertEqual(e.exception.code, "invalid_parameter")
         self.assertIn("tokens.admin is required", e.exception.message)
         self.assertEqual(self.live(self.dev)["admin"]["id"], before["admin"]["id"])
+
+
+    # ---- copies, resets, backups and restores (action replace)
+
+    def db_name(self, env_id):
+        return self.h.call("get_environment", env_id)["database"]["databaseName"]
+
+    def sandbox(self):
+        env = self.h.call("provision_environment", self.org, "sandbox", None, "sandbox", None, "turso")
+        self.run_worker()
+        return env["environment"]["id"]
+
+    def assert_live_tokens_work(self, env_id):
+        live = self.live(env_id)
+        self.assertEqual(sorted(live), ["admin", "readonly", "readwrite"])
+        for c in live.values():
+            self.assertTrue(self.api.valid(self.token(c["id"])))
+        resolved = self.h.call("resolve_environment", env_id, "readwrite")["credential"]["token"]
+        self.assertTrue(self.api.valid(resolved))
+
+    def test_copy_remakes_the_target_and_mints_its_tokens(self):
+        sandbox = self.sandbox()
+        self.api.write(self.db_name(self.dev), "dev rows")
+        self.api.write(self.db_name(sandbox), "sandbox rows")
+        old_tokens = [self.token(c["id"]) for c in self.live(sandbox).values()]
+        out = self.h.call("copy_environment", self.dev, sandbox)
+        self.assertEqual((out["environment"]["status"], out["job"]["kind"]), ("maintenance", "copy_database"))
+        with self.assertRaises(Exception) as e:
+            self.h.call("resolve_environment", sandbox, "readwrite")
+        self.assertEqual(e.exception.code, "conflict")
+        job = self.claim_one()
+        p = job["payload"]
+        self.assertEqual((p["action"], p["mode"], p["previousStatus"], p["invalidateTokens"]),
+                         ("replace", "full", "active", True))
+        self.assertEqual((p["sourceDatabaseName"], p["targetDatabaseName"]),
+                         (self.db_name(self.dev), self.db_name(sandbox)))
+        self.assertEqual(sorted(m["scope"] for m in p["mint"]), ["admin", "readonly", "readwrite"])
+        self.run_worker()
+        self.assertEqual(self.env_status(sandbox), "active")
+        self.assertEqual(self.api.content(self.db_name(sandbox)), "dev rows")
+        self.assertEqual(self.api.content(self.db_name(self.dev)), "dev rows")  # source unchanged
+        self.assertFalse(any(self.api.valid(t) for t in old_tokens))
+        self.assert_live_tokens_work(sandbox)
+        self.assertEqual(sorted(self.api.databases), sorted(
+            {self.db_name(e) for e in (self.default_env, self.dev, sandbox)}))  # no temporary left
+
+    def test_a_failed_copy_gives_the_status_back(self):
+        sandbox = self.sandbox()
+        self.api.write(self.db_name(sandbox), "sandbox rows")
+        self.h.call("set_environment_status", sandbox, "suspended")
+        self.run_worker()
+        out = self.h.call("copy_environment", self.dev, sandbox, "schema")  # the example refuses schema
+        self.assertEqual(out["environment"]["status"], "maintenance")
+        self.run_worker()
+        self.assertEqual(self.env_status(sandbox), "suspended")
+        self.assertEqual(self.api.content(self.db_name(sandbox)), "sandbox rows")
+        jobs = self.h.sql("select status from envdb.sys_provisioning_job where kind = 'copy_database'")
+        self.assertEqual(jobs, [("failed",)])
+
+    def test_backup_change_restore_and_reset(self):
+        name = self.db_name(self.dev)
+        self.api.write(name, "v1")
+        time.sleep(0.01)
+        backup = self.h.call("backup_environment", self.dev, "v1")
+        self.assertEqual((backup["backup"]["status"], backup["job"]["kind"]), ("pending", "backup_database"))
+        self.assertTrue(backup["backup"]["location"].startswith(f"turso:{name}@"))
+        self.run_worker()
+        listed = self.h.call("list_environment_backups", self.dev)
+        self.assertEqual([(b["id"], b["status"]) for b in listed], [(backup["backup"]["id"], "ready")])
+        time.sleep(0.01)
+        self.api.write(name, "v2")
+        out = self.h.call("restore_environment", self.dev, backup["backup"]["id"])
+        self.assertEqual((out["environment"]["status"], out["job"]["kind"]), ("maintenance", "restore_database"))
+        self.run_worker()
+        self.assertEqual(self.env_status(self.dev), "active")
+        self.assertEqual(self.api.content(name), "v1")
+        self.assert_live_tokens_work(self.dev)
+        self.h.call("reset_environment", self.dev)
+        self.run_worker()
+        self.assertEqual((self.env_status(self.dev), self.api.content(name)), ("active", None))
+        self.assert_live_tokens_work(self.dev)
+        deleted = self.h.call("delete_environment_backup", backup["backup"]["id"])
+        self.assertEqual(deleted["backup"]["status"], "deleting")
+        self.run_worker()
+        self.assertEqual(self.h.call("list_environment_backups", self.dev), [])
+
+    def test_new_environment_as_a_copy(self):
+        self.api.write(self.db_name(self.dev), "dev rows")
+        req = {"organizationId": self.org, "slug": "from-dev", "copyFrom": self.dev}
+        out = self.h.call("provision_environment", Request(req))
+        self.assertEqual(out["database"]["driver"], "turso")
+        self.run_worker()
+        new = out["environment"]["id"]
+        self.assertEqual(self.env_status(new), "active")
+        self.assertEqual(self.api.content(self.db_name(new)), "dev rows")
+        self.assert_live_tokens_work(new)
 
 
 class SqliteTursoLifecycle(TursoLifecycle, unittest.TestCase):

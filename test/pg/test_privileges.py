@@ -44,6 +44,10 @@ ACCESS = {
     "claim_provisioning_jobs": {ADMIN}, "complete_provisioning_job": {ADMIN},
     "fail_provisioning_job": {ADMIN},
     "provision_tenant_database": {ADMIN}, "migrate_legacy_tenant_databases": {ADMIN},
+    # Copies and backups replace or read a database's content: envdb_admin alone.
+    "copy_environment": {ADMIN}, "reset_environment": {ADMIN}, "backup_environment": {ADMIN},
+    "list_environment_backups": {ADMIN}, "restore_environment": {ADMIN},
+    "delete_environment_backup": {ADMIN},
 }
 TEST_ROLES = {"nobody": None, "admin": ADMIN, "router": ROUTER, "reader": READER}
 
