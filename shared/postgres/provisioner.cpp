@@ -1,5 +1,7 @@
 #include "postgres/provisioner.hpp"
 
+#include <cctype>
+
 #include "catalog/records.hpp"
 #include "catalog/settings.hpp"
 #include "core/clock.hpp"
@@ -120,7 +122,15 @@ CopyPlan copy_plan(const Work& w, const std::string& kind, const Json& payload) 
     // The backup's database, as the catalog recorded it.
     p.backup = payload_text(payload, "location");
     if (!p.backup) throw Error(Code::internal, "backup job " + w.job_id + " names no location");
-    (void)roles_for(*p.backup);
+    // Only a database beside this one (backup_database_name) is used.
+    const std::string prefix = w.database_name + "_b_";
+    bool ok = p.backup->size() <= 63 && p.backup->compare(0, prefix.size(), prefix) == 0;
+    for (char c : *p.backup)
+      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-');
+    if (!ok)
+      fail(Code::invalid_parameter, "backup location " + quote_value(*p.backup) +
+                                        " is not a database beside " +
+                                        quote_value(w.database_name));
   }
   return p;
 }

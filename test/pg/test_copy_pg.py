@@ -113,8 +113,10 @@ class PostgresCopies(unittest.TestCase):
             "policies": self.rows(dbname, "select polname, polroles::regrole[]::text from pg_policy order by 1"),
             "notes": self.rows(dbname, "select * from notes order by id"),
             "stamp": self.rows(dbname, "select environment_id, database_name from envdb.sys_environment_info"),
-            "database": self.rows("postgres", "select datdba::regrole::text, datacl::text from pg_database "
-                                  f"where datname = '{dbname}'"),
+            # The grants on the database as a set (a copy rewrites the source's
+            # row with the same grants, in the same transaction).
+            "database": self.rows("postgres", "select pg_get_userbyid(datdba)::text, array(select unnest(datacl)::text "
+                                  f"order by 1)::text from pg_database where datname = '{dbname}'"),
         }
 
     def fill_source(self, url, admin, rows=3):
@@ -143,7 +145,7 @@ class PostgresCopies(unittest.TestCase):
                            "s.refobjid where s.dbid = (select oid from pg_database where datname = "
                            f"current_database()) and starts_with(r.rolname, '{source_db}_')")
         self.assertEqual(shdeps, [])
-        db = self.rows("postgres", f"select datdba::regrole::text, coalesce(datacl::text, '') from pg_database "
+        db = self.rows("postgres", f"select pg_get_userbyid(datdba)::text, coalesce(datacl::text, '') from pg_database "
                        f"where datname = '{target_db}'")[0]
         self.assertEqual(db[0], f"{target_db}_owner")
         self.assertNotIn(source_db, db[1])
