@@ -149,7 +149,7 @@ class PostgresCopies(unittest.TestCase):
                        f"where datname = '{target_db}'")[0]
         self.assertEqual(db[0], f"{target_db}_owner")
         self.assertNotIn(source_db, db[1])
-        owners = self.rows(target_db, "select distinct c.relowner::regrole::text from pg_class c join pg_namespace "
+        owners = self.rows(target_db, "select distinct pg_get_userbyid(c.relowner)::text from pg_class c join pg_namespace "
                            "n on n.oid = c.relnamespace where n.nspname in ('public', 'envdb')")
         boot = self.rows("postgres", "select rolname from pg_roles where oid = 10")[0][0]
         for (owner,) in owners:
