@@ -365,6 +365,7 @@ class PostgresCopies(unittest.TestCase):
 
         rng = random.Random(15)
         killed = 0
+        seen = {"old": 0, "new": 0}
         for i in range(KILLS):
             restore = i % 2 == 1
             expected_new = "target" if restore else "source"
@@ -384,12 +385,15 @@ class PostgresCopies(unittest.TestCase):
             # Right after the crash: old or new under the target's name.
             got = self.rows(dst_db, "select what from origin")
             self.assertIn(got, ([("source",)], [("target",)]))
+            seen["new" if got == [(expected_new,)] else "old"] += 1
             self.settle(dst_id)
             self.assertEqual(self.rows(dst_db, "select what from origin"), [(expected_new,)])
             self.assertEqual(self.rows("postgres", "select datname from pg_database where datname in "
                                        f"('{dst_db}_copy', '{dst_db}_old')"), [])
             self.assert_only_target_access(dst_db, src_db)
         self.assertGreater(killed, 0)
+        print(f"\n  {killed} kill -9 of the worker; right after them the target held the old content "
+              f"{seen['old']} times, the new {seen['new']} times", file=sys.stderr)
         report = self.call("check")
         self.assertTrue(report["ok"], report)
 
