@@ -14,7 +14,10 @@
 #      vs a bare VACUUM INTO (bench/results/copy.md)
 #   5. bench/pg_driver_bench.py under pg_virtualenv with the preload: the
 #      postgres driver's provision-to-active time vs CREATE DATABASE + schema
-#   6. bench/report.py: the tables
+#   6. bench/copy_pg_bench.py under pg_virtualenv with the preload: a Postgres
+#      copy_environment vs a bare CREATE DATABASE ... TEMPLATE
+#      (bench/results/copy-pg.md)
+#   7. bench/report.py: the tables
 #
 # Sizes can be lowered for a quick look, e.g.
 #   BENCH_SCALES=1000,10000,100000 BENCH_ROTATIONS=5000 make bench
@@ -133,6 +136,15 @@ step "SQLite: rewrap at scale ($rewrap_scales environments)"
 "$B/driver_sqlite" --ext "$B/envdb.so" --work "$work" --only rewrap-scale \
   --rewrap-scales "$rewrap_scales" --rewrap-runs "${BENCH_REWRAP_SCALE_RUNS:-1}" \
   >"$out/scale.txt" 2>"$out/scale.log" || { cat "$out/scale.log"; sqlite_ok=0; }
+if [ "$pg_ok" = 1 ]; then
+  # Its own table in bench/results/copy-pg.md (the RESULT line is kept in $out).
+  step "Postgres copy_environment vs CREATE DATABASE ... TEMPLATE (pg_virtualenv, preloaded)"
+  if ! pg_virtualenv -t -o shared_preload_libraries=envdb \
+       /usr/bin/python3 bench/copy_pg_bench.py "${BENCH_COPY_PG_RUNS:-3}" "${BENCH_COPY_PG_ROWS:-600000}" \
+       >"$out/copy_pg.txt" 2>"$out/copy_pg.log"; then
+    tail -30 "$out/copy_pg.log"
+  fi
+fi
 
 step "report"
 elapsed=$(( $(date +%s) - start ))

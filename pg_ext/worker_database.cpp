@@ -364,11 +364,22 @@ void run_job(const Claimed& job) {
     });
     // What the worker is doing, in pg_stat_activity.query (operators, and
     // the crash series that stops it inside each kind of job).
-    report_activity(("envdb: postgres job " + work.kind + " " + job.id).c_str());
+    const std::string doing = "envdb: postgres job " + work.kind + " " + job.id;
+    report_activity(doing.c_str());
     auto session = open_noted(work.server);
-    url = postgres::carry_out(work, *session, [&] {
-      converge_database(*session, work.database_id, work.kind == "create_database");
-    });
+    Json result;
+    // A copy's steps (no NOTICE reaches anyone from here): pg_stat_activity
+    // shows the one running, the log each one and the figures at the end.
+    auto progress = [&](const std::string& step) {
+      report_activity((doing + ": " + step).c_str());
+      log_message(LOG, "postgres job " + work.kind + " " + job.id + ": " + step);
+    };
+    url = postgres::carry_out(
+        work, *session,
+        [&] { converge_database(*session, work.database_id, work.kind == "create_database"); },
+        &result, progress);
+    if (!result.is_null())
+      log_message(LOG, "postgres job " + work.kind + " " + job.id + " done: " + result.dump());
   } catch (const Transient& e) {
     error = e.what();
     retry = job.attempts < kMaxAttempts;

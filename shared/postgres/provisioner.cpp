@@ -1,5 +1,7 @@
 #include "postgres/provisioner.hpp"
 
+#include <cctype>
+
 #include "catalog/records.hpp"
 #include "catalog/settings.hpp"
 #include "core/clock.hpp"
@@ -7,6 +9,7 @@
 #include "core/ids.hpp"
 #include "jobs/queue.hpp"
 #include "postgres/converge.hpp"
+#include "postgres/copier.hpp"
 #include "postgres/hosts.hpp"
 #include "secrets/vault.hpp"
 
@@ -29,13 +32,14 @@ bool queue_job(Host& host, const std::string& database_id, const std::string& ki
 Work load_work(Host& host, const std::string& job_id) {
   Store& store = host.store();
   require_id("job_id", job_id);
-  auto job = query_one(store,
-                       "SELECT j.id, j.kind, j.driver, j.environment_id, j.database_id, e.status, "
-                       "e.organization_id, d.database_name, d.host_id FROM "
-                       "envdb.sys_provisioning_job j JOIN envdb.sys_environment e ON e.id = "
-                       "j.environment_id JOIN envdb.sys_environment_database d ON d.id = "
-                       "j.database_id WHERE j.id = $1",
-                       {job_id});
+  auto job = query_one(
+      store,
+      "SELECT j.id, j.kind, j.driver, j.environment_id, j.database_id, j.payload, e.status, "
+      "e.organization_id, d.database_name, d.host_id FROM "
+      "envdb.sys_provisioning_job j JOIN envdb.sys_environment e ON e.id = "
+      "j.environment_id JOIN envdb.sys_environment_database d ON d.id = "
+      "j.database_id WHERE j.id = $1",
+      {job_id});
   if (!job) fail(Code::not_found, "job_id " + quote_value(job_id) + " names no database job");
   if (job->text("driver") != "postgres")
     fail(Code::invalid_parameter, "job " + quote_value(job_id) + " is a " + job->text("driver") +
@@ -49,6 +53,10 @@ Work load_work(Host& host, const std::string& job_id) {
   w.database_id = job->text("database_id");
   w.database_name = job->text("database_name");
   w.roles = roles_for(w.database_name);
+  if (auto payload = job->opt_text("payload")) {
+    Json parsed = Json::parse(*payload, nullptr, false);
+    if (parsed.is_object()) w.payload = std::move(parsed);
+  }
 
   if (auto host_id = job->opt_text("host_id")) w.server = load_server(host, *host_id);
   const std::string restrict = settings::setting(host, "restrict_server_connect");
@@ -76,7 +84,56 @@ Work load_work(Host& host, const std::string& job_id) {
   return w;
 }
 
+bool is_copy_kind(const std::string& kind) {
+  return kind == "copy_database" || kind == "reset_database" || kind == "backup_database" ||
+         kind == "restore_database" || kind == "delete_backup";
+}
+
 namespace {
+
+std::optional<std::string> payload_text(const Json& payload, const char* key) {
+  if (!payload.is_object() || !payload.contains(key) || !payload[key].is_string())
+    return std::nullopt;
+  return payload[key].get<std::string>();
+}
+
+// A copy's plan from its job: `kind` and `payload` are the job's, or, for a
+// new environment as a copy, copy_database and its payload.copyFrom.
+CopyPlan copy_plan(const Work& w, const std::string& kind, const Json& payload) {
+  CopyPlan p;
+  p.kind = kind;
+  p.target = w.database_name;
+  p.environment_id = w.environment_id;
+  p.organization_id = w.organization_id;
+  p.mode = payload_text(payload, "mode").value_or("full");
+  if (kind == "copy_database") {
+    p.source = payload_text(payload, "sourceDatabaseName");
+    if (!p.source) throw Error(Code::internal, "copy job " + w.job_id + " names no source");
+    (void)roles_for(*p.source);  // validates the name
+    // CREATE DATABASE ... TEMPLATE copies within one server.
+    const auto source_host = payload_text(payload, "sourceHostId");
+    const std::optional<std::string> target_host =
+        w.server ? std::optional<std::string>(w.server->id) : std::nullopt;
+    if (source_host != target_host)
+      fail(Code::conflict, "the source database " + quote_value(*p.source) +
+                               " is on another server than the target; copies stay on one "
+                               "server (move_environment moves a database)");
+  } else if (kind != "reset_database") {
+    // The backup's database, as the catalog recorded it.
+    p.backup = payload_text(payload, "location");
+    if (!p.backup) throw Error(Code::internal, "backup job " + w.job_id + " names no location");
+    // Only a database beside this one (backup_database_name) is used.
+    const std::string prefix = w.database_name + "_b_";
+    bool ok = p.backup->size() <= 63 && p.backup->compare(0, prefix.size(), prefix) == 0;
+    for (char c : *p.backup)
+      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-');
+    if (!ok)
+      fail(Code::invalid_parameter, "backup location " + quote_value(*p.backup) +
+                                        " is not a database beside " +
+                                        quote_value(w.database_name));
+  }
+  return p;
+}
 
 // Removes what the environment's roles own in every other database of the
 // server (a large object in `postgres`, a table in the control plane), then
@@ -86,6 +143,15 @@ void drop_everything(const Work& w, ServerSession& server) {
   for (const Login& l : w.logins) logins.push_back(l.name);
   const auto statements = drop_database_sql(w.database_name, w.roles, logins);
   server.exec_top_level(statements.front());
+  // Its backups and what a copy left beside it ("<name>_..."): its roles own
+  // what they hold, and a backup accepts no connection for DROP OWNED.
+  const auto beside = server.query_value(beside_databases_sql(w.database_name));
+  const Json names = beside ? Json::parse(*beside, nullptr, false) : Json::array();
+  if (names.is_array())
+    for (const Json& name : names)
+      if (name.is_string())
+        server.exec_top_level("DROP DATABASE IF EXISTS " +
+                              quote_identifier(name.get<std::string>()) + " WITH (FORCE)");
   const auto listed = server.query_value(other_databases_sql(w.database_name));
   const Json others = listed ? Json::parse(*listed, nullptr, false) : Json::array();
   if (others.is_array()) {
@@ -114,21 +180,44 @@ void drop_everything(const Work& w, ServerSession& server) {
 }  // namespace
 
 std::optional<std::string> carry_out(const Work& w, ServerSession& server,
-                                     const std::function<void()>& converge_logins) {
+                                     const std::function<void()>& converge_logins, Json* result,
+                                     const Progress& progress) {
   if (w.kind == "drop_database") {
     drop_everything(w, server);
+    return std::nullopt;
+  }
+  if (is_copy_kind(w.kind)) {
+    const CopyOutcome o = carry_out_copy(copy_plan(w, w.kind, w.payload), server, progress);
+    if (result) {
+      *result = Json{{"cloneMs", o.clone_ms}, {"totalMs", o.total_ms}, {"attempts", o.attempts}};
+      if (o.size_bytes) (*result)["sizeBytes"] = *o.size_bytes;
+    }
+    // The target's logins as the catalog says now (its maintenance ends when
+    // the job is reported; the next pass enables them again).
+    if (converge_logins && w.kind != "delete_backup") converge_logins();
     return std::nullopt;
   }
   for (const std::string& sql : ensure_roles_sql(w.roles)) server.exec(sql);
   std::optional<std::string> url;
   if (w.kind == "create_database") {
     const auto owner = server.query_value(database_owner_sql(w.database_name));
-    if (must_create_database(w.database_name, owner, w.roles))
-      server.exec_top_level(create_database_sql(w.database_name, w.roles));
+    // A new environment as a copy (payload.copyFrom): the copy is built
+    // beside it and swapped in, its data plane the source's, re-stamped.
+    const bool copy = w.payload.contains("copyFrom") && w.payload["copyFrom"].is_object();
+    if (must_create_database(w.database_name, owner, w.roles)) {
+      if (copy) {
+        const CopyOutcome o =
+            carry_out_copy(copy_plan(w, "copy_database", w.payload["copyFrom"]), server, progress);
+        if (result) *result = Json{{"cloneMs", o.clone_ms}, {"totalMs", o.total_ms}};
+      } else {
+        server.exec_top_level(create_database_sql(w.database_name, w.roles));
+      }
+    }
     for (const std::string& sql : database_grants_sql(w.database_name, w.roles)) server.exec(sql);
     if (w.restrict_connect) server.exec(restrict_connect_sql(w.database_name));
-    server.exec_in_database(w.database_name, in_database_sql(w.roles, w.environment_id,
-                                                             w.organization_id, w.database_name));
+    if (!copy)
+      server.exec_in_database(w.database_name, in_database_sql(w.roles, w.environment_id,
+                                                               w.organization_id, w.database_name));
     url = server.url(w.database_name);
   }
   if (converge_logins) {

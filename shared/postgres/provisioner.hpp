@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/host.hpp"
+#include "core/json.hpp"
 #include "postgres/statements.hpp"
 
 namespace envdb::postgres {
@@ -19,7 +20,10 @@ namespace envdb::postgres {
 // control plane in one transaction, executed on the server after it.
 struct Work {
   std::string job_id;
-  std::string kind;  // create_database | create_login | disable_login | drop_database
+  // create_database | create_login | disable_login | drop_database, and the
+  // copies (copier.hpp): copy_database | reset_database | backup_database |
+  // restore_database | delete_backup
+  std::string kind;
   std::string environment_id;
   std::string organization_id;
   std::string environment_status;
@@ -31,7 +35,15 @@ struct Work {
   // create_database: environment logins may connect to no other database of
   // the server (setting restrict_server_connect).
   bool restrict_connect = false;
+  Json payload = Json::object();  // the job's payload (copies: source, mode, backup)
 };
+
+// Whether `kind` is one of the copies carried out by copier.hpp.
+bool is_copy_kind(const std::string& kind);
+
+// Where a copy's steps are, for whoever watches (the worker shows it in
+// pg_stat_activity and its log).
+using Progress = std::function<void(const std::string&)>;
 
 // Carries out a job on the server: the scope roles, then (create_database)
 // the database, its grants and its schema, then the logins: through
@@ -42,8 +54,12 @@ struct Work {
 // environment's roles own in every other database of the server (DROP OWNED
 // BY), then drops its roles and logins; a failure names the database or the
 // roles that stopped it. Returns the database URL for create_database.
+// A copy, reset, backup or restore (is_copy_kind) builds the new content
+// beside the target and swaps it in (copier.hpp); `result` (when given)
+// receives what it measured: {"cloneMs", "totalMs", "attempts", "sizeBytes"}.
 std::optional<std::string> carry_out(const Work& work, ServerSession& server,
-                                     const std::function<void()>& converge_logins = nullptr);
+                                     const std::function<void()>& converge_logins = nullptr,
+                                     Json* result = nullptr, const Progress& progress = nullptr);
 
 // Loads a claimed job. Verifiers are computed for live credentials (the
 // keyring must hold their keys: key_unavailable otherwise). not_found when

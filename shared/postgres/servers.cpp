@@ -7,6 +7,7 @@
 #include "core/errors.hpp"
 #include "core/json.hpp"
 #include "postgres/converge.hpp"
+#include "postgres/copier.hpp"
 #include "postgres/hosts.hpp"
 #include "postgres/statements.hpp"
 #include "secrets/crypto.hpp"
@@ -326,6 +327,10 @@ void find_unregistered_databases(const Expected& expected, const Observed& obser
   for (const ExpectedDatabase& db : expected.databases) known_databases.insert(db.database_name);
   for (const std::string& name : observed.databases) {
     if (known_databases.count(name)) continue;
+    // A database's backups and what a copy builds beside it ("<name>_...",
+    // postgres/copier) are its own (a leftover copy is reported below).
+    const size_t cut = name.find('_');
+    if (cut != std::string::npos && known_databases.count(name.substr(0, cut))) continue;
     Finding f;
     f.kind = "database_unregistered";
     f.table = "sys_database_host";
@@ -333,6 +338,32 @@ void find_unregistered_databases(const Expected& expected, const Observed& obser
     f.detail = "database " + quote_value(name) + " on " + server +
                " is named like envdb's but no row of this catalog names it";
     out.push_back(std::move(f));
+  }
+}
+
+// What a copy, reset or restore left beside a database it no longer works on
+// (postgres/copier: the content it was building, or the old content after a
+// swap). The worker drops them when it runs again; a job that failed for good
+// leaves them here. Reported only: DROP DATABASE cannot run inside check().
+void find_copy_leftovers(const Expected& expected, const Observed& observed,
+                         const std::string& server, std::vector<Finding>& out) {
+  for (const ExpectedDatabase& db : expected.databases) {
+    if (db.in_flight) continue;
+    for (const std::string& name : {postgres::temp_database_name(db.database_name),
+                                    postgres::retired_database_name(db.database_name)}) {
+      if (!observed.databases.count(name)) continue;
+      Finding f;
+      f.kind = "copy_leftover";
+      f.table = "sys_environment_database";
+      f.id = db.database_id;
+      f.database_id = db.database_id;
+      f.environment_id = db.environment_id;
+      f.organization_id = db.organization_id;
+      f.detail = "database " + quote_value(name) + " on " + server + " was left beside " +
+                 quote_value(db.database_name) +
+                 " by a copy, reset or restore that did not finish (drop it with DROP DATABASE)";
+      out.push_back(std::move(f));
+    }
   }
 }
 
@@ -346,6 +377,7 @@ std::vector<Finding> compare(const Expected& expected, const Observed& observed,
     check_database(db, observed, server, explained, out);
   find_leftover_roles(expected, observed, server, explained, out);
   find_unregistered_databases(expected, observed, server, out);
+  find_copy_leftovers(expected, observed, server, out);
   return out;
 }
 

@@ -18,6 +18,8 @@
 //                          UNTIL or memberships disagree with the catalog   ended, or LOGIN VALID
 //                                                                           UNTIL; memberships
 //                                                                           fixed
+//   copy_leftover          "<name>_copy" or "<name>_old" beside a database   none (report)
+//                          (postgres/copier) no job is working on
 //   role_leftover          a role of a dropped database, a role of a        its sessions ended,
 //   then
 //                          database no credential or scope explains, or     DROP ROLE

@@ -13,6 +13,7 @@
 #include "core/errors.hpp"
 #include "core/ids.hpp"
 #include "jobs/queue.hpp"
+#include "postgres/copier.hpp"
 #include "tenancy/copy.hpp"
 #include "tenancy/provision.hpp"
 
@@ -186,7 +187,9 @@ Value backup_environment(api::Call& c) {
     location = sqlite_backup_path(c.host, id);
   } else if (driver == "postgres") {
     // A database on the environment's server, made from it as a template.
-    location = "bak-" + database_name_for(id).substr(4);
+    // "<database_name>_b_<26 base32>": beside its database, so a drop of the
+    // database finds its backups by name (postgres/copier).
+    location = postgres::backup_database_name(db.text("database_name"), id);
   } else {
     // Turso keeps the history: the backup is a point in time of the database.
     location = "turso:" + db.text("database_name") + "@" + now;
