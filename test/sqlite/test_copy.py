@@ -378,7 +378,7 @@ class PostgresDriverJobs(CopyBase):
         env, name = self.pg_env("pg-app")
         b = self.call("backup_environment", env, "nightly")
         self.assertEqual((b["backup"]["status"], b["job"]["kind"]), ("pending", "backup_database"))
-        self.assertRegex(b["backup"]["location"], r"^bak-[a-z2-7]{26}$")
+        self.assertRegex(b["backup"]["location"], r"^env-[a-z2-7]{26}_b_[a-z2-7]{26}$")
         job = self.claim("backup_database")
         self.assertEqual(job["payload"], {"backupId": b["backup"]["id"], "databaseName": name, "hostId": None,
                                           "location": b["backup"]["location"]})

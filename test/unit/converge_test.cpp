@@ -34,6 +34,7 @@ class FakeServer : public postgres::ServerSession {
   void exec(const std::string& sql) override { log.push_back(sql); }
   std::optional<std::string> query_value(const std::string& sql) override {
     if (contains(sql, "jsonb_object_agg")) return report;
+    if (contains(sql, "starts_with(datname")) return beside;
     if (contains(sql, "json_agg(datname")) return others;
     log.push_back(sql);
     return std::nullopt;
@@ -43,6 +44,7 @@ class FakeServer : public postgres::ServerSession {
   std::string url(const std::string& db) override { return "postgresql://h:1/" + db; }
   std::optional<std::string> report;
   std::optional<std::string> others;
+  std::optional<std::string> beside;  // the databases named <name>_...
   std::vector<std::string> log;
 };
 
@@ -218,12 +220,15 @@ TEST(ConvergeDrop, ADropRemovesWhatTheRolesOwnInEveryOtherDatabaseFirst) {
   w.roles = postgres::roles_for("env-x");
   FakeServer server;
   server.others = R"(["postgres", "template1"])";
+  // A backup beside it goes first: its objects belong to the roles too.
+  server.beside = R"(["env-x_b_aaaa"])";
   postgres::carry_out(w, server);
-  ASSERT_GE(server.log.size(), 4u);
+  ASSERT_GE(server.log.size(), 5u);
   EXPECT_TRUE(contains(server.log[0], "DROP DATABASE IF EXISTS \"env-x\" WITH (FORCE)"));
-  EXPECT_TRUE(contains(server.log[1], "DROP OWNED BY"));
-  EXPECT_TRUE(contains(server.log[1], "starts_with(rolname, 'env-x_')"));
+  EXPECT_TRUE(contains(server.log[1], "DROP DATABASE IF EXISTS \"env-x_b_aaaa\" WITH (FORCE)"));
   EXPECT_TRUE(contains(server.log[2], "DROP OWNED BY"));
+  EXPECT_TRUE(contains(server.log[2], "starts_with(rolname, 'env-x_')"));
+  EXPECT_TRUE(contains(server.log[3], "DROP OWNED BY"));
   EXPECT_TRUE(contains(server.log.back(), "DROP ROLE ' || pg_catalog.quote_ident"));
 }
 
