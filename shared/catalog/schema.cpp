@@ -145,9 +145,9 @@ std::vector<Table> build() {
   // storage_read_only: the core's decision that the database is at or over
   // storage_limit_mb; storage_read_only_applied: what the postgres server
   // carries out (the worker converges the two).
-  for (Column c : {col("usage_bytes", T::integer), col("usage_measured_at", T::timestamp),
-                   col("storage_read_only", T::boolean, true, D::false_),
-                   col("storage_read_only_applied", T::boolean, true, D::false_)})
+  for (const Column& c : {col("usage_bytes", T::integer), col("usage_measured_at", T::timestamp),
+                          col("storage_read_only", T::boolean, true, D::false_),
+                          col("storage_read_only_applied", T::boolean, true, D::false_)})
     t.back().columns.push_back(c);
 
   Column token_cipher = col("token_cipher", T::blob, true);

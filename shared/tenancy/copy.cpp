@@ -414,7 +414,7 @@ std::optional<Row> database_with_host(Store& store, const std::string& environme
 }
 
 std::string hold(Host& host, const Row& environment) {
-  const std::string previous = environment.text("status");
+  std::string previous = environment.text("status");
   lifecycle::require(environment.text("id"), previous, "maintenance");
   execute(host.store(),
           "UPDATE envdb.sys_environment SET status = 'maintenance', updated_at = $2::timestamptz "

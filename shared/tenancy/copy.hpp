@@ -63,7 +63,7 @@ struct Identity {
   std::string database_name;
 };
 int64_t replace_file(Host& host, const std::string& source_path, const std::string& final_path,
-                     const std::string& mode, const std::optional<Identity>& restamp);
+                     const std::string& mode, const std::optional<Identity>& identity);
 // fsync of one file (best effort for a directory).
 void sync_file(const std::string& path);
 void sync_directory(const std::string& dir);

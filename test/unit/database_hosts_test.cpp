@@ -14,14 +14,15 @@ using namespace envdb;
 using envdb::test::code_of;
 using envdb::test::contains;
 using envdb::test::EnvFixture;
+using envdb::test::message_of;
 
 namespace {
 
 // A server that logs in with password "right" and whose role may or may not
 // create databases and roles.
-class FakeServer : public postgres::ServerSession {
+class LoginFakeServer : public postgres::ServerSession {
  public:
-  explicit FakeServer(bool can_create) : can_create_(can_create) {}
+  explicit LoginFakeServer(bool can_create) : can_create_(can_create) {}
   void exec(const std::string&) override {}
   std::optional<std::string> query_value(const std::string& sql) override {
     if (sql.find("rolcreatedb") != std::string::npos)
@@ -35,15 +36,6 @@ class FakeServer : public postgres::ServerSession {
  private:
   bool can_create_;
 };
-
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 class DatabaseHosts : public EnvFixture {
  protected:
@@ -61,7 +53,7 @@ class DatabaseHosts : public EnvFixture {
                         ": connection to server failed: FATAL:  password authentication failed "
                         "for user \"" +
                         s.username + "\"");
-      return std::make_unique<FakeServer>(s.username != "weak");
+      return std::make_unique<LoginFakeServer>(s.username != "weak");
     };
   }
   // add_database_host(name, region, host, port, username, password, dbname,
