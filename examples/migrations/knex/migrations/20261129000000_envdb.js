@@ -28,7 +28,8 @@ exports.down = async (knex) => {
   }
   await knex.raw('PRAGMA foreign_keys = OFF');
   await knex.raw('DROP VIEW IF EXISTS sys_tenant_database');
-  for (const t of ['sys_audit_event', 'sys_provisioning_job', 'sys_environment_member',
+  for (const t of ['sys_environment_backup', 'sys_environment_usage', 'sys_environment_hostname',
+    'sys_audit_event', 'sys_provisioning_job', 'sys_environment_member',
     'sys_database_credential', 'sys_environment_database', 'sys_database_host', 'sys_environment',
     'sys_organization', 'sys_config']) {
     await knex.raw(`DROP TABLE IF EXISTS ${t}`);
