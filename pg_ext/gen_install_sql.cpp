@@ -205,7 +205,8 @@ int control_plane_script(std::ostream& out) {
   out << "-- Trigger function behind the resolve cache's coherence: a change to a table the\n"
       << "-- router's rows come from sends a relcache invalidation (at commit, WAL-logged).\n"
       << "CREATE FUNCTION envdb.invalidate_resolve_cache() RETURNS trigger\n"
-      << "  LANGUAGE C AS 'MODULE_PATHNAME', 'envdb_invalidate_resolve_cache';\n"
+      << "  LANGUAGE C SET search_path = pg_catalog, pg_temp\n"
+      << "  AS 'MODULE_PATHNAME', 'envdb_invalidate_resolve_cache';\n"
       << "REVOKE ALL ON FUNCTION envdb.invalidate_resolve_cache() FROM PUBLIC;\n\n";
 
   out << "-- The control-plane catalog.\n" << catalog::control_plane_ddl(Dialect::postgres) << "\n";

@@ -213,8 +213,8 @@ class UpgradeGenerator(unittest.TestCase):
                      "table envdb.sys_gone was dropped")
 
     def test_a_statement_without_a_rule_is_refused(self):
-        self.refused(self.frozen() + "\nCREATE SEQUENCE envdb.sys_counter;\n",
-                     "no upgrade rule for the statement \"CREATE SEQUENCE envdb.sys_counter\"")
+        self.refused(self.frozen() + "\nCREATE DOMAIN envdb.sys_counter AS integer;\n",
+                     "no upgrade rule for the statement \"CREATE DOMAIN envdb.sys_counter AS integer\"")
 
 
 if __name__ == "__main__":
