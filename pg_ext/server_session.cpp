@@ -1,10 +1,19 @@
 #include "server_session.hpp"
 
+extern "C" {
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
+}
+
 #include <cstring>
 #include <optional>
 #include <string>
 
 #include "libpq-fe.h"
+#include "pg_guard.hpp"
 #include "secrets/crypto.hpp"
 
 namespace envdb::pg {
@@ -88,9 +97,52 @@ class LibpqSession : public postgres::ServerSession {
     return conn;
   }
 
+  // Sends the statement and waits for its results on this process's latch
+  // and the socket, answering this server's interrupts meanwhile. A blocking
+  // PQexec would not: when the host is the server envdb itself runs on, its
+  // DROP DATABASE waits for every backend (this one too) to absorb a
+  // ProcSignalBarrier, and a backend asleep in libpq never does.
+  PGresult* send_and_wait(PGconn* conn, const std::string& sql) {
+    if (!PQsendQuery(conn, sql.c_str()))
+      throw Error(Code::internal,
+                  "database host " + quote_value(name_) + ": " + first_line(PQerrorMessage(conn)));
+    bool latched = false;
+    while (PQisBusy(conn)) {
+      const pgsocket socket = PQsocket(conn);
+      guarded([&] {
+        const int events =
+            WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
+                              socket, -1L, PG_WAIT_EXTENSION);
+        if (events & WL_LATCH_SET) {
+          ResetLatch(MyLatch);
+          latched = true;
+        }
+        CHECK_FOR_INTERRUPTS();
+      });
+      if (!PQconsumeInput(conn))
+        throw Error(Code::internal, "database host " + quote_value(name_) + ": " +
+                                        first_line(PQerrorMessage(conn)));
+    }
+    // A wake-up meant for the caller (the worker's next pass) is passed on.
+    if (latched) SetLatch(MyLatch);
+    // As PQexec: the last result, or the first that failed (one query string
+    // of several statements stops at its first error).
+    PGresult* kept = nullptr;
+    while (PGresult* next = PQgetResult(conn)) {
+      const ExecStatusType status = PQresultStatus(kept);
+      if (kept && status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+        PQclear(next);
+        continue;
+      }
+      PQclear(kept);
+      kept = next;
+    }
+    return kept;
+  }
+
   // The server's primary message only: the statement may hold a verifier.
   void run(PGconn* conn, const std::string& sql, std::optional<std::string>* value) {
-    PGresult* result = PQexec(conn, sql.c_str());
+    PGresult* result = send_and_wait(conn, sql);
     const ExecStatusType status = PQresultStatus(result);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
       const char* primary = result ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;

@@ -8,8 +8,8 @@ with its password, as any registered host is reached).
   environment becomes active there; health follows (lastError, then
   lastContactAt);
 - capacity and drain stop placements; remove_database_host succeeds once the
-  only databases left there are dropped (on a second server started here: a
-  drop cannot go over libpq to the worker's own server);
+  only databases left there are dropped (on a second server started here;
+  the first test drops a database on the worker's own server);
 - a region without hosts is refused unless local_server_regions names it."""
 import os
 import sys
@@ -89,11 +89,19 @@ class DatabaseHosts(unittest.TestCase):
         self.assertTrue(url.startswith(f"postgresql://127.0.0.1:{PORT}/"), url)
         self.assertEqual(self.listed("here")["databases"], 1)
 
+        # This host is the server envdb itself runs on: the worker's DROP
+        # DATABASE over libpq to it finishes (while it waits for the result,
+        # the worker absorbs the barrier the drop waits for), and the host,
+        # with nothing left there, is removed.
+        self.cp.call("archive_environment", env_id, True)
+        self.cp.call("drop_environment_database", env_id, True)
+        self.cp.wait_jobs_done(env_id)
+        self.assertEqual(self.listed("here")["databases"], 0)
+        self.assertEqual(self.cp.call("remove_database_host", "here")["host"]["id"], host["id"])
+        self.assertTrue(self.cp.call("check")["ok"])
+
     @unittest.skipUnless(os.geteuid() == 0, "the second server runs as postgres")
     def test_capacity_and_drain_stop_placements_and_a_host_of_dropped_databases_is_removed(self):
-        # A second server: the worker's DROP DATABASE over libpq cannot go to
-        # its own server (the drop waits for every backend of that server to
-        # absorb a barrier, the worker among them, blocked in libpq).
         server = SecondServer()
         try:
             self.capacity_drain_and_removal(server)
