@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
 from hosts import PG_BIN, Seconds, as_postgres, postgres_available  # noqa: E402
 from test_pg_driver import ControlPlane, SecondServer, login  # noqa: E402
 
-ROUNDS = int(os.environ.get("ENVDB_WORKER_CRASH_ROUNDS", "4"))
+ROUNDS = int(os.environ.get("ENVDB_WORKER_CRASH_ROUNDS", "2"))
 CONVERGE_LIMIT = 60  # seconds from the crash until the server matches the catalog
 STALL_LIMIT = 30     # seconds until the worker is seen waiting inside the work
 KINDS = ("create_database", "create_login", "converge", "disable_login", "drop_database")
