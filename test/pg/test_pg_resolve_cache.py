@@ -17,6 +17,8 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
 from hosts import (TEST_KEY, TEST_KEY_ID, PG_BIN as BIN, HostError, PostgresHost,  # noqa: E402
                    Seconds, as_postgres, free_port, postgres_available, postgres_workdir)
+sys.path.insert(0, os.path.dirname(__file__))
+from test_replica import start_standby  # noqa: E402
 
 
 def connect(dbname, **kw):
@@ -118,21 +120,7 @@ class StandbyCoherence(unittest.TestCase):
         try:
             org = primary.call("provision_organization", "acme", "Acme", None, None, "turso")
             env_id, db = activate(primary, org["defaultEnvironment"])
-            backup = as_postgres([f"{BIN}/pg_basebackup", "-D", datadir, "-R", "-X", "stream",
-                                  "-h", os.environ.get("PGHOST", "localhost"), "-p", os.environ["PGPORT"],
-                                  "-U", os.environ.get("PGUSER", "postgres")],
-                                 env=dict(os.environ), capture_output=True, text=True, timeout=120)
-            self.assertEqual(backup.returncode, 0, backup.stderr)
-            with open(os.path.join(datadir, "postgresql.conf"), "a") as f:
-                f.write(f"port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{workdir}'\n"
-                        "hot_standby = on\nshared_buffers = 16MB\nshared_preload_libraries = ''\n")
-            with open(os.path.join(datadir, "pg_hba.conf"), "w") as f:
-                f.write("local all all trust\nhost all all 127.0.0.1/32 trust\n")
-            for name in ("postgresql.conf", "pg_hba.conf"):
-                shutil.chown(os.path.join(datadir, name), "postgres", "postgres")
-            start = as_postgres([f"{BIN}/pg_ctl", "-D", datadir, "-l", os.path.join(workdir, "log"), "-w",
-                                 "-t", "60", "start"], capture_output=True, text=True, timeout=90)
-            self.assertEqual(start.returncode, 0, start.stderr + start.stdout)
+            start_standby(workdir, datadir, port, "shared_preload_libraries = ''\n")
             started = True
             standby = connect(primary.dbname, host="127.0.0.1", port=port, user="postgres")
             cur = standby.cursor()

@@ -12,6 +12,30 @@ from hosts import (TEST_KEY, TEST_KEY_ID, PG_BIN as BIN, PostgresHost, as_postgr
                    free_port, postgres_available, postgres_workdir)
 
 
+
+def start_standby(workdir, datadir, port, settings=""):
+    """A hot standby of the pg_virtualenv cluster in datadir (pg_basebackup -R), started on port with its
+    own configuration (Debian keeps the primary's outside the data directory) and settings added to it."""
+    env = dict(os.environ, PGPASSWORD=os.environ.get("PGPASSWORD", ""))
+    backup = as_postgres([f"{BIN}/pg_basebackup", "-D", datadir, "-R", "-X", "stream",
+                          "-h", os.environ.get("PGHOST", "localhost"), "-p", os.environ["PGPORT"],
+                          "-U", os.environ.get("PGUSER", "postgres")],
+                         env=env, capture_output=True, text=True, timeout=120)
+    if backup.returncode != 0:
+        raise AssertionError(backup.stderr)
+    with open(os.path.join(datadir, "postgresql.conf"), "a") as f:
+        f.write(f"port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{workdir}'\n"
+                "hot_standby = on\nshared_buffers = 16MB\n" + settings)
+    with open(os.path.join(datadir, "pg_hba.conf"), "w") as f:
+        f.write("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+    for name in ("postgresql.conf", "pg_hba.conf"):
+        shutil.chown(os.path.join(datadir, name), "postgres", "postgres")
+    start = as_postgres([f"{BIN}/pg_ctl", "-D", datadir, "-l", os.path.join(workdir, "log"), "-w",
+                         "-t", "60", "start"], capture_output=True, text=True, timeout=90)
+    if start.returncode != 0:
+        raise AssertionError(start.stderr + start.stdout)
+
+
 @unittest.skipUnless(postgres_available(), "needs the pg_virtualenv cluster (make check)")
 @unittest.skipUnless(os.geteuid() == 0, "starting a second server needs root (to run it as postgres)")
 class Replica(unittest.TestCase):
@@ -27,23 +51,7 @@ class Replica(unittest.TestCase):
             primary.call("complete_provisioning_job", job["id"], "libsql://acme", {"readwrite": "tok-replica"})
             expected = primary.call("resolve_environment", env_id, "readwrite")
 
-            env = dict(os.environ, PGPASSWORD=os.environ.get("PGPASSWORD", ""))
-            backup = as_postgres([f"{BIN}/pg_basebackup", "-D", datadir, "-R", "-X", "stream",
-                                  "-h", os.environ.get("PGHOST", "localhost"), "-p", os.environ["PGPORT"],
-                                  "-U", os.environ.get("PGUSER", "postgres")],
-                                 env=env, capture_output=True, text=True, timeout=120)
-            self.assertEqual(backup.returncode, 0, backup.stderr)
-            # Debian keeps the configuration outside the data directory: give the replica its own.
-            with open(os.path.join(datadir, "postgresql.conf"), "a") as f:
-                f.write(f"port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{workdir}'\n"
-                        "hot_standby = on\nshared_buffers = 16MB\n")
-            with open(os.path.join(datadir, "pg_hba.conf"), "w") as f:
-                f.write("local all all trust\nhost all all 127.0.0.1/32 trust\n")
-            for name in ("postgresql.conf", "pg_hba.conf"):
-                shutil.chown(os.path.join(datadir, name), "postgres", "postgres")
-            start = as_postgres([f"{BIN}/pg_ctl", "-D", datadir, "-l", os.path.join(workdir, "log"), "-w",
-                                 "-t", "60", "start"], capture_output=True, text=True, timeout=90)
-            self.assertEqual(start.returncode, 0, start.stderr + start.stdout)
+            start_standby(workdir, datadir, port)
             started = True
 
             import psycopg2
