@@ -507,6 +507,8 @@ void undo_removed_statements(std::ostream& drops, const Script& o, const Script&
       cannot("the view option statement \"" + first_line(text) + "\" was removed");
     else if (kind == "config_dump" || kind == "schema_acl")
       cannot("the statement \"" + first_line(text) + "\" was removed");
+    else if (kind == "sequence")  // its value is data, like a table's rows
+      cannot("sequence " + name_of(key) + " was dropped; an upgrade never drops a sequence");
   }
 }
 

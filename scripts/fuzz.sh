@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
 build=build-fuzz
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ -DENVDB_FUZZ=ON -DENVDB_UNITY=OFF \
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ -DENVDB_FUZZ=ON \
   -DENVDB_TESTS=ON >"$build.log" 2>&1 &&
   cmake --build "$build" -j"${JOBS:-2}" --target fuzz_envelope fuzz_keyring fuzz_identifiers fuzz_request fuzz_json_bounds \
     >>"$build.log" 2>&1 \

@@ -212,6 +212,12 @@ class UpgradeGenerator(unittest.TestCase):
         self.refused(self.frozen().replace("CREATE TABLE envdb.sys_config (", "CREATE TABLE envdb.sys_gone (\n  x text,\n  PRIMARY KEY (x)\n);\nCREATE TABLE envdb.sys_config (", 1),
                      "table envdb.sys_gone was dropped")
 
+    def test_a_dropped_sequence_is_refused(self):
+        # Its current value is data (the audit events' numbers), like a table's rows.
+        self.refused(self.frozen().replace("CREATE TABLE envdb.sys_config (",
+                                           "CREATE SEQUENCE envdb.sys_gone_seq;\nCREATE TABLE envdb.sys_config (", 1),
+                     "sequence envdb.sys_gone_seq was dropped")
+
     def test_a_statement_without_a_rule_is_refused(self):
         self.refused(self.frozen() + "\nCREATE DOMAIN envdb.sys_counter AS integer;\n",
                      "no upgrade rule for the statement \"CREATE DOMAIN envdb.sys_counter AS integer\"")

@@ -15,7 +15,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
-from hosts import (TEST_KEY, TEST_KEY_ID, PG_BIN as BIN, HostError, PostgresHost,  # noqa: E402
+from hosts import (TEST_KEY, TEST_KEY_ID, PG_BIN as BIN, PostgresHost,  # noqa: E402
                    Seconds, as_postgres, free_port, postgres_available, postgres_workdir)
 sys.path.insert(0, os.path.dirname(__file__))
 from test_replica import start_standby  # noqa: E402
