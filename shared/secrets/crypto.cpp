@@ -4,6 +4,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <climits>
 #include <cstdint>
@@ -52,26 +54,123 @@ struct CtxFree {
   void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
 };
 
-// One context per thread, reinitialised per call: allocating and setting up a
-// context dominates the cost of sealing a short token. It keeps the last key
-// schedule until the next call or thread exit, where EVP_CIPHER_CTX_free wipes it.
-EVP_CIPHER_CTX* thread_ctx() {
-  thread_local std::unique_ptr<EVP_CIPHER_CTX, CtxFree> ctx;
-  if (!ctx) ctx.reset(EVP_CIPHER_CTX_new());
-  if (!ctx) fail(Code::internal, "OpenSSL could not allocate a cipher context");
-  return ctx.get();
+// One context per thread and direction, reinitialised per call: allocating
+// and setting up a context dominates the cost of sealing a short token. Each
+// remembers the key it was last given; a call under the same key only sets the
+// nonce, which skips the AES key expansion and the GCM hash key (a resolve
+// opens under one key; a rewrap opens under the old key and seals under the
+// new one, one context each). The key schedule and the copy live until thread
+// exit, where EVP_CIPHER_CTX_free and the destructor wipe them.
+struct GcmContext {
+  std::unique_ptr<EVP_CIPHER_CTX, CtxFree> ctx;
+  unsigned char key[kKeySize] = {};
+  bool keyed = false;
+  GcmContext() = default;
+  GcmContext(const GcmContext&) = delete;
+  GcmContext& operator=(const GcmContext&) = delete;
+  ~GcmContext() { OPENSSL_cleanse(key, sizeof key); }
+};
+
+GcmContext& thread_ctx(bool encrypt) {
+  thread_local GcmContext encrypting;
+  thread_local GcmContext decrypting;
+  GcmContext& c = encrypt ? encrypting : decrypting;
+  if (!c.ctx) c.ctx.reset(EVP_CIPHER_CTX_new());
+  if (!c.ctx) fail(Code::internal, "OpenSSL could not allocate a cipher context");
+  return c;
 }
 
 EVP_CIPHER_CTX* gcm_init(const SecretBytes& key, std::string_view nonce, bool encrypt) {
   if (key.size() != kKeySize) fail(Code::internal, "AES-256-GCM key must be 32 bytes");
   if (nonce.size() != kNonceSize) fail(Code::internal, "AES-256-GCM nonce must be 12 bytes");
-  EVP_CIPHER_CTX* ctx = thread_ctx();
+  GcmContext& c = thread_ctx(encrypt);
+  EVP_CIPHER_CTX* ctx = c.ctx.get();
+  const bool same_key = c.keyed && CRYPTO_memcmp(c.key, key.data(), kKeySize) == 0;
   // Passing the cipher again would rebuild the provider context, a third of the cost.
   const EVP_CIPHER* cipher = EVP_CIPHER_CTX_get0_cipher(ctx) ? nullptr : gcm_cipher();
-  int ok = encrypt ? EVP_EncryptInit_ex2(ctx, cipher, key.data(), u8(nonce), nullptr)
-                   : EVP_DecryptInit_ex2(ctx, cipher, key.data(), u8(nonce), nullptr);
+  const unsigned char* k = same_key ? nullptr : key.data();
+  // Forget the key first: a failed init leaves the context keyed with nothing known.
+  c.keyed = false;
+  int ok = encrypt ? EVP_EncryptInit_ex2(ctx, cipher, k, u8(nonce), nullptr)
+                   : EVP_DecryptInit_ex2(ctx, cipher, k, u8(nonce), nullptr);
   if (ok != 1) fail(Code::internal, "AES-256-GCM initialisation failed");
+  if (!same_key) std::memcpy(c.key, key.data(), kKeySize);
+  c.keyed = true;
   return ctx;
+}
+
+// A fresh random nonce per seal, drawn from a per-thread pool that one
+// RAND_bytes call fills for 255 nonces: the DRBG's per-call locking and
+// bookkeeping cost more than the AES-GCM seal of a token. Nonces are public
+// (each envelope carries its own), so holding the next ones in memory exposes
+// nothing; each is handed out once and wiped. The pool must never outlive a
+// fork (a Postgres backend is a fork of the postmaster; a forked child sealing
+// from its parent's pool would repeat nonces under the same key): it lives in
+// a page marked MADV_WIPEONFORK, which a child sees as zeros, so `live` is 0
+// there and the child refills. Where the kernel lacks that, the pool is tied to
+// getpid(), a system call per seal.
+struct NoncePool {
+  uint32_t live;  // 1 once filled by this process; a forked child reads 0
+  uint32_t used;
+  pid_t pid;  // only read without MADV_WIPEONFORK
+  unsigned char bytes[kNonceSize * 255];
+};
+static_assert(sizeof(NoncePool) <= 4096, "the nonce pool fits in one page");
+
+struct NoncePage {
+  NoncePool* pool = nullptr;
+  bool wiped_on_fork = false;
+  NoncePage() {
+    void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) fail(Code::internal, "could not map the nonce pool");
+    pool = static_cast<NoncePool*>(p);
+#ifdef MADV_WIPEONFORK
+    wiped_on_fork = madvise(p, 4096, MADV_WIPEONFORK) == 0;
+#endif
+  }
+  NoncePage(const NoncePage&) = delete;
+  NoncePage& operator=(const NoncePage&) = delete;
+  ~NoncePage() {
+    OPENSSL_cleanse(pool, sizeof *pool);
+    munmap(pool, 4096);
+  }
+};
+
+void fill_nonce(unsigned char* out) {
+  thread_local NoncePage page;
+  NoncePool& pool = *page.pool;
+  const bool ours = pool.live == 1 && (page.wiped_on_fork || pool.pid == getpid());
+  if (!ours || pool.used + kNonceSize > sizeof pool.bytes) {
+    pool.live = 0;
+    fill_random(pool.bytes, sizeof pool.bytes);
+    pool.used = 0;
+    pool.pid = page.wiped_on_fork ? 0 : getpid();
+    pool.live = 1;
+  }
+  std::memcpy(out, pool.bytes + pool.used, kNonceSize);
+  OPENSSL_cleanse(pool.bytes + pool.used, kNonceSize);
+  pool.used += kNonceSize;
+}
+
+// Fetched once, like the cipher; used for the URL digest of every bound
+// credential's associated data.
+const EVP_MD* sha256() {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);
+  if (md == nullptr) fail(Code::internal, "OpenSSL provides no SHA-256");
+  return md;
+}
+
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+};
+
+void sha256_into(std::string_view data, unsigned char* out32) {
+  thread_local std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  unsigned int len = 0;
+  if (!ctx || EVP_DigestInit_ex2(ctx.get(), sha256(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), out32, &len) != 1 || len != 32)
+    fail(Code::internal, "SHA-256 of a database URL failed");
 }
 
 // Writes ciphertext then tag to out, which has room for plaintext.size() + kTagSize.
@@ -212,7 +311,7 @@ std::string seal(const SecretBytes& key, std::string_view plaintext, std::string
   std::string envelope(kEnvelopeOverhead + plaintext.size(), '\0');
   unsigned char* p = u8(envelope);
   p[0] = version;
-  fill_random(p + 1, kNonceSize);
+  fill_nonce(p + 1);
   std::string_view nonce(envelope.data() + 1, kNonceSize);
   gcm_encrypt_into(key, nonce, plaintext, aad, p + 1 + kNonceSize);
   return envelope;
@@ -261,11 +360,7 @@ std::string bound_credential_aad(std::string_view credential_id, std::string_vie
   std::string digest;
   if (database_url) {
     digest.assign(32, '\0');
-    unsigned int len = 0;
-    if (EVP_Digest(database_url->data(), database_url->size(), u8(digest), &len, EVP_sha256(),
-                   nullptr) != 1 ||
-        len != 32)
-      fail(Code::internal, "SHA-256 of a database URL failed");
+    sha256_into(*database_url, u8(digest));
   }
   append_field(out, digest);
   return out;

@@ -1,7 +1,10 @@
 #include "secrets/crypto.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -147,6 +150,63 @@ TEST(Envelope, FreshNonceEverySeal) {
   std::string b = seal(key, "same token", "aad");
   EXPECT_NE(a, b);
   EXPECT_NE(a.substr(1, kNonceSize), b.substr(1, kNonceSize));
+}
+
+// Nonces come from a per-thread pool filled 255 at a time: no nonce repeats
+// across refills, and a forked child (a Postgres backend) never draws the
+// nonces its parent holds next.
+TEST(Envelope, NoNonceRepeatsAcrossPoolRefills) {
+  SecretBytes key = test_key('k');
+  std::set<std::string> nonces;
+  for (int i = 0; i < 1000; ++i) nonces.insert(seal(key, "t", "aad").substr(1, kNonceSize));
+  EXPECT_EQ(nonces.size(), 1000U);
+}
+
+TEST(Envelope, AForkedChildNeverRepeatsItsParentsNonces) {
+  SecretBytes key = test_key('k');
+  seal(key, "t", "aad");  // the parent's pool now holds its next nonces
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::string nonces;
+    for (int i = 0; i < 3; ++i) nonces += seal(key, "t", "aad").substr(1, kNonceSize);
+    ssize_t n = write(fds[1], nonces.data(), nonces.size());
+    _exit(n == static_cast<ssize_t>(nonces.size()) ? 0 : 1);
+  }
+  close(fds[1]);
+  std::string from_child(3 * kNonceSize, '\0');
+  size_t got = 0;
+  while (got < from_child.size()) {
+    ssize_t n = read(fds[0], from_child.data() + got, from_child.size() - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_EQ(got, from_child.size());
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  std::set<std::string> ours;
+  for (int i = 0; i < 3; ++i) ours.insert(seal(key, "t", "aad").substr(1, kNonceSize));
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(ours.count(from_child.substr(i * kNonceSize, kNonceSize)), 0U);
+}
+
+// Each direction's context remembers its key: alternating keys, as a rewrap
+// does, must seal and open under the right one every time.
+TEST(Envelope, AlternatingKeysSealAndOpenUnderTheirOwn) {
+  SecretBytes k1 = test_key('a');
+  SecretBytes k2 = test_key('b');
+  for (int i = 0; i < 4; ++i) {
+    std::string e1 = seal(k1, "one", "aad");
+    std::string e2 = seal(k2, "two", "aad");
+    EXPECT_EQ(open(k1, e1, "aad").view(), "one");
+    expect_decrypt_failed(k1, e2, "aad", "two");
+    EXPECT_EQ(open(k2, e2, "aad").view(), "two");
+    expect_decrypt_failed(k2, e1, "aad", "one");
+  }
 }
 
 TEST(Envelope, WrongKeyFails) {
