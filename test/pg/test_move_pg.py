@@ -1,0 +1,204 @@
+"""move_environment with the postgres driver between two clusters on this
+machine: the pg_virtualenv cluster (where the environment is provisioned, on
+the server envdb runs on) and a second one started here (test_pg_driver's
+SecondServer), registered as a database host of the same region.
+
+What it shows: every row is there on the new host; each credential (one of
+them rotated before the move) resolves to the new URL, and its login connects
+and reads there with the token it had; the resolve cache does not serve the
+old URL; no role of the source server owns or is granted anything in the
+moved database; the old database and its roles are gone once the (2 s) drop
+grace has passed; bad inputs are refused with the contract's code words and
+change nothing."""
+import datetime
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
+from hosts import HostError  # noqa: E402
+from test_pg_driver import (SECOND_PASSWORD, ControlPlane, SecondServer, login, preloaded,  # noqa: E402
+                            wait_for)
+
+second = None
+
+
+def setUpModule():
+    global second
+    if preloaded() and os.geteuid() == 0:
+        second = SecondServer()
+
+
+def tearDownModule():
+    if second:
+        second.stop()
+
+
+@unittest.skipUnless(preloaded() and os.geteuid() == 0,
+                     "needs the pg_virtualenv cluster with envdb preloaded, as root (a second cluster)")
+class PostgresMove(unittest.TestCase):
+    def setUp(self):
+        self.cp = ControlPlane("move")
+        self.call("config", "drop_grace_seconds", "2")
+        org = self.call("provision_organization", "mv", "Moves", None, None, "turso")
+        self.org_id = org["organization"]["id"]
+
+    def tearDown(self):
+        self.cp.close()
+
+    def call(self, *args, **kw):
+        return self.cp.call(*args, **kw)
+
+    def refused(self, code, text, *args):
+        with self.assertRaises(HostError) as e:
+            self.call("move_environment", *args)
+        self.assertIn(code + ":", str(e.exception))
+        self.assertIn(text, str(e.exception))
+
+    def second_rows(self, dbname, sql, params=()):
+        import psycopg2
+        conn = psycopg2.connect(dbname=dbname, **second.connect_args())
+        try:
+            cur = conn.cursor()
+            cur.execute(sql, params)
+            return cur.fetchall()
+        finally:
+            conn.close()
+
+    def local_count(self, sql, params=()):
+        return self.cp.one(sql, params)[0]
+
+    def test_move_to_a_second_cluster_keeps_rows_and_credentials(self):
+        out = self.cp.one("select envdb.provision_environment(%s, 'dev', driver => 'postgres')", (self.org_id,))[0]
+        env_id = out["environment"]["id"]
+        self.cp.wait_status(env_id, "active")
+        self.cp.wait_jobs_done(env_id)
+        env = self.cp.environment(env_id)
+        db_id, dbname = env["database"]["id"], env["database"]["databaseName"]
+        old_url, region = env["database"]["databaseUrl"], env["database"]["region"]
+        self.assertEqual(self.local_count("select count(*) from pg_database where datname = %s", (dbname,)), 1)
+
+        # Rows, a sequence, a view and a function, written by the admin login.
+        admin = self.call("resolve_environment", env_id, "admin")["credential"]
+        conn = login(old_url, admin)
+        cur = conn.cursor()
+        cur.execute("create table notes (id serial primary key, body text)")
+        cur.execute("insert into notes (body) select 'note ' || i from generate_series(1, 500) i")
+        cur.execute("create view note_bodies as select body from notes")
+        cur.execute("create function answer() returns int language sql as 'select 42'")
+        conn.close()
+        # A rotated credential keeps its new token across the move.
+        self.call("rotate_credential", db_id, "readwrite", None, "rotated-token-before-the-move")
+        self.cp.wait_jobs_done(env_id)
+        creds = {s: self.call("resolve_environment", env_id, s)["credential"]
+                 for s in ("admin", "readwrite", "readonly")}
+        self.assertEqual(creds["readwrite"]["token"], "rotated-token-before-the-move")
+
+        host = self.call("add_database_host", "second", region, "127.0.0.1", second.port, "postgres",
+                         SECOND_PASSWORD, "postgres")["host"]
+
+        # Bad inputs first: each refused, nothing written.
+        events = self.local_count("select count(*) from envdb.sys_audit_event")
+        self.refused("not_found", "no-such-env", "no-such-env", "second")
+        self.refused("invalid_parameter", "environment_id", None, "second")
+        self.refused("invalid_parameter", "host_id", env_id, None)
+        self.refused("not_found", "host_id 'nowhere'", env_id, "nowhere")
+        self.call("drain_database_host", "second")
+        self.refused("conflict", "drained", env_id, "second")
+        self.call("drain_database_host", "second", False)
+        other = self.call("add_database_host", "elsewhere", "other-region", "127.0.0.1", second.port, "postgres",
+                          SECOND_PASSWORD, "postgres")["host"]
+        self.refused("conflict", "region", env_id, other["id"])
+        self.call("remove_database_host", "elsewhere")
+        events += 4  # the drain, its undo, the add and the remove
+        self.assertEqual(self.local_count("select count(*) from envdb.sys_audit_event"), events)
+        self.assertEqual(self.cp.environment(env_id)["environment"]["status"], "active")
+        self.assertEqual(self.local_count("select count(*) from envdb.sys_provisioning_job where kind = "
+                                          "'move_database'"), 0)
+
+        moved = self.call("move_environment", env_id, "second")
+        self.assertEqual(moved["environment"]["status"], "maintenance")
+        self.assertEqual(moved["toHostId"], host["id"])
+        self.assertIsNone(moved["fromHostId"])
+        # In maintenance, resolve refuses it.
+        with self.assertRaises(HostError):
+            self.call("resolve_environment", env_id, "admin")
+        self.cp.wait_status(env_id, "active", timeout=90)
+        job = self.cp.one("select status, last_error from envdb.sys_provisioning_job where id = %s",
+                          (moved["job"]["id"],))
+        self.assertEqual(job[0], "done", job[1])
+
+        new_url = self.cp.environment(env_id)["database"]["databaseUrl"]
+        self.assertEqual(new_url, f"postgresql://127.0.0.1:{second.port}/{dbname}")
+        self.assertEqual(self.local_count("select host_id from envdb.sys_environment_database where id = %s",
+                                          (db_id,)), host["id"])
+        # Each credential resolves to the new URL (not a cached old one) with
+        # the token it had, and its login reads every row there.
+        for scope, before in creds.items():
+            got = self.call("resolve_environment", env_id, scope)
+            self.assertEqual(got["credential"]["token"], before["token"])
+            self.assertEqual(got["databaseUrl"], new_url)
+
+            def reads(cred=got["credential"]):
+                try:
+                    c = login(new_url, cred, host="127.0.0.1", port=second.port)
+                except Exception:
+                    return False
+                try:
+                    k = c.cursor()
+                    k.execute("select count(*), max(body) from notes")
+                    return k.fetchone()
+                finally:
+                    c.close()
+            self.assertEqual(wait_for(f"the {scope} login on the new host", reads, timeout=30),
+                             (500, "note 99"))
+        # The readwrite login writes; the admin one owns what it made.
+        rw = login(new_url, creds["readwrite"], host="127.0.0.1", port=second.port)
+        rw.cursor().execute("insert into notes (body) values ('after the move')")
+        rw.close()
+        self.assertEqual(self.second_rows(dbname, "select answer(), (select count(*) from note_bodies)"),
+                         [(42, 501)])
+        self.assertEqual(self.second_rows(dbname, "select environment_id from envdb.sys_environment_info"),
+                         [(env_id,)])
+        # Owned by the database's own roles; no role of another kind holds
+        # anything there but envdb's purpose roles and the restoring user.
+        owners = self.second_rows(dbname, "select distinct c.relowner::regrole::text from pg_class c join "
+                                  "pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public'")
+        self.assertEqual(owners, [(f'"{dbname}_admin"',)])
+        foreign = self.second_rows(dbname, "select distinct r.rolname from pg_shdepend d join pg_roles r on r.oid = "
+                                   "d.refobjid where d.dbid = (select oid from pg_database where datname = "
+                                   "current_database()) and not starts_with(r.rolname, %s) and r.rolname not "
+                                   "in ('envdb_admin', 'envdb_router', 'envdb_reader', 'envdb_auth', 'postgres')",
+                                   (dbname + "_",))
+        self.assertEqual(foreign, [])
+        # The old copy is gone after the drop grace, with its roles.
+        wait_for("the old database to be dropped",
+                 lambda: self.local_count("select count(*) from pg_database where datname = %s", (dbname,)) == 0,
+                 timeout=60)
+        wait_for("the old roles to be dropped",
+                 lambda: self.local_count("select count(*) from pg_roles where starts_with(rolname, %s)",
+                                          (dbname + "_",)) == 0, timeout=30)
+        self.cp.wait_jobs_done(env_id)
+        # Not before its grace: the retirement finished after its dropAfter.
+        retired = self.rows("select payload ->> 'dropAfter', finished_at, status from envdb.sys_provisioning_job "
+                            "where environment_id = %s and kind = 'retire_database'", (env_id,))
+        self.assertEqual(len(retired), 1)
+        self.assertEqual(retired[0][2], "done")
+        self.assertGreaterEqual(retired[0][1], datetime.datetime.fromisoformat(retired[0][0].replace("Z", "+00:00")))
+        events = [r[0] for r in self.rows("select action from envdb.sys_audit_event where environment_id = %s "
+                                          "order by seq", (env_id,))]
+        self.assertIn("environment.move", events)
+        self.assertIn("environment.moved", events)
+
+        # Moving again to where it is: refused.
+        self.refused("conflict", "already lives", env_id, "second")
+
+    def rows(self, sql, params=()):
+        cur = self.cp.conn.cursor()
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+if __name__ == "__main__":
+    unittest.main()
