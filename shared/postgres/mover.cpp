@@ -281,6 +281,13 @@ std::string carry_out_move(const MovePlan& p, ServerSession& source, ServerSessi
   if (!source.query_value(database_owner_sql(p.database_name)))
     fail(Code::not_found, "database " + quote_value(p.database_name) +
                               " is not on the server it moves from");
+  // Two registrations of one server (the local server registered as a host
+  // too): the target's database is the source's, which step 1 would drop.
+  const std::string system_id = "SELECT system_identifier::text FROM pg_catalog.pg_control_system()";
+  const auto source_id = source.query_value(system_id);
+  if (source_id && source_id == target.query_value(system_id))
+    fail(Code::conflict, "host_id: the target is the server the database is on (system identifier " +
+                             *source_id + "), registered under another name; nothing was changed");
   step("creating the database on the target");
   for (const std::string& sql : ensure_roles_sql(r)) target.exec(sql);
   // What an earlier attempt left there (the catalog still names the source,

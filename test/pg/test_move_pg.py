@@ -12,6 +12,7 @@ grace has passed; bad inputs are refused with the contract's code words and
 change nothing."""
 import datetime
 import os
+import signal
 import sys
 import unittest
 
@@ -38,14 +39,30 @@ def tearDownModule():
 @unittest.skipUnless(preloaded() and os.geteuid() == 0,
                      "needs the pg_virtualenv cluster with envdb preloaded, as root (a second cluster)")
 class PostgresMove(unittest.TestCase):
+    serial = 0
+
     def setUp(self):
-        self.cp = ControlPlane("move")
+        PostgresMove.serial += 1
+        self.cp = ControlPlane(f"move{PostgresMove.serial}")
         self.call("config", "drop_grace_seconds", "2")
         org = self.call("provision_organization", "mv", "Moves", None, None, "turso")
         self.org_id = org["organization"]["id"]
 
     def tearDown(self):
         self.cp.close()
+        # The second server is envdb's alone for check(): what a test moved
+        # there goes with its control plane.
+        import psycopg2
+        conn = psycopg2.connect(dbname="postgres", **second.connect_args())
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute("select datname from pg_database where datname like 'env-%%'")
+        for (name,) in cur.fetchall():
+            cur.execute(f'drop database "{name}" with (force)')
+        cur.execute("select rolname from pg_roles where rolname like 'env-%%' order by length(rolname) desc")
+        for (name,) in cur.fetchall():
+            cur.execute(f'drop role "{name}"')
+        conn.close()
 
     def call(self, *args, **kw):
         return self.cp.call(*args, **kw)
@@ -193,6 +210,75 @@ class PostgresMove(unittest.TestCase):
 
         # Moving again to where it is: refused.
         self.refused("conflict", "already lives", env_id, "second")
+        report = self.call("check")
+        self.assertTrue(report["ok"], report)
+
+    def provision_filled(self, slug, rows):
+        out = self.cp.one("select envdb.provision_environment(%s, %s, driver => 'postgres')", (self.org_id, slug))[0]
+        env_id = out["environment"]["id"]
+        self.cp.wait_status(env_id, "active")
+        self.cp.wait_jobs_done(env_id)
+        env = self.cp.environment(env_id)
+        conn = login(env["database"]["databaseUrl"], self.call("resolve_environment", env_id, "admin")["credential"])
+        conn.cursor().execute("create table filler as select g, md5(g::text) as h from generate_series(1, %s) g",
+                              (rows,))
+        conn.close()
+        return env_id, env["database"]["databaseName"], env["database"]["region"]
+
+    def worker_pid(self):
+        row = self.cp.one("select pid from pg_stat_activity where backend_type = 'envdb database worker' "
+                          "and datname = current_database()")
+        return row[0] if row else None
+
+    def reconnect(self):
+        try:
+            conn = self.cp.connect()
+            conn.cursor().execute("select 1")
+            return conn
+        except Exception:
+            return None
+
+    def test_kill_9_of_the_worker_mid_move_converges(self):
+        """The database worker is killed (-9) while it streams the content:
+        the server restarts, the job runs again from the start (the partial
+        target dropped first) and the move completes with every row."""
+        import psycopg2
+        env_id, dbname, region = self.provision_filled("big", 300000)
+        self.call("add_database_host", "second", region, "127.0.0.1", second.port, "postgres", SECOND_PASSWORD,
+                  "postgres")
+        job_id = self.call("move_environment", env_id, "second")["job"]["id"]
+
+        def streaming():
+            row = self.cp.one("select pid, query from pg_stat_activity where backend_type = 'envdb database "
+                              "worker' and datname = current_database()")
+            return row[0] if row and "streaming the content" in (row[1] or "") else None
+        pid = wait_for("the worker to stream the content", streaming, timeout=60)
+        os.kill(pid, signal.SIGKILL)
+        self.cp.conn = wait_for("the server after the crash", self.reconnect, timeout=60)
+        self.cp.wait_status(env_id, "active", timeout=120)
+        job = self.cp.one("select status, attempts, last_error from envdb.sys_provisioning_job where id = %s",
+                          (job_id,))
+        self.assertEqual(job[0], "done", job[2])
+        self.assertGreaterEqual(job[1], 2)
+        self.assertEqual(self.second_rows(dbname, "select count(*) from filler"), [(300000,)])
+        url = self.cp.environment(env_id)["database"]["databaseUrl"]
+        self.assertEqual(url, f"postgresql://127.0.0.1:{second.port}/{dbname}")
+        cred = self.call("resolve_environment", env_id, "readonly")["credential"]
+
+        def reads():
+            try:
+                c = login(url, cred, host="127.0.0.1", port=second.port)
+            except psycopg2.OperationalError:
+                return False
+            k = c.cursor()
+            k.execute("select count(*) from filler")
+            n = k.fetchone()[0]
+            c.close()
+            return n
+        self.assertEqual(wait_for("the readonly login on the new host", reads, timeout=30), 300000)
+        wait_for("the old database to be dropped",
+                 lambda: self.local_count("select count(*) from pg_database where datname = %s", (dbname,)) == 0,
+                 timeout=60)
 
     def rows(self, sql, params=()):
         cur = self.cp.conn.cursor()
