@@ -333,8 +333,9 @@ postgres::Endpoint local_endpoint() {
   while (!first.empty() && first.back() == ' ') first.pop_back();
   e.host = first.empty() ? "localhost" : first;
   e.port = PostPortNumber;
-  e.user = in_transaction(
-      [] { return guarded([] { return std::string(GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false)); }); });
+  e.user = in_transaction([] {
+    return guarded([] { return std::string(GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false)); });
+  });
   return e;
 }
 
@@ -351,10 +352,10 @@ std::string bindir() {
 std::string move_database(const postgres::Work& work, const postgres::Progress& progress) {
   auto source = open_noted(work.server);
   auto target = open_noted(work.move_target);
-  const postgres::Endpoint from =
-      work.server ? postgres::endpoint_of(*work.server) : local_endpoint();
-  const postgres::Endpoint to =
-      work.move_target ? postgres::endpoint_of(*work.move_target) : local_endpoint();
+  const postgres::Endpoint from = work.server ? postgres::endpoint_of(*work.server)
+                                              : local_endpoint();
+  const postgres::Endpoint to = work.move_target ? postgres::endpoint_of(*work.move_target)
+                                                 : local_endpoint();
   postgres::MovePlan plan{work.database_name, work.logins, work.restrict_connect};
   bool latched = false;
   auto pause = [&latched] {
@@ -371,8 +372,7 @@ std::string move_database(const postgres::Work& work, const postgres::Progress& 
   };
   const std::string url = postgres::carry_out_move(
       plan, *source, *target,
-      [&] { postgres::stream_database(bindir(), from, to, work.database_name, pause); },
-      progress);
+      [&] { postgres::stream_database(bindir(), from, to, work.database_name, pause); }, progress);
   // A wake-up meant for the next pass is passed on.
   if (latched) SetLatch(MyLatch);
   return url;
@@ -440,9 +440,9 @@ void run_job(const Claimed& job) {
       url = move_database(work, progress);
     } else {
       url = postgres::carry_out(
-        work, *session,
-        [&] { converge_database(*session, work.database_id, work.kind == "create_database"); },
-        &result, progress);
+          work, *session,
+          [&] { converge_database(*session, work.database_id, work.kind == "create_database"); },
+          &result, progress);
     }
     if (!result.is_null())
       log_message(LOG, "postgres job " + work.kind + " " + job.id + " done: " + result.dump());

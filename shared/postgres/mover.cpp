@@ -39,8 +39,8 @@ class Program {
     char name[] = "/tmp/envdb-move-XXXXXX";
     err_fd_ = ::mkstemp(name);
     if (err_fd_ < 0)
-      throw Error(Code::internal, "cannot make a file for the errors of " + what_ + ": " +
-                                      std::strerror(errno));
+      throw Error(Code::internal,
+                  "cannot make a file for the errors of " + what_ + ": " + std::strerror(errno));
     ::unlink(name);  // read back through the descriptor only
   }
   ~Program() {
@@ -64,8 +64,8 @@ class Program {
     posix_spawn_file_actions_adddup2(&fa, err_fd_, 2);
     // The environment is the program's own: no variable of the server's
     // (a PGPASSFILE, a PGSERVICE...) steers it, and the password is here only.
-    std::vector<std::string> env = {"LC_ALL=C", "PGCONNECT_TIMEOUT=10",
-                                    "PGAPPNAME=envdb move", "PGSSLMODE=prefer"};
+    std::vector<std::string> env = {"LC_ALL=C", "PGCONNECT_TIMEOUT=10", "PGAPPNAME=envdb move",
+                                    "PGSSLMODE=prefer"};
     std::string secret;
     if (password && !password->empty()) secret = "PGPASSWORD=" + std::string(password->view());
     std::vector<char*> argv, envp;
@@ -279,15 +279,17 @@ std::string carry_out_move(const MovePlan& p, ServerSession& source, ServerSessi
   const Roles r = roles_for(p.database_name);
   const std::string db = move_ident(p.database_name);
   if (!source.query_value(database_owner_sql(p.database_name)))
-    fail(Code::not_found, "database " + quote_value(p.database_name) +
-                              " is not on the server it moves from");
+    fail(Code::not_found,
+         "database " + quote_value(p.database_name) + " is not on the server it moves from");
   // Two registrations of one server (the local server registered as a host
   // too): the target's database is the source's, which step 1 would drop.
-  const std::string system_id = "SELECT system_identifier::text FROM pg_catalog.pg_control_system()";
+  const std::string system_id =
+      "SELECT system_identifier::text FROM pg_catalog.pg_control_system()";
   const auto source_id = source.query_value(system_id);
   if (source_id && source_id == target.query_value(system_id))
-    fail(Code::conflict, "host_id: the target is the server the database is on (system identifier " +
-                             *source_id + "), registered under another name; nothing was changed");
+    fail(Code::conflict,
+         "host_id: the target is the server the database is on (system identifier " + *source_id +
+             "), registered under another name; nothing was changed");
   step("creating the database on the target");
   for (const std::string& sql : ensure_roles_sql(r)) target.exec(sql);
   // What an earlier attempt left there (the catalog still names the source,

@@ -74,10 +74,10 @@ Work load_work(Host& host, const std::string& job_id) {
   w.restrict_connect = restrict == "all" || (restrict == "hosts" && w.server.has_value());
 
   const int64_t now_ms_value = now_ms();
-  const std::string moved_status =
-      w.payload.contains("previousStatus") && w.payload["previousStatus"] == "suspended"
-          ? "suspended"
-          : "active";
+  const std::string moved_status = w.payload.contains("previousStatus") &&
+                                           w.payload["previousStatus"] == "suspended"
+                                       ? "suspended"
+                                       : "active";
   for (const Row& c : query(store,
                             std::string("SELECT ") + vault::kSealedColumns +
                                 ", status, expires_at FROM envdb.sys_database_credential WHERE "

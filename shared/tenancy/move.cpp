@@ -28,8 +28,7 @@ Row target_host(Store& store, const std::string& id_or_name) {
       "AND d.dropped_at IS NULL) AS live FROM envdb.sys_database_host h WHERE h.id = $1 OR "
       "h.name = $1 ORDER BY CASE WHEN h.id = $1 THEN 0 ELSE 1 END LIMIT 1",
       {id_or_name});
-  if (!row)
-    fail(Code::not_found, "host_id " + quote_value(id_or_name) + " names no database host");
+  if (!row) fail(Code::not_found, "host_id " + quote_value(id_or_name) + " names no database host");
   return std::move(*row);
 }
 
@@ -54,9 +53,9 @@ Value move_environment(api::Call& c) {
     fail(Code::invalid_transition, "environment_id " + quote_value(id) + " is " + status +
                                        "; only an active or suspended environment moves");
   if (!is_null((*db)["dropped_at"]) || is_null((*db)["provisioned_at"]))
-    fail(Code::invalid_transition, "environment_id " + quote_value(id) + ": its database is " +
-                                       (is_null((*db)["provisioned_at"]) ? "not provisioned"
-                                                                         : "dropped"));
+    fail(Code::invalid_transition,
+         "environment_id " + quote_value(id) + ": its database is " +
+             (is_null((*db)["provisioned_at"]) ? "not provisioned" : "dropped"));
   Row target = target_host(store, *host_arg);
   const std::string to = target.text("id");
   const std::string name = target.text("name");
@@ -72,7 +71,8 @@ Value move_environment(api::Call& c) {
     fail(Code::conflict, "host_id " + quote_value(name) + " is drained; it takes no database");
   if (!target.boolean("healthy"))
     fail(Code::conflict, "host_id " + quote_value(name) + " failed its last contact at " +
-                             target.text("last_error_at") + "; it takes no database until it "
+                             target.text("last_error_at") +
+                             "; it takes no database until it "
                              "answers again");
   if (!is_null(target["capacity"]) && target.integer("live") >= target.integer("capacity"))
     fail(Code::conflict, "host_id " + quote_value(name) + " is full (" +
@@ -95,7 +95,8 @@ Value move_environment(api::Call& c) {
                             {db->text("id")})) {
     Json p = Json::parse(j.text("payload"), nullptr, false);
     if (p.is_object() && p.contains("hostId") && p["hostId"].is_string() && p["hostId"] == to)
-      fail(Code::conflict, "host_id " + quote_value(name) + " still holds an earlier copy of "
+      fail(Code::conflict, "host_id " + quote_value(name) +
+                               " still holds an earlier copy of "
                                "this database, dropped once its drop grace has passed; move it "
                                "there after that");
   }
@@ -157,11 +158,11 @@ void job_done(Host& host, const Row& job, const std::optional<std::string>& data
   } catch (const std::exception&) {
   }
   const std::string drop_after = iso_from_ms(now_ms() + grace * 1000);
-  Row retire = queue::enqueue(host, {job.text("environment_id"), database_id, "retire_database",
-                                     "postgres",
-                                     Json{{"databaseName", db->text("database_name")},
-                                          {"hostId", text_or_null(from)},
-                                          {"dropAfter", drop_after}}});
+  Row retire =
+      queue::enqueue(host, {job.text("environment_id"), database_id, "retire_database", "postgres",
+                            Json{{"databaseName", db->text("database_name")},
+                                 {"hostId", text_or_null(from)},
+                                 {"dropAfter", drop_after}}});
   Row env = records::load_environment(store, "environment_id", job.text("environment_id"));
   audit::record(host, {"environment.moved", env.text("organization_id"), env.text("id"),
                        "environment", env.text("id"),

@@ -22,7 +22,9 @@ class MoveSession : public postgres::ServerSession {
  public:
   MoveSession(std::string who, std::vector<std::string>& log, std::string system_id)
       : who_(std::move(who)), log_(log), system_id_(std::move(system_id)) {}
-  void exec(const std::string& sql) override { log_.push_back(who_ + " exec " + sql.substr(0, 60)); }
+  void exec(const std::string& sql) override {
+    log_.push_back(who_ + " exec " + sql.substr(0, 60));
+  }
   std::optional<std::string> query_value(const std::string& sql) override {
     if (sql.find("pg_control_system") != std::string::npos) return system_id_;
     log_.push_back(who_ + " query " + sql.substr(0, 60));
@@ -108,7 +110,8 @@ TEST(Mover, PasswordsReachTheProgramsOnlyThroughTheirEnvironment) {
                                 "\n/bin/cat > " + (bin / "restore.in").string());
   postgres::stream_database(bin.dir(), endpoint("src", "source-secret"),
                             endpoint("dst", "target-secret"), kDb, [] { ::usleep(1000); });
-  const std::string dump_args = slurp(bin / "dump.args"), restore_args = slurp(bin / "restore.args");
+  const std::string dump_args = slurp(bin / "dump.args"),
+                    restore_args = slurp(bin / "restore.args");
   for (const std::string& args : {dump_args, restore_args}) {
     EXPECT_EQ(args.find("source-secret"), std::string::npos) << args;
     EXPECT_EQ(args.find("target-secret"), std::string::npos) << args;
@@ -187,7 +190,8 @@ TEST(Mover, TheSameServerUnderTwoNamesIsRefusedBeforeAnythingChanges) {
   MoveSession source("src", log, "777"), target("dst", log, "777");
   postgres::MovePlan plan{kDb, {}, false};
   try {
-    postgres::carry_out_move(plan, source, target, [] {}, nullptr);
+    postgres::carry_out_move(
+        plan, source, target, [] {}, nullptr);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Code::conflict);
@@ -201,8 +205,8 @@ TEST(Mover, AFailedStreamDropsWhatWasBuiltOnTheTarget) {
   MoveSession source("src", log, "1"), target("dst", log, "2");
   postgres::MovePlan plan{kDb, {}, false};
   EXPECT_THROW(postgres::carry_out_move(
-                   plan, source, target,
-                   [] { throw Error(Code::internal, "pg_restore failed"); }, nullptr),
+                   plan, source, target, [] { throw Error(Code::internal, "pg_restore failed"); },
+                   nullptr),
                Error);
   ASSERT_FALSE(log.empty());
   EXPECT_EQ(log.back().rfind("dst top DROP DATABASE IF EXISTS", 0), 0u) << log.back();
