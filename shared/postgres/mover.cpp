@@ -1,16 +1,14 @@
 #include "postgres/mover.hpp"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstdio>
-#include <cstdlib>
+#include <csignal>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "core/errors.hpp"
@@ -37,7 +35,7 @@ class Program {
  public:
   Program(std::string what, std::string path) : what_(std::move(what)), path_(std::move(path)) {
     char name[] = "/tmp/envdb-move-XXXXXX";
-    err_fd_ = ::mkstemp(name);
+    err_fd_ = ::mkostemp(name, O_CLOEXEC);
     if (err_fd_ < 0)
       throw Error(Code::internal,
                   "cannot make a file for the errors of " + what_ + ": " + std::strerror(errno));
