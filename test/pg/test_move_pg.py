@@ -111,6 +111,8 @@ class PostgresMove(unittest.TestCase):
         creds = {s: self.call("resolve_environment", env_id, s)["credential"]
                  for s in ("admin", "readwrite", "readonly")}
         self.assertEqual(creds["readwrite"]["token"], "rotated-token-before-the-move")
+        # This session's resolve cache now holds the old URL.
+        self.assertEqual(self.call("resolve_environment", env_id, "admin")["databaseUrl"], old_url)
 
         host = self.call("add_database_host", "second", region, "127.0.0.1", second.port, "postgres",
                          SECOND_PASSWORD, "postgres")["host"]

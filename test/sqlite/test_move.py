@@ -84,8 +84,13 @@ class MoveCatalog(unittest.TestCase):
                                                  "order by seq", (self.env,))]
         self.assertIn("environment.move", actions)
         self.assertIn("environment.moved", actions)
-        # The old copy's retirement waits for the drop grace, then names the old host.
+        # The old copy's retirement waits for the drop grace, then names the old host, which
+        # cannot be removed meanwhile.
         self.assertEqual(self.claim(), [])
+        old_name = self.one["name"] if first == self.one["id"] else self.two["name"]
+        with self.assertRaises(sqlite3.Error) as e:
+            self.call("remove_database_host", old_name)
+        self.assertTrue(str(e.exception).startswith("conflict: name"), str(e.exception))
         time.sleep(2.2)
         retire = self.claim("retire_database")
         self.assertEqual(retire["payload"]["hostId"], first)
@@ -95,6 +100,7 @@ class MoveCatalog(unittest.TestCase):
         self.call("complete_provisioning_job", retire["id"])
         self.assertEqual(self.host_of(), there["id"])
         self.assertIsNone(self.call("get_environment", self.env)["database"]["droppedAt"])
+        self.call("remove_database_host", old_name)
 
     def test_a_failed_move_leaves_the_environment_where_it_was(self):
         first = self.host_of()
