@@ -83,6 +83,31 @@ class PostgresMove(unittest.TestCase):
         finally:
             conn.close()
 
+    def local_db(self, dbname):
+        import psycopg2
+        conn = psycopg2.connect(dbname=dbname)
+        conn.autocommit = True
+        return conn
+
+    def local_db_rows(self, dbname, sql):
+        conn = self.local_db(dbname)
+        try:
+            cur = conn.cursor()
+            cur.execute(sql)
+            return cur.fetchall()
+        finally:
+            conn.close()
+
+    @staticmethod
+    def reads(url, cred, **kw):
+        import psycopg2
+        try:
+            conn = login(url, cred, **kw)
+        except psycopg2.OperationalError:
+            return False
+        conn.close()
+        return True
+
     def local_count(self, sql, params=()):
         return self.cp.one(sql, params)[0]
 
@@ -136,6 +161,44 @@ class PostgresMove(unittest.TestCase):
         self.assertEqual(self.local_count("select count(*) from envdb.sys_provisioning_job where kind = "
                                           "'move_database'"), 0)
 
+        # A grant to a role only this server has cannot go along: the move fails, the target is
+        # dropped, and the environment is active where it was, its logins open again.
+        local = self.local_db(dbname)
+        local.cursor().execute("drop role if exists envdb_move_test_only_here; "
+                               "create role envdb_move_test_only_here; "
+                               "grant select on notes to envdb_move_test_only_here")
+        failed = self.call("move_environment", env_id, "second")["job"]["id"]
+        wait_for("the move to fail", lambda: self.local_count(
+            "select status = 'failed' from envdb.sys_provisioning_job where id = %s", (failed,)), timeout=60)
+        self.assertIn("envdb_move_test_only_here", self.local_count(
+            "select last_error from envdb.sys_provisioning_job where id = %s", (failed,)))
+        self.cp.wait_status(env_id, "active")
+        self.assertIsNone(self.local_count("select host_id from envdb.sys_environment_database where id = %s",
+                                           (db_id,)))
+        self.assertEqual(self.second_rows("postgres", "select count(*) from pg_database where datname = %s",
+                                          (dbname,)), [(0,)])
+        wait_for("the admin login open again", lambda: self.reads(old_url, admin), timeout=30)
+        local.close()  # the move ended this session with every other on the source
+        local = self.local_db(dbname)
+        local.cursor().execute("drop owned by envdb_move_test_only_here; drop role envdb_move_test_only_here")
+        local.close()
+        # Custom grants and policies go along as they are (the roles have the same names there).
+        conn = login(old_url, admin)
+        cur = conn.cursor()
+        cur.execute("create table audit_log (id serial primary key, what text)")
+        cur.execute(f'revoke all on audit_log from "{dbname}_readwrite"')
+        cur.execute(f'grant select (id) on audit_log to "{dbname}_readonly"')
+        cur.execute(f'alter table notes enable row level security')
+        cur.execute(f'create policy readers on notes for select to "{dbname}_readonly" using (id > 0)')
+        cur.execute(f'create policy writers on notes to "{dbname}_readwrite" using (true)')
+        conn.close()
+        acl_sql = ("select c.relname::text, c.relowner::regrole::text, c.relacl::text, "
+                   "(select array_agg(attname || '=' || attacl::text order by attname) from pg_attribute "
+                   "where attrelid = c.oid and attacl is not null) from pg_class c where c.relnamespace = "
+                   "'public'::regnamespace order by 1")
+        policy_sql = "select polname::text, polroles::regrole[]::text from pg_policy order by 1"
+        acl_before, policies_before = self.local_db_rows(dbname, acl_sql), self.local_db_rows(dbname, policy_sql)
+
         moved = self.call("move_environment", env_id, "second")
         self.assertEqual(moved["environment"]["status"], "maintenance")
         self.assertEqual(moved["toHostId"], host["id"])
@@ -180,6 +243,8 @@ class PostgresMove(unittest.TestCase):
                          [(42, 501)])
         self.assertEqual(self.second_rows(dbname, "select environment_id from envdb.sys_environment_info"),
                          [(env_id,)])
+        self.assertEqual(self.second_rows(dbname, acl_sql), acl_before)
+        self.assertEqual(self.second_rows(dbname, policy_sql), policies_before)
         # Owned by the database's own roles; no role of another kind holds
         # anything there but envdb's purpose roles and the restoring user.
         owners = self.second_rows(dbname, "select distinct c.relowner::regrole::text from pg_class c join "
@@ -198,7 +263,8 @@ class PostgresMove(unittest.TestCase):
         wait_for("the old roles to be dropped",
                  lambda: self.local_count("select count(*) from pg_roles where starts_with(rolname, %s)",
                                           (dbname + "_",)) == 0, timeout=30)
-        self.cp.wait_jobs_done(env_id)
+        wait_for("the retirement", lambda: self.local_count("select count(*) from envdb.sys_provisioning_job "
+                 "where environment_id = %s and status in ('pending', 'running')", (env_id,)) == 0)
         # Not before its grace: the retirement finished after its dropAfter.
         retired = self.rows("select payload ->> 'dropAfter', finished_at, status from envdb.sys_provisioning_job "
                             "where environment_id = %s and kind = 'retire_database'", (env_id,))
@@ -245,7 +311,7 @@ class PostgresMove(unittest.TestCase):
         the server restarts, the job runs again from the start (the partial
         target dropped first) and the move completes with every row."""
         import psycopg2
-        env_id, dbname, region = self.provision_filled("big", 300000)
+        env_id, dbname, region = self.provision_filled("big", 200000)
         self.call("add_database_host", "second", region, "127.0.0.1", second.port, "postgres", SECOND_PASSWORD,
                   "postgres")
         job_id = self.call("move_environment", env_id, "second")["job"]["id"]
@@ -262,7 +328,7 @@ class PostgresMove(unittest.TestCase):
                           (job_id,))
         self.assertEqual(job[0], "done", job[2])
         self.assertGreaterEqual(job[1], 2)
-        self.assertEqual(self.second_rows(dbname, "select count(*) from filler"), [(300000,)])
+        self.assertEqual(self.second_rows(dbname, "select count(*) from filler"), [(200000,)])
         url = self.cp.environment(env_id)["database"]["databaseUrl"]
         self.assertEqual(url, f"postgresql://127.0.0.1:{second.port}/{dbname}")
         cred = self.call("resolve_environment", env_id, "readonly")["credential"]
@@ -277,7 +343,7 @@ class PostgresMove(unittest.TestCase):
             n = k.fetchone()[0]
             c.close()
             return n
-        self.assertEqual(wait_for("the readonly login on the new host", reads, timeout=30), 300000)
+        self.assertEqual(wait_for("the readonly login on the new host", reads, timeout=30), 200000)
         wait_for("the old database to be dropped",
                  lambda: self.local_count("select count(*) from pg_database where datname = %s", (dbname,)) == 0,
                  timeout=60)
