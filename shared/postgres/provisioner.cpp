@@ -71,7 +71,10 @@ Work load_work(Host& host, const std::string& job_id) {
     w.move_target = load_server(host, w.payload["targetHostId"].get<std::string>());
   }
   const std::string restrict = settings::setting(host, "restrict_server_connect");
-  w.restrict_connect = restrict == "all" || (restrict == "hosts" && w.server.has_value());
+  // A move is restricted as a database made on its target would be.
+  const bool registered = w.kind == "move_database" ? w.move_target.has_value()
+                                                    : w.server.has_value();
+  w.restrict_connect = restrict == "all" || (restrict == "hosts" && registered);
 
   const int64_t now_ms_value = now_ms();
   const std::string moved_status = w.payload.contains("previousStatus") &&
