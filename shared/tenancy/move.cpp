@@ -7,7 +7,6 @@
 #include "core/errors.hpp"
 #include "core/ids.hpp"
 #include "jobs/queue.hpp"
-#include "secrets/vault.hpp"
 #include "tenancy/copy.hpp"
 
 namespace envdb::move {
