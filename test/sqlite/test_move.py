@@ -4,6 +4,7 @@ payload, the switch of host and URL when the job completes (credentials still re
 URL), the retire_database job claimed only after drop_grace_seconds, a failed move leaving the
 environment where it was, and the sqlite driver refused (it has no hosts)."""
 import base64
+import json
 import sqlite3
 import tempfile
 import time
@@ -105,7 +106,10 @@ class MoveCatalog(unittest.TestCase):
     def test_a_failed_move_leaves_the_environment_where_it_was(self):
         first = self.host_of()
         there = self.two if first == self.one["id"] else self.one
-        self.call("move_environment", self.env, there["id"])
+        # The request form.
+        out = json.loads(self.db.execute("select envdb_move_environment(?)", (json.dumps(
+            {"environmentId": self.env, "hostId": there["id"]}),)).fetchone()[0])
+        self.assertEqual(out["toHostId"], there["id"])
         job = self.claim("move_database")
         self.call("fail_provisioning_job", job["id"], "pg_restore failed", False)
         self.assertEqual(self.call("get_environment", self.env)["environment"]["status"], "active")
