@@ -23,6 +23,7 @@
 #include "jobs/outbox.hpp"
 #include "postgres/converge.hpp"
 #include "postgres/hosts.hpp"
+#include "postgres/mover.hpp"
 #include "postgres/provisioner.hpp"
 #include "postgres/statements.hpp"
 #include "secrets/credentials.hpp"
@@ -30,6 +31,10 @@
 #include "tenancy/usage.hpp"
 #include "worker.hpp"
 #include "worker_internal.hpp"
+
+extern "C" {
+#include "catalog/pg_authid.h"
+}
 
 namespace envdb::pg::worker {
 
@@ -317,6 +322,62 @@ void converge_all() {
   report_activity(nullptr);
 }
 
+// How pg_dump and pg_restore reach this server: its first socket directory
+// (or localhost), its port, as the bootstrap superuser (the local server is
+// reached without a password, as pg_hba allows that user locally).
+postgres::Endpoint local_endpoint() {
+  postgres::Endpoint e;
+  const std::string dirs = Unix_socket_directories ? Unix_socket_directories : "";
+  std::string first = dirs.substr(0, dirs.find(','));
+  while (!first.empty() && first.front() == ' ') first.erase(0, 1);
+  while (!first.empty() && first.back() == ' ') first.pop_back();
+  e.host = first.empty() ? "localhost" : first;
+  e.port = PostPortNumber;
+  e.user = in_transaction([] {
+    return guarded([] { return std::string(GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false)); });
+  });
+  return e;
+}
+
+// The directory of this server's programs (pg_dump, pg_restore beside postgres).
+std::string bindir() {
+  std::string path = my_exec_path;
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+}
+
+// A move (postgres/mover.hpp): a session on each server, the content streamed
+// by the server's own pg_dump and pg_restore while this worker keeps
+// answering its interrupts.
+std::string move_database(const postgres::Work& work, const postgres::Progress& progress) {
+  auto source = open_noted(work.server);
+  auto target = open_noted(work.move_target);
+  const postgres::Endpoint from = work.server ? postgres::endpoint_of(*work.server)
+                                              : local_endpoint();
+  const postgres::Endpoint to = work.move_target ? postgres::endpoint_of(*work.move_target)
+                                                 : local_endpoint();
+  postgres::MovePlan plan{work.database_name, work.logins, work.restrict_connect};
+  bool latched = false;
+  auto pause = [&latched] {
+    guarded([&latched] {
+      const int events = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100L,
+                                   PG_WAIT_EXTENSION);
+      if (events & WL_LATCH_SET) {
+        ResetLatch(MyLatch);
+        latched = true;
+      }
+      CHECK_FOR_INTERRUPTS();
+      return 0;
+    });
+  };
+  const std::string url = postgres::carry_out_move(
+      plan, *source, *target,
+      [&] { postgres::stream_database(bindir(), from, to, work.database_name, pause); }, progress);
+  // A wake-up meant for the next pass is passed on.
+  if (latched) SetLatch(MyLatch);
+  return url;
+}
+
 struct Claimed {
   std::string id;
   int64_t attempts;
@@ -374,10 +435,15 @@ void run_job(const Claimed& job) {
       report_activity((doing + ": " + step).c_str());
       log_message(LOG, "postgres job " + work.kind + " " + job.id + ": " + step);
     };
-    url = postgres::carry_out(
-        work, *session,
-        [&] { converge_database(*session, work.database_id, work.kind == "create_database"); },
-        &result, progress);
+    if (work.kind == "move_database") {
+      session.reset();
+      url = move_database(work, progress);
+    } else {
+      url = postgres::carry_out(
+          work, *session,
+          [&] { converge_database(*session, work.database_id, work.kind == "create_database"); },
+          &result, progress);
+    }
     if (!result.is_null())
       log_message(LOG, "postgres job " + work.kind + " " + job.id + " done: " + result.dump());
   } catch (const Transient& e) {

@@ -191,7 +191,9 @@ std::vector<Table> build() {
         enum_col("kind", {"create_database", "drop_database", "create_login", "disable_login",
                           // copies, resets and backups (tenancy/copy, tenancy/backups)
                           "copy_database", "reset_database", "backup_database", "restore_database",
-                          "delete_backup"}),
+                          "delete_backup",
+                          // moves between database hosts (tenancy/move)
+                          "move_database", "retire_database"}),
         enum_col("driver", {"turso", "postgres", "sqlite"}),
         enum_col("status", {"pending", "running", "done", "failed"}),
         col("attempts", T::integer, true, D::zero), col("last_error", T::text),

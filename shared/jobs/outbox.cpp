@@ -14,6 +14,7 @@
 #include "tenancy/backups.hpp"
 #include "tenancy/copy.hpp"
 #include "tenancy/lifecycle.hpp"
+#include "tenancy/move.hpp"
 #include "tenancy/provision.hpp"
 #include "tenancy/teardown.hpp"
 
@@ -147,6 +148,7 @@ void record_job_outcome(Host& host, const Row& job, const std::optional<std::str
   } else if (database_url && database_id) {
     vault::set_database_url(host, *database_id, *database_url);  // re-seals its tokens
   }
+  move::job_done(host, job, database_url, now);
   copy::job_done(host, job, now);
   backups::job_done(host, job, now);
 }
@@ -187,6 +189,11 @@ Json claim_jobs(Host& host, const std::string& driver, int64_t max_jobs,
                               // order they were queued (a revoke after a mint must reach
                               // Turso after it).
                               (driver == "turso" ? kTursoInOrder : "") + due +
+                              // A retired copy waits out its drop grace (tenancy/move).
+                              (pg ? " AND (j.kind <> 'retire_database' OR (j.payload ->> "
+                                    "'dropAfter')::timestamptz <= $4::timestamptz)"
+                                  : " AND (j.kind <> 'retire_database' OR "
+                                    "json_extract(j.payload, '$.dropAfter') <= $4)") +
                               " ORDER BY j.created_at, j.id LIMIT $2") +
                           (pg ? " FOR UPDATE SKIP LOCKED" : "") + ") RETURNING " +
                           records::kJobColumns;

@@ -583,6 +583,17 @@ Value remove_database_host(api::Call& c) {
                              std::to_string(live) +
                              " environment database(s) not dropped; it can be removed once "
                              "none lives there (archive and drop_environment_database them)");
+  // A move's old copy waiting there for its drop (tenancy/move): the worker
+  // still has to reach the host to drop it.
+  for (const Row& j : query(store,
+                            "SELECT payload FROM envdb.sys_provisioning_job WHERE kind = "
+                            "'retire_database' AND status IN ('pending', 'running')")) {
+    const Json p = Json::parse(j.opt_text("payload").value_or("{}"), nullptr, false);
+    if (p.is_object() && p.contains("hostId") && p["hostId"] == id)
+      fail(Code::conflict, "name: database host " + quote_value(name) +
+                               " still holds the old copy of a moved database, dropped once its "
+                               "drop grace has passed; it can be removed after that");
+  }
   Atomic tx(store);
   Json out = host_json(row);
   // The dropped databases placed there keep their rows (rows are never

@@ -58,11 +58,29 @@ Work load_work(Host& host, const std::string& job_id) {
     if (parsed.is_object()) w.payload = std::move(parsed);
   }
 
-  if (auto host_id = job->opt_text("host_id")) w.server = load_server(host, *host_id);
+  if (w.kind == "retire_database") {
+    // The server the database left, not the one it lives on now.
+    if (w.payload.contains("hostId") && w.payload["hostId"].is_string())
+      w.server = load_server(host, w.payload["hostId"].get<std::string>());
+  } else if (auto host_id = job->opt_text("host_id")) {
+    w.server = load_server(host, *host_id);
+  }
+  if (w.kind == "move_database") {
+    if (!w.payload.contains("targetHostId") || !w.payload["targetHostId"].is_string())
+      throw Error(Code::internal, "move job " + job_id + " names no target host");
+    w.move_target = load_server(host, w.payload["targetHostId"].get<std::string>());
+  }
   const std::string restrict = settings::setting(host, "restrict_server_connect");
-  w.restrict_connect = restrict == "all" || (restrict == "hosts" && w.server.has_value());
+  // A move is restricted as a database made on its target would be.
+  const bool registered = w.kind == "move_database" ? w.move_target.has_value()
+                                                    : w.server.has_value();
+  w.restrict_connect = restrict == "all" || (restrict == "hosts" && registered);
 
   const int64_t now_ms_value = now_ms();
+  const std::string moved_status = w.payload.contains("previousStatus") &&
+                                           w.payload["previousStatus"] == "suspended"
+                                       ? "suspended"
+                                       : "active";
   for (const Row& c : query(store,
                             std::string("SELECT ") + vault::kSealedColumns +
                                 ", status, expires_at FROM envdb.sys_database_credential WHERE "
@@ -73,8 +91,10 @@ Work load_work(Host& host, const std::string& job_id) {
     l.scope = c.text("scope");
     l.name = login_name(w.database_name, l.scope, l.credential_id);
     l.valid_until = c.opt_text("expires_at");
-    l.live =
-        converge::login_live(c.text("status"), l.valid_until, w.environment_status, now_ms_value);
+    // A move recreates the logins the environment has outside its maintenance.
+    l.live = converge::login_live(c.text("status"), l.valid_until,
+                                  w.kind == "move_database" ? moved_status : w.environment_status,
+                                  now_ms_value);
     if (l.live) {
       const crypto::SecretBytes token(vault::open_token(host, c));
       l.verifier = crypto::scram_sha256_verifier(token.view(), crypto::random_bytes(16));
@@ -182,7 +202,9 @@ void drop_everything(const Work& w, ServerSession& server) {
 std::optional<std::string> carry_out(const Work& w, ServerSession& server,
                                      const std::function<void()>& converge_logins, Json* result,
                                      const Progress& progress) {
-  if (w.kind == "drop_database") {
+  if (w.kind == "move_database")
+    throw Error(Code::internal, "a move_database job needs a session on each server (mover.hpp)");
+  if (w.kind == "drop_database" || w.kind == "retire_database") {
     drop_everything(w, server);
     return std::nullopt;
   }

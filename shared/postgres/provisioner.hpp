@@ -36,6 +36,11 @@ struct Work {
   // the server (setting restrict_server_connect).
   bool restrict_connect = false;
   Json payload = Json::object();  // the job's payload (copies: source, mode, backup)
+  // move_database: the host it moves to (payload.targetHostId); the job's
+  // `server` is where the database is now, and its live logins have their
+  // verifiers though the environment is in maintenance. retire_database:
+  // `server` is the host the database left (payload.hostId).
+  std::optional<Server> move_target;
 };
 
 // Whether `kind` is one of the copies carried out by copier.hpp.
@@ -45,6 +50,10 @@ bool is_copy_kind(const std::string& kind);
 // pg_stat_activity and its log).
 using Progress = std::function<void(const std::string&)>;
 
+// retire_database, the old copy a move left (tenancy/move): dropped with
+// its roles and logins as drop_database does, on the server it left.
+// move_database is not carried out here: the host runs postgres/mover.hpp
+// with a session on each server.
 // Carries out a job on the server: the scope roles, then (create_database)
 // the database, its grants and its schema, then the logins: through
 // `converge_logins` when given (it reads the catalog again, see converge.hpp),

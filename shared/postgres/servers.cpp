@@ -140,6 +140,30 @@ Expected expected_for(
     }
     out.databases.push_back(std::move(db));
   }
+  // A move's other server (tenancy/move): the target while a move_database
+  // job builds the database there, the server it left until retire_database
+  // drops the old copy. The worker is working on both: not judged.
+  for (const Row& j : query(store,
+                            "SELECT j.kind, j.payload, d.id, d.database_name, d.environment_id, "
+                            "e.organization_id FROM envdb.sys_provisioning_job j JOIN "
+                            "envdb.sys_environment_database d ON d.id = j.database_id JOIN "
+                            "envdb.sys_environment e ON e.id = d.environment_id WHERE j.kind IN "
+                            "('move_database', 'retire_database') AND j.status IN ('pending', "
+                            "'running') ORDER BY d.database_name")) {
+    const Json p = Json::parse(j.opt_text("payload").value_or("{}"), nullptr, false);
+    const char* key = j.text("kind") == "move_database" ? "targetHostId" : "hostId";
+    if (!p.is_object() || !p.contains(key)) continue;
+    const std::optional<std::string> there =
+        p[key].is_string() ? std::optional<std::string>(p[key].get<std::string>()) : std::nullopt;
+    if (there != host_id) continue;
+    ExpectedDatabase db;
+    db.database_id = j.text("id");
+    db.database_name = j.text("database_name");
+    db.environment_id = j.text("environment_id");
+    db.organization_id = j.text("organization_id");
+    db.in_flight = true;
+    out.databases.push_back(std::move(db));
+  }
   return out;
 }
 

@@ -18,6 +18,7 @@
 #include "tenancy/environments.hpp"
 #include "tenancy/hostnames.hpp"
 #include "tenancy/members.hpp"
+#include "tenancy/move.hpp"
 #include "tenancy/policies.hpp"
 #include "tenancy/resolve.hpp"
 #include "tenancy/teardown.hpp"
@@ -54,6 +55,7 @@ std::vector<Function> build() {
   append(all, usage::functions());
   append(all, copy::functions());
   append(all, backups::functions());
+  append(all, move::functions());
   return all;
 }
 }  // namespace

@@ -426,7 +426,8 @@ std::string hold(Host& host, const Row& environment) {
 namespace {
 
 bool holds_environment(const std::string& kind) {
-  return kind == "copy_database" || kind == "reset_database" || kind == "restore_database";
+  return kind == "copy_database" || kind == "reset_database" || kind == "restore_database" ||
+         kind == "move_database";  // tenancy/move
 }
 
 // Gives a held environment its previous status back (active when the payload

@@ -270,7 +270,7 @@ void cancel_pending_jobs(Store& store, const std::string& environment_id, const 
   execute(store,
           "UPDATE envdb.sys_provisioning_job SET status = 'failed', last_error = $2, "
           "finished_at = $3::timestamptz, updated_at = $3::timestamptz "
-          "WHERE environment_id = $1 AND status = 'pending'",
+          "WHERE environment_id = $1 AND status = 'pending' AND kind <> 'retire_database'",
           {environment_id, why, now});
 }
 

@@ -756,6 +756,18 @@ def cases(f):
         "invalid_parameter", "copy_from")
     add("provision bad copy_mode", "provision_environment", provision + (env, "data"), "invalid_parameter",
         "copy_mode")
+    # ---- moves between database hosts (tenancy/move) ------------------------------
+    add("move NULL environment", "move_environment", (None, "second"), "invalid_parameter",
+        "environment_id is required")
+    add("move unknown environment", "move_environment", ("no-such-env", "second"), "not_found", "environment_id")
+    add("move injection environment", "move_environment", (INJECTION, "second"), "invalid_parameter",
+        "environment_id")
+    add("move NULL host", "move_environment", (env, None), "invalid_parameter", "host_id")
+    add("move host of 100", "move_environment", (env, "h" * 100), "invalid_parameter", "host_id")
+    # The turso (and sqlite) drivers have no database hosts.
+    add("move a turso environment", "move_environment", (env, "second"), "conflict", "uses driver turso")
+    add("move an archived environment", "move_environment", (arch, "second"), "invalid_transition", "archived")
+    extra_argument("move_environment", (env, "second"))
     return table
 
 

@@ -54,6 +54,8 @@ ACCESS = {
     "copy_environment": {ADMIN}, "reset_environment": {ADMIN}, "backup_environment": {ADMIN},
     "list_environment_backups": {ADMIN}, "restore_environment": {ADMIN},
     "delete_environment_backup": {ADMIN},
+    # A move copies a database to another server and switches it there.
+    "move_environment": {ADMIN},
 }
 TEST_ROLES = {"nobody": None, "admin": ADMIN, "router": ROUTER, "reader": READER}
 
