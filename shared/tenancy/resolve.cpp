@@ -248,10 +248,15 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
   sealed.push_back(row[kDatabaseUrl]);
   std::string token = vault::open_token(c.host, Row(sealed_names(), std::move(sealed)));
   const auto last_accessed = ms_of(row[kLastAccessedAt]);
-  if ((!last_accessed || *last_accessed < now - kTouchSeconds * 1000) && c.store.writable()) {
-    if (!c.host.defer_touch(text_of(row[kDatabaseId]), now)) touch(c.store, row[kDatabaseId], now);
-    // The kept row remembers the touch, so the next resolves do not repeat it.
-    if (cache) cache->set_column(key, kLastAccessedAt, iso_from_ms(now));
+  if (!last_accessed || *last_accessed < now - kTouchSeconds * 1000) {
+    // A host that writes the access later takes it even where this call may
+    // not write (Postgres: a READ ONLY transaction; its worker writes it).
+    const bool deferred = c.host.defer_touch(text_of(row[kDatabaseId]), now);
+    if (deferred || c.store.writable()) {
+      if (!deferred) touch(c.store, row[kDatabaseId], now);
+      // The kept row remembers the touch, so the next resolves do not repeat it.
+      if (cache) cache->set_column(key, kLastAccessedAt, iso_from_ms(now));
+    }
   }
   if (cache && cache->pending_touches() > 0) flush_touches(c.host, *cache, now, false);
 
