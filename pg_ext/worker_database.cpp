@@ -432,7 +432,11 @@ bool pass() {
       return 0;
     });
   }
-  if (!has_envdb()) return false;
+  if (!has_envdb()) {
+    // Accesses recorded before envdb was dropped here: nothing to write them to.
+    (void)touch_log::take();
+    return false;
+  }
   // First, and again after each job: a long job does not hold them back.
   boundary("writing last_accessed_at", write_touches);
   boundary("reclaiming the jobs of stopped workers", reclaim_stale_jobs);
