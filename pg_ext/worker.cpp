@@ -22,8 +22,8 @@
 //
 // Errors: a Postgres ERROR inside C++ goes through pg::guarded() and becomes
 // an envdb::Error; no C++ exception leaves a worker's entry point.
-#include "touch_log.hpp"
 #include "worker.hpp"
+#include "touch_log.hpp"
 #include "worker_internal.hpp"
 
 namespace envdb::pg::worker {
