@@ -8,8 +8,8 @@
 #      hosts run the same optimised core
 #   2. bench_crypto (Google Benchmark): envdb seal/open vs raw OpenSSL EVP
 #   3. driver_sqlite: the built envdb.so loaded into a plain sqlite3 connection
-#   4. driver_pg under pg_virtualenv: libpq against the installed extension,
-#      pgcrypto in the same server
+#   4. driver_pg under pg_virtualenv with the preload: libpq against the
+#      installed extension, pgcrypto in the same server
 #   4b. bench/copy_bench.py: copy_environment of a 100 MB sqlite environment
 #      vs a bare VACUUM INTO (bench/results/copy.md)
 #   5. bench/pg_driver_bench.py under pg_virtualenv with the preload: the
@@ -110,7 +110,10 @@ if [ "$pg_ok" = 1 ]; then
   step "Postgres (pg_virtualenv)"
   # -t: the cluster lives in a temporary directory, so a concurrent
   # `make check` (also pg_virtualenv) cannot collide with it.
-  if ! pg_virtualenv -t -o shared_buffers=512MB -o max_wal_size=4GB -o checkpoint_timeout=30min \
+  # The preload, as on a server that runs envdb's worker: the resolve's
+  # last_accessed_at accesses are written by the database worker.
+  if ! pg_virtualenv -t -o shared_preload_libraries=envdb -o shared_buffers=512MB -o max_wal_size=4GB \
+       -o checkpoint_timeout=30min \
        "$B/driver_pg" --scales "$pg_scales" --runs "$runs" --calls "${BENCH_PG_CALLS:-1000}" \
        --prov "${BENCH_PG_PROV:-300}" --rotations "$rotations" --rewrap-runs "$rewrap_runs" \
        --bulk-at "$bulk_at" \

@@ -52,6 +52,7 @@ PG_FUNCTION_INFO_V1(envdb_fn);
 #include "server_session.hpp"
 #include "spi_store.hpp"
 #include "surface/api.hpp"
+#include "touch_log.hpp"
 #include "worker.hpp"
 
 namespace envdb::pg {
@@ -156,6 +157,11 @@ class PgHost : public Host {
   }
   RowCache* resolve_cache() override { return resolve_cache::cache(); }
   std::optional<Generation> catalog_generation() override { return resolve_cache::generation(); }
+  // With the preload, in shared memory for the database worker (touch_log.hpp);
+  // also from a READ ONLY transaction, since the resolve itself writes nothing.
+  bool defer_touch(const std::string& database_id, int64_t at_ms) override {
+    return touch_log::record(database_id, at_ms);
+  }
   std::unique_ptr<Store> open_database_file(const std::string&) override {
     throw Error(Code::invalid_parameter,
                 "driver 'sqlite' needs the SQLite host; a Postgres control plane provisions "
@@ -333,5 +339,9 @@ extern "C" void _PG_init(void) {
   // launcher; with the preload, the launcher and its shared memory exist.
   envdb::pg::worker::register_commit_hook();
   envdb::pg::resolve_cache::register_callback();
-  if (process_shared_preload_libraries_in_progress) envdb::pg::worker::register_preloaded();
+  envdb::pg::touch_log::define_setting();
+  if (process_shared_preload_libraries_in_progress) {
+    envdb::pg::worker::register_preloaded();
+    envdb::pg::touch_log::register_preloaded();
+  }
 }

@@ -8,7 +8,10 @@
 //              whose committed transaction queued a postgres job (the commit
 //              hook below sets the request and the launcher's latch), and
 //              every kPeriodMs for each database known to hold envdb, so
-//              deadlines and changes that queue no job converge on time.
+//              deadlines and changes that queue no job converge on time, and
+//              for each database whose resolves recorded last_accessed_at
+//              accesses in shared memory (touch_log.hpp), for the database
+//              worker to write.
 //   database   one per control-plane database at a time, bound to it
 //              (worker_database.cpp): jobs, deadlines, convergence.
 //   setup      short-lived, bound to a new environment database (a worker's
@@ -20,6 +23,7 @@
 // Errors: a Postgres ERROR inside C++ goes through pg::guarded() and becomes
 // an envdb::Error; no C++ exception leaves a worker's entry point.
 #include "worker.hpp"
+#include "touch_log.hpp"
 #include "worker_internal.hpp"
 
 namespace envdb::pg::worker {
@@ -199,6 +203,35 @@ void reap_stopped() {
   }
 }
 
+// Every database with accesses waiting to be written (touch_log.hpp),
+// including one that no job ever woke; those of a database dropped since are
+// forgotten, so no worker is started for it again and again.
+void request_touched_databases() {
+  Oid waiting[touch_log::kDatabases];
+  const int n = touch_log::waiting_databases(waiting);
+  if (n == 0) return;
+  bool exists[touch_log::kDatabases] = {};
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  (void)GetTransactionSnapshot();
+  Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+  TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
+  HeapTuple tuple;
+  while (HeapTupleIsValid(tuple = heap_getnext(scan, ForwardScanDirection))) {
+    const Oid db = ((Form_pg_database)GETSTRUCT(tuple))->oid;
+    for (int i = 0; i < n; ++i) exists[i] = exists[i] || waiting[i] == db;
+  }
+  table_endscan(scan);
+  table_close(rel, AccessShareLock);
+  CommitTransactionCommand();
+  for (int i = 0; i < n; ++i) {
+    if (exists[i])
+      (void)request_database(waiting[i]);
+    else
+      touch_log::forget(waiting[i]);
+  }
+}
+
 void request_control_planes() {
   SpinLockAcquire(&shared->mutex);
   for (auto& s : shared->databases)
@@ -254,6 +287,7 @@ extern "C" void envdb_launcher_main(Datum) {
     const TimestampTz now = GetCurrentTimestamp();
     if (TimestampDifferenceExceeds(last_period, now, kPeriodMs)) {
       request_control_planes();
+      request_touched_databases();
       last_period = now;
     }
   }

@@ -1,5 +1,7 @@
 // The database worker: one per control-plane database at a time, bound to
 // it. Each pass
+//   0. writes the last_accessed_at accesses resolves recorded in shared
+//      memory (touch_log.hpp), in one UPDATE (again after each job of step 3),
 //   1. reclaims jobs a dead worker left running (its process is gone),
 //   2. expires the credentials whose deadline passed (credentials::expire_due),
 //   3. claims due postgres jobs one by one (FOR UPDATE SKIP LOCKED) and carries
@@ -28,7 +30,9 @@
 #include "postgres/statements.hpp"
 #include "secrets/credentials.hpp"
 #include "tenancy/policies.hpp"
+#include "tenancy/resolve.hpp"
 #include "tenancy/usage.hpp"
+#include "touch_log.hpp"
 #include "worker.hpp"
 #include "worker_internal.hpp"
 
@@ -459,6 +463,31 @@ void run_job(const Claimed& job) {
   report_activity(nullptr);
 }
 
+// The accesses resolves recorded since the last pass (touch_log.hpp), in one
+// statement: each database's last_accessed_at moves to its recorded access
+// when that is more than resolve::kTouchSeconds after the stored value (the
+// resolve's once-a-minute rule; never backwards). A row locked by a
+// credential change is skipped rather than waited for; its next access in a
+// later minute records it again.
+void write_touches() {
+  const auto touches = touch_log::take();
+  if (touches.empty()) return;
+  Json batch = Json::array();
+  for (const auto& [database_id, at] : touches)
+    batch.push_back(Json{{"id", database_id}, {"at", iso_from_ms(at)}});
+  in_transaction([&] {
+    SpiStore store;
+    execute(store,
+            "UPDATE envdb.sys_environment_database d SET last_accessed_at = t.at FROM (SELECT "
+            "e.id, x.at FROM json_to_recordset($1::json) AS x(id text, at timestamptz) JOIN "
+            "envdb.sys_environment_database e ON e.id = x.id WHERE e.last_accessed_at IS NULL "
+            "OR e.last_accessed_at < x.at - make_interval(secs => $2) FOR NO KEY UPDATE OF e "
+            "SKIP LOCKED) t WHERE d.id = t.id",
+            {batch.dump(), static_cast<int64_t>(resolve::kTouchSeconds)});
+    return 0;
+  });
+}
+
 // One pass over a database's queue and servers. False when the database has
 // no envdb.
 bool pass() {
@@ -469,7 +498,13 @@ bool pass() {
       return 0;
     });
   }
-  if (!has_envdb()) return false;
+  if (!has_envdb()) {
+    // Accesses recorded before envdb was dropped here: nothing to write them to.
+    (void)touch_log::take();
+    return false;
+  }
+  // First, and again after each job: a long job does not hold them back.
+  boundary("writing last_accessed_at", write_touches);
   boundary("reclaiming the jobs of stopped workers", reclaim_stale_jobs);
   boundary("expiring credentials", expire_deadlines);
   boundary("enforcing policies", enforce_policies);
@@ -477,6 +512,7 @@ bool pass() {
     boundary("running postgres jobs", [] {
       while (auto job = claim_one()) {
         run_job(*job);
+        boundary("writing last_accessed_at", write_touches);
       }
     });
   } else {

@@ -94,11 +94,14 @@ class Host {
   virtual std::optional<Generation> catalog_generation() { return std::nullopt; }
   // A resolve of `database_id` at `at_ms` is due to stamp last_accessed_at:
   // may the host write it later, in a batch? False (the default): the core
-  // writes it now (Postgres: one UPDATE with SKIP LOCKED, in the caller's
-  // transaction). SQLite: kept in the connection's resolve cache
-  // (RowCache::note_touch) and written in batches by resolve::flush_touches,
-  // since a touch in its own write transaction costs several resolves.
-  // (Nothing is recorded where the store is not writable: see resolve.)
+  // writes it now where the store is writable (Postgres without the preload:
+  // one UPDATE with SKIP LOCKED, in the caller's transaction). Postgres with
+  // the preload: recorded in shared memory and written by the database
+  // worker's next pass (pg_ext/touch_log.hpp), also from a READ ONLY
+  // transaction, never on a standby. SQLite: kept in the connection's resolve
+  // cache (RowCache::note_touch) and written in batches by
+  // resolve::flush_touches, since a touch in its own write transaction costs
+  // several resolves.
   virtual bool defer_touch(const std::string& database_id, int64_t at_ms) {
     (void)database_id;
     (void)at_ms;

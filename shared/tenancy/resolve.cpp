@@ -141,15 +141,24 @@ void flush_touches(Host& host, RowCache& cache, int64_t now, bool force) {
   auto touches = cache.take_touches();
   if (!store.writable()) return;
   const std::optional<Generation> before = host.catalog_generation();
-  for (const auto& [database_id, at] : touches) {
-    // As touch(): bookkeeping never fails a resolve. A busy database keeps
-    // the old values (the batch is dropped; the next minute touches again).
+  // As touch(): bookkeeping never fails a resolve. A busy database keeps the
+  // old values (the batch is dropped; the next minute touches again).
+  try {
+    // One write transaction for the whole batch: outside a transaction each
+    // UPDATE would commit on its own (a journal write and sync per touch).
+    // Inside a writing statement no savepoint can open, but the statement's
+    // own transaction already holds the batch.
+    std::optional<Atomic> batch;
     try {
+      batch.emplace(store, "envdb_touches");
+    } catch (const Error&) {
+    }
+    for (const auto& [database_id, at] : touches)
       execute(store, kTouchSql,
               {database_id, iso_from_ms(at - kTouchSeconds * 1000), iso_from_ms(at)});
-    } catch (const Error&) {
-      return;
-    }
+    if (batch) batch->done();
+  } catch (const Error&) {
+    return;
   }
   // Those writes only moved last_accessed_at, which the kept rows already
   // hold: they stay valid under the generation the writes made.
@@ -239,10 +248,15 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
   sealed.push_back(row[kDatabaseUrl]);
   std::string token = vault::open_token(c.host, Row(sealed_names(), std::move(sealed)));
   const auto last_accessed = ms_of(row[kLastAccessedAt]);
-  if ((!last_accessed || *last_accessed < now - kTouchSeconds * 1000) && c.store.writable()) {
-    if (!c.host.defer_touch(text_of(row[kDatabaseId]), now)) touch(c.store, row[kDatabaseId], now);
-    // The kept row remembers the touch, so the next resolves do not repeat it.
-    if (cache) cache->set_column(key, kLastAccessedAt, iso_from_ms(now));
+  if (!last_accessed || *last_accessed < now - kTouchSeconds * 1000) {
+    // A host that writes the access later takes it even where this call may
+    // not write (Postgres: a READ ONLY transaction; its worker writes it).
+    const bool deferred = c.host.defer_touch(text_of(row[kDatabaseId]), now);
+    if (deferred || c.store.writable()) {
+      if (!deferred) touch(c.store, row[kDatabaseId], now);
+      // The kept row remembers the touch, so the next resolves do not repeat it.
+      if (cache) cache->set_column(key, kLastAccessedAt, iso_from_ms(now));
+    }
   }
   if (cache && cache->pending_touches() > 0) flush_touches(c.host, *cache, now, false);
 

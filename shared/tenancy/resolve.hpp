@@ -11,10 +11,11 @@
 // active credential of the scope, or one past its expires_at, is not_found.
 //
 // Nothing is written on this path except last_accessed_at, and that only
-// where the store is writable and the stored value is NULL or more than
-// kTouchSeconds old; the touch never waits for a row lock (Postgres: SKIP
-// LOCKED) and never fails a resolve in SQLite (a busy or read-only database
-// just skips it). No audit event: this runs on every request.
+// where the stored value is NULL or more than kTouchSeconds old, and where
+// the host takes the access to write later (Host::defer_touch) or the store
+// is writable; the touch never waits for a row lock (Postgres: SKIP LOCKED)
+// and never fails a resolve in SQLite (a busy or read-only database just
+// skips it). No audit event: this runs on every request.
 #pragma once
 #include "core/cpp_only.hpp"
 #include "core/function.hpp"
@@ -35,8 +36,9 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
 // A host may defer last_accessed_at touches into the session's resolve cache
 // (Host::defer_touch, RowCache::note_touch); a resolve writes them all, each with the
 // time it was resolved, once the oldest is kTouchSeconds old or
-// kMaxPendingTouches are pending (`force`: now). A busy or read-only store
-// drops the batch: last_accessed_at is bookkeeping, never a reason to fail.
+// kMaxPendingTouches are pending (`force`: now), in one write transaction. A
+// busy or read-only store drops the batch: last_accessed_at is bookkeeping,
+// never a reason to fail.
 constexpr size_t kMaxPendingTouches = 1000;
 void flush_touches(Host& host, RowCache& cache, int64_t now, bool force);
 

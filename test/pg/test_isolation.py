@@ -11,9 +11,11 @@
   is refused unless allow_unaudited_reveal is on.
 - A router that leaves its transaction open after the last_accessed_at touch
   does not block rotate_credential or issue_credential (lock_timeout bounds
-  the wait; before, they waited for the router's row lock)."""
+  the wait; before, they waited for the router's row lock), whether the
+  resolve writes the touch itself or the database worker does."""
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
@@ -211,28 +213,47 @@ class Isolation(unittest.TestCase):
                     self.h.sql(sql, (credential,))
 
     def test_a_router_holding_its_touch_does_not_block_credential_writes(self):
+        """Both ways of stamping last_accessed_at: written by the resolve itself
+        (envdb.deferred_touches off, as without the preload), which takes the row
+        lock with SKIP LOCKED, and recorded for the database worker (the
+        default with the preload), which writes nothing in the router's
+        transaction."""
         _, env, db = self.orgs["acme"]
-        self.h.sql("update envdb.sys_environment_database set last_accessed_at = NULL where id = %s", (db,))
-        router = self.connect(self.router)
-        rcur = router.cursor()
-        rcur.execute("select envdb.resolve_environment(%s)", (env,))  # touches last_accessed_at ...
-        # ... and keeps its transaction (and the row lock of the touch) open.
-        locks = self.h.sql("select count(*) from pg_locks where pid = %s and locktype = 'transactionid'",
-                           (router.get_backend_pid(),))[0][0]
-        self.assertGreater(locks, 0, "the router's touch wrote nothing")
-        admin = self.connect()
-        acur = admin.cursor()
-        acur.execute("set lock_timeout = '3s'")
-        for sql in ("select envdb.rotate_credential(%s, 'readwrite', token => 'w2')",
-                    "select envdb.issue_credential(%s, 'readonly', 'r2')"):
-            with self.subTest(sql=sql):
-                state, rows = self.outcome(acur, sql, (db,))
-                self.assertEqual(state, "ok", rows)
-                admin.commit()
-        router.commit()
-        self.assertIsNotNone(self.h.sql("select last_accessed_at from envdb.sys_environment_database "
-                                        "where id = %s", (db,))[0][0])
-
+        for deferred in (False, True):
+            with self.subTest(deferred=deferred):
+                self.h.sql("update envdb.sys_environment_database set last_accessed_at = NULL where id = %s",
+                           (db,))
+                router = self.connect(self.router)
+                rcur = router.cursor()
+                rcur.execute("select set_config('envdb.deferred_touches', %s, false)",
+                             ("on" if deferred else "off",))
+                router.commit()
+                rcur.execute("select envdb.resolve_environment(%s)", (env,))  # touches last_accessed_at ...
+                # ... and keeps its transaction open.
+                locks = self.h.sql("select count(*) from pg_locks where pid = %s and locktype = 'transactionid'",
+                                   (router.get_backend_pid(),))[0][0]
+                if deferred:
+                    self.assertEqual(locks, 0, "the router's resolve wrote in its transaction")
+                else:
+                    self.assertGreater(locks, 0, "the router's touch wrote nothing")
+                admin = self.connect()
+                acur = admin.cursor()
+                acur.execute("set lock_timeout = '3s'")
+                writes = (("select envdb.rotate_credential(%s, 'readwrite', token => 'w3')",
+                           "select envdb.rotate_credential(%s, 'readonly', token => 'r3')") if deferred else
+                          ("select envdb.rotate_credential(%s, 'readwrite', token => 'w2')",
+                           "select envdb.issue_credential(%s, 'readonly', 'r2')"))
+                for sql in writes:
+                    state, rows = self.outcome(acur, sql, (db,))
+                    self.assertEqual(state, "ok", rows)
+                    admin.commit()
+                router.commit()
+                deadline = time.time() + 30  # deferred: the database worker's next pass
+                while self.h.sql("select last_accessed_at from envdb.sys_environment_database where id = %s",
+                                 (db,))[0][0] is None and time.time() < deadline:
+                    time.sleep(0.2)
+                self.assertIsNotNone(self.h.sql("select last_accessed_at from envdb.sys_environment_database "
+                                                "where id = %s", (db,))[0][0])
 
 if __name__ == "__main__":
     unittest.main()

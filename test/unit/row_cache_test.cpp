@@ -1,6 +1,7 @@
 // The resolve cache (core/row_cache.hpp) and the deferred last_accessed_at
 // touches (resolve::flush_touches).
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "core/clock.hpp"
 #include "core/row_cache.hpp"
@@ -125,4 +126,29 @@ TEST_F(DeferredTouches, AreWrittenAtOnceWhenManyArePending) {
   resolve::flush_touches(host, cache, at, false);
   EXPECT_EQ(cache.pending_touches(), 0u);
   EXPECT_EQ(ms_from_iso(last_accessed(db).value_or("")), at);
+}
+
+// Outside a transaction each UPDATE of the batch used to commit on its own
+// (a journal write and sync per touch): the batch is one write transaction.
+TEST_F(DeferredTouches, AreWrittenInOneTransaction) {
+  std::vector<std::string> dbs;
+  for (const char* slug : {"acme", "globex", "initech", "umbrella"})
+    dbs.push_back(organization(slug)["defaultEnvironment"]["database"]["id"].get<std::string>());
+  auto& store = static_cast<sqlite::SqliteStore&>(host.store());
+  int commits = 0;
+  sqlite3_commit_hook(
+      store.handle(),
+      [](void* n) {
+        ++*static_cast<int*>(n);
+        return 0;
+      },
+      &commits);
+  RowCache cache;
+  const int64_t at = now_ms();
+  for (size_t i = 0; i < dbs.size(); ++i) cache.note_touch(dbs[i], at - static_cast<int64_t>(i));
+  resolve::flush_touches(host, cache, at, true);
+  sqlite3_commit_hook(store.handle(), nullptr, nullptr);
+  EXPECT_EQ(commits, 1);
+  for (size_t i = 0; i < dbs.size(); ++i)
+    EXPECT_EQ(ms_from_iso(last_accessed(dbs[i]).value_or("")), at - static_cast<int64_t>(i));
 }
