@@ -295,6 +295,10 @@ class PostgresCopies(unittest.TestCase):
         self.assertEqual([b["id"] for b in backups], [backup_id])
         self.assertEqual(backups[0]["status"], "ready")
         location = backups[0]["location"]
+        # Its size: pg_database_size of the backup database, recorded by the worker with the completion.
+        self.assertEqual(backups[0]["sizeBytes"],
+                         self.rows("postgres", f"select pg_database_size('{location}')")[0][0])
+        self.assertGreater(backups[0]["sizeBytes"], 1000000)
         # The backup: a database nobody connects to.
         self.assertEqual(self.rows("postgres", f"select datallowconn from pg_database where datname = '{location}'"),
                          [(False,)])
