@@ -63,6 +63,7 @@ def main():
     rows = int(sys.argv[2]) if len(sys.argv) > 2 else 600000
     out_path = sys.argv[3] if len(sys.argv) > 3 else os.path.join(os.path.dirname(__file__), "results",
                                                                   "copy-pg.md")
+    load_start = " ".join(open("/proc/loadavg").read().split()[:3])
     admin = connect("postgres")
     cur = admin.cursor()
     cur.execute("DROP DATABASE IF EXISTS envdb_bench_copy")
@@ -196,7 +197,8 @@ def main():
     for name in names:
         values = [p.get(name, 0) for p in profiles]
         lines.append(f"| {name} | {statistics.median(values) * 1000:.0f} ms |")
-    lines += ["", f"Load average at the end: {' '.join(open('/proc/loadavg').read().split()[:3])}.", ""]
+    lines += ["", f"Load average at the start: {load_start}; at the end: "
+              f"{' '.join(open('/proc/loadavg').read().split()[:3])} (2 CPUs, shared with other builds and tests).", ""]
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     with open(out_path, "w") as fh:
         fh.write("\n".join(lines))
