@@ -141,10 +141,10 @@ class LibpqSession : public postgres::ServerSession {
       const pgsocket socket = PQsocket(conn);
       bool timed_out = false;
       guarded([&] {
-        const int events = WaitLatchOrSocket(
-            MyLatch,
-            WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH | (tick ? WL_TIMEOUT : 0),
-            socket, tick ? 50L : -1L, PG_WAIT_EXTENSION);
+        const int events = WaitLatchOrSocket(MyLatch,
+                                             WL_LATCH_SET | WL_SOCKET_READABLE |
+                                                 WL_EXIT_ON_PM_DEATH | (tick ? WL_TIMEOUT : 0),
+                                             socket, tick ? 50L : -1L, PG_WAIT_EXTENSION);
         if (events & WL_LATCH_SET) {
           ResetLatch(MyLatch);
           latched = true;

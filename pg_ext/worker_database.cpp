@@ -345,8 +345,8 @@ void report(const std::string& job_id, const std::optional<std::string>& url,
   try {
     in_transaction([&] {
       auto host = make_host();
-      if (error.empty() && backup) backups::record_size(host->store(), backup->backup_id,
-                                                        backup->bytes);
+      if (error.empty() && backup)
+        backups::record_size(host->store(), backup->backup_id, backup->bytes);
       if (error.empty())
         outbox::complete_job(*host, job_id, url, Json::object());
       else

@@ -93,10 +93,16 @@ class LocalSession : public postgres::ServerSession {
     });
     const std::string guard =
         "DO $envdb_guard$BEGIN FOR i IN 1..400 LOOP\n"
-        "  IF pg_catalog.pg_try_advisory_lock(" + lock + ") THEN\n"
-        "    PERFORM pg_catalog.pg_advisory_unlock(" + lock + ");\n    EXIT;\n  END IF;\n"
+        "  IF pg_catalog.pg_try_advisory_lock(" +
+        lock +
+        ") THEN\n"
+        "    PERFORM pg_catalog.pg_advisory_unlock(" +
+        lock +
+        ");\n    EXIT;\n  END IF;\n"
         "  PERFORM pg_catalog.pg_stat_clear_snapshot();\n"
-        "  PERFORM * FROM (" + postgres::clear_template_sql(template_db, MyProcPid) + ") c;\n"
+        "  PERFORM * FROM (" +
+        postgres::clear_template_sql(template_db, MyProcPid) +
+        ") c;\n"
         "  PERFORM pg_catalog.pg_sleep(0.05);\nEND LOOP; END$envdb_guard$";
     int index = -1;
     if (!own_db.empty() && own_db.size() < NAMEDATALEN && guard.size() < kSetupSqlBytes) {

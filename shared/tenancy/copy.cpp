@@ -504,8 +504,8 @@ namespace {
 // added later counts without being listed here.
 std::string holding_job(const char* alias) {
   const std::string a(alias);
-  return "(" + a + ".kind IN ('copy_database', 'reset_database', 'restore_database') OR CAST(" +
-         a + ".payload AS TEXT) LIKE '%\"previousStatus\"%')";
+  return "(" + a + ".kind IN ('copy_database', 'reset_database', 'restore_database') OR CAST(" + a +
+         ".payload AS TEXT) LIKE '%\"previousStatus\"%')";
 }
 
 std::string no_holding_job_running(const std::string& environment) {
@@ -519,19 +519,20 @@ std::vector<Stranded> stranded_in_maintenance(Store& store) {
   std::vector<Stranded> out;
   // One statement: the status and the absence of a job are read together.
   for (const Row& r :
-       query(store, "SELECT e.id, e.organization_id, (SELECT j.id FROM envdb.sys_provisioning_job "
-                    "j WHERE j.environment_id = e.id AND " +
-                        holding_job("j") +
-                        " AND j.created_at >= e.updated_at ORDER BY j.created_at DESC, j.id DESC "
-                        "LIMIT 1) AS job_id FROM envdb.sys_environment e WHERE e.status = "
-                        "'maintenance' AND " +
-                        no_holding_job_running("e.id") + " ORDER BY e.id")) {
+       query(store,
+             "SELECT e.id, e.organization_id, (SELECT j.id FROM envdb.sys_provisioning_job "
+             "j WHERE j.environment_id = e.id AND " +
+                 holding_job("j") +
+                 " AND j.created_at >= e.updated_at ORDER BY j.created_at DESC, j.id DESC "
+                 "LIMIT 1) AS job_id FROM envdb.sys_environment e WHERE e.status = "
+                 "'maintenance' AND " +
+                 no_holding_job_running("e.id") + " ORDER BY e.id")) {
     Stranded s{r.text("id"), r.text("organization_id"), "suspended", r.opt_text("job_id")};
     if (s.job_id) {
       auto job = query_one(store, "SELECT payload FROM envdb.sys_provisioning_job WHERE id = $1",
                            {*s.job_id});
-      Json payload = Json::parse(job ? job->opt_text("payload").value_or("{}") : "{}", nullptr,
-                                 false);
+      Json payload =
+          Json::parse(job ? job->opt_text("payload").value_or("{}") : "{}", nullptr, false);
       if (payload.is_object() && payload.contains("previousStatus") &&
           payload["previousStatus"].is_string() &&
           (payload["previousStatus"] == "active" || payload["previousStatus"] == "suspended"))

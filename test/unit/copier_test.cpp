@@ -218,10 +218,9 @@ TEST(Copier, ClonesClearTheirTemplateWhileTheyRun) {
   const std::string sql = postgres::clear_template_sql("env-src", 4242);
   // Only while the creating backend holds its lock on that template, never
   // the creator or the caller itself.
-  for (const char* part :
-       {"pg_terminate_backend(a.pid)", "a.datname = 'env-src'", "a.pid <> 4242",
-        "a.pid <> pg_catalog.pg_backend_pid()", "l.pid = 4242", "l.locktype = 'object'",
-        "l.granted", "WHERE d.datname = 'env-src'"})
+  for (const char* part : {"pg_terminate_backend(a.pid)", "a.datname = 'env-src'", "a.pid <> 4242",
+                           "a.pid <> pg_catalog.pg_backend_pid()", "l.pid = 4242",
+                           "l.locktype = 'object'", "l.granted", "WHERE d.datname = 'env-src'"})
     EXPECT_NE(sql.find(part), std::string::npos) << part;
   EXPECT_NE(postgres::clear_template_sql("it's", 1).find("'it''s'"), std::string::npos);
 }
