@@ -830,12 +830,14 @@ void find_stranded_maintenance(Host& host, std::vector<Finding>& findings, const
 void repair_stranded_maintenance(Host& host, std::vector<Finding>& findings,
                                  const std::vector<std::pair<size_t, copy::Stranded>>& which) {
   const std::string now = now_iso();
-  for (const auto& [i, s] : which)
-    repair(host, findings[i], "gave it status " + s.release_to, [&](std::string& why) {
+  for (const auto& entry : which) {
+    const copy::Stranded& s = entry.second;
+    repair(host, findings[entry.first], "gave it status " + s.release_to, [&](std::string& why) {
       if (copy::release_stranded(host, s, now)) return true;
       why = "a job was queued for it meanwhile, or it left maintenance";
       return false;
     });
+  }
 }
 
 Value check(api::Call& c) {
