@@ -79,10 +79,16 @@ check-fast: setup
 # stop -m immediate), one crash inside each kind of work per life, against a
 # cluster of PG_CONFIG's Postgres that the test starts (run as root, like make
 # check). make check runs 4 lives per mode.
+# Then test/pg/test_copy_pg.py with COPY_KILLS distinct kill -9 points of the
+# worker inside copies, resets, backups and restores (make check runs 4), in a
+# pg_virtualenv cluster with envdb preloaded.
 CRASH_ROUNDS ?= 50
+COPY_KILLS ?= 30
 check-crash: install
 	@ENVDB_PG_BIN=$$($(PG_CONFIG) --bindir) ENVDB_WORKER_CRASH_ROUNDS=$(CRASH_ROUNDS) \
 	  /usr/bin/python3 test/pyrun.py test/pg/test_worker_crash.py
+	@ENVDB_COPY_KILLS=$(COPY_KILLS) pg_virtualenv -t -o shared_preload_libraries=envdb \
+	  /usr/bin/python3 test/pyrun.py test/pg/test_copy_pg.py
 
 demo: setup
 	@$(MAKE) --no-print-directory core >$(BUILD).demo.log 2>&1 || { cat $(BUILD).demo.log; exit 1; }

@@ -63,6 +63,7 @@ def main():
     rows = int(sys.argv[2]) if len(sys.argv) > 2 else 600000
     out_path = sys.argv[3] if len(sys.argv) > 3 else os.path.join(os.path.dirname(__file__), "results",
                                                                   "copy-pg.md")
+    load_start = " ".join(open("/proc/loadavg").read().split()[:3])
     admin = connect("postgres")
     cur = admin.cursor()
     cur.execute("DROP DATABASE IF EXISTS envdb_bench_copy")
@@ -85,7 +86,7 @@ def main():
     cur.execute("CHECKPOINT")
     size = one(cur, "SELECT pg_database_size(%s)", (src_db,))
 
-    envdb_s, wal_s, file_s, pauses = [], [], [], []
+    envdb_s, wal_s, file_s, pauses, profiles = [], [], [], [], []
     for i in range(n):
         for strategy, bucket in (("WAL_LOG", wal_s), ("FILE_COPY", file_s)):
             cur.execute("DROP DATABASE IF EXISTS bench_bare")
@@ -110,15 +111,48 @@ def main():
                 last = now
                 time.sleep(0.005)
             conn.close()
+        # The worker's steps as pg_stat_activity shows them: when each was first seen.
+        steps = []
+
+        def stepper():
+            conn = connect("envdb_bench_copy")
+            cur2 = conn.cursor()
+            last = None
+            while not stop.is_set():
+                cur2.execute("SELECT query FROM pg_stat_activity WHERE backend_type = 'envdb database worker' "
+                             "AND datname = current_database()")
+                row = cur2.fetchone()
+                text = row[0] if row else ""
+                step = (text.split(": ", 2)[2].split(" ")[0] if text.count(": ") >= 2 else
+                        "claimed" if text.startswith("envdb: postgres job copy_database") else "idle")
+                if step != last:
+                    steps.append((time.perf_counter(), step))
+                    last = step
+                time.sleep(0.002)
+            conn.close()
         probe = threading.Thread(target=prober)
         probe.start()
+        step_thread = threading.Thread(target=stepper)
+        step_thread.start()
         started = time.perf_counter()
         c.execute("SELECT envdb.copy_environment(%s, %s, 'full', false)", (src, dst))
         job = c.fetchone()[0]["job"]["id"]
         envdb_s.append(wait_done(c, dst, job, started))
+        ended = time.perf_counter()
         stop.set()
         probe.join()
+        step_thread.join()
         pauses.append(max(gaps))
+        # Durations: the call until the worker claimed it, each step, and the report until seen.
+        profile = {}
+        marks = [(started, "queued")]
+        for t, name in steps:
+            if started <= t <= ended and not (name == "idle" and len(marks) == 1):
+                marks.append((t, name))
+        marks.append((ended, "end"))
+        for (t0, name), (t1, _) in zip(marks, marks[1:]):
+            profile[name] = profile.get(name, 0) + t1 - t0
+        profiles.append(profile)
 
     e, w, f = (statistics.median(x) for x in (envdb_s, wal_s, file_s))
     print(f"RESULT copy_pg envdb_s={e:.3f} bare_wal_log_s={w:.3f} bare_file_copy_s={f:.3f} "
@@ -153,11 +187,28 @@ def main():
         ", ".join(f"{x:.2f}" for x in wal_s) + " s; FILE_COPY " + ", ".join(f"{x:.2f}" for x in file_s) + " s.",
         "",
     ]
+    names = []
+    for p in profiles:
+        names += [k for k in p if k not in names]
+    lines += ["Where envdb's time goes (first run's steps as the worker's `pg_stat_activity.query` shows them, "
+              "polled every 2 ms; `queued`: from the call until the worker claimed the job; `swapping`: the "
+              "swap, the drop of the old content, the logins and the report; `idle`: until the client saw the "
+              "target active), medians:", "", "| step | time |", "|---|---|"]
+    for name in names:
+        values = [p.get(name, 0) for p in profiles]
+        lines.append(f"| {name} | {statistics.median(values) * 1000:.0f} ms |")
+    lines += ["", f"Load average at the start: {load_start}; at the end: "
+              f"{' '.join(open('/proc/loadavg').read().split()[:3])} (2 CPUs, shared with other builds and tests).", ""]
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     with open(out_path, "w") as fh:
         fh.write("\n".join(lines))
     cp.close()
-    cur.execute("DROP DATABASE envdb_bench_copy WITH (FORCE)")
+    # Cleanup only (the results are written): the database worker the launcher starts again may
+    # connect between FORCE's ending of sessions and the drop; the throwaway cluster goes anyway.
+    try:
+        cur.execute("DROP DATABASE envdb_bench_copy WITH (FORCE)")
+    except psycopg2.Error as e:
+        print(f"cleanup: {e}".strip(), file=sys.stderr)
 
 
 if __name__ == "__main__":

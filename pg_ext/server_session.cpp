@@ -9,11 +9,13 @@ extern "C" {
 }
 
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
 
 #include "libpq-fe.h"
 #include "pg_guard.hpp"
+#include "postgres/copier.hpp"
 #include "secrets/crypto.hpp"
 
 namespace envdb::pg {
@@ -69,6 +71,32 @@ class LibpqSession : public postgres::ServerSession {
   std::string url(const std::string& database_name) override {
     return postgres::database_url(host_, port_, database_name);
   }
+  // The template's sessions in the statement's way are ended from a second
+  // connection every 50 ms while it runs (without one, the statement alone).
+  void create_from_template(const std::string& sql, const std::string& template_db) override {
+    PGconn* side = nullptr;
+    try {
+      side = connect(dbname_);
+    } catch (const Error&) {
+      run(conn_, sql, nullptr);
+      return;
+    }
+    const std::string clear = postgres::clear_template_sql(template_db, PQbackendPID(conn_));
+    const std::function<void()> tick = [&] {
+      try {
+        run(side, clear, nullptr);
+      } catch (const Error&) {
+        // Best effort: the statement's own wait and retry remain.
+      }
+    };
+    try {
+      run(conn_, sql, nullptr, &tick);
+    } catch (...) {
+      PQfinish(side);
+      throw;
+    }
+    PQfinish(side);
+  }
 
  private:
   PGconn* connect(const std::string& dbname) {
@@ -102,23 +130,29 @@ class LibpqSession : public postgres::ServerSession {
   // PQexec would not: when the host is the server envdb itself runs on, its
   // DROP DATABASE waits for every backend (this one too) to absorb a
   // ProcSignalBarrier, and a backend asleep in libpq never does.
-  PGresult* send_and_wait(PGconn* conn, const std::string& sql) {
+  // `tick` (when given) runs every 50 ms while the statement does.
+  PGresult* send_and_wait(PGconn* conn, const std::string& sql,
+                          const std::function<void()>* tick = nullptr) {
     if (!PQsendQuery(conn, sql.c_str()))
       throw Error(Code::internal,
                   "database host " + quote_value(name_) + ": " + first_line(PQerrorMessage(conn)));
     bool latched = false;
     while (PQisBusy(conn)) {
       const pgsocket socket = PQsocket(conn);
+      bool timed_out = false;
       guarded([&] {
-        const int events =
-            WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
-                              socket, -1L, PG_WAIT_EXTENSION);
+        const int events = WaitLatchOrSocket(MyLatch,
+                                             WL_LATCH_SET | WL_SOCKET_READABLE |
+                                                 WL_EXIT_ON_PM_DEATH | (tick ? WL_TIMEOUT : 0),
+                                             socket, tick ? 50L : -1L, PG_WAIT_EXTENSION);
         if (events & WL_LATCH_SET) {
           ResetLatch(MyLatch);
           latched = true;
         }
+        timed_out = (events & WL_TIMEOUT) != 0;
         CHECK_FOR_INTERRUPTS();
       });
+      if (timed_out) (*tick)();
       if (!PQconsumeInput(conn))
         throw Error(Code::internal, "database host " + quote_value(name_) + ": " +
                                         first_line(PQerrorMessage(conn)));
@@ -141,8 +175,9 @@ class LibpqSession : public postgres::ServerSession {
   }
 
   // The server's primary message only: the statement may hold a verifier.
-  void run(PGconn* conn, const std::string& sql, std::optional<std::string>* value) {
-    PGresult* result = send_and_wait(conn, sql);
+  void run(PGconn* conn, const std::string& sql, std::optional<std::string>* value,
+           const std::function<void()>* tick = nullptr) {
+    PGresult* result = send_and_wait(conn, sql, tick);
     const ExecStatusType status = PQresultStatus(result);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
       const char* primary = result ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;

@@ -29,6 +29,7 @@
 #include "postgres/provisioner.hpp"
 #include "postgres/statements.hpp"
 #include "secrets/credentials.hpp"
+#include "tenancy/backups.hpp"
 #include "tenancy/policies.hpp"
 #include "tenancy/resolve.hpp"
 #include "tenancy/usage.hpp"
@@ -396,11 +397,21 @@ std::optional<Claimed> claim_one() {
   });
 }
 
+// A finished backup_database job: its backup's id and the size of the
+// database the worker made (recorded with the completion, in one transaction).
+struct BackupSize {
+  std::string backup_id;
+  int64_t bytes;
+};
+
 void report(const std::string& job_id, const std::optional<std::string>& url,
-            const std::string& error, bool retry) {
+            const std::string& error, bool retry,
+            const std::optional<BackupSize>& backup = std::nullopt) {
   try {
     in_transaction([&] {
       auto host = make_host();
+      if (error.empty() && backup)
+        backups::record_size(host->store(), backup->backup_id, backup->bytes);
       if (error.empty())
         outbox::complete_job(*host, job_id, url, Json::object());
       else
@@ -422,6 +433,7 @@ void run_job(const Claimed& job) {
   std::optional<std::string> url;
   std::string error;
   bool retry = false;
+  std::optional<BackupSize> backup;
   try {
     const postgres::Work work = in_transaction([&] {
       auto host = make_host();
@@ -450,6 +462,11 @@ void run_job(const Claimed& job) {
     }
     if (!result.is_null())
       log_message(LOG, "postgres job " + work.kind + " " + job.id + " done: " + result.dump());
+    if (work.kind == "backup_database" && result.is_object() && result.contains("sizeBytes") &&
+        result["sizeBytes"].is_number_integer() && work.payload.contains("backupId") &&
+        work.payload["backupId"].is_string())
+      backup = BackupSize{work.payload["backupId"].get<std::string>(),
+                          result["sizeBytes"].get<int64_t>()};
   } catch (const Transient& e) {
     error = e.what();
     retry = job.attempts < kMaxAttempts;
@@ -459,7 +476,7 @@ void run_job(const Claimed& job) {
   if (!error.empty())
     log_message(LOG,
                 "postgres job " + job.id + (retry ? " will be retried: " : " failed: ") + error);
-  report(job.id, url, error, retry);
+  report(job.id, url, error, retry, backup);
   report_activity(nullptr);
 }
 

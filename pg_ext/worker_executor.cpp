@@ -9,6 +9,12 @@
 // (server_session.hpp).
 #include "worker_internal.hpp"
 
+extern "C" {
+#include "commands/dbcommands.h"
+}
+
+#include "postgres/copier.hpp"
+
 namespace envdb::pg::worker {
 
 void abort_transaction() noexcept {
@@ -73,6 +79,87 @@ class LocalSession : public postgres::ServerSession {
       abort_transaction();
       throw;
     }
+  }
+
+  // The guard beside the statement is a setup worker in this worker's own
+  // database, running clear_template_sql every 50 ms until this worker lets
+  // go of an advisory lock it holds meanwhile (or 20 s pass). No slot or
+  // worker free: the statement alone (its own wait and retry remain).
+  void create_from_template(const std::string& sql, const std::string& template_db) override {
+    const std::string lock = "1701737060, " + std::to_string(MyProcPid);
+    const std::string own_db = in_transaction([] {
+      const char* name = get_database_name(MyDatabaseId);
+      return std::string(name ? name : "");
+    });
+    const std::string guard =
+        "DO $envdb_guard$BEGIN FOR i IN 1..400 LOOP\n"
+        "  IF pg_catalog.pg_try_advisory_lock(" +
+        lock +
+        ") THEN\n"
+        "    PERFORM pg_catalog.pg_advisory_unlock(" +
+        lock +
+        ");\n    EXIT;\n  END IF;\n"
+        "  PERFORM pg_catalog.pg_stat_clear_snapshot();\n"
+        "  PERFORM * FROM (" +
+        postgres::clear_template_sql(template_db, MyProcPid) +
+        ") c;\n"
+        "  PERFORM pg_catalog.pg_sleep(0.05);\nEND LOOP; END$envdb_guard$";
+    int index = -1;
+    if (!own_db.empty() && own_db.size() < NAMEDATALEN && guard.size() < kSetupSqlBytes) {
+      SpinLockAcquire(&shared->mutex);
+      for (int i = 0; i < kMaxSetups; ++i) {
+        if (!shared->setups[i].in_use) {
+          index = i;
+          shared->setups[i].in_use = true;
+          break;
+        }
+      }
+      SpinLockRelease(&shared->mutex);
+    }
+    if (index < 0) {
+      exec_top_level(sql);
+      return;
+    }
+    SetupSlot* slot = &shared->setups[index];
+    slot->done = slot->ok = false;
+    slot->error[0] = '\0';
+    std::memcpy(slot->dbname, own_db.c_str(), own_db.size() + 1);
+    std::memcpy(slot->sql, guard.c_str(), guard.size() + 1);
+    pg_write_barrier();
+    (void)query_value("SELECT pg_catalog.pg_advisory_lock(" + lock + ")::text");
+    BackgroundWorkerHandle* handle = nullptr;
+    guarded([&] {
+      BackgroundWorker w = worker_description("envdb_setup_worker_main", "envdb setup worker",
+                                              BGW_NEVER_RESTART, Int32GetDatum(index), MyProcPid);
+      if (!RegisterDynamicBackgroundWorker(&w, &handle)) handle = nullptr;
+      return 0;
+    });
+    auto finish = [&] {
+      try {
+        (void)query_value("SELECT pg_catalog.pg_advisory_unlock(" + lock + ")::text");
+      } catch (...) {
+      }
+      if (handle) {
+        try {
+          guarded([&] {
+            WaitForBackgroundWorkerShutdown(handle);
+            pfree(handle);
+            return 0;
+          });
+        } catch (...) {
+        }
+      }
+      SpinLockAcquire(&shared->mutex);
+      slot->in_use = false;
+      SpinLockRelease(&shared->mutex);
+    };
+    try {
+      exec_top_level(sql);
+    } catch (...) {
+      finish();
+      throw;
+    }
+    finish();
   }
 
   void exec_in_database(const std::string& database_name, const std::string& sql) override {

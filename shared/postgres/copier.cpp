@@ -59,7 +59,7 @@ int clone(ServerSession& server, const std::string& from, const std::string& nam
   for (int attempt = 1;; ++attempt) {
     (void)server.query_value(end_sessions_sql(from));
     try {
-      server.exec_top_level(sql);
+      server.create_from_template(sql, from);
       // Until the swap, only superusers may connect to what is being built.
       server.exec("REVOKE ALL ON DATABASE " + qi(name) + " FROM PUBLIC");
       return attempt;
@@ -214,6 +214,17 @@ std::string beside_databases_sql(const std::string& name) {
   return "SELECT pg_catalog.json_agg(datname ORDER BY datname)::text FROM pg_catalog.pg_database "
          "WHERE pg_catalog.starts_with(datname, " +
          ql(name + "_") + ")";
+}
+
+std::string clear_template_sql(const std::string& template_db, int64_t creator_pid) {
+  const std::string pid = std::to_string(creator_pid);
+  return "SELECT count(pg_catalog.pg_terminate_backend(a.pid)) AS ended FROM "
+         "pg_catalog.pg_stat_activity a WHERE a.datname = " +
+         ql(template_db) + " AND a.pid <> pg_catalog.pg_backend_pid() AND a.pid <> " + pid +
+         " AND EXISTS (SELECT FROM pg_catalog.pg_locks l WHERE l.pid = " + pid +
+         " AND l.locktype = 'object' AND l.classid = 'pg_catalog.pg_database'::pg_catalog.regclass "
+         "AND l.objid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = " +
+         ql(template_db) + ") AND l.granted)";
 }
 
 std::string hand_over_sql(const std::string& source, const std::string& target,

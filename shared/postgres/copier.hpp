@@ -70,6 +70,13 @@ std::string hand_over_sql(const std::string& source, const std::string& target,
                           const std::string& environment_id, const std::string& organization_id,
                           bool schema_only);
 
+// One statement, run beside a CREATE DATABASE ... TEMPLATE `template_db` by
+// the backend `creator_pid` (ServerSession::create_from_template): while
+// that backend holds its lock on the template (new sessions wait on it; the
+// statement counts the ones already in, up to 5 s), the template's other
+// sessions are ended. One row: how many.
+std::string clear_template_sql(const std::string& template_db, int64_t creator_pid);
+
 // Carries out a plan on the server (the caller converges the target's logins
 // afterwards). Idempotent: a run after a crash starts again and converges.
 // `progress` (when given) is told each step before it starts.

@@ -135,6 +135,16 @@ class ServerSession {
   virtual void exec_in_database(const std::string& database_name, const std::string& sql) = 0;
   // postgresql://host:port/ of this server, for the database URL.
   virtual std::string url(const std::string& database_name) = 0;
+  // exec_top_level of a CREATE DATABASE ... TEMPLATE `template_db` while
+  // another session of the server runs copier.hpp's clear_template_sql every
+  // 50 ms until the statement ends: a session of the template that connected
+  // after its sessions were ended, before the statement locked it, would
+  // otherwise make the statement wait 5 s and fail. The default runs the
+  // statement alone.
+  virtual void create_from_template(const std::string& sql, const std::string& template_db) {
+    (void)template_db;
+    exec_top_level(sql);
+  }
 };
 
 // The database a postgres:// or postgresql:// URL names when it points at

@@ -23,6 +23,7 @@
 #include "postgres/statements.hpp"
 #include "secrets/crypto.hpp"
 #include "tenancy/backups.hpp"
+#include "tenancy/copy.hpp"
 
 namespace envdb::invariants {
 
@@ -46,7 +47,8 @@ const char* const kKinds[] = {"orphan_row",
                               "database_unregistered",
                               "login_missing",
                               "login_mismatch",
-                              "role_leftover"};
+                              "role_leftover",
+                              "maintenance_without_job"};
 
 struct Finding {
   std::string kind;
@@ -803,6 +805,41 @@ std::optional<bool> sqlite_file_exists(Host& host, const std::string& database_n
   return status.type() == fs::file_type::regular;
 }
 
+// ------------------------------------------------ maintenance without a job
+// An environment in maintenance whose copy, reset or restore job is gone:
+// nothing would ever give it its status back (tenancy/copy).
+
+void find_stranded_maintenance(Host& host, std::vector<Finding>& findings, const Orphans& o,
+                               std::vector<std::pair<size_t, copy::Stranded>>& out) {
+  for (copy::Stranded& s : copy::stranded_in_maintenance(host.store())) {
+    if (o.is_doomed("sys_environment", s.environment_id)) continue;
+    Finding f{"maintenance_without_job", "sys_environment", s.environment_id,
+              "environment in maintenance with no copy, reset or restore job pending or running "
+              "to end it (its job's row is gone or was marked finished); the repair gives it "
+              "status " +
+                  s.release_to +
+                  (s.job_id ? " (payload.previousStatus of job " + quote_value(*s.job_id) + ")"
+                            : std::string(" (no job left names the status it had)"))};
+    f.organization_id = s.organization_id;
+    f.environment_id = s.environment_id;
+    out.emplace_back(findings.size(), std::move(s));
+    findings.push_back(std::move(f));
+  }
+}
+
+void repair_stranded_maintenance(Host& host, std::vector<Finding>& findings,
+                                 const std::vector<std::pair<size_t, copy::Stranded>>& which) {
+  const std::string now = now_iso();
+  for (const auto& entry : which) {
+    const copy::Stranded& s = entry.second;
+    repair(host, findings[entry.first], "gave it status " + s.release_to, [&](std::string& why) {
+      if (copy::release_stranded(host, s, now)) return true;
+      why = "a job was queued for it meanwhile, or it left maintenance";
+      return false;
+    });
+  }
+}
+
 Value check(api::Call& c) {
   const bool fix = c.opt_boolean("repair").value_or(false);
   Host& host = c.host;
@@ -836,11 +873,14 @@ Value check(api::Call& c) {
   find_unbound_credentials(host, findings, orphans);
   std::vector<ServerVisit> visits;
   find_servers(host, findings, visits);
+  std::vector<std::pair<size_t, copy::Stranded>> stranded;
+  find_stranded_maintenance(host, findings, orphans, stranded);
 
   if (fix) {
     repair_orphans(host, findings, orphans);
     repair_active_without_database(host, findings, inactive);
     repair_stale_jobs(host, findings, stale);
+    repair_stranded_maintenance(host, findings, stranded);
     // Remote server repairs cannot be rolled back with the catalog: after
     // every catalog repair, like files.
     repair_servers(host, findings, visits);

@@ -30,6 +30,9 @@
 //                            (servers.hpp has the kinds)                     memberships fixed,
 //                            leftover
 //                                                                            roles dropped
+//   maintenance_without_job  an environment in maintenance that no         the status its job's
+//                            pending or running job holds (tenancy/copy)   payload names, else
+//                                                                          suspended
 //
 // Every repair writes an audit event (action check.repair); catalog repairs
 // commit together or not at all.

@@ -498,6 +498,72 @@ void copy_into_new(Host& host, const Json& copy_from, const std::string& target_
                         target_db.text("database_name")});
 }
 
+namespace {
+
+// The jobs that hold their environment in maintenance: the kinds above, and
+// any job whose payload carries previousStatus (job_payload), so a kind
+// added later counts without being listed here.
+std::string holding_job(const char* alias) {
+  const std::string a(alias);
+  return "(" + a + ".kind IN ('copy_database', 'reset_database', 'restore_database') OR CAST(" + a +
+         ".payload AS TEXT) LIKE '%\"previousStatus\"%')";
+}
+
+std::string no_holding_job_running(const std::string& environment) {
+  return "NOT EXISTS (SELECT 1 FROM envdb.sys_provisioning_job p WHERE p.environment_id = " +
+         environment + " AND p.status IN ('pending', 'running') AND " + holding_job("p") + ")";
+}
+
+}  // namespace
+
+std::vector<Stranded> stranded_in_maintenance(Store& store) {
+  std::vector<Stranded> out;
+  // One statement: the status and the absence of a job are read together.
+  for (const Row& r :
+       query(store,
+             "SELECT e.id, e.organization_id, (SELECT j.id FROM envdb.sys_provisioning_job "
+             "j WHERE j.environment_id = e.id AND " +
+                 holding_job("j") +
+                 " AND j.created_at >= e.updated_at ORDER BY j.created_at DESC, j.id DESC "
+                 "LIMIT 1) AS job_id FROM envdb.sys_environment e WHERE e.status = "
+                 "'maintenance' AND " +
+                 no_holding_job_running("e.id") + " ORDER BY e.id")) {
+    Stranded s{r.text("id"), r.text("organization_id"), "suspended", r.opt_text("job_id")};
+    if (s.job_id) {
+      auto job = query_one(store, "SELECT payload FROM envdb.sys_provisioning_job WHERE id = $1",
+                           {*s.job_id});
+      Json payload =
+          Json::parse(job ? job->opt_text("payload").value_or("{}") : "{}", nullptr, false);
+      if (payload.is_object() && payload.contains("previousStatus") &&
+          payload["previousStatus"].is_string() &&
+          (payload["previousStatus"] == "active" || payload["previousStatus"] == "suspended"))
+        s.release_to = payload["previousStatus"].get<std::string>();
+      else
+        s.job_id.reset();
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+bool release_stranded(Host& host, const Stranded& s, const std::string& now) {
+  lifecycle::require(s.environment_id, "maintenance", s.release_to);
+  const auto changed =
+      query(host.store(),
+            "UPDATE envdb.sys_environment SET status = $2, updated_at = $3::timestamptz WHERE id = "
+            "$1 AND status = 'maintenance' AND " +
+                no_holding_job_running("$1") + " RETURNING id",
+            {s.environment_id, s.release_to, now});
+  if (changed.empty()) return false;
+  audit::record(host, {"environment.maintenance_end", s.organization_id, s.environment_id,
+                       "environment", s.environment_id,
+                       Json{{"kind", nullptr},
+                            {"jobId", s.job_id ? Json(*s.job_id) : Json(nullptr)},
+                            {"outcome", "check"},
+                            {"status", s.release_to}}});
+  return true;
+}
+
 std::vector<api::Function> functions() {
   return {
       {"copy_environment",

@@ -94,6 +94,26 @@ Json copy_from_source(Store& store, const std::string& source_id, const std::str
 // sqlite: copies the source into the just-created environment's file.
 void copy_into_new(Host& host, const Json& copy_from, const std::string& target_id);
 
+// check(): an environment in maintenance that nothing will release: no job
+// that holds it (copy, reset, restore, or any whose payload carries
+// previousStatus) is pending or running for it (the job's row was deleted or
+// marked finished, or the status was written behind envdb's back).
+// `release_to` is what check(true) gives it: the previousStatus of the hold's
+// own job when that row is still there (done or failed, queued no earlier
+// than the environment's last change), else suspended (resolve keeps refusing
+// it until someone sets it active; nobody can tell it was not suspended).
+struct Stranded {
+  std::string environment_id;
+  std::string organization_id;
+  std::string release_to;
+  std::optional<std::string> job_id;  // the job release_to comes from
+};
+std::vector<Stranded> stranded_in_maintenance(Store& store);
+// check(true): releases one (the status, an environment.maintenance_end audit
+// event with outcome "check"). False, changing nothing, when it is no longer
+// stranded (a job was queued for it meanwhile, or it left maintenance).
+bool release_stranded(Host& host, const Stranded& s, const std::string& now);
+
 std::vector<api::Function> functions();
 
 }  // namespace envdb::copy

@@ -7,11 +7,12 @@ What it shows: a full and a schema copy into an existing environment and into
 a new one; the source unchanged (rows, schema, grants, owner) and its sessions
 only paused; the target stamped with its own identity, opened by its own
 credentials and by none of the source's, every object of it owned by and
-granted to its own roles only; reset; backup -> change -> restore; kill -9 of
-the worker at several points of a copy and of a restore leaving the old or
-the new content, then converging with a clean check()."""
+granted to its own roles only; reset; backup -> change -> restore (and the
+backup's size); kill -9 of the worker at distinct points of full and schema
+copies, resets, backups and restores (the step it is in and how far into it;
+ENVDB_COPY_KILLS of them: 4 in make check, 30 in make check-crash) leaving
+the old or the new content, then converging with a clean check()."""
 import os
-import random
 import signal
 import sys
 import threading
@@ -22,8 +23,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
 from test_pg_driver import ControlPlane, login, preloaded, wait_for  # noqa: E402
 
-# kill -9 points of the worker during copies and restores (make check keeps it
-# short; raise it for a soak).
+# kill -9 points of the worker during copies, resets, backups and restores, each at a distinct
+# point (kill_points below; make check keeps it short, make check-crash runs 30).
 KILLS = int(os.environ.get("ENVDB_COPY_KILLS", "4"))
 
 
@@ -295,6 +296,10 @@ class PostgresCopies(unittest.TestCase):
         self.assertEqual([b["id"] for b in backups], [backup_id])
         self.assertEqual(backups[0]["status"], "ready")
         location = backups[0]["location"]
+        # Its size: pg_database_size of the backup database, recorded by the worker with the completion.
+        self.assertEqual(backups[0]["sizeBytes"],
+                         self.rows("postgres", f"select pg_database_size('{location}')")[0][0])
+        self.assertGreater(backups[0]["sizeBytes"], 1000000)
         # The backup: a database nobody connects to.
         self.assertEqual(self.rows("postgres", f"select datallowconn from pg_database where datname = '{location}'"),
                          [(False,)])
@@ -340,11 +345,115 @@ class PostgresCopies(unittest.TestCase):
         except Exception:
             return None
 
+    def test_clients_reconnecting_to_the_source_do_not_stall_the_copy(self):
+        """Clients of the source that reconnect at once when the copy ends their sessions: one that
+        connects after the worker ended the source's sessions but before CREATE DATABASE locked the
+        source would make it wait 5 s and fail (each lost race a retry). The worker ends such a
+        session from beside the statement (ServerSession::create_from_template), so every copy
+        takes about as long as without clients."""
+        src_id, src_db, src_url = self.provision("dev", "development")
+        dst_id, dst_db, dst_url = self.provision("target")
+        stop = threading.Event()
+
+        def client():
+            conn = None
+            while not stop.is_set():
+                try:
+                    conn = conn or self.superuser(src_db)
+                    conn.cursor().execute("select 1")
+                except Exception:
+                    conn = None
+        clients = [threading.Thread(target=client) for _ in range(3)]
+        for c in clients:
+            c.start()
+        took = []
+        try:
+            for _ in range(3):
+                started = time.monotonic()
+                self.call("copy_environment", src_id, dst_id, "full", False)
+                self.cp.wait_jobs_done(dst_id, timeout=90)
+                took.append(time.monotonic() - started)
+        finally:
+            stop.set()
+            for c in clients:
+                c.join()
+        self.settle(dst_id)
+        print(f"\n  copies with 3 clients reconnecting to the source: {', '.join(f'{t:.2f}' for t in took)} s",
+              file=sys.stderr)
+        self.assertLess(max(took), 4.5, took)
+
+    def state(self, dbname):
+        """What the target holds, as old/new is told: its origin table's rows, or none."""
+        if self.rows(dbname, "select to_regclass('public.origin') is null")[0][0]:
+            return "no origin"
+        return "origin:" + ",".join(r[0] for r in self.rows(dbname, "select what from origin order by what"))
+
+    def _kill_when_at(self, kind, job_id, step, delay):
+        """Polls the database worker's pg_stat_activity.query (it names the job and the step it is
+        in, see pg_ext/worker_database.cpp) until the worker is in `step` of the job or a later one
+        ("" is the job's start: roles and leftovers), waits `delay` seconds, then kills it with -9.
+        Returns the step it was last seen in ("done" when the job ended before it was seen)."""
+        order = KILL_STEPS[kind]
+        want = order.index(step)
+        prefix = f"envdb: postgres job {kind} {job_id}"
+        conn = self.cp.connect()
+        cur = conn.cursor()
+        seen = None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            cur.execute("select pid, query from pg_stat_activity where backend_type = 'envdb database worker' "
+                        "and datname = current_database()")
+            row = cur.fetchone()
+            if row and row[1].startswith(prefix):
+                rest = row[1][len(prefix):].lstrip(": ")
+                at = next((i for i, name in reversed(list(enumerate(order))) if name and rest.startswith(name)), 0)
+                seen = order[at] or "start"
+                if at >= want:
+                    break
+            elif seen is not None or self.cp.one("select status from envdb.sys_provisioning_job where id = %s",
+                                                 (job_id,))[0] == "done":
+                seen = "done"  # it went past the point between two polls: killed after the job
+                break
+            time.sleep(0.002)
+        conn.close()
+        time.sleep(delay)
+        pid = self._worker_pid()
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return None
+            self._after_crash(pid)
+        return seen if pid else None
+
+    def _after_crash(self, pid):
+        """Waits out the server's crash restart: until a new database worker runs (a connection made
+        before the postmaster noticed the kill would be ended by the restart)."""
+        import psycopg2
+
+        def probe():
+            conn = self._reconnect()
+            if conn is None:
+                return None
+            try:
+                cur = conn.cursor()
+                cur.execute("select pid from pg_stat_activity where backend_type = 'envdb database worker' "
+                            "and datname = current_database()")
+                row = cur.fetchone()
+                if row and row[0] != pid:
+                    return conn
+            except psycopg2.Error:
+                pass
+            conn.close()
+            return None
+        self.cp.conn = wait_for("the server and its worker after the crash", probe, timeout=60)
+
     def test_kill_9_during_copies_and_restores_leaves_old_or_new(self):
-        """KILLS times: a copy or a restore is started, the database worker
-        killed with -9 after a random part of the job's usual time; at that
-        moment the target holds its old content or the new one, never a mix;
-        afterwards the job converges to the new content and check() is clean."""
+        """KILLS distinct kill -9 points of the database worker (kill_points(): the step of a full
+        copy, a schema copy, a reset, a backup or a restore it is in, and how long after that step
+        began); right after the crash the target holds its old content or the new one, never a
+        mix; afterwards the job converges to the new content, nothing is left beside the target,
+        and check() is clean."""
         src_id, src_db, src_url = self.provision("dev", "development")
         dst_id, dst_db, dst_url = self.provision("target")
         conn = login(src_url, self.admin_of(src_id))
@@ -357,45 +466,79 @@ class PostgresCopies(unittest.TestCase):
         backup_id = self.call("backup_environment", dst_id, None)["backup"]["id"]
         self.cp.wait_jobs_done(dst_id, timeout=90)
 
-        # The usual length of a copy here, to spread the kills over it.
+        points = kill_points(KILLS)
+        self.assertEqual(len(set(points)), len(points))
+        outcomes = []
         started = time.monotonic()
-        self.call("copy_environment", src_id, dst_id, "full", False)
-        self.settle(dst_id)
-        usual = time.monotonic() - started
-
-        rng = random.Random(15)
-        killed = 0
-        seen = {"old": 0, "new": 0}
-        for i in range(KILLS):
-            restore = i % 2 == 1
-            expected_new = "target" if restore else "source"
-            if restore:
-                self.call("restore_environment", dst_id, backup_id, False)
+        for what, step, delay in points:
+            before = self.state(dst_db)
+            if what == "copy_full":
+                out, kind, new = self.call("copy_environment", src_id, dst_id, "full", False), "copy_database", \
+                    "origin:source"
+            elif what == "copy_schema":
+                out, kind, new = self.call("copy_environment", src_id, dst_id, "schema", False), "copy_database", \
+                    "origin:"
+            elif what == "reset":
+                out, kind, new = self.call("reset_environment", dst_id, False), "reset_database", "no origin"
+            elif what == "restore":
+                out, kind, new = self.call("restore_environment", dst_id, backup_id, False), "restore_database", \
+                    "origin:target"
             else:
-                self.call("copy_environment", src_id, dst_id, "full", False)
-            time.sleep(rng.uniform(0.0, usual * 0.8))
-            pid = self._worker_pid()
-            if pid:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed += 1
-                except ProcessLookupError:
-                    pass
-                self.cp.conn = wait_for("the server after the crash", self._reconnect, timeout=60)
-            # Right after the crash: old or new under the target's name.
-            got = self.rows(dst_db, "select what from origin")
-            self.assertIn(got, ([("source",)], [("target",)]))
-            seen["new" if got == [(expected_new,)] else "old"] += 1
+                out, kind, new = self.call("backup_environment", dst_id, None), "backup_database", before
+            seen = self._kill_when_at(kind, out["job"]["id"], step, delay)
+            got = self.state(dst_db)  # right after the crash: old or new under the target's name
+            self.assertIn(got, (before, new), (what, step, delay, seen))
+            outcomes.append((what, step or "start", delay, seen, "new" if got == new and new != before else
+                             "old" if got == before else "new"))
             self.settle(dst_id)
-            self.assertEqual(self.rows(dst_db, "select what from origin"), [(expected_new,)])
+            self.assertEqual(self.state(dst_db), new, (what, step, delay))
             self.assertEqual(self.rows("postgres", "select datname from pg_database where datname in "
                                        f"('{dst_db}_copy', '{dst_db}_old')"), [])
-            self.assert_only_target_access(dst_db, src_db)
-        self.assertGreater(killed, 0)
-        print(f"\n  {killed} kill -9 of the worker; right after them the target held the old content "
-              f"{seen['old']} times, the new {seen['new']} times", file=sys.stderr)
+            if what == "backup":
+                made = out["backup"]
+                listed = self.call("list_environment_backups", dst_id)
+                listed = {b["id"]: b for b in (listed["backups"] if isinstance(listed, dict) else listed)}
+                self.assertEqual(listed[made["id"]]["status"], "ready")
+                self.assertEqual(self.rows("postgres", "select datallowconn from pg_database where datname = "
+                                           f"'{made['location']}'"), [(False,)])
+                self.call("delete_environment_backup", made["id"])
+                self.cp.wait_jobs_done(dst_id, timeout=90)
+            elif what.startswith("copy"):
+                self.assert_only_target_access(dst_db, src_db)
         report = self.call("check")
         self.assertTrue(report["ok"], report)
+        print(f"\n  {len(points)} kill -9 of the worker in {time.monotonic() - started:.0f} s "
+              "(kind, step, delay after the step began, step it was seen in, target right after):\n    "
+              + "\n    ".join(f"{w} {s} +{d * 1000:.0f} ms: seen in {seen}, {o}" for w, s, d, seen, o in outcomes),
+              file=sys.stderr)
+
+
+# The steps of each kind of job, in order, as the worker names them in pg_stat_activity ("" the
+# start: the target's roles ensured, an earlier attempt's leftovers dropped).
+KILL_STEPS = {
+    "copy_database": ("", "cloning", "handing the copy", "swapping it in"),
+    "reset_database": ("", "creating an empty database", "swapping it in"),
+    "restore_database": ("", "cloning", "swapping it in"),
+    "backup_database": ("", "cloning"),
+}
+# (what, step) in the order the kill points take them: the first few spread over the kinds and
+# steps (make check runs 4), then the rest; repeated later further inside each step.
+KILL_ORDER = (
+    ("copy_full", "cloning"), ("restore", "swapping it in"), ("copy_schema", "handing the copy"),
+    ("reset", "creating an empty database"), ("backup", "cloning"), ("copy_full", "swapping it in"),
+    ("restore", "cloning"), ("copy_schema", "swapping it in"), ("reset", "swapping it in"),
+    ("copy_full", "handing the copy"), ("copy_schema", "cloning"), ("copy_full", ""), ("restore", ""),
+    ("reset", ""), ("backup", ""), ("copy_schema", ""),
+)
+KILL_DELAYS = (0.0, 0.05, 0.2)
+
+
+def kill_points(n):
+    """The first n distinct kill points: (what, step, delay in seconds after the step began)."""
+    points = [(what, step, delay) for delay in KILL_DELAYS for what, step in KILL_ORDER]
+    if n > len(points):
+        raise ValueError(f"ENVDB_COPY_KILLS={n}: at most {len(points)} distinct kill points")
+    return points[:n]
 
 
 def quote(name):

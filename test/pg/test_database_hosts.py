@@ -153,6 +153,72 @@ class DatabaseHosts(unittest.TestCase):
         self.assertIsNone(self.host_of(env))
         self.cp.wait_status(env["environment"]["id"], "active")
 
+    def test_a_copy_and_a_backup_on_a_registered_host(self):
+        """copy_environment and backup_environment of environments on a registered host (this server,
+        reached over libpq as the host's superuser account): the copy carries the rows, the target
+        keeps its own identity and credentials, the source's credentials are refused there, and the
+        backup records its size. Both are dropped and the host removed afterwards."""
+        import psycopg2
+        from test_pg_driver import login
+        host = add(self.cp, "here", "eu", PASSWORD)
+        envs = []
+        for slug in ("eu-src", "eu-dst"):
+            env = self.provision(slug, "eu")
+            self.assertEqual(self.host_of(env), host["id"])
+            envs.append(env["environment"]["id"])
+        src, dst = envs
+        for env_id in envs:
+            self.cp.wait_status(env_id, "active")
+            self.cp.wait_jobs_done(env_id)
+        try:
+            src_url = self.cp.environment(src)["database"]["databaseUrl"]
+            dst_url = self.cp.environment(dst)["database"]["databaseUrl"]
+            src_admin = self.cp.call("resolve_environment", src, "admin")["credential"]
+            conn = login(src_url, src_admin, host="127.0.0.1")
+            conn.cursor().execute("create table notes (body text); insert into notes values ('from eu-src')")
+            conn.close()
+            self.cp.call("copy_environment", src, dst, "full", False)
+            self.cp.wait_jobs_done(dst, timeout=90)
+            self.cp.wait_status(dst, "active")
+            dst_admin = self.cp.call("resolve_environment", dst, "admin")["credential"]
+            conn = wait_for("the target's own login", lambda: self._login(dst_url, dst_admin))
+            cur = conn.cursor()
+            cur.execute("select body from notes")
+            self.assertEqual(cur.fetchall(), [("from eu-src",)])
+            cur.execute("select environment_id from envdb.sys_environment_info")
+            self.assertEqual(cur.fetchone()[0], dst)
+            conn.close()
+            with self.assertRaises(psycopg2.OperationalError) as e:
+                login(dst_url, src_admin, host="127.0.0.1").close()
+            self.assertIn("permission denied for database", str(e.exception))
+
+            backup = self.cp.call("backup_environment", dst, None)["backup"]
+            self.cp.wait_jobs_done(dst, timeout=90)
+            listed = self.cp.call("list_environment_backups", dst)
+            listed = listed["backups"] if isinstance(listed, dict) else listed
+            made = next(b for b in listed if b["id"] == backup["id"])
+            self.assertEqual(made["status"], "ready")
+            self.assertGreater(made["sizeBytes"], 1000000)
+            self.assertTrue(self.cp.call("check")["ok"])
+        finally:
+            for env_id in envs:
+                self.cp.call("archive_environment", env_id, True)
+                self.cp.call("drop_environment_database", env_id, True)
+            for env_id in envs:
+                self.cp.wait_jobs_done(env_id, timeout=90)
+        self.assertEqual(self.listed("here")["databases"], 0)
+        self.cp.call("remove_database_host", "here")
+        self.assertTrue(self.cp.call("check")["ok"])
+
+    @staticmethod
+    def _login(url, credential):
+        import psycopg2
+        from test_pg_driver import login
+        try:
+            return login(url, credential, host="127.0.0.1")
+        except psycopg2.OperationalError:
+            return None
+
 
 if __name__ == "__main__":
     unittest.main()

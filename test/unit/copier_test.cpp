@@ -188,3 +188,39 @@ TEST(Copier, AResetBuildsAFreshDataPlaneBeside) {
   EXPECT_GT(s.find("in env-tgt_copy ALTER SCHEMA public OWNER"), create);
   EXPECT_GT(s.find_holding("RENAME TO"), create);
 }
+
+namespace {
+
+// Records which template each clone named to create_from_template.
+class GuardedSession : public CopySession {
+ public:
+  void create_from_template(const std::string& sql, const std::string& template_db) override {
+    templates.push_back(template_db);
+    exec_top_level(sql);
+  }
+  std::vector<std::string> templates;
+};
+
+}  // namespace
+
+TEST(Copier, ClonesClearTheirTemplateWhileTheyRun) {
+  // Every clone goes through create_from_template with its template, so the
+  // host can end a session of it that slipped in before the statement's lock.
+  GuardedSession copy;
+  copy.exists = {"env-src"};
+  postgres::carry_out_copy(plan("copy_database"), copy);
+  GuardedSession backup;
+  backup.exists = {"env-tgt"};
+  postgres::carry_out_copy(plan("backup_database"), backup);
+  EXPECT_EQ(copy.templates, std::vector<std::string>{"env-src"});
+  EXPECT_EQ(backup.templates, std::vector<std::string>{"env-tgt"});
+
+  const std::string sql = postgres::clear_template_sql("env-src", 4242);
+  // Only while the creating backend holds its lock on that template, never
+  // the creator or the caller itself.
+  for (const char* part : {"pg_terminate_backend(a.pid)", "a.datname = 'env-src'", "a.pid <> 4242",
+                           "a.pid <> pg_catalog.pg_backend_pid()", "l.pid = 4242",
+                           "l.locktype = 'object'", "l.granted", "WHERE d.datname = 'env-src'"})
+    EXPECT_NE(sql.find(part), std::string::npos) << part;
+  EXPECT_NE(postgres::clear_template_sql("it's", 1).find("'it''s'"), std::string::npos);
+}
