@@ -9,6 +9,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <forward_list>
@@ -22,6 +23,14 @@ namespace envdb::pg {
 namespace {
 
 constexpr int kMaxDepth = 64;
+
+// Printable ASCII but the quote and the backslash: the bytes of a string the
+// reader copies as they are.
+constexpr std::array<bool, 256> kPlain = [] {
+  std::array<bool, 256> t{};
+  for (int b = 0x20; b < 0x80; ++b) t[b] = b != '"' && b != '\\';
+  return t;
+}();
 
 struct Node {
   enum class Kind : uint8_t { null, yes, no, string, number, object, array };
@@ -46,8 +55,7 @@ class Reader {
 
  private:
   void skip_space() {
-    while (i_ < s_.size() &&
-           (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r'))
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r'))
       ++i_;
   }
 
@@ -58,26 +66,30 @@ class Reader {
     return true;
   }
 
+  static bool plain(unsigned char c) { return kPlain[c]; }
+
   // A string's bytes, unescaped (simple escapes only).
   bool string(std::string_view& out) {
     ++i_;  // the opening quote
     const size_t start = i_;
+    const char* const data = s_.data();
+    const size_t size = s_.size();
+    size_t i = i_;  // a local: the member would be reloaded after every char read
     bool escaped = false;
-    while (i_ < s_.size() && s_[i_] != '"') {
-      const auto c = static_cast<unsigned char>(s_[i_]);
-      if (c < 0x20 || c >= 0x80) return false;
-      if (c == '\\') {
-        escaped = true;
-        if (++i_ >= s_.size()) return false;
-      }
-      ++i_;
+    for (;;) {
+      while (i < size && plain(static_cast<unsigned char>(data[i]))) ++i;
+      if (i >= size) return false;
+      if (data[i] == '"') break;
+      if (data[i] != '\\') return false;  // a control character, or beyond ASCII
+      escaped = true;
+      i += 2;  // the escaped character is judged below
     }
-    if (i_ >= s_.size()) return false;
+    i_ = i;
     out = std::string_view(s_).substr(start, i_ - start);
     ++i_;  // the closing quote
     if (!escaped) return true;
-    std::string plain;
-    plain.reserve(out.size());
+    std::string unescaped;
+    unescaped.reserve(out.size());
     for (size_t k = 0; k < out.size(); ++k) {
       char c = out[k];
       if (c == '\\') {
@@ -93,9 +105,9 @@ class Reader {
           default: return false;  // \u, or not JSON
         }
       }
-      plain += c;
+      unescaped += c;
     }
-    owned_.push_front(std::move(plain));
+    owned_.push_front(std::move(unescaped));
     out = owned_.front();
     return true;
   }
@@ -146,6 +158,7 @@ class Reader {
       const bool object = c == '{';
       const char close = object ? '}' : ']';
       nodes[at].kind = object ? Node::Kind::object : Node::Kind::array;
+      nodes[at].children.reserve(object ? 32 : 8);
       ++i_;
       skip_space();
       if (i_ < s_.size() && s_[i_] == close) {

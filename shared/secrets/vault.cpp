@@ -82,7 +82,8 @@ namespace {
 // The envelope of a token_cipher value.
 std::string_view envelope_of(const std::string& id, const Value& cipher) {
   if (auto blob = std::get_if<Blob>(&cipher)) return blob->bytes;
-  if (auto text = std::get_if<std::string>(&cipher)) return *text;  // a hand-edited row; crypto::open will judge it
+  if (auto text = std::get_if<std::string>(&cipher))
+    return *text;  // a hand-edited row; crypto::open will judge it
   fail(Code::decrypt_failed, "credential " + id + " has no ciphertext");
 }
 

@@ -236,10 +236,10 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
                               text_of(row[kExpiresAt]) + ")");
 
   std::string opened_under;
-  const crypto::SecretBytes token =
-      aad ? vault::open_sealed(c.host, text_of(row[kCredentialId]), text_of(row[kKmsKeyId]),
-                               row[kTokenCipher], aad->bytes)
-          : open_row(c.host, row, opened_under);
+  const crypto::SecretBytes token = aad ? vault::open_sealed(c.host, text_of(row[kCredentialId]),
+                                                             text_of(row[kKmsKeyId]),
+                                                             row[kTokenCipher], aad->bytes)
+                                        : open_row(c.host, row, opened_under);
   const auto last_accessed = ms_of(row[kLastAccessedAt]);
   if ((!last_accessed || *last_accessed < now - kTouchSeconds * 1000) && c.store.writable()) {
     if (!c.host.defer_touch(text_of(row[kDatabaseId]), now)) touch(c.store, row[kDatabaseId], now);
@@ -253,11 +253,11 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
   // applies on the connection it opens (usage.hpp).
   std::optional<int64_t> limit_mb;
   if (auto v = std::get_if<int64_t>(&row[kStorageLimitMb])) limit_mb = *v;
-  resolve_answer::Parts parts = resolve_answer::parts(
-      {environment_id, row[kOrganizationId], row[kEnvType], status, row[kDriver],
-       row[kDatabaseName], row[kDatabaseUrl], row[kRegion],
-       usage::max_page_count(text_of(row[kDriver]), limit_mb), row[kCredentialId], scope,
-       row[kUsername], row[kExpiresAt]});
+  resolve_answer::Parts parts =
+      resolve_answer::parts({environment_id, row[kOrganizationId], row[kEnvType], status,
+                             row[kDriver], row[kDatabaseName], row[kDatabaseUrl], row[kRegion],
+                             usage::max_page_count(text_of(row[kDriver]), limit_mb),
+                             row[kCredentialId], scope, row[kUsername], row[kExpiresAt]});
   std::string text = resolve_answer::join(parts.head, token.view(), parts.tail);
   if (cache && generation) {
     // The row answered: later resolves served from the cache skip the checks

@@ -59,13 +59,14 @@ TEST(ResolveAnswer, IsWhatTheJsonTreeDumps) {
                                            "\xc3\xa9t\xc3\xa9", ""};
   for (const auto& row : rows)
     for (const auto& token : tokens)
-      for (const std::optional<int64_t> pages : {std::optional<int64_t>(), std::optional<int64_t>(2560)})
+      for (const std::optional<int64_t> pages :
+           {std::optional<int64_t>(), std::optional<int64_t>(2560)})
         EXPECT_EQ(answer_text_of(row, token, pages), answer_json_of(row, token, pages).dump());
 }
 
 TEST(ResolveAnswer, RefusesInvalidUtf8AsTheJsonTreeDoes) {
-  const std::vector<Value> row = {"org", std::string("bad\xff"), "turso", "n", "u", "r", "c",
-                                  "u", null_value()};
+  const std::vector<Value> row = {
+      "org", std::string("bad\xff"), "turso", "n", "u", "r", "c", "u", null_value()};
   EXPECT_THROW(answer_text_of(row, "t", std::nullopt), Json::type_error);
   EXPECT_THROW(answer_json_of(row, "t", std::nullopt).dump(), Json::type_error);
 }
