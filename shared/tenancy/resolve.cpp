@@ -240,6 +240,31 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
                                                              text_of(row[kKmsKeyId]),
                                                              row[kTokenCipher], aad->bytes)
                                         : open_row(c.host, row, opened_under);
+  // The answer is made before the touch below, which may write (and so must
+  // not be able to move anything the pointers above point into).
+  std::string text;
+  if (aad) {
+    text = resolve_answer::join(*head, token.view(), *tail);
+  } else {
+    // The sqlite driver's storage limit as the PRAGMA max_page_count the
+    // router applies on the connection it opens (usage.hpp).
+    std::optional<int64_t> limit_mb;
+    if (auto v = std::get_if<int64_t>(&row[kStorageLimitMb])) limit_mb = *v;
+    resolve_answer::Parts parts =
+        resolve_answer::parts({environment_id, row[kOrganizationId], row[kEnvType], status,
+                               row[kDriver], row[kDatabaseName], row[kDatabaseUrl], row[kRegion],
+                               usage::max_page_count(text_of(row[kDriver]), limit_mb),
+                               row[kCredentialId], scope, row[kUsername], row[kExpiresAt]});
+    text = resolve_answer::join(parts.head, token.view(), parts.tail);
+    if (cache && generation) {
+      // The row answered: later resolves served from the cache skip the
+      // checks of its contents, the associated data's hash and the answer's
+      // text.
+      cache->set_column(key, kAad, Blob{std::move(opened_under)});
+      cache->set_column(key, kAnswerHead, std::move(parts.head));
+      cache->set_column(key, kAnswerTail, std::move(parts.tail));
+    }
+  }
   const auto last_accessed = ms_of(row[kLastAccessedAt]);
   if ((!last_accessed || *last_accessed < now - kTouchSeconds * 1000) && c.store.writable()) {
     if (!c.host.defer_touch(text_of(row[kDatabaseId]), now)) touch(c.store, row[kDatabaseId], now);
@@ -247,25 +272,6 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
     if (cache) cache->set_column(key, kLastAccessedAt, iso_from_ms(now));
   }
   if (cache && cache->pending_touches() > 0) flush_touches(c.host, *cache, now, false);
-
-  if (aad) return resolve_answer::join(*head, token.view(), *tail);
-  // The sqlite driver's storage limit as the PRAGMA max_page_count the router
-  // applies on the connection it opens (usage.hpp).
-  std::optional<int64_t> limit_mb;
-  if (auto v = std::get_if<int64_t>(&row[kStorageLimitMb])) limit_mb = *v;
-  resolve_answer::Parts parts =
-      resolve_answer::parts({environment_id, row[kOrganizationId], row[kEnvType], status,
-                             row[kDriver], row[kDatabaseName], row[kDatabaseUrl], row[kRegion],
-                             usage::max_page_count(text_of(row[kDriver]), limit_mb),
-                             row[kCredentialId], scope, row[kUsername], row[kExpiresAt]});
-  std::string text = resolve_answer::join(parts.head, token.view(), parts.tail);
-  if (cache && generation) {
-    // The row answered: later resolves served from the cache skip the checks
-    // of its contents, the associated data's hash and the answer's text.
-    cache->set_column(key, kAad, Blob{std::move(opened_under)});
-    cache->set_column(key, kAnswerHead, std::move(parts.head));
-    cache->set_column(key, kAnswerTail, std::move(parts.tail));
-  }
   return text;
 }
 
