@@ -16,6 +16,7 @@ extern "C" {
 
 #include <cstring>
 
+#include "jsonb_build.hpp"
 #include "pg_guard.hpp"
 
 namespace envdb::pg {
@@ -139,7 +140,9 @@ Datum result_datum(const Value& v, api::Type type, bool* is_null) {
     }
     case api::Type::integer: return Int64GetDatum(std::get<int64_t>(v));
     case api::Type::json: {
-      const char* text = std::get<std::string>(v).c_str();
+      const std::string& json = std::get<std::string>(v);
+      if (Jsonb* jb = jsonb_from_text(json)) return JsonbPGetDatum(jb);
+      const char* text = json.c_str();
       return guarded([&] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(text)); });
     }
     default: {

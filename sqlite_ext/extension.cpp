@@ -99,14 +99,9 @@ class Connection : public Host {
   }
   std::optional<Generation> catalog_generation() override {
     Generation g;
-    {
-      auto stmt = store_.prepare("PRAGMA main.data_version");
-      if (!stmt->step()) return std::nullopt;
-      const Value v = stmt->column(0);
-      const int64_t* n = std::get_if<int64_t>(&v);
-      if (!n) return std::nullopt;
-      g.a = static_cast<uint64_t>(*n);
-    }
+    const std::optional<int64_t> version = store_.data_version();
+    if (!version) return std::nullopt;
+    g.a = static_cast<uint64_t>(*version);
     g.b = static_cast<uint64_t>(sqlite3_total_changes64(db_));
     g.fill = sqlite3_txn_state(db_, "main") != SQLITE_TXN_WRITE;
     return g;

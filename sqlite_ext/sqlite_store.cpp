@@ -84,6 +84,26 @@ void SqliteStore::clear_cache() {
     for (auto* s : stmts) sqlite3_finalize(s);
   cache_.clear();
   cached_ = 0;
+  sqlite3_finalize(data_version_);  // a no-op on NULL
+  data_version_ = nullptr;
+}
+
+std::optional<int64_t> SqliteStore::data_version() {
+  if (!data_version_ &&
+      sqlite3_prepare_v3(db_, "PRAGMA main.data_version", -1, SQLITE_PREPARE_PERSISTENT,
+                         &data_version_, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(data_version_);
+    data_version_ = nullptr;
+    return std::nullopt;
+  }
+  std::optional<int64_t> version;
+  if (sqlite3_step(data_version_) == SQLITE_ROW) version = sqlite3_column_int64(data_version_, 0);
+  sqlite3_reset(data_version_);
+  if (!keep_) {  // kept only while the owner finalizes kept statements (end_call)
+    sqlite3_finalize(data_version_);
+    data_version_ = nullptr;
+  }
+  return version;
 }
 
 void SqliteStore::end_call() {
@@ -99,6 +119,7 @@ std::vector<std::pair<std::string, int>> SqliteStore::cached_statements() const 
   std::vector<std::pair<std::string, int>> out;
   for (const auto& [sql, stmts] : cache_)
     if (!stmts.empty()) out.emplace_back(sql, static_cast<int>(stmts.size()));
+  if (data_version_) out.emplace_back("PRAGMA main.data_version", 1);
   return out;
 }
 

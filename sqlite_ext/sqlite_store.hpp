@@ -3,7 +3,9 @@
 // ENVDB_SQLITE_LINKED, into the core's unit tests against a linked libsqlite3.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -53,6 +55,11 @@ class SqliteStore : public Store {
   void commit_write();
   void rollback_write() noexcept;
 
+  // PRAGMA main.data_version, which the resolve cache reads on every resolve:
+  // one statement kept (and finalized) with the cached ones, stepped without
+  // a lookup by its text or a Statement object. nullopt when it cannot be read.
+  std::optional<int64_t> data_version();
+
   [[noreturn]] void raise(int rc) const;  // throws the mapped envdb::Error
   static bool is_busy(int rc);            // SQLITE_BUSY or SQLITE_LOCKED, any extended code
   static std::string busy_sentence(const std::string& message);
@@ -66,6 +73,7 @@ class SqliteStore : public Store {
   // Prepared statements by their core SQL text; a statement in use is taken
   // out and put back when done, so re-entrant use prepares a second copy.
   std::unordered_map<std::string, std::vector<sqlite3_stmt*>> cache_;
+  sqlite3_stmt* data_version_ = nullptr;
 };
 
 }  // namespace envdb::sqlite

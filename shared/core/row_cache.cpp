@@ -66,7 +66,13 @@ void RowCache::put(const Generation& g, const std::string& key, std::vector<Valu
 void RowCache::set_column(const std::string& key, size_t column, Value v) {
   auto it = map_.find(key);
   if (it == map_.end() || column >= it->second->row.size()) return;
-  it->second->row[column] = std::move(v);
+  Entry& e = *it->second;
+  e.row[column] = std::move(v);
+  // What a row holds may grow after it was kept (resolve.cpp adds the
+  // answer's text): the estimate follows, so bytes() stays the whole cost.
+  bytes_ -= e.bytes;
+  e.bytes = heap_bytes(e.key, e.row);
+  bytes_ += e.bytes;
 }
 
 void RowCache::clear() {

@@ -37,7 +37,8 @@ struct Generation {
 class RowCache {
  public:
   // Default bound of a session's cache, in rows (a resolve row is about
-  // 0.8 KiB with its key: about 8 MiB per session at the bound).
+  // 2 KiB with its key and the answer text it keeps, by bytes()' estimate:
+  // about 20 MiB per session at the bound).
   static constexpr size_t kDefaultCapacity = 10000;
 
   explicit RowCache(size_t capacity = kDefaultCapacity) : capacity_(capacity) {}

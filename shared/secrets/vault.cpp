@@ -77,33 +77,56 @@ std::string bound_aad(const std::string& id, const std::string& database_id,
   return crypto::bound_credential_aad(id, database_id, scope, identity.name, identity.url);
 }
 
-crypto::SecretBytes open_secret(Host& host, const Row& row) {
-  const std::string id = row.text("id");
-  const std::string kms_key_id = row.text("kms_key_id");
-  Keyring& keyring = host.keyring();
+namespace {
+
+// The envelope of a token_cipher value.
+std::string_view envelope_of(const std::string& id, const Value& cipher) {
+  if (auto blob = std::get_if<Blob>(&cipher)) return blob->bytes;
+  if (auto text = std::get_if<std::string>(&cipher))
+    return *text;  // a hand-edited row; crypto::open will judge it
+  fail(Code::decrypt_failed, "credential " + id + " has no ciphertext");
+}
+
+const crypto::SecretBytes& key_of(Keyring& keyring, const std::string& id,
+                                  const std::string& kms_key_id) {
   if (!keyring.has(kms_key_id))
     fail(Code::key_unavailable, "credential " + id + " is sealed under key " +
                                     quote_value(kms_key_id) + ", which is not loaded");
-  const Value& cipher = row["token_cipher"];
-  std::string_view envelope;
-  if (auto blob = std::get_if<Blob>(&cipher)) {
-    envelope = blob->bytes;
-  } else if (auto text = std::get_if<std::string>(&cipher)) {
-    envelope = *text;  // a hand-edited row; crypto::open will judge it
-  } else {
-    fail(Code::decrypt_failed, "credential " + id + " has no ciphertext");
+  return keyring.key(kms_key_id);
+}
+
+crypto::SecretBytes open_envelope(const crypto::SecretBytes& key, const std::string& id,
+                                  const std::string& kms_key_id, std::string_view envelope,
+                                  std::string_view aad) {
+  try {
+    return crypto::open(key, envelope, aad,
+                        crypto::envelope_version(envelope) == crypto::kEnvelopeVersionUnbound
+                            ? crypto::kEnvelopeVersionUnbound
+                            : crypto::kEnvelopeVersionBound);
+  } catch (const Error& e) {
+    if (e.code() != Code::decrypt_failed) throw;
+    fail(Code::decrypt_failed, "credential " + id + " does not open under key " +
+                                   quote_value(kms_key_id) + ": " + sentence_of(e));
   }
+}
+
+}  // namespace
+
+crypto::SecretBytes open_secret(Host& host, const Row& row, std::string* aad) {
+  const std::string id = row.text("id");
+  const std::string kms_key_id = row.text("kms_key_id");
+  const crypto::SecretBytes& key = key_of(host.keyring(), id, kms_key_id);
+  const std::string_view envelope = envelope_of(id, row["token_cipher"]);
   const std::string database_id = row.text("database_id");
   const std::string scope = row.text("scope");
-  try {
-    // Format 1 (before 0.3.0) opens under its own associated data until it
-    // is re-sealed; anything else is judged as format 2, bound to the
-    // database's name and URL as the row says now (taken from `row` when it
-    // carries them, the router's case; else read).
-    if (crypto::envelope_version(envelope) == crypto::kEnvelopeVersionUnbound)
-      return crypto::open(keyring.key(kms_key_id), envelope,
-                          crypto::credential_aad(id, database_id, scope),
-                          crypto::kEnvelopeVersionUnbound);
+  // Format 1 (before 0.3.0) opens under its own associated data until it is
+  // re-sealed; anything else is judged as format 2, bound to the database's
+  // name and URL as the row says now (taken from `row` when it carries them,
+  // the router's case; else read).
+  std::string associated;
+  if (crypto::envelope_version(envelope) == crypto::kEnvelopeVersionUnbound) {
+    associated = crypto::credential_aad(id, database_id, scope);
+  } else {
     Identity identity;
     if (has_column(row, "database_name") && has_column(row, "driver")) {
       identity = {row.text("database_name"), row.opt_text("database_url")};
@@ -111,13 +134,17 @@ crypto::SecretBytes open_secret(Host& host, const Row& row) {
     } else {
       identity = database_identity(host.store(), database_id);
     }
-    return crypto::open(keyring.key(kms_key_id), envelope,
-                        bound_aad(id, database_id, scope, identity), crypto::kEnvelopeVersionBound);
-  } catch (const Error& e) {
-    if (e.code() != Code::decrypt_failed) throw;
-    fail(Code::decrypt_failed, "credential " + id + " does not open under key " +
-                                   quote_value(kms_key_id) + ": " + sentence_of(e));
+    associated = bound_aad(id, database_id, scope, identity);
   }
+  crypto::SecretBytes token = open_envelope(key, id, kms_key_id, envelope, associated);
+  if (aad) *aad = std::move(associated);
+  return token;
+}
+
+crypto::SecretBytes open_sealed(Host& host, const std::string& id, const std::string& kms_key_id,
+                                const Value& token_cipher, std::string_view aad) {
+  const crypto::SecretBytes& key = key_of(host.keyring(), id, kms_key_id);
+  return open_envelope(key, id, kms_key_id, envelope_of(id, token_cipher), aad);
 }
 
 Json insert_sealed(Host& host, const std::string& database_id, const std::string& scope,

@@ -41,8 +41,16 @@ std::string expiry_in(int64_t seconds);
 std::string bound_aad(const std::string& id, const std::string& database_id,
                       const std::string& scope, const Identity& identity);
 
-// open_token's work, the token kept in wiped memory.
-crypto::SecretBytes open_secret(Host& host, const Row& row);
+// open_token's work, the token kept in wiped memory. With `aad`, also the
+// associated data it opened under, for a caller that keeps the row (the
+// resolve cache) and opens it again with open_sealed.
+crypto::SecretBytes open_secret(Host& host, const Row& row, std::string* aad = nullptr);
+
+// open_secret's last step, under associated data an earlier open_secret of the
+// same row gave: the key is looked up in the keyring of the moment, the same
+// errors as open_secret.
+crypto::SecretBytes open_sealed(Host& host, const std::string& id, const std::string& kms_key_id,
+                                const Value& token_cipher, std::string_view aad);
 
 // The credential becomes `rotating` until `until` (or its own earlier expiry:
 // a rotation never lengthens a credential's life).

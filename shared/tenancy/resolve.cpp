@@ -1,7 +1,5 @@
 #include "tenancy/resolve.hpp"
 
-#include <openssl/crypto.h>
-
 #include <climits>
 #include <memory>
 #include <optional>
@@ -15,6 +13,7 @@
 #include "secrets/vault.hpp"
 #include "tenancy/isolation.hpp"
 #include "tenancy/policies.hpp"
+#include "tenancy/resolve_answer.hpp"
 #include "tenancy/usage.hpp"
 
 namespace envdb::resolve {
@@ -60,6 +59,13 @@ enum Column : int {
   kColumns
 };
 
+// What a kept row adds to the query's columns once it has answered a resolve
+// (NULL until then): the associated data its token opened under, and the
+// answer's text around the token (resolve_answer.hpp). All three follow from
+// the row, the environment id and the scope alone, so they are valid exactly
+// as long as the row; the row also passed row_rules::require_database then.
+enum Derived : int { kAad = kColumns, kAnswerHead, kAnswerTail, kRowSize };
+
 // $1 database id, $2 now - kTouchSeconds, $3 now. The condition repeats the
 // staleness test, so concurrent resolves touch the row at most once.
 const std::string kTouchSql =
@@ -87,32 +93,27 @@ std::optional<int64_t> ms_of(const Value& v) {
   return std::nullopt;
 }
 
-// A text column as JSON.
-Json json_of(const Value& v) {
-  if (auto s = std::get_if<std::string>(&v)) return Json(*s);
-  return Json(nullptr);
-}
-
 std::string text_of(const Value& v) {
   if (auto s = std::get_if<std::string>(&v)) return *s;
   return std::string();
 }
 
-// The response is built by appending members in the contract's order (the
-// keys are distinct by construction): nlohmann's initializer-list constructor
-// inspects and copies every element and costs more than the index probe.
-Json object_of(size_t members) {
-  Json j(Json::value_t::object);
-  j.get_ref<Json::object_t&>().reserve(members);
-  return j;
+// The token of a row that has not answered from the cache yet, through
+// vault::open_secret (which also checks the database's name and URL), with the
+// associated data it opened under in `aad`.
+crypto::SecretBytes open_row(Host& host, const std::vector<Value>& row, std::string& aad) {
+  std::vector<Value> sealed;
+  sealed.reserve(8);
+  sealed.push_back(row[kCredentialId]);
+  sealed.push_back(row[kDatabaseId]);
+  sealed.push_back(row[kScope]);
+  sealed.push_back(row[kKmsKeyId]);
+  sealed.push_back(row[kTokenCipher]);
+  sealed.push_back(row[kDriver]);
+  sealed.push_back(row[kDatabaseName]);
+  sealed.push_back(row[kDatabaseUrl]);
+  return vault::open_secret(host, Row(sealed_names(), std::move(sealed)), &aad);
 }
-
-void add(Json& object, const char* key, Json value) {
-  object.get_ref<Json::object_t&>().emplace_back(key, std::move(value));
-}
-
-// Wipes the whole buffer: a moved-from short string keeps its bytes in place.
-void wipe(std::string& s) { OPENSSL_cleanse(s.data(), s.capacity()); }
 
 void touch(Store& store, const Value& database_id, int64_t now) {
   const std::string cutoff = iso_from_ms(now - kTouchSeconds * 1000);
@@ -191,7 +192,7 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
   }
   std::vector<Value> fetched;
   if (!cached) {
-    fetched.resize(kColumns);
+    fetched.resize(kRowSize);
     auto stmt = c.store.prepare(kResolveSql);
     stmt->bind(1, environment_id);
     stmt->bind(2, scope);
@@ -204,14 +205,21 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
     cache->put(*generation, key, fetched);
   }
   const std::vector<Value>& row = cached ? *cached : fetched;
+  // A kept row that answered before: checked then, and its answer's text kept.
+  const auto* aad = std::get_if<Blob>(&row[kAad]);
+  const auto* head = std::get_if<std::string>(&row[kAnswerHead]);
+  const auto* tail = std::get_if<std::string>(&row[kAnswerTail]);
+  if (!head || !tail) aad = nullptr;
 
   // Where a token would be sent is checked first; the token is also bound
   // to that name and URL (envelope format 2).
-  const std::optional<std::string> url =
-      is_null(row[kDatabaseUrl]) ? std::nullopt
-                                 : std::optional<std::string>(text_of(row[kDatabaseUrl]));
-  row_rules::require_database(text_of(row[kDatabaseId]), text_of(row[kDriver]),
-                              text_of(row[kDatabaseName]), url);
+  if (!aad) {
+    const std::optional<std::string> url =
+        is_null(row[kDatabaseUrl]) ? std::nullopt
+                                   : std::optional<std::string>(text_of(row[kDatabaseUrl]));
+    row_rules::require_database(text_of(row[kDatabaseId]), text_of(row[kDriver]),
+                                text_of(row[kDatabaseName]), url);
+  }
   const std::string status = text_of(row[kStatus]);
   if (status != "active")
     fail(Code::conflict, "environment_id " + quote_value(environment_id) + " is " + status +
@@ -236,17 +244,36 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
                               quote_value(text_of(row[kCredentialId])) + " expired at " +
                               text_of(row[kExpiresAt]) + ")");
 
-  std::vector<Value> sealed;
-  sealed.reserve(8);
-  sealed.push_back(row[kCredentialId]);
-  sealed.push_back(row[kDatabaseId]);
-  sealed.push_back(row[kScope]);
-  sealed.push_back(row[kKmsKeyId]);
-  sealed.push_back(row[kTokenCipher]);
-  sealed.push_back(row[kDriver]);
-  sealed.push_back(row[kDatabaseName]);
-  sealed.push_back(row[kDatabaseUrl]);
-  std::string token = vault::open_token(c.host, Row(sealed_names(), std::move(sealed)));
+  std::string opened_under;
+  const crypto::SecretBytes token = aad ? vault::open_sealed(c.host, text_of(row[kCredentialId]),
+                                                             text_of(row[kKmsKeyId]),
+                                                             row[kTokenCipher], aad->bytes)
+                                        : open_row(c.host, row, opened_under);
+  // The answer is made before the touch below, which may write (and so must
+  // not be able to move anything the pointers above point into).
+  std::string text;
+  if (aad) {
+    text = resolve_answer::join(*head, token.view(), *tail);
+  } else {
+    // The sqlite driver's storage limit as the PRAGMA max_page_count the
+    // router applies on the connection it opens (usage.hpp).
+    std::optional<int64_t> limit_mb;
+    if (auto v = std::get_if<int64_t>(&row[kStorageLimitMb])) limit_mb = *v;
+    resolve_answer::Parts parts =
+        resolve_answer::parts({environment_id, row[kOrganizationId], row[kEnvType], status,
+                               row[kDriver], row[kDatabaseName], row[kDatabaseUrl], row[kRegion],
+                               usage::max_page_count(text_of(row[kDriver]), limit_mb),
+                               row[kCredentialId], scope, row[kUsername], row[kExpiresAt]});
+    text = resolve_answer::join(parts.head, token.view(), parts.tail);
+    if (cache && generation) {
+      // The row answered: later resolves served from the cache skip the
+      // checks of its contents, the associated data's hash and the answer's
+      // text.
+      cache->set_column(key, kAad, Blob{std::move(opened_under)});
+      cache->set_column(key, kAnswerHead, std::move(parts.head));
+      cache->set_column(key, kAnswerTail, std::move(parts.tail));
+    }
+  }
   const auto last_accessed = ms_of(row[kLastAccessedAt]);
   if (!last_accessed || *last_accessed < now - kTouchSeconds * 1000) {
     // A host that writes the access later takes it even where this call may
@@ -259,34 +286,6 @@ Value resolve(api::Call& c, const std::string& environment_id, std::string scope
     }
   }
   if (cache && cache->pending_touches() > 0) flush_touches(c.host, *cache, now, false);
-
-  // The sqlite driver's storage limit as the PRAGMA max_page_count the router
-  // applies on the connection it opens (usage.hpp). Before json_of moves the
-  // driver's text out.
-  std::optional<int64_t> limit_mb;
-  if (auto v = std::get_if<int64_t>(&row[kStorageLimitMb])) limit_mb = *v;
-  const auto pages = usage::max_page_count(text_of(row[kDriver]), limit_mb);
-  Json credential = object_of(5);
-  add(credential, "id", json_of(row[kCredentialId]));
-  add(credential, "scope", std::move(scope));
-  add(credential, "username", json_of(row[kUsername]));
-  add(credential, "token", std::move(token));
-  add(credential, "expiresAt", json_of(row[kExpiresAt]));
-  Json out = object_of(10);
-  add(out, "environmentId", environment_id);
-  add(out, "organizationId", json_of(row[kOrganizationId]));
-  add(out, "envType", json_of(row[kEnvType]));
-  add(out, "status", status);
-  add(out, "driver", json_of(row[kDriver]));
-  add(out, "databaseName", json_of(row[kDatabaseName]));
-  add(out, "databaseUrl", json_of(row[kDatabaseUrl]));
-  add(out, "region", json_of(row[kRegion]));
-  add(out, "maxPageCount", pages ? Json(*pages) : Json(nullptr));
-  add(out, "credential", std::move(credential));
-  wipe(token);
-  std::string text = out.dump();
-  // The token's copies die wiped; the result text is the caller's.
-  wipe(out.get_ref<Json::object_t&>().back().second.at("token").get_ref<std::string&>());
   return text;
 }
 

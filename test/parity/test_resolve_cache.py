@@ -134,6 +134,27 @@ class ResolveCacheScenario:
         self.assertEqual(self.resolve("readonly")["credential"]["token"], "token-ro-2")
         self.assertEqual(self.resolve("readwrite")["credential"]["token"], "token-rw-1")
 
+    def test_the_answer_kept_with_a_row_follows_changes_elsewhere(self):
+        # A row that answered keeps its answer's text around the token (and
+        # the associated data the token opened under): after each change made
+        # elsewhere, the very next answer is the one a session that never
+        # cached the row gives.
+        self.env, self.db = self.activate(
+            self.h.call("provision_environment", self.org, "second", None, None, None, "turso"))
+        changes = [
+            ("set_environment_type", self.env, "production"),
+            ("rotate_credential", self.db, "readwrite", Seconds(3600), "token-rw-2"),
+            ("set_storage_limit", self.env, 64),
+            ("rotate_credential", self.db, "readwrite", Seconds(0), "token-rw-3"),
+        ]
+        for change in changes:
+            with self.subTest(change=change[0]):
+                self.warm()
+                self.other.call(*change)
+                self.assertEqual(self.resolve(), self.other.call("resolve_environment", self.env))
+        answer = self.resolve()
+        self.assertEqual((answer["envType"], answer["credential"]["token"]), ("production", "token-rw-3"))
+
 
 class ResolveCacheSqlite(ResolveCacheScenario, unittest.TestCase):
     host_class = SqliteHost

@@ -6,7 +6,9 @@
 - the role rules of a user context still apply to a cached row, and follow a
   membership change made by another connection;
 - last_accessed_at is kept with the connection and written later, not in a
-  write transaction of the resolve's own."""
+  write transaction of the resolve's own;
+- the answer's text kept with a row follows a storage limit (maxPageCount)
+  set by another connection."""
 import os
 import sqlite3
 import sys
@@ -98,6 +100,22 @@ class ResolveCacheSqlite(unittest.TestCase):
         self.assertEqual(self.db.total_changes, changes)
         self.assertIsNone(self.db.execute("select last_accessed_at from sys_environment_database "
                                           "where id = ?", (self.dbid,)).fetchone()[0])
+
+    def test_the_kept_answer_follows_a_storage_limit_set_elsewhere(self):
+        # A row that answered keeps its answer's text, maxPageCount included
+        # (from storage_limit_mb): a limit another connection sets is in the
+        # very next answer, as a connection that never cached the row gives it.
+        first = call_json(self.db, "resolve_environment", self.env)
+        self.assertIsNone(first["maxPageCount"])
+        self.assertEqual(call_json(self.db, "resolve_environment", self.env), first)
+        other = self.open()
+        try:
+            call(other, "set_storage_limit", self.env, 10)
+            fresh = call_json(other, "resolve_environment", self.env)
+        finally:
+            other.close()
+        self.assertEqual(fresh["maxPageCount"], 2560)
+        self.assertEqual(call_json(self.db, "resolve_environment", self.env), fresh)
 
 
 if __name__ == "__main__":
