@@ -72,7 +72,7 @@ Parts parts(const Fields& f) {
   append_member(p.head, ",\"region\":", f.region);
   p.head += ",\"maxPageCount\":";
   p.head += f.max_page_count ? std::to_string(*f.max_page_count) : std::string("null");
-  append_member(p.head, ",\"credential\":{\"id\":", f.credential_id);
+  append_member(p.head, R"(,"credential":{"id":)", f.credential_id);
   p.head += ",\"scope\":";
   append_string(p.head, f.scope);
   append_member(p.head, ",\"username\":", f.username);
