@@ -17,7 +17,7 @@ def start_standby(workdir, datadir, port, settings=""):
     """A hot standby of the pg_virtualenv cluster in datadir (pg_basebackup -R), started on port with its
     own configuration (Debian keeps the primary's outside the data directory) and settings added to it."""
     env = dict(os.environ, PGPASSWORD=os.environ.get("PGPASSWORD", ""))
-    backup = as_postgres([f"{BIN}/pg_basebackup", "-D", datadir, "-R", "-X", "stream",
+    backup = as_postgres([f"{BIN}/pg_basebackup", "-D", datadir, "-R", "-X", "stream", "--checkpoint=fast",
                           "-h", os.environ.get("PGHOST", "localhost"), "-p", os.environ["PGPORT"],
                           "-U", os.environ.get("PGUSER", "postgres")],
                          env=env, capture_output=True, text=True, timeout=120)
