@@ -29,6 +29,21 @@ void abort_transaction() noexcept {
 
 namespace {
 
+// A free setup-worker slot, marked in use; -1 when every slot is busy.
+int claim_setup_slot() {
+  int index = -1;
+  SpinLockAcquire(&shared->mutex);
+  for (int i = 0; i < kMaxSetups; ++i) {
+    if (!shared->setups[i].in_use) {
+      index = i;
+      shared->setups[i].in_use = true;
+      break;
+    }
+  }
+  SpinLockRelease(&shared->mutex);
+  return index;
+}
+
 // The server this library runs in.
 class LocalSession : public postgres::ServerSession {
  public:
@@ -104,18 +119,10 @@ class LocalSession : public postgres::ServerSession {
         postgres::clear_template_sql(template_db, MyProcPid) +
         ") c;\n"
         "  PERFORM pg_catalog.pg_sleep(0.05);\nEND LOOP; END$envdb_guard$";
-    int index = -1;
-    if (!own_db.empty() && own_db.size() < NAMEDATALEN && guard.size() < kSetupSqlBytes) {
-      SpinLockAcquire(&shared->mutex);
-      for (int i = 0; i < kMaxSetups; ++i) {
-        if (!shared->setups[i].in_use) {
-          index = i;
-          shared->setups[i].in_use = true;
-          break;
-        }
-      }
-      SpinLockRelease(&shared->mutex);
-    }
+    const int index = !own_db.empty() && own_db.size() < NAMEDATALEN &&
+                              guard.size() < kSetupSqlBytes
+                          ? claim_setup_slot()
+                          : -1;
     if (index < 0) {
       exec_top_level(sql);
       return;
@@ -165,16 +172,7 @@ class LocalSession : public postgres::ServerSession {
   void exec_in_database(const std::string& database_name, const std::string& sql) override {
     if (database_name.size() >= NAMEDATALEN || sql.size() >= kSetupSqlBytes)
       throw Error(Code::internal, "the setup script of " + database_name + " is too long");
-    int index = -1;
-    SpinLockAcquire(&shared->mutex);
-    for (int i = 0; i < kMaxSetups; ++i) {
-      if (!shared->setups[i].in_use) {
-        index = i;
-        shared->setups[i].in_use = true;
-        break;
-      }
-    }
-    SpinLockRelease(&shared->mutex);
+    const int index = claim_setup_slot();
     if (index < 0)
       throw Transient(Code::conflict, "every envdb setup worker slot is busy; the job is retried");
     SetupSlot* slot = &shared->setups[index];
