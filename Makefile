@@ -80,10 +80,10 @@ check-fast: setup
 # cluster of PG_CONFIG's Postgres that the test starts (run as root, like make
 # check). make check runs 4 lives per mode.
 # Then test/pg/test_copy_pg.py with COPY_KILLS distinct kill -9 points of the
-# worker inside copies, resets, backups and restores (make check runs 4), in a
+# worker inside copies, resets, backups and restores (make check runs 30), in a
 # pg_virtualenv cluster with envdb preloaded.
 CRASH_ROUNDS ?= 50
-COPY_KILLS ?= 30
+COPY_KILLS ?= 48
 check-crash: install
 	@ENVDB_PG_BIN=$$($(PG_CONFIG) --bindir) ENVDB_WORKER_CRASH_ROUNDS=$(CRASH_ROUNDS) \
 	  /usr/bin/python3 test/pyrun.py test/pg/test_worker_crash.py

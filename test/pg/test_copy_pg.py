@@ -10,7 +10,7 @@ credentials and by none of the source's, every object of it owned by and
 granted to its own roles only; reset; backup -> change -> restore (and the
 backup's size); kill -9 of the worker at distinct points of full and schema
 copies, resets, backups and restores (the step it is in and how far into it;
-ENVDB_COPY_KILLS of them: 4 in make check, 30 in make check-crash) leaving
+ENVDB_COPY_KILLS of them: 30 in make check, all 48 in make check-crash) leaving
 the old or the new content, then converging with a clean check()."""
 import os
 import signal
@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
 from test_pg_driver import ControlPlane, login, preloaded, wait_for  # noqa: E402
 
 # kill -9 points of the worker during copies, resets, backups and restores, each at a distinct
-# point (kill_points below; make check keeps it short, make check-crash runs 30).
-KILLS = int(os.environ.get("ENVDB_COPY_KILLS", "4"))
+# point (kill_points below; make check runs 30, make check-crash all 48).
+KILLS = int(os.environ.get("ENVDB_COPY_KILLS", "30"))
 
 
 def connect_as(url, credential):
@@ -471,6 +471,7 @@ class PostgresCopies(unittest.TestCase):
         outcomes = []
         started = time.monotonic()
         for what, step, delay in points:
+            t_point = time.monotonic()
             before = self.state(dst_db)
             if what == "copy_full":
                 out, kind, new = self.call("copy_environment", src_id, dst_id, "full", False), "copy_database", \
@@ -488,9 +489,10 @@ class PostgresCopies(unittest.TestCase):
             seen = self._kill_when_at(kind, out["job"]["id"], step, delay)
             got = self.state(dst_db)  # right after the crash: old or new under the target's name
             self.assertIn(got, (before, new), (what, step, delay, seen))
-            outcomes.append((what, step or "start", delay, seen, "new" if got == new and new != before else
-                             "old" if got == before else "new"))
+            t_killed = time.monotonic()
             self.settle(dst_id)
+            outcomes.append((what, step or "start", delay, seen, "new" if got == new and new != before else
+                             "old" if got == before else "new", t_killed - t_point, time.monotonic() - t_killed))
             self.assertEqual(self.state(dst_db), new, (what, step, delay))
             self.assertEqual(self.rows("postgres", "select datname from pg_database where datname in "
                                        f"('{dst_db}_copy', '{dst_db}_old')"), [])
@@ -509,7 +511,8 @@ class PostgresCopies(unittest.TestCase):
         self.assertTrue(report["ok"], report)
         print(f"\n  {len(points)} kill -9 of the worker in {time.monotonic() - started:.0f} s "
               "(kind, step, delay after the step began, step it was seen in, target right after):\n    "
-              + "\n    ".join(f"{w} {s} +{d * 1000:.0f} ms: seen in {seen}, {o}" for w, s, d, seen, o in outcomes),
+              + "\n    ".join(f"{w} {s} +{d * 1000:.0f} ms: seen in {seen}, {o} (killed and restarted after "
+                             f"{k:.1f} s, converged {c:.1f} s later)" for w, s, d, seen, o, k, c in outcomes),
               file=sys.stderr)
 
 
@@ -522,7 +525,7 @@ KILL_STEPS = {
     "backup_database": ("", "cloning"),
 }
 # (what, step) in the order the kill points take them: the first few spread over the kinds and
-# steps (make check runs 4), then the rest; repeated later further inside each step.
+# steps, then the rest; repeated later further inside each step.
 KILL_ORDER = (
     ("copy_full", "cloning"), ("restore", "swapping it in"), ("copy_schema", "handing the copy"),
     ("reset", "creating an empty database"), ("backup", "cloning"), ("copy_full", "swapping it in"),
