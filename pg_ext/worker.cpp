@@ -136,25 +136,31 @@ void launcher_exit(int, Datum) {
   SpinLockRelease(&shared->mutex);
 }
 
-// Every database that can hold a control plane: connectable, not a template,
-// not an environment database (their names start with kDatabaseNamePrefix).
-void probe_all_databases() {
+// Calls fn(row) for every row of pg_database, in a transaction of its own
+// (the launcher is bound to no database: pg_database is shared).
+template <typename Fn>
+void for_each_database(Fn fn) {
   SetCurrentStatementStartTimestamp();
   StartTransactionCommand();
   (void)GetTransactionSnapshot();
   Relation rel = table_open(DatabaseRelationId, AccessShareLock);
   TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
   HeapTuple tuple;
-  while (HeapTupleIsValid(tuple = heap_getnext(scan, ForwardScanDirection))) {
-    Form_pg_database db = (Form_pg_database)GETSTRUCT(tuple);
-    if (!db->datallowconn || db->datistemplate) continue;
-    if (strncmp(NameStr(db->datname), kDatabaseNamePrefix, strlen(kDatabaseNamePrefix)) == 0)
-      continue;
-    (void)request_database(db->oid);
-  }
+  while (HeapTupleIsValid(tuple = heap_getnext(scan, ForwardScanDirection)))
+    fn(*(Form_pg_database)GETSTRUCT(tuple));
   table_endscan(scan);
   table_close(rel, AccessShareLock);
   CommitTransactionCommand();
+}
+
+// Every database that can hold a control plane: connectable, not a template,
+// not an environment database (their names start with kDatabaseNamePrefix).
+void probe_all_databases() {
+  for_each_database([](const FormData_pg_database& db) {
+    if (!db.datallowconn || db.datistemplate) return;
+    if (strncmp(NameStr(db.datname), kDatabaseNamePrefix, strlen(kDatabaseNamePrefix)) == 0) return;
+    (void)request_database(db.oid);
+  });
 }
 
 void start_requested() {
@@ -211,19 +217,9 @@ void request_touched_databases() {
   const int n = touch_log::waiting_databases(waiting);
   if (n == 0) return;
   bool exists[touch_log::kDatabases] = {};
-  SetCurrentStatementStartTimestamp();
-  StartTransactionCommand();
-  (void)GetTransactionSnapshot();
-  Relation rel = table_open(DatabaseRelationId, AccessShareLock);
-  TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
-  HeapTuple tuple;
-  while (HeapTupleIsValid(tuple = heap_getnext(scan, ForwardScanDirection))) {
-    const Oid db = ((Form_pg_database)GETSTRUCT(tuple))->oid;
-    for (int i = 0; i < n; ++i) exists[i] = exists[i] || waiting[i] == db;
-  }
-  table_endscan(scan);
-  table_close(rel, AccessShareLock);
-  CommitTransactionCommand();
+  for_each_database([&](const FormData_pg_database& db) {
+    for (int i = 0; i < n; ++i) exists[i] = exists[i] || waiting[i] == db.oid;
+  });
   for (int i = 0; i < n; ++i) {
     if (exists[i])
       (void)request_database(waiting[i]);
