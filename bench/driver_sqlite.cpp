@@ -13,7 +13,8 @@
 //     valgrind --tool=callgrind --collect-atstart=no
 //       --toggle-collect='*profile_envdb_loop*' driver_sqlite --only profile ...
 //   --only files-envdb | files-baseline   one side of the sqlite-driver
-//                        provisioning pairing (for strace -c or perf)
+//                        provisioning pairing (for strace -c or perf), the control
+//                        database in --control-journal mode (wal, or delete)
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -50,6 +51,9 @@ struct Options : bench::CommonOptions {
   int64_t files_disk = 20;     // the same on disk (fsync)
   int64_t cache_kib = 262144;  // PRAGMA cache_size of the measuring connection
   int64_t mmap = 0;            // PRAGMA mmap_size
+  // The provisioning control databases' journal_mode (--control-journal;
+  // the sqlite-driver pairing also runs once with "delete").
+  std::string control_journal = "wal";
 };
 
 class Stmt {
@@ -105,10 +109,15 @@ class Stmt {
 
 class Connection {
  public:
-  Connection(const std::string& path, const std::string& ext, bool control = true) {
+  // journal: the control database's journal_mode, set before envdb_init()
+  // ("" keeps SQLite's default, a rollback journal).
+  Connection(const std::string& path, const std::string& ext, bool control = true,
+             const std::string& journal = "") {
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
         SQLITE_OK)
       throw std::runtime_error("cannot open " + path);
+    if (!journal.empty() && value("PRAGMA journal_mode = " + journal) != journal)
+      throw std::runtime_error("cannot set journal_mode " + journal + " on " + path);
     if (ext.empty()) return;
     sqlite3_db_config(db_, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 1, nullptr);
     char* err = nullptr;
@@ -169,13 +178,19 @@ std::string data_plane_ddl_of(const std::string& path) {
 
 // ---------------------------------------------------------------- provisioning
 
+// How a control database's journal mode reads in a note.
+std::string journal_words(const std::string& journal) {
+  if (journal == "wal") return "control database in WAL mode, synchronous FULL";
+  return "control database with a rollback journal, synchronous FULL";
+}
+
 // Catalog-only provisioning (turso: rows + queued job, no file) against the
 // same rows written by hand: environment, database, job and audit event in
 // one transaction per environment.
 void provisioning_catalog(const Options& o) {
   const std::string dir = o.work + "/prov-catalog";
   fs::create_directories(dir);
-  Connection c(dir + "/control.db", o.ext);
+  Connection c(dir + "/control.db", o.ext, true, o.control_journal);
   const envdb::Json org =
       parse(c.value("SELECT envdb_provision_organization('bench-prov', 'Bench provisioning', NULL, "
                     "NULL, 'turso')"));
@@ -236,8 +251,8 @@ void provisioning_catalog(const Options& o) {
   result("Provisioning", "SQLite: catalog-only environment (turso, queued job), tmpfs",
          1e6 / pair.envdb_us, 1e6 / pair.baseline_us, "per_s", "-",
          "baseline: the same 4 rows (environment, database, job, audit) by hand, one transaction "
-         "each; " +
-             human(n) + " per side per run");
+         "each, on the same control database (" +
+             journal_words(o.control_journal) + "); " + human(n) + " per side per run");
 }
 
 int files_only_side = 0;  // 1: envdb side only, 2: baseline side only (profiling)
@@ -247,11 +262,11 @@ int files_only_side = 0;  // 1: envdb side only, 2: baseline side only (profilin
 // identity stamp, rename) against creating an empty SQLite file and running
 // the same data-plane DDL by hand.
 void provisioning_files(const Options& o, const std::string& root, const std::string& where,
-                        int64_t n, int runs) {
+                        int64_t n, int runs, const std::string& journal) {
   const std::string dir = root + "/prov-files";
   fs::remove_all(dir);
   fs::create_directories(dir + "/baseline");
-  Connection c(dir + "/control.db", o.ext);
+  Connection c(dir + "/control.db", o.ext, true, journal);
   c.value("SELECT envdb_config('sqlite_data_dir', ?1)", {dir + "/envs"});
   const envdb::Json org = parse(c.value(
       "SELECT envdb_provision_organization('bench-files', 'Bench files', NULL, NULL, 'turso')"));
@@ -282,12 +297,17 @@ void provisioning_files(const Options& o, const std::string& root, const std::st
           f.exec(ddl);
         }
       });
+  // The target row is the control database as docs/reference.md recommends
+  // (WAL); the rollback-journal row shows what that choice is worth. Every
+  // commit on either side is durable when it returns (synchronous FULL).
+  const bool wal = journal == "wal";
   result("Provisioning",
-         "SQLite: sqlite-driver environment (file + schema + credentials), " + where,
-         1e6 / pair.envdb_us, 1e6 / pair.baseline_us, "per_s", "le:1.5",
+         "SQLite: sqlite-driver environment (file + schema + credentials), " + where +
+             (wal ? "" : ", rollback-journal control database"),
+         1e6 / pair.envdb_us, 1e6 / pair.baseline_us, "per_s", wal ? "le:1.5" : "-",
          "baseline: create an empty file and run the same data-plane DDL (the schema objects of "
-         "an envdb-initialized file) in one transaction; " +
-             human(n) + " per side per run, default synchronous");
+         "an envdb-initialized file) in one transaction, default journal; envdb: " +
+             journal_words(journal) + "; " + human(n) + " per side per run, default synchronous");
   fs::remove_all(dir);
 }
 
@@ -837,6 +857,8 @@ int main(int argc, char** argv) {
           o.cache_kib = std::stoll(v);
         else if (k == "--mmap")
           o.mmap = std::stoll(v);
+        else if (k == "--control-journal")
+          o.control_journal = v;
         else if (k == "--rewrap-scales")
           rewrap_scales = bench::parse_list(v);
         else
@@ -854,15 +876,17 @@ int main(int argc, char** argv) {
     if (only == "all" || only == "provisioning") {
       progress("sqlite: provisioning");
       provisioning_catalog(o);
-      provisioning_files(o, o.work, "tmpfs", o.files_tmpfs, o.runs);
-      if (!o.disk.empty()) provisioning_files(o, o.disk, "disk", o.files_disk, 3);
+      for (const char* journal : {"wal", "delete"}) {
+        provisioning_files(o, o.work, "tmpfs", o.files_tmpfs, o.runs, journal);
+        if (!o.disk.empty()) provisioning_files(o, o.disk, "disk", o.files_disk, 3, journal);
+      }
     }
     if (only == "files-envdb" || only == "files-baseline") {
       // One side only, for strace or a profiler.
       Options one = o;
       one.runs = 1;
       files_only_side = only == "files-envdb" ? 1 : 2;
-      provisioning_files(one, o.work, "tmpfs", o.files_tmpfs, 1);
+      provisioning_files(one, o.work, "tmpfs", o.files_tmpfs, 1, o.control_journal);
     }
     if (only == "all" || only == "scale") scale_and_router(o);
     if (only == "profile") profile(o);

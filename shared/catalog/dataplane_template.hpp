@@ -19,6 +19,7 @@
 #pragma once
 #include "core/cpp_only.hpp"
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -32,6 +33,11 @@ namespace envdb::dataplane_template {
 bool create(Host& host, const std::string& path, const std::string& environment_id,
             const std::optional<std::string>& organization_id,
             const std::optional<std::string>& database_name);
+
+// Opens a database file that is not in place yet (a temporary name, renamed
+// once complete) with its rollback journal in memory: no journal file, and
+// one sync per commit instead of three plus the directory's.
+std::unique_ptr<Store> open_unpublished(Host& host, const std::string& path);
 
 // The schema of a SQLite environment database as text: sqlite_master's
 // entries and the ledger's versions and checksums (tests compare the two

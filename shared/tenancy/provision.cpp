@@ -177,12 +177,22 @@ Json environment_bundle(Store& store, const std::string& environment_id) {
               {"job", job_brief(job)}};
 }
 
+namespace {
+
+// The one way a catalog row becomes a path: inside the canonical directory
+// (created when missing), never through a symlink (a retry reads the name back).
+std::string sqlite_file_of(Host& host, const std::string& database_name) {
+  (void)data_directory(host);
+  return row_rules::sqlite_file(host, database_name, std::nullopt);
+}
+
+}  // namespace
+
 std::string create_sqlite_file(Host& host, const std::string& environment_id,
                                const std::string& organization_id, const std::string& database_name,
                                bool reuse_existing, Undo& undo) {
   const fs::path dir = data_directory(host);
-  // The one way a catalog row becomes a path: inside the canonical
-  // directory, never through a symlink (a retry reads the name back).
+  // See sqlite_file_of.
   std::string final_path = row_rules::sqlite_file(host, database_name, std::nullopt);
   std::error_code ec;
   if (fs::exists(final_path, ec)) {
@@ -201,7 +211,7 @@ std::string create_sqlite_file(Host& host, const std::string& environment_id,
     // The template image's bytes and a stamp; DDL when no image is usable.
     if (!dataplane_template::create(host, temp_path, environment_id, organization_id,
                                     database_name)) {
-      auto store = host.open_database_file(temp_path);
+      auto store = dataplane_template::open_unpublished(host, temp_path);
       dataplane::initialize(*store, environment_id, organization_id, database_name);
     }  // closed before it moves
     if (fs::exists(final_path, ec))
@@ -306,13 +316,20 @@ Json create_environment(Host& host, const Spec& s, Undo& undo) {
   // (postgres/hosts.hpp: placement and the local_server_regions fallback).
   const std::optional<std::string> host_id =
       s.driver == "postgres" ? postgres::place(host, s.region) : std::nullopt;
+  // A sqlite database's file follows from its name, so the row carries its
+  // URL from the start and the credentials below are sealed once, bound to
+  // it (activate() then finds the URL in place and re-seals nothing). The
+  // transaction that writes it also creates the file, or writes nothing.
+  const std::optional<std::string> url =
+      s.driver == "sqlite" ? std::optional<std::string>("file:" + sqlite_file_of(host, database_name))
+                           : std::nullopt;
   execute(store,
           "INSERT INTO envdb.sys_environment_database (id, environment_id, database_name, driver, "
-          "region, storage_limit_mb, host_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
-          "$6::bigint, $7, $8::timestamptz, $8::timestamptz)",
+          "region, storage_limit_mb, host_id, database_url, created_at, updated_at) VALUES ($1, "
+          "$2, $3, $4, $5, $6::bigint, $7, $8, $9::timestamptz, $9::timestamptz)",
           {database_id, environment_id, database_name, s.driver, s.region,
            s.storage_limit_mb ? Value(*s.storage_limit_mb) : null_value(), optional_value(host_id),
-           now});
+           optional_value(url), now});
 
   // envdb generates the tokens of sqlite and postgres databases; a turso
   // database gets Turso's when its job completes.
