@@ -110,7 +110,10 @@ class Stmt {
 class Connection {
  public:
   // journal: the control database's journal_mode, set before envdb_init()
-  // ("" keeps SQLite's default, a rollback journal).
+  // ("" keeps SQLite's default, a rollback journal). "wal" is the setup
+  // docs/reference.md recommends: WAL, and temp_store = MEMORY on the
+  // connection (a call's savepoint copies the pages it changes, which SQLite
+  // otherwise spills to a file in /var/tmp past 64 KiB).
   Connection(const std::string& path, const std::string& ext, bool control = true,
              const std::string& journal = "") {
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
@@ -118,6 +121,7 @@ class Connection {
       throw std::runtime_error("cannot open " + path);
     if (!journal.empty() && value("PRAGMA journal_mode = " + journal) != journal)
       throw std::runtime_error("cannot set journal_mode " + journal + " on " + path);
+    if (journal == "wal") value("PRAGMA temp_store = MEMORY");
     if (ext.empty()) return;
     sqlite3_db_config(db_, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 1, nullptr);
     char* err = nullptr;
@@ -180,7 +184,8 @@ std::string data_plane_ddl_of(const std::string& path) {
 
 // How a control database's journal mode reads in a note.
 std::string journal_words(const std::string& journal) {
-  if (journal == "wal") return "control database in WAL mode, synchronous FULL";
+  if (journal == "wal")
+    return "control database in WAL mode, temp_store = MEMORY, synchronous FULL";
   return "control database with a rollback journal, synchronous FULL";
 }
 
