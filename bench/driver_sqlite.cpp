@@ -284,15 +284,17 @@ void provisioning_files(const Options& o, const std::string& root, const std::st
   call.reset();
   const std::string ddl = "BEGIN;" + data_plane_ddl_of(url.substr(url.find(':') + 1)) + "COMMIT;";
 
+  int pass = 0;  // slugs differ between the two pairings below
+  const auto envdb_side = [&](int r) {
+    if (files_only_side == 2) return;
+    for (int64_t i = 0; i < n; ++i) {
+      call.bind(1, org_id).bind(2, "f" + std::to_string(pass) + "-" + std::to_string(r) + "-" +
+                                       std::to_string(i));
+      call.run();
+    }
+  };
   auto pair = bench::measure_pair(
-      runs, n,
-      [&](int r) {
-        if (files_only_side == 2) return;
-        for (int64_t i = 0; i < n; ++i) {
-          call.bind(1, org_id).bind(2, "f" + std::to_string(r) + "-" + std::to_string(i));
-          call.run();
-        }
-      },
+      runs, n, envdb_side,
       [&](int r) {
         if (files_only_side == 1) return;
         for (int64_t i = 0; i < n; ++i) {
@@ -313,6 +315,68 @@ void provisioning_files(const Options& o, const std::string& root, const std::st
          "baseline: create an empty file and run the same data-plane DDL (the schema objects of "
          "an envdb-initialized file) in one transaction, default journal; envdb: " +
              journal_words(journal) + "; " + human(n) + " per side per run, default synchronous");
+  if (files_only_side == 0) {
+    // The floor of any control plane doing this: the same file and DDL plus
+    // the catalog rows envdb writes (environment, database with its URL,
+    // three credentials with random bytes for ciphertext, the audit event),
+    // by hand in one transaction on the same control database; no crypto,
+    // no checks, no JSON.
+    ++pass;
+    fs::create_directories(dir + "/floor");
+    Stmt begin(c.db(), "BEGIN IMMEDIATE"), commit(c.db(), "COMMIT");
+    Stmt ins_env(c.db(),
+                 "INSERT INTO sys_environment (id, organization_id, slug, name, env_type, region, "
+                 "is_default, is_protected, status, metadata, created_at, updated_at) VALUES (?1, "
+                 "?2, ?3, ?3, 'development', 'default', 0, 0, 'active', '{}', ?4, ?4)");
+    Stmt ins_db(c.db(),
+                "INSERT INTO sys_environment_database (id, environment_id, database_name, "
+                "database_url, driver, region, provisioned_at, created_at, updated_at) VALUES (?1, "
+                "?2, ?3, ?4, 'sqlite', 'default', ?5, ?5, ?5)");
+    Stmt ins_cred(c.db(),
+                  "INSERT INTO sys_database_credential (id, database_id, token_cipher, kms_key_id, "
+                  "scope, status, issued_at) VALUES (?1, ?2, randomblob(72), ?3, ?4, 'active', ?5)");
+    Stmt ins_audit(c.db(),
+                   "INSERT INTO sys_audit_event (id, occurred_at, actor, action, organization_id, "
+                   "environment_id, subject_type, subject_id, detail) VALUES (?1, ?2, NULL, "
+                   "'environment.provision', ?3, ?4, 'environment', ?4, ?5)");
+    auto floor = bench::measure_pair(runs, n, envdb_side, [&](int r) {
+      for (int64_t i = 0; i < n; ++i) {
+        const std::string env = envdb::new_uuid_v7(), db = envdb::new_uuid_v7();
+        const std::string name = envdb::database_name_for(db), now = envdb::now_iso();
+        const std::string path = dir + "/floor/" + name + ".db";
+        const std::string slug = "h" + std::to_string(r) + "-" + std::to_string(i);
+        begin.run();
+        ins_env.bind(1, env).bind(2, org_id).bind(3, slug).bind(4, now).run();
+        ins_db.bind(1, db).bind(2, env).bind(3, name).bind(4, "file:" + path).bind(5, now).run();
+        for (const char* scope : {"admin", "readwrite", "readonly"})
+          ins_cred.bind(1, envdb::new_uuid_v7())
+              .bind(2, db)
+              .bind(3, std::string(bench::kKey1Id))
+              .bind(4, std::string(scope))
+              .bind(5, now)
+              .run();
+        ins_audit.bind(1, envdb::new_uuid_v7())
+            .bind(2, now)
+            .bind(3, org_id)
+            .bind(4, env)
+            .bind(5, "{\"slug\":\"" + slug + "\",\"driver\":\"sqlite\"}")
+            .run();
+        {
+          Connection f(path, "", false);
+          f.exec(ddl);
+        }
+        commit.run();
+      }
+    });
+    result("Provisioning",
+           "SQLite: sqlite-driver environment vs file + DDL + the same catalog rows by hand, " +
+               where + (wal ? "" : ", rollback-journal control database"),
+           1e6 / floor.envdb_us, 1e6 / floor.baseline_us, "per_s", "-",
+           "baseline: the file and DDL above plus, in one transaction on the same control database, "
+           "the rows envdb writes (environment, database, three credentials with random bytes "
+           "for ciphertext, audit event); " +
+               journal_words(journal) + "; " + human(n) + " per side per run");
+  }
   fs::remove_all(dir);
 }
 
