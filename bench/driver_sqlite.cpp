@@ -293,17 +293,15 @@ void provisioning_files(const Options& o, const std::string& root, const std::st
       call.run();
     }
   };
-  auto pair = bench::measure_pair(
-      runs, n, envdb_side,
-      [&](int r) {
-        if (files_only_side == 1) return;
-        for (int64_t i = 0; i < n; ++i) {
-          const std::string path =
-              dir + "/baseline/b" + std::to_string(r) + "-" + std::to_string(i) + ".db";
-          Connection f(path, "", false);
-          f.exec(ddl);
-        }
-      });
+  auto pair = bench::measure_pair(runs, n, envdb_side, [&](int r) {
+    if (files_only_side == 1) return;
+    for (int64_t i = 0; i < n; ++i) {
+      const std::string path =
+          dir + "/baseline/b" + std::to_string(r) + "-" + std::to_string(i) + ".db";
+      Connection f(path, "", false);
+      f.exec(ddl);
+    }
+  });
   // The target row is the control database as docs/reference.md recommends
   // (WAL); the rollback-journal row shows what that choice is worth. Every
   // commit on either side is durable when it returns (synchronous FULL).
@@ -332,9 +330,10 @@ void provisioning_files(const Options& o, const std::string& root, const std::st
                 "INSERT INTO sys_environment_database (id, environment_id, database_name, "
                 "database_url, driver, region, provisioned_at, created_at, updated_at) VALUES (?1, "
                 "?2, ?3, ?4, 'sqlite', 'default', ?5, ?5, ?5)");
-    Stmt ins_cred(c.db(),
-                  "INSERT INTO sys_database_credential (id, database_id, token_cipher, kms_key_id, "
-                  "scope, status, issued_at) VALUES (?1, ?2, randomblob(72), ?3, ?4, 'active', ?5)");
+    Stmt ins_cred(
+        c.db(),
+        "INSERT INTO sys_database_credential (id, database_id, token_cipher, kms_key_id, "
+        "scope, status, issued_at) VALUES (?1, ?2, randomblob(72), ?3, ?4, 'active', ?5)");
     Stmt ins_audit(c.db(),
                    "INSERT INTO sys_audit_event (id, occurred_at, actor, action, organization_id, "
                    "environment_id, subject_type, subject_id, detail) VALUES (?1, ?2, NULL, "
@@ -368,14 +367,15 @@ void provisioning_files(const Options& o, const std::string& root, const std::st
         commit.run();
       }
     });
-    result("Provisioning",
-           "SQLite: sqlite-driver environment vs file + DDL + the same catalog rows by hand, " +
-               where + (wal ? "" : ", rollback-journal control database"),
-           1e6 / floor.envdb_us, 1e6 / floor.baseline_us, "per_s", "-",
-           "baseline: the file and DDL above plus, in one transaction on the same control database, "
-           "the rows envdb writes (environment, database, three credentials with random bytes "
-           "for ciphertext, audit event); " +
-               journal_words(journal) + "; " + human(n) + " per side per run");
+    result(
+        "Provisioning",
+        "SQLite: sqlite-driver environment vs file + DDL + the same catalog rows by hand, " +
+            where + (wal ? "" : ", rollback-journal control database"),
+        1e6 / floor.envdb_us, 1e6 / floor.baseline_us, "per_s", "-",
+        "baseline: the file and DDL above plus, in one transaction on the same control database, "
+        "the rows envdb writes (environment, database, three credentials with random bytes "
+        "for ciphertext, audit event); " +
+            journal_words(journal) + "; " + human(n) + " per side per run");
   }
   fs::remove_all(dir);
 }
