@@ -156,7 +156,7 @@ std::string insert_sealed_for(Host& host, const Row& db, const std::string& scop
                               const std::optional<std::string>& rotated_from) {
   Keyring& keyring = host.keyring();
   const crypto::SecretBytes& key = keyring.active_key();
-  const std::string id = new_uuid_v7();
+  std::string id = new_uuid_v7();
   const std::string database_id = db.text("id");
   const std::string cipher =
       crypto::seal(key, token,
