@@ -11,7 +11,9 @@
 // ledger's versions and checksums as on any database), and the ledger's
 // applied_at is set to the stamp's time, so the ledger says what this database
 // holds and since when. Any failure there removes the file and drops the
-// image, and the caller builds that database by DDL.
+// image, and the caller builds that database by DDL. Both the scratch file and
+// each temporary file are opened through open_unpublished (journal in memory):
+// the stamp's commit is the file's one sync.
 //
 // Nothing is read from a file the process did not just write itself, so no
 // file in the data directory is ever trusted as a template, and no file other
