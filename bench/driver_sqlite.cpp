@@ -13,7 +13,8 @@
 //     valgrind --tool=callgrind --collect-atstart=no
 //       --toggle-collect='*profile_envdb_loop*' driver_sqlite --only profile ...
 //   --only files-envdb | files-baseline   one side of the sqlite-driver
-//                        provisioning pairing (for strace -c or perf)
+//                        provisioning pairing (for strace -c or perf), the control
+//                        database in --control-journal mode (wal, or delete)
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -50,6 +51,9 @@ struct Options : bench::CommonOptions {
   int64_t files_disk = 20;     // the same on disk (fsync)
   int64_t cache_kib = 262144;  // PRAGMA cache_size of the measuring connection
   int64_t mmap = 0;            // PRAGMA mmap_size
+  // The provisioning control databases' journal_mode (--control-journal;
+  // the sqlite-driver pairing also runs once with "delete").
+  std::string control_journal = "wal";
 };
 
 class Stmt {
@@ -105,10 +109,19 @@ class Stmt {
 
 class Connection {
  public:
-  Connection(const std::string& path, const std::string& ext, bool control = true) {
+  // journal: the control database's journal_mode, set before envdb_init()
+  // ("" keeps SQLite's default, a rollback journal). "wal" is the setup
+  // docs/reference.md recommends: WAL, and temp_store = MEMORY on the
+  // connection (a call's savepoint copies the pages it changes, which SQLite
+  // otherwise spills to a file in /var/tmp past 64 KiB).
+  Connection(const std::string& path, const std::string& ext, bool control = true,
+             const std::string& journal = "") {
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
         SQLITE_OK)
       throw std::runtime_error("cannot open " + path);
+    if (!journal.empty() && value("PRAGMA journal_mode = " + journal) != journal)
+      throw std::runtime_error("cannot set journal_mode " + journal + " on " + path);
+    if (journal == "wal") value("PRAGMA temp_store = MEMORY");
     if (ext.empty()) return;
     sqlite3_db_config(db_, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 1, nullptr);
     char* err = nullptr;
@@ -169,13 +182,20 @@ std::string data_plane_ddl_of(const std::string& path) {
 
 // ---------------------------------------------------------------- provisioning
 
+// How a control database's journal mode reads in a note.
+std::string journal_words(const std::string& journal) {
+  if (journal == "wal")
+    return "control database in WAL mode, temp_store = MEMORY, synchronous FULL";
+  return "control database with a rollback journal, synchronous FULL";
+}
+
 // Catalog-only provisioning (turso: rows + queued job, no file) against the
 // same rows written by hand: environment, database, job and audit event in
 // one transaction per environment.
 void provisioning_catalog(const Options& o) {
   const std::string dir = o.work + "/prov-catalog";
   fs::create_directories(dir);
-  Connection c(dir + "/control.db", o.ext);
+  Connection c(dir + "/control.db", o.ext, true, o.control_journal);
   const envdb::Json org =
       parse(c.value("SELECT envdb_provision_organization('bench-prov', 'Bench provisioning', NULL, "
                     "NULL, 'turso')"));
@@ -236,8 +256,8 @@ void provisioning_catalog(const Options& o) {
   result("Provisioning", "SQLite: catalog-only environment (turso, queued job), tmpfs",
          1e6 / pair.envdb_us, 1e6 / pair.baseline_us, "per_s", "-",
          "baseline: the same 4 rows (environment, database, job, audit) by hand, one transaction "
-         "each; " +
-             human(n) + " per side per run");
+         "each, on the same control database (" +
+             journal_words(o.control_journal) + "); " + human(n) + " per side per run");
 }
 
 int files_only_side = 0;  // 1: envdb side only, 2: baseline side only (profiling)
@@ -247,11 +267,11 @@ int files_only_side = 0;  // 1: envdb side only, 2: baseline side only (profilin
 // identity stamp, rename) against creating an empty SQLite file and running
 // the same data-plane DDL by hand.
 void provisioning_files(const Options& o, const std::string& root, const std::string& where,
-                        int64_t n, int runs) {
+                        int64_t n, int runs, const std::string& journal) {
   const std::string dir = root + "/prov-files";
   fs::remove_all(dir);
   fs::create_directories(dir + "/baseline");
-  Connection c(dir + "/control.db", o.ext);
+  Connection c(dir + "/control.db", o.ext, true, journal);
   c.value("SELECT envdb_config('sqlite_data_dir', ?1)", {dir + "/envs"});
   const envdb::Json org = parse(c.value(
       "SELECT envdb_provision_organization('bench-files', 'Bench files', NULL, NULL, 'turso')"));
@@ -264,30 +284,99 @@ void provisioning_files(const Options& o, const std::string& root, const std::st
   call.reset();
   const std::string ddl = "BEGIN;" + data_plane_ddl_of(url.substr(url.find(':') + 1)) + "COMMIT;";
 
-  auto pair = bench::measure_pair(
-      runs, n,
-      [&](int r) {
-        if (files_only_side == 2) return;
-        for (int64_t i = 0; i < n; ++i) {
-          call.bind(1, org_id).bind(2, "f" + std::to_string(r) + "-" + std::to_string(i));
-          call.run();
-        }
-      },
-      [&](int r) {
-        if (files_only_side == 1) return;
-        for (int64_t i = 0; i < n; ++i) {
-          const std::string path =
-              dir + "/baseline/b" + std::to_string(r) + "-" + std::to_string(i) + ".db";
+  int pass = 0;  // slugs differ between the two pairings below
+  const auto envdb_side = [&](int r) {
+    if (files_only_side == 2) return;
+    for (int64_t i = 0; i < n; ++i) {
+      call.bind(1, org_id).bind(2, "f" + std::to_string(pass) + "-" + std::to_string(r) + "-" +
+                                       std::to_string(i));
+      call.run();
+    }
+  };
+  auto pair = bench::measure_pair(runs, n, envdb_side, [&](int r) {
+    if (files_only_side == 1) return;
+    for (int64_t i = 0; i < n; ++i) {
+      const std::string path =
+          dir + "/baseline/b" + std::to_string(r) + "-" + std::to_string(i) + ".db";
+      Connection f(path, "", false);
+      f.exec(ddl);
+    }
+  });
+  // The target row is the control database as docs/reference.md recommends
+  // (WAL); the rollback-journal row shows what that choice is worth. Every
+  // commit on either side is durable when it returns (synchronous FULL).
+  const bool wal = journal == "wal";
+  result("Provisioning",
+         "SQLite: sqlite-driver environment (file + schema + credentials), " + where +
+             (wal ? "" : ", rollback-journal control database"),
+         1e6 / pair.envdb_us, 1e6 / pair.baseline_us, "per_s", wal ? "le:1.5" : "-",
+         "baseline: create an empty file and run the same data-plane DDL (the schema objects of "
+         "an envdb-initialized file) in one transaction, default journal; envdb: " +
+             journal_words(journal) + "; " + human(n) + " per side per run, default synchronous");
+  if (files_only_side == 0) {
+    // The floor of any control plane doing this: the same file and DDL plus
+    // the catalog rows envdb writes (environment, database with its URL,
+    // three credentials with random bytes for ciphertext, the audit event),
+    // by hand in one transaction on the same control database; no crypto,
+    // no checks, no JSON.
+    ++pass;
+    fs::create_directories(dir + "/floor");
+    Stmt begin(c.db(), "BEGIN IMMEDIATE"), commit(c.db(), "COMMIT");
+    Stmt ins_env(c.db(),
+                 "INSERT INTO sys_environment (id, organization_id, slug, name, env_type, region, "
+                 "is_default, is_protected, status, metadata, created_at, updated_at) VALUES (?1, "
+                 "?2, ?3, ?3, 'development', 'default', 0, 0, 'active', '{}', ?4, ?4)");
+    Stmt ins_db(c.db(),
+                "INSERT INTO sys_environment_database (id, environment_id, database_name, "
+                "database_url, driver, region, provisioned_at, created_at, updated_at) VALUES (?1, "
+                "?2, ?3, ?4, 'sqlite', 'default', ?5, ?5, ?5)");
+    Stmt ins_cred(
+        c.db(),
+        "INSERT INTO sys_database_credential (id, database_id, token_cipher, kms_key_id, "
+        "scope, status, issued_at) VALUES (?1, ?2, randomblob(72), ?3, ?4, 'active', ?5)");
+    Stmt ins_audit(c.db(),
+                   "INSERT INTO sys_audit_event (id, occurred_at, actor, action, organization_id, "
+                   "environment_id, subject_type, subject_id, detail) VALUES (?1, ?2, NULL, "
+                   "'environment.provision', ?3, ?4, 'environment', ?4, ?5)");
+    auto floor = bench::measure_pair(runs, n, envdb_side, [&](int r) {
+      for (int64_t i = 0; i < n; ++i) {
+        const std::string env = envdb::new_uuid_v7(), db = envdb::new_uuid_v7();
+        const std::string name = envdb::database_name_for(db), now = envdb::now_iso();
+        const std::string path = dir + "/floor/" + name + ".db";
+        const std::string slug = "h" + std::to_string(r) + "-" + std::to_string(i);
+        begin.run();
+        ins_env.bind(1, env).bind(2, org_id).bind(3, slug).bind(4, now).run();
+        ins_db.bind(1, db).bind(2, env).bind(3, name).bind(4, "file:" + path).bind(5, now).run();
+        for (const char* scope : {"admin", "readwrite", "readonly"})
+          ins_cred.bind(1, envdb::new_uuid_v7())
+              .bind(2, db)
+              .bind(3, std::string(bench::kKey1Id))
+              .bind(4, std::string(scope))
+              .bind(5, now)
+              .run();
+        ins_audit.bind(1, envdb::new_uuid_v7())
+            .bind(2, now)
+            .bind(3, org_id)
+            .bind(4, env)
+            .bind(5, "{\"slug\":\"" + slug + "\",\"driver\":\"sqlite\"}")
+            .run();
+        {
           Connection f(path, "", false);
           f.exec(ddl);
         }
-      });
-  result("Provisioning",
-         "SQLite: sqlite-driver environment (file + schema + credentials), " + where,
-         1e6 / pair.envdb_us, 1e6 / pair.baseline_us, "per_s", "le:1.5",
-         "baseline: create an empty file and run the same data-plane DDL (the schema objects of "
-         "an envdb-initialized file) in one transaction; " +
-             human(n) + " per side per run, default synchronous");
+        commit.run();
+      }
+    });
+    result(
+        "Provisioning",
+        "SQLite: sqlite-driver environment vs file + DDL + the same catalog rows by hand, " +
+            where + (wal ? "" : ", rollback-journal control database"),
+        1e6 / floor.envdb_us, 1e6 / floor.baseline_us, "per_s", "-",
+        "baseline: the file and DDL above plus, in one transaction on the same control database, "
+        "the rows envdb writes (environment, database, three credentials with random bytes "
+        "for ciphertext, audit event); " +
+            journal_words(journal) + "; " + human(n) + " per side per run");
+  }
   fs::remove_all(dir);
 }
 
@@ -837,6 +926,8 @@ int main(int argc, char** argv) {
           o.cache_kib = std::stoll(v);
         else if (k == "--mmap")
           o.mmap = std::stoll(v);
+        else if (k == "--control-journal")
+          o.control_journal = v;
         else if (k == "--rewrap-scales")
           rewrap_scales = bench::parse_list(v);
         else
@@ -854,15 +945,17 @@ int main(int argc, char** argv) {
     if (only == "all" || only == "provisioning") {
       progress("sqlite: provisioning");
       provisioning_catalog(o);
-      provisioning_files(o, o.work, "tmpfs", o.files_tmpfs, o.runs);
-      if (!o.disk.empty()) provisioning_files(o, o.disk, "disk", o.files_disk, 3);
+      for (const char* journal : {"wal", "delete"}) {
+        provisioning_files(o, o.work, "tmpfs", o.files_tmpfs, o.runs, journal);
+        if (!o.disk.empty()) provisioning_files(o, o.disk, "disk", o.files_disk, 3, journal);
+      }
     }
     if (only == "files-envdb" || only == "files-baseline") {
       // One side only, for strace or a profiler.
       Options one = o;
       one.runs = 1;
       files_only_side = only == "files-envdb" ? 1 : 2;
-      provisioning_files(one, o.work, "tmpfs", o.files_tmpfs, 1);
+      provisioning_files(one, o.work, "tmpfs", o.files_tmpfs, 1, o.control_journal);
     }
     if (only == "all" || only == "scale") scale_and_router(o);
     if (only == "profile") profile(o);

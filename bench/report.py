@@ -36,6 +36,9 @@ METHOD = """## Method
   prepares each envdb call and each baseline once, and steps them on the same connection. Its databases live on
   tmpfs (`/dev/shm`), so the figures are CPU figures; the one row marked *disk* is durable (default `synchronous`)
   on the VM's disk, where an fsync costs from under 1 ms to about 4 ms (`pg_test_fsync`), varying between runs.
+- SQLite provisioning: the control database is in WAL mode with `temp_store = MEMORY` on the connection (the
+  setup docs/reference.md recommends), `synchronous` FULL everywhere on both sides, so every commit is durable when
+  it returns; the rows marked *rollback-journal control database* run the same pairs with SQLite's default journal.
 - Postgres: `driver_pg` talks libpq to a throwaway `pg_virtualenv` cluster (shared_buffers 512MB), every call
   through `PQprepare`/`PQexecPrepared`, with `synchronous_commit = off` in its session (both sides).
 - Catalog sizes: the first 1k environments are provisioned through envdb itself (turso driver, then

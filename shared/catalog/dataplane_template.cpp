@@ -57,7 +57,7 @@ std::optional<Image> build(Host& host, const std::string& path) {
   try {
     Image out;
     {
-      auto store = host.open_database_file(path);
+      auto store = open_unpublished(host, path);
       if (store->dialect() != Dialect::sqlite) return std::nullopt;
       dataplane::migrate_unstamped(*store);
       out.fingerprint = fingerprint(*store);
@@ -91,12 +91,25 @@ Written write_new(const std::string& path, const std::string& bytes) {
     }
     done += static_cast<size_t>(n);
   }
-  // No fsync here: the stamp's commit syncs this file (SQLite's rollback
-  // journal mode syncs the database file at every commit).
+  // No fsync here: the stamp's commit syncs this file (SQLite syncs the
+  // database file at every commit, its journal kept in memory or not).
   return ::close(fd) == 0 ? Written::ok : Written::failed;
 }
 
 }  // namespace
+
+std::unique_ptr<Store> open_unpublished(Host& host, const std::string& path) {
+  auto store = host.open_database_file(path);
+  // An in-memory journal still rolls a failed statement or transaction back;
+  // the commit still syncs the database file. What it gives up (a file that
+  // survives a crash in the middle of a commit) is moot for a file under a
+  // temporary name: it is renamed into place only after its commit, and a
+  // crash leaves it to check(), which deletes it. journal_mode = MEMORY is
+  // the connection's, not the file's: the renamed file is an ordinary
+  // rollback-journal database.
+  if (store->dialect() == Dialect::sqlite) (void)query(*store, "PRAGMA journal_mode = MEMORY");
+  return store;
+}
 
 std::string fingerprint(Store& store) {
   std::ostringstream out;
@@ -152,7 +165,7 @@ bool create(Host& host, const std::string& path, const std::string& environment_
     image = std::move(built);
   }
   try {
-    auto store = host.open_database_file(path);
+    auto store = open_unpublished(host, path);
     Atomic tx(*store, "envdb_template");
     if (fingerprint(*store) != use.fingerprint)
       throw Error(Code::schema_mismatch, "the template image does not match its fingerprint");

@@ -11,7 +11,9 @@
 // ledger's versions and checksums as on any database), and the ledger's
 // applied_at is set to the stamp's time, so the ledger says what this database
 // holds and since when. Any failure there removes the file and drops the
-// image, and the caller builds that database by DDL.
+// image, and the caller builds that database by DDL. Both the scratch file and
+// each temporary file are opened through open_unpublished (journal in memory):
+// the stamp's commit is the file's one sync.
 //
 // Nothing is read from a file the process did not just write itself, so no
 // file in the data directory is ever trusted as a template, and no file other
@@ -19,6 +21,7 @@
 #pragma once
 #include "core/cpp_only.hpp"
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -32,6 +35,11 @@ namespace envdb::dataplane_template {
 bool create(Host& host, const std::string& path, const std::string& environment_id,
             const std::optional<std::string>& organization_id,
             const std::optional<std::string>& database_name);
+
+// Opens a database file that is not in place yet (a temporary name, renamed
+// once complete) with its rollback journal in memory: no journal file, and
+// one sync per commit instead of three plus the directory's.
+std::unique_ptr<Store> open_unpublished(Host& host, const std::string& path);
 
 // The schema of a SQLite environment database as text: sqlite_master's
 // entries and the ledger's versions and checksums (tests compare the two

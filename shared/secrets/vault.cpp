@@ -147,13 +147,17 @@ crypto::SecretBytes open_sealed(Host& host, const std::string& id, const std::st
   return open_envelope(key, id, kms_key_id, envelope_of(id, token_cipher), aad);
 }
 
-Json insert_sealed(Host& host, const std::string& database_id, const std::string& scope,
-                   std::string_view token, const std::optional<std::string>& expires_at,
-                   const std::optional<std::string>& rotated_from) {
+namespace {
+
+// insert_sealed for the database row `db` (database_row's), returning the
+// new credential's id.
+std::string insert_sealed_for(Host& host, const Row& db, const std::string& scope,
+                              std::string_view token, const std::optional<std::string>& expires_at,
+                              const std::optional<std::string>& rotated_from) {
   Keyring& keyring = host.keyring();
   const crypto::SecretBytes& key = keyring.active_key();
-  const std::string id = new_uuid_v7();
-  const Row db = database_row(host.store(), database_id);
+  std::string id = new_uuid_v7();
+  const std::string database_id = db.text("id");
   const std::string cipher =
       crypto::seal(key, token,
                    bound_aad(id, database_id, scope,
@@ -170,6 +174,16 @@ Json insert_sealed(Host& host, const std::string& database_id, const std::string
           "VALUES ($1, $2, $3, $4, $5, 'active', $6, $7::timestamptz, $8::timestamptz, $9)",
           {id, database_id, Blob{cipher}, keyring.active_id(), scope, optional_value(username), now,
            optional_value(expires_at), optional_value(rotated_from)});
+  return id;
+}
+
+}  // namespace
+
+Json insert_sealed(Host& host, const std::string& database_id, const std::string& scope,
+                   std::string_view token, const std::optional<std::string>& expires_at,
+                   const std::optional<std::string>& rotated_from) {
+  const std::string id = insert_sealed_for(host, database_row(host.store(), database_id), scope,
+                                           token, expires_at, rotated_from);
   return records::credential_json(records::load_credential(host.store(), "credential_id", id));
 }
 
@@ -196,15 +210,14 @@ void rotate_out(Store& store, const std::string& credential_id, int64_t grace_se
   start_rotating(store, credential_id, expiry_in(grace_seconds));
 }
 
-Json issue_initial(Host& host, const std::string& database_id) {
-  Json out = Json::array();
+void issue_initial(Host& host, const std::string& database_id) {
   const auto expires = new_expiry(host);
+  const Row db = database_row(host.store(), database_id);  // once for all three
   // Every scope a role can map to exists from the start (permissions).
   for (const std::string& scope : initial_scopes()) {
     const crypto::SecretBytes token(crypto::generate_token());
-    out.push_back(insert_sealed(host, database_id, scope, token.view(), expires, std::nullopt));
+    (void)insert_sealed_for(host, db, scope, token.view(), expires, std::nullopt);
   }
-  return out;
 }
 
 Json store_token(Host& host, const std::string& database_id, const std::string& scope,

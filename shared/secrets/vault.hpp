@@ -57,9 +57,10 @@ crypto::SecretBytes open_sealed(Host& host, const std::string& id, const std::st
 void start_rotating(Store& store, const std::string& credential_id, const std::string& until);
 
 // Issues the first credentials (one per initial scope) of a new database with
-// generated tokens (the sqlite and postgres drivers). Returns their JSON, no
-// secrets.
-Json issue_initial(Host& host, const std::string& database_id);
+// generated tokens (the sqlite and postgres drivers), each sealed bound to
+// the database's name and URL as its row says now. Callers read them back
+// with the rest of the environment.
+void issue_initial(Host& host, const std::string& database_id);
 
 // The scopes a new database gets credentials for (issue_initial; what a
 // turso create_database job is asked to mint).

@@ -177,13 +177,28 @@ Json environment_bundle(Store& store, const std::string& environment_id) {
               {"job", job_brief(job)}};
 }
 
-std::string create_sqlite_file(Host& host, const std::string& environment_id,
-                               const std::string& organization_id, const std::string& database_name,
-                               bool reuse_existing, Undo& undo) {
-  const fs::path dir = data_directory(host);
-  // The one way a catalog row becomes a path: inside the canonical
-  // directory, never through a symlink (a retry reads the name back).
-  std::string final_path = row_rules::sqlite_file(host, database_name, std::nullopt);
+namespace {
+
+// Where a new sqlite database's file goes: the data directory (created when
+// missing) and, inside it, the one way a catalog row becomes a path (the
+// canonical directory, never through a symlink; a retry reads the name back).
+struct SqliteTarget {
+  fs::path dir;
+  std::string path;
+};
+
+SqliteTarget sqlite_target(Host& host, const std::string& database_name) {
+  fs::path dir = data_directory(host);
+  return {std::move(dir), row_rules::sqlite_file(host, database_name, std::nullopt)};
+}
+
+std::string create_sqlite_file_at(Host& host, const SqliteTarget& target,
+                                  const std::string& environment_id,
+                                  const std::string& organization_id,
+                                  const std::string& database_name, bool reuse_existing,
+                                  Undo& undo) {
+  const fs::path& dir = target.dir;
+  const std::string& final_path = target.path;
   std::error_code ec;
   if (fs::exists(final_path, ec)) {
     if (!reuse_existing)
@@ -201,7 +216,7 @@ std::string create_sqlite_file(Host& host, const std::string& environment_id,
     // The template image's bytes and a stamp; DDL when no image is usable.
     if (!dataplane_template::create(host, temp_path, environment_id, organization_id,
                                     database_name)) {
-      auto store = host.open_database_file(temp_path);
+      auto store = dataplane_template::open_unpublished(host, temp_path);
       dataplane::initialize(*store, environment_id, organization_id, database_name);
     }  // closed before it moves
     if (fs::exists(final_path, ec))
@@ -218,6 +233,15 @@ std::string create_sqlite_file(Host& host, const std::string& environment_id,
   undo.add_file(final_path);
   sync_directory(dir);
   return final_path;
+}
+
+}  // namespace
+
+std::string create_sqlite_file(Host& host, const std::string& environment_id,
+                               const std::string& organization_id, const std::string& database_name,
+                               bool reuse_existing, Undo& undo) {
+  return create_sqlite_file_at(host, sqlite_target(host, database_name), environment_id,
+                               organization_id, database_name, reuse_existing, undo);
 }
 
 std::string sqlite_database_path(Host& host, const std::string& database_name,
@@ -306,21 +330,31 @@ Json create_environment(Host& host, const Spec& s, Undo& undo) {
   // (postgres/hosts.hpp: placement and the local_server_regions fallback).
   const std::optional<std::string> host_id =
       s.driver == "postgres" ? postgres::place(host, s.region) : std::nullopt;
+  // A sqlite database's file follows from its name, so the row carries its
+  // URL from the start and the credentials below are sealed once, bound to
+  // it (activate() then finds the URL in place and re-seals nothing). The
+  // transaction that writes it also creates the file, or writes nothing.
+  std::optional<SqliteTarget> file;
+  std::optional<std::string> url;
+  if (s.driver == "sqlite") {
+    file = sqlite_target(host, database_name);
+    url = "file:" + file->path;
+  }
   execute(store,
           "INSERT INTO envdb.sys_environment_database (id, environment_id, database_name, driver, "
-          "region, storage_limit_mb, host_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
-          "$6::bigint, $7, $8::timestamptz, $8::timestamptz)",
+          "region, storage_limit_mb, host_id, database_url, created_at, updated_at) VALUES ($1, "
+          "$2, $3, $4, $5, $6::bigint, $7, $8, $9::timestamptz, $9::timestamptz)",
           {database_id, environment_id, database_name, s.driver, s.region,
            s.storage_limit_mb ? Value(*s.storage_limit_mb) : null_value(), optional_value(host_id),
-           now});
+           optional_value(url), now});
 
   // envdb generates the tokens of sqlite and postgres databases; a turso
   // database gets Turso's when its job completes.
   if (s.driver != "turso") vault::issue_initial(host, database_id);
 
   if (s.driver == "sqlite") {
-    const std::string path =
-        create_sqlite_file(host, environment_id, s.organization_id, database_name, false, undo);
+    const std::string path = create_sqlite_file_at(host, *file, environment_id, s.organization_id,
+                                                   database_name, false, undo);
     activate(host, environment_id, "provisioning", database_id, "file:" + path);
   } else {
     queue_create_job(host, records::load_environment(store, "environment_id", environment_id),

@@ -137,4 +137,22 @@ TEST_F(TemplateTest, TheImageNeverWritesOverAnExistingFile) {
   EXPECT_EQ(text, "someone else's");
 }
 
+TEST_F(TemplateTest, AnUnpublishedFileJournalsInMemoryAndStillRollsBack) {
+  const std::string path = dir + "/unpublished.db";
+  {
+    auto store = dataplane_template::open_unpublished(host, path);
+    EXPECT_EQ(query_one(*store, "PRAGMA journal_mode")->text("journal_mode"), "memory");
+    store->exec("CREATE TABLE t (x)");
+    {
+      Atomic tx(*store, "undone");
+      execute(*store, "INSERT INTO t (x) VALUES (1)");
+      EXPECT_FALSE(std::filesystem::exists(path + "-journal"));
+    }  // rolled back
+    EXPECT_EQ(query_one(*store, "SELECT count(*) AS n FROM t")->integer("n"), 0);
+  }
+  // The mode was the connection's: the file itself keeps a rollback journal.
+  auto again = sqlite::SqliteStore::open(path);
+  EXPECT_EQ(query_one(*again, "PRAGMA journal_mode")->text("journal_mode"), "delete");
+}
+
 }  // namespace
