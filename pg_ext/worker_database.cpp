@@ -455,7 +455,8 @@ void run_job(const Claimed& job) {
   std::string error;
   bool retry = false;
   std::optional<BackupSize> backup;
-  std::optional<std::string> retired_of;  // the target whose old content is dropped after the report
+  // The target whose old content is dropped after the report.
+  std::optional<std::string> retired_of;
   std::string doing;
   try {
     const postgres::Work work = in_transaction([&] {

@@ -66,8 +66,8 @@ bool wait_for_report(BackgroundWorkerHandle* handle, SetupSlot* slot) {
       done = slot->done;
       break;
     }
-    const int events = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10L,
-                                 PG_WAIT_EXTENSION);
+    const int events =
+        WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10L, PG_WAIT_EXTENSION);
     if (events & WL_LATCH_SET) {
       ResetLatch(MyLatch);
       latched = true;

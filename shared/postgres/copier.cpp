@@ -250,13 +250,18 @@ std::string hand_over_sql(const std::string& source, const std::string& target,
       "DECLARE it record; owned text[]; regrant text[]; list text; sv bigint; m_oid oid[]; m_src "
       "text[]; m_dst text[]; m_scope boolean[];\nBEGIN\n"
       "  SET LOCAL search_path = pg_catalog, pg_temp;\n"
+      // Its commit need not wait for the disk: the swap, on the same server
+      // and later, flushes the WAL up to its own commit, this one included;
+      // a crash before that finds the copy unfinished and makes it again.
+      "  SET LOCAL synchronous_commit = off;\n"
       "  SELECT array_agg(src_oid), array_agg(src), array_agg(dst), array_agg(scope) INTO m_oid, "
       "m_src, m_dst, m_scope FROM (" +
       role_map_sql(s, t, source) +
       ") r;\n"
       // The grants the source's roles hold on databases (the source's own
       // CONNECT...): DROP OWNED below takes them, they are given back.
-      "  " + with_map +
+      "  " +
+      with_map +
       "SELECT array_agg(format('GRANT %s ON DATABASE %I TO %I', a.privilege_type, d.datname, "
       "m.src) || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) INTO regrant "
       "FROM pg_database d, aclexplode(d.datacl) a, envdb_map m WHERE m.src_oid = a.grantee;\n"
@@ -266,22 +271,26 @@ std::string hand_over_sql(const std::string& source, const std::string& target,
       "FROM pg_roles WHERE rolname = $owner);\n"
       // One statement per target role (the source's admin and logins all go
       // to the target's admin).
-      "  FOR it IN " + with_map +
+      "  FOR it IN " +
+      with_map +
       "SELECT dst, string_agg(quote_ident(src), ', ' ORDER BY src) AS srcs FROM envdb_map GROUP "
       "BY dst LOOP\n"
       "    EXECUTE 'REASSIGN OWNED BY ' || it.srcs || ' TO ' || quote_ident(it.dst);\n"
       "  END LOOP;\n"
       "  FOR it IN SELECT unnest(owned) AS d LOOP\n"
       "    EXECUTE format('ALTER DATABASE %I OWNER TO %I', it.d, $owner);\n  END LOOP;\n"
-      "  FOR it IN " + with_map +
-      std::string(kTranslatedGrants) +
+      "  FOR it IN " +
+      with_map + std::string(kTranslatedGrants) +
       " LOOP\n    EXECUTE it.s;\n  END LOOP;\n"
       // One role at a time: a default privilege of one role granted to
       // another trips DROP OWNED of both in one statement.
-      "  FOR it IN " + with_map + "SELECT src FROM envdb_map ORDER BY scope DESC, src LOOP\n"
+      "  FOR it IN " +
+      with_map +
+      "SELECT src FROM envdb_map ORDER BY scope DESC, src LOOP\n"
       "    EXECUTE 'DROP OWNED BY ' || quote_ident(it.src);\n  END LOOP;\n"
       "  FOR it IN SELECT unnest(regrant) AS s LOOP\n    EXECUTE it.s;\n  END LOOP;\n"
-      "  IF EXISTS (" + with_map +
+      "  IF EXISTS (" +
+      with_map +
       "SELECT FROM pg_shdepend d JOIN envdb_map m ON m.src_oid = d.refobjid WHERE "
       "d.refclassid = 'pg_authid'::regclass AND d.dbid = (SELECT oid FROM pg_database WHERE "
       "datname = current_database())) THEN\n"

@@ -61,7 +61,7 @@ struct CopyOutcome {
   int64_t drop_ms = 0;   // the drop of the old content
   int64_t total_ms = 0;
   int attempts = 0;  // of the clone (a session that came back in between is a retry)
-  std::optional<int64_t> size_bytes;  // backup_database: the backup's size
+  std::optional<int64_t> size_bytes;   // backup_database: the backup's size
   std::optional<std::string> retired;  // keep_retired: the old content left to drop
 };
 

@@ -217,8 +217,8 @@ std::optional<std::string> carry_out(const Work& w, ServerSession& server,
     plan.keep_retired = !w.server && result;
     const CopyOutcome o = carry_out_copy(plan, server, progress);
     if (result) {
-      *result = Json{{"cloneMs", o.clone_ms},  {"handMs", o.hand_ms}, {"swapMs", o.swap_ms},
-                     {"dropMs", o.drop_ms},    {"totalMs", o.total_ms}, {"attempts", o.attempts}};
+      *result = Json{{"cloneMs", o.clone_ms}, {"handMs", o.hand_ms},   {"swapMs", o.swap_ms},
+                     {"dropMs", o.drop_ms},   {"totalMs", o.total_ms}, {"attempts", o.attempts}};
       if (o.size_bytes) (*result)["sizeBytes"] = *o.size_bytes;
       if (o.retired) (*result)["retired"] = *o.retired;
     }
