@@ -83,7 +83,7 @@ check-fast: setup
 # worker inside copies, resets, backups and restores (make check runs 30), in a
 # pg_virtualenv cluster with envdb preloaded.
 CRASH_ROUNDS ?= 50
-COPY_KILLS ?= 48
+COPY_KILLS ?= 54
 check-crash: install
 	@ENVDB_PG_BIN=$$($(PG_CONFIG) --bindir) ENVDB_WORKER_CRASH_ROUNDS=$(CRASH_ROUNDS) \
 	  /usr/bin/python3 test/pyrun.py test/pg/test_worker_crash.py

@@ -24,6 +24,7 @@
 #include "core/json.hpp"
 #include "jobs/outbox.hpp"
 #include "postgres/converge.hpp"
+#include "postgres/copier.hpp"
 #include "postgres/hosts.hpp"
 #include "postgres/mover.hpp"
 #include "postgres/provisioner.hpp"
@@ -114,6 +115,26 @@ void reclaim_stale_jobs() {
             "a.backend_type = 'envdb database worker' AND j.worker = 'envdb bgworker ' || a.pid)");
     return 0;
   });
+}
+
+// The old content a copy, reset or restore swapped out on this server and
+// left when its worker stopped between reporting the job and dropping it
+// (run_job): dropped at the next pass.
+void drop_retired_leftovers() {
+  const auto names = in_transaction([] {
+    SpiStore store;
+    std::vector<std::string> out;
+    for (const Row& r : query(store, postgres::retired_leftovers_sql()))
+      out.push_back(r.text("name"));
+    return out;
+  });
+  if (names.empty()) return;
+  auto session = open_session(std::nullopt);
+  for (const std::string& name : names) {
+    session->exec_top_level("DROP DATABASE IF EXISTS " + postgres::quote_identifier(name) +
+                            " WITH (FORCE)");
+    log_message(LOG, "dropped " + name + ", the old content a copy, reset or restore left");
+  }
 }
 
 // Deadlines: grace ends and expiries become revoked credentials (with their
@@ -434,6 +455,9 @@ void run_job(const Claimed& job) {
   std::string error;
   bool retry = false;
   std::optional<BackupSize> backup;
+  // The target whose old content is dropped after the report.
+  std::optional<std::string> retired_of;
+  std::string doing;
   try {
     const postgres::Work work = in_transaction([&] {
       auto host = make_host();
@@ -441,7 +465,7 @@ void run_job(const Claimed& job) {
     });
     // What the worker is doing, in pg_stat_activity.query (operators, and
     // the crash series that stops it inside each kind of job).
-    const std::string doing = "envdb: postgres job " + work.kind + " " + job.id;
+    doing = "envdb: postgres job " + work.kind + " " + job.id;
     report_activity(doing.c_str());
     auto session = open_noted(work.server);
     Json result;
@@ -462,6 +486,7 @@ void run_job(const Claimed& job) {
     }
     if (!result.is_null())
       log_message(LOG, "postgres job " + work.kind + " " + job.id + " done: " + result.dump());
+    if (result.is_object() && result.contains("retired")) retired_of = work.database_name;
     if (work.kind == "backup_database" && result.is_object() && result.contains("sizeBytes") &&
         result["sizeBytes"].is_number_integer() && work.payload.contains("backupId") &&
         work.payload["backupId"].is_string())
@@ -477,6 +502,14 @@ void run_job(const Claimed& job) {
     log_message(LOG,
                 "postgres job " + job.id + (retry ? " will be retried: " : " failed: ") + error);
   report(job.id, url, error, retry, backup);
+  // The target is back: now the old content goes (a crash before this line
+  // leaves it to the next pass, drop_retired_leftovers).
+  if (retired_of && error.empty()) {
+    boundary("dropping the old content of " + *retired_of, [&] {
+      report_activity((doing + ": dropping the old content").c_str());
+      (void)postgres::drop_retired(*open_session(std::nullopt), *retired_of);
+    });
+  }
   report_activity(nullptr);
 }
 
@@ -523,6 +556,7 @@ bool pass() {
   // First, and again after each job: a long job does not hold them back.
   boundary("writing last_accessed_at", write_touches);
   boundary("reclaiming the jobs of stopped workers", reclaim_stale_jobs);
+  boundary("dropping the old content copies left", drop_retired_leftovers);
   boundary("expiring credentials", expire_deadlines);
   boundary("enforcing policies", enforce_policies);
   if (keyring_ready()) {

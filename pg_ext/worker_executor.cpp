@@ -11,6 +11,7 @@
 
 extern "C" {
 #include "commands/dbcommands.h"
+#include "storage/procarray.h"
 }
 
 #include "postgres/copier.hpp"
@@ -42,6 +43,46 @@ int claim_setup_slot() {
   }
   SpinLockRelease(&shared->mutex);
   return index;
+}
+
+// Waits (inside guarded) until the setup worker of `handle` has reported in
+// `slot` (it sets this worker's latch then) and its process has left the
+// server's process array, without waiting for the postmaster to notice its
+// exit (tens of ms on a busy machine): a rename or drop of the database it
+// was in would wait 100 ms per look at a session still there. False when it
+// stopped without reporting.
+bool wait_for_report(BackgroundWorkerHandle* handle, SetupSlot* slot) {
+  bool latched = false;
+  pid_t pid = 0;
+  bool done = false;
+  for (;;) {
+    pg_read_barrier();
+    if (slot->done) {
+      done = true;
+      break;
+    }
+    if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED) {
+      pg_read_barrier();
+      done = slot->done;
+      break;
+    }
+    const int events =
+        WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10L, PG_WAIT_EXTENSION);
+    if (events & WL_LATCH_SET) {
+      ResetLatch(MyLatch);
+      latched = true;
+    }
+    CHECK_FOR_INTERRUPTS();
+  }
+  // Its process goes next (it touches nothing of the slot after reporting).
+  while (GetBackgroundWorkerPid(handle, &pid) != BGWH_STOPPED &&
+         (pid == 0 || BackendPidGetProc(pid) != nullptr)) {
+    pg_usleep(1000L);
+    CHECK_FOR_INTERRUPTS();
+  }
+  // A wake-up meant for something else is passed on.
+  if (latched) SetLatch(MyLatch);
+  return done;
 }
 
 // The server this library runs in.
@@ -98,7 +139,7 @@ class LocalSession : public postgres::ServerSession {
 
   // The guard beside the statement is a setup worker in this worker's own
   // database, running clear_template_sql every 50 ms until this worker lets
-  // go of an advisory lock it holds meanwhile (or 20 s pass). No slot or
+  // go of an advisory lock it holds meanwhile (or about 20 s pass). No slot or
   // worker free: the statement alone (its own wait and retry remain).
   void create_from_template(const std::string& sql, const std::string& template_db) override {
     const std::string lock = "1701737060, " + std::to_string(MyProcPid);
@@ -106,19 +147,25 @@ class LocalSession : public postgres::ServerSession {
       const char* name = get_database_name(MyDatabaseId);
       return std::string(name ? name : "");
     });
+    // Between two rounds it waits on the advisory lock itself (50 ms at a
+    // time), so it stops as soon as the statement is done, not at its next
+    // round.
     const std::string guard =
-        "DO $envdb_guard$BEGIN FOR i IN 1..400 LOOP\n"
-        "  IF pg_catalog.pg_try_advisory_lock(" +
-        lock +
-        ") THEN\n"
-        "    PERFORM pg_catalog.pg_advisory_unlock(" +
-        lock +
-        ");\n    EXIT;\n  END IF;\n"
+        "DO $envdb_guard$BEGIN\n"
+        "PERFORM pg_catalog.set_config('lock_timeout', '50ms', true);\n"
+        "FOR i IN 1..400 LOOP\n"
         "  PERFORM pg_catalog.pg_stat_clear_snapshot();\n"
         "  PERFORM * FROM (" +
         postgres::clear_template_sql(template_db, MyProcPid) +
         ") c;\n"
-        "  PERFORM pg_catalog.pg_sleep(0.05);\nEND LOOP; END$envdb_guard$";
+        "  BEGIN\n"
+        "    PERFORM pg_catalog.pg_advisory_lock(" +
+        lock +
+        ");\n"
+        "    PERFORM pg_catalog.pg_advisory_unlock(" +
+        lock +
+        ");\n    EXIT;\n"
+        "  EXCEPTION WHEN lock_not_available THEN NULL;\n  END;\nEND LOOP; END$envdb_guard$";
     const int index = !own_db.empty() && own_db.size() < NAMEDATALEN &&
                               guard.size() < kSetupSqlBytes
                           ? claim_setup_slot()
@@ -149,7 +196,7 @@ class LocalSession : public postgres::ServerSession {
       if (handle) {
         try {
           guarded([&] {
-            WaitForBackgroundWorkerShutdown(handle);
+            (void)wait_for_report(handle, slot);
             pfree(handle);
             return 0;
           });
@@ -186,14 +233,14 @@ class LocalSession : public postgres::ServerSession {
       slot->in_use = false;
       SpinLockRelease(&shared->mutex);
     };
-    const int started = guarded([index] {
+    const int started = guarded([index, slot] {
       BackgroundWorker w = worker_description("envdb_setup_worker_main", "envdb setup worker",
                                               BGW_NEVER_RESTART, Int32GetDatum(index), MyProcPid);
       BackgroundWorkerHandle* handle = nullptr;
       if (!RegisterDynamicBackgroundWorker(&w, &handle)) return 0;
-      const BgwHandleStatus status = WaitForBackgroundWorkerShutdown(handle);
+      (void)wait_for_report(handle, slot);
       pfree(handle);
-      return status == BGWH_STOPPED ? 1 : 2;
+      return 1;
     });
     pg_read_barrier();
     const bool done = slot->done, ok = slot->ok;
@@ -267,7 +314,13 @@ extern "C" void envdb_setup_worker_main(Datum arg) {
     slot->ok = false;
   }
   PG_END_TRY();
+  // Who waits for the report: read before it is given (the slot is then
+  // someone else's).
+  const pid_t waiter = MyBgworkerEntry ? MyBgworkerEntry->bgw_notify_pid : 0;
   pg_write_barrier();
   slot->done = true;
+  if (waiter > 0) {
+    if (PGPROC* proc = BackendPidGetProc(waiter)) SetLatch(&proc->procLatch);
+  }
   proc_exit(0);
 }

@@ -97,7 +97,8 @@ std::string swap_sql(const std::string& target, const std::string& temp,
          " LANGUAGE plpgsql";
 }
 
-void swap(ServerSession& server, const std::string& target) {
+// Returns how long the drop of the old content took (none when kept).
+int64_t swap(ServerSession& server, const std::string& target, bool keep_retired) {
   const std::string temp = temp_database_name(target), retired = retired_database_name(target);
   const std::string sql = swap_sql(target, temp, retired);
   for (int attempt = 1;; ++attempt) {
@@ -108,7 +109,10 @@ void swap(ServerSession& server, const std::string& target) {
       if (!in_use(e) || attempt >= kMaxCloneAttempts) throw;
     }
   }
+  if (keep_retired) return 0;
+  const int64_t at = steady_ms();
   drop_if_exists(server, retired);
+  return steady_ms() - at;
 }
 
 // What an earlier attempt left: the content it was building, and the old
@@ -236,36 +240,58 @@ std::string hand_over_sql(const std::string& source, const std::string& target,
          "a database is not copied onto itself (" + quote_value(source) + ")");
   require_id("environment_id", environment_id);
   require_id("organization_id", organization_id);
+  // The role map is kept in arrays, a CTE of each query that needs it (a
+  // temporary table would create this fresh database's temporary schema
+  // first: tens of ms).
+  const std::string with_map =
+      "WITH envdb_map AS (SELECT * FROM unnest(m_oid, m_src, m_dst, m_scope) AS m(src_oid, src, "
+      "dst, scope)) ";
   std::string body =
-      "DECLARE it record; owned text[]; list text; sv bigint;\nBEGIN\n"
+      "DECLARE it record; owned text[]; regrant text[]; list text; sv bigint; m_oid oid[]; m_src "
+      "text[]; m_dst text[]; m_scope boolean[];\nBEGIN\n"
       "  SET LOCAL search_path = pg_catalog, pg_temp;\n"
-      "  CREATE TEMP TABLE envdb_map ON COMMIT DROP AS " +
+      // Its commit need not wait for the disk: the swap, on the same server
+      // and later, flushes the WAL up to its own commit, this one included;
+      // a crash before that finds the copy unfinished and makes it again.
+      "  SET LOCAL synchronous_commit = off;\n"
+      "  SELECT array_agg(src_oid), array_agg(src), array_agg(dst), array_agg(scope) INTO m_oid, "
+      "m_src, m_dst, m_scope FROM (" +
       role_map_sql(s, t, source) +
-      ";\n"
+      ") r;\n"
       // The grants the source's roles hold on databases (the source's own
       // CONNECT...): DROP OWNED below takes them, they are given back.
-      "  CREATE TEMP TABLE envdb_dbacl ON COMMIT DROP AS SELECT d.datname::text AS datname, "
-      "a.privilege_type AS p, a.is_grantable AS grantable, m.src FROM pg_database d, "
-      "aclexplode(d.datacl) a, envdb_map m WHERE m.src_oid = a.grantee;\n"
+      "  " +
+      with_map +
+      "SELECT array_agg(format('GRANT %s ON DATABASE %I TO %I', a.privilege_type, d.datname, "
+      "m.src) || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) INTO regrant "
+      "FROM pg_database d, aclexplode(d.datacl) a, envdb_map m WHERE m.src_oid = a.grantee;\n"
       // REASSIGN OWNED moves the databases the source's owner role owns
       // (the source itself) too: they are given back below.
       "  SELECT array_agg(datname::text) INTO owned FROM pg_database WHERE datdba = (SELECT oid "
       "FROM pg_roles WHERE rolname = $owner);\n"
-      "  FOR it IN SELECT src, dst FROM envdb_map LOOP\n"
-      "    EXECUTE format('REASSIGN OWNED BY %I TO %I', it.src, it.dst);\n  END LOOP;\n"
+      // One statement per target role (the source's admin and logins all go
+      // to the target's admin).
+      "  FOR it IN " +
+      with_map +
+      "SELECT dst, string_agg(quote_ident(src), ', ' ORDER BY src) AS srcs FROM envdb_map GROUP "
+      "BY dst LOOP\n"
+      "    EXECUTE 'REASSIGN OWNED BY ' || it.srcs || ' TO ' || quote_ident(it.dst);\n"
+      "  END LOOP;\n"
       "  FOR it IN SELECT unnest(owned) AS d LOOP\n"
       "    EXECUTE format('ALTER DATABASE %I OWNER TO %I', it.d, $owner);\n  END LOOP;\n"
       "  FOR it IN " +
-      std::string(kTranslatedGrants) +
+      with_map + std::string(kTranslatedGrants) +
       " LOOP\n    EXECUTE it.s;\n  END LOOP;\n"
       // One role at a time: a default privilege of one role granted to
       // another trips DROP OWNED of both in one statement.
-      "  FOR it IN SELECT src FROM envdb_map ORDER BY scope DESC, src LOOP\n"
+      "  FOR it IN " +
+      with_map +
+      "SELECT src FROM envdb_map ORDER BY scope DESC, src LOOP\n"
       "    EXECUTE 'DROP OWNED BY ' || quote_ident(it.src);\n  END LOOP;\n"
-      "  FOR it IN SELECT * FROM envdb_dbacl LOOP\n"
-      "    EXECUTE format('GRANT %s ON DATABASE %I TO %I', it.p, it.datname, it.src) || CASE "
-      "WHEN it.grantable THEN ' WITH GRANT OPTION' ELSE '' END;\n  END LOOP;\n"
-      "  IF EXISTS (SELECT FROM pg_shdepend d JOIN envdb_map m ON m.src_oid = d.refobjid WHERE "
+      "  FOR it IN SELECT unnest(regrant) AS s LOOP\n    EXECUTE it.s;\n  END LOOP;\n"
+      "  IF EXISTS (" +
+      with_map +
+      "SELECT FROM pg_shdepend d JOIN envdb_map m ON m.src_oid = d.refobjid WHERE "
       "d.refclassid = 'pg_authid'::regclass AND d.dbid = (SELECT oid FROM pg_database WHERE "
       "datname = current_database())) THEN\n"
       "    RAISE EXCEPTION 'a role of the source still owns or is granted something in the "
@@ -304,7 +330,7 @@ namespace {
 // swapped in.
 template <typename Step, typename Clone>
 void build_and_swap(const CopyPlan& p, ServerSession& server, const std::string& temp,
-                    const Roles& t, Step&& step, Clone&& timed_clone) {
+                    const Roles& t, CopyOutcome& out, Step&& step, Clone&& timed_clone) {
   auto need = [](const std::optional<std::string>& name, const char* what) -> const std::string& {
     if (!name) throw Error(Code::internal, std::string("the job names no ") + what);
     return *name;
@@ -325,15 +351,36 @@ void build_and_swap(const CopyPlan& p, ServerSession& server, const std::string&
     // A restore is the environment's own content: its roles stay.
     if (p.kind == "copy_database") {
       step("handing the copy to the target's roles");
+      const int64_t at = steady_ms();
       server.exec_in_database(temp, hand_over_sql(from, p.target, p.environment_id,
                                                   p.organization_id, p.mode == "schema"));
+      out.hand_ms = steady_ms() - at;
     }
   }
   step("swapping it in");
-  swap(server, p.target);
+  const int64_t at = steady_ms();
+  out.drop_ms = swap(server, p.target, p.keep_retired);
+  out.swap_ms = steady_ms() - at;
+  if (p.keep_retired) out.retired = retired_database_name(p.target);
 }
 
 }  // namespace
+
+bool drop_retired(ServerSession& server, const std::string& target) {
+  const std::string retired = retired_database_name(target);
+  if (!exists(server, target) || !exists(server, retired)) return false;
+  drop_if_exists(server, retired);
+  return true;
+}
+
+std::string retired_leftovers_sql() {
+  return "SELECT p.datname::text AS name FROM pg_catalog.pg_database p JOIN "
+         "envdb.sys_environment_database d ON p.datname = d.database_name || '_old' WHERE "
+         "d.driver = 'postgres' AND d.host_id IS NULL AND EXISTS (SELECT FROM "
+         "pg_catalog.pg_database t WHERE t.datname = d.database_name) AND NOT EXISTS (SELECT FROM "
+         "envdb.sys_provisioning_job j WHERE j.database_id = d.id AND j.status IN ('pending', "
+         "'running')) ORDER BY 1";
+}
 
 CopyOutcome carry_out_copy(const CopyPlan& p, ServerSession& server,
                            const std::function<void(const std::string&)>& progress) {
@@ -371,7 +418,7 @@ CopyOutcome carry_out_copy(const CopyPlan& p, ServerSession& server,
     for (const std::string& sql : ensure_roles_sql(t)) server.exec(sql);
     clear_leftovers(server, p.target);
     try {
-      build_and_swap(p, server, temp, t, step, timed_clone);
+      build_and_swap(p, server, temp, t, out, step, timed_clone);
     } catch (const Error&) {
       // A failure (not a crash: a run after one starts with clear_leftovers)
       // leaves nothing beside the target; the target was not touched.

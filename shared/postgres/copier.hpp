@@ -47,14 +47,22 @@ struct CopyPlan {
   std::string organization_id;
   std::optional<std::string> source;  // copy_database: the source's database name
   std::optional<std::string> backup;  // backup/restore/delete: the backup's database name
+  // The old content, swapped out, is left as retired_database_name(target)
+  // for the caller to drop after reporting the job (drop_retired); a crash in
+  // between leaves it to retired_leftovers_sql. Else dropped before returning.
+  bool keep_retired = false;
 };
 
 // What a step measured, for the job's result and the log.
 struct CopyOutcome {
   int64_t clone_ms = 0;  // CREATE DATABASE ... TEMPLATE (the source's sessions wait this long)
+  int64_t hand_ms = 0;   // copy_database: the hand-over to the target's roles
+  int64_t swap_ms = 0;   // the swap, the drop of the old content included
+  int64_t drop_ms = 0;   // the drop of the old content
   int64_t total_ms = 0;
   int attempts = 0;  // of the clone (a session that came back in between is a retry)
-  std::optional<int64_t> size_bytes;  // backup_database: the backup's size
+  std::optional<int64_t> size_bytes;   // backup_database: the backup's size
+  std::optional<std::string> retired;  // keep_retired: the old content left to drop
 };
 
 // The script run inside the copy: ownership of every object owned by a role of
@@ -76,6 +84,18 @@ std::string hand_over_sql(const std::string& source, const std::string& target,
 // statement counts the ones already in, up to 5 s), the template's other
 // sessions are ended. One row: how many.
 std::string clear_template_sql(const std::string& template_db, int64_t creator_pid);
+
+// Drops the old content a copy, reset or restore of `target` swapped out
+// (retired_database_name), only while `target` is in place (as a run after a
+// crash does before it starts). Returns whether it was there.
+bool drop_retired(ServerSession& server, const std::string& target);
+
+// The old content left on the local server by a copy, reset or restore whose
+// job is no longer pending or running (a crash between its report and the
+// drop): one row per database to drop, column `name`, for the environment
+// databases of this catalog only (other control planes may share the server),
+// and only while the database itself is in place. Run on the control plane.
+std::string retired_leftovers_sql();
 
 // Carries out a plan on the server (the caller converges the target's logins
 // afterwards). Idempotent: a run after a crash starts again and converges.

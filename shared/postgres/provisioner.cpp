@@ -209,14 +209,23 @@ std::optional<std::string> carry_out(const Work& w, ServerSession& server,
     return std::nullopt;
   }
   if (is_copy_kind(w.kind)) {
-    const CopyOutcome o = carry_out_copy(copy_plan(w, w.kind, w.payload), server, progress);
+    CopyPlan plan = copy_plan(w, w.kind, w.payload);
+    // On the server the worker runs on, the old content is dropped after the
+    // report (the target is back sooner; the worker's pass drops what a crash
+    // in between left, retired_leftovers_sql). Only when the caller reads the
+    // result, which names it.
+    plan.keep_retired = !w.server && result;
+    const CopyOutcome o = carry_out_copy(plan, server, progress);
     if (result) {
-      *result = Json{{"cloneMs", o.clone_ms}, {"totalMs", o.total_ms}, {"attempts", o.attempts}};
+      *result = Json{{"cloneMs", o.clone_ms}, {"handMs", o.hand_ms},   {"swapMs", o.swap_ms},
+                     {"dropMs", o.drop_ms},   {"totalMs", o.total_ms}, {"attempts", o.attempts}};
       if (o.size_bytes) (*result)["sizeBytes"] = *o.size_bytes;
+      if (o.retired) (*result)["retired"] = *o.retired;
     }
-    // The target's logins as the catalog says now (its maintenance ends when
-    // the job is reported; the next pass enables them again).
-    if (converge_logins && w.kind != "delete_backup") converge_logins();
+    // The target's logins are not converged here: they would be made NOLOGIN
+    // (maintenance) just before the report ends the maintenance and the
+    // convergence after the job gives them back; the swap has ended the
+    // target's sessions already.
     return std::nullopt;
   }
   for (const std::string& sql : ensure_roles_sql(w.roles)) server.exec(sql);

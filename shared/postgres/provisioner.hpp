@@ -65,7 +65,11 @@ using Progress = std::function<void(const std::string&)>;
 // roles that stopped it. Returns the database URL for create_database.
 // A copy, reset, backup or restore (is_copy_kind) builds the new content
 // beside the target and swaps it in (copier.hpp); `result` (when given)
-// receives what it measured: {"cloneMs", "totalMs", "attempts", "sizeBytes"}.
+// receives what it measured: {"cloneMs", "handMs", "swapMs", "dropMs",
+// "totalMs", "attempts", "sizeBytes"}, and, on the server the worker runs on,
+// "retired": the old content it left for the caller to drop after reporting
+// the job (drop_retired). The target's logins are left to the convergence
+// after the job.
 std::optional<std::string> carry_out(const Work& work, ServerSession& server,
                                      const std::function<void()>& converge_logins = nullptr,
                                      Json* result = nullptr, const Progress& progress = nullptr);

@@ -10,7 +10,7 @@ credentials and by none of the source's, every object of it owned by and
 granted to its own roles only; reset; backup -> change -> restore (and the
 backup's size); kill -9 of the worker at distinct points of full and schema
 copies, resets, backups and restores (the step it is in and how far into it;
-ENVDB_COPY_KILLS of them: 30 in make check, all 48 in make check-crash) leaving
+ENVDB_COPY_KILLS of them: 30 in make check, all 54 in make check-crash) leaving
 the old or the new content, then converging with a clean check()."""
 import os
 import signal
@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
 from test_pg_driver import ControlPlane, login, preloaded, wait_for  # noqa: E402
 
 # kill -9 points of the worker during copies, resets, backups and restores, each at a distinct
-# point (kill_points below; make check runs 30, make check-crash all 48).
+# point (kill_points below; make check runs 30, make check-crash all 54).
 KILLS = int(os.environ.get("ENVDB_COPY_KILLS", "30"))
 
 
@@ -382,6 +382,59 @@ class PostgresCopies(unittest.TestCase):
               file=sys.stderr)
         self.assertLess(max(took), 4.5, took)
 
+    def beside(self, dbname):
+        return self.rows("postgres", "select datname from pg_database where datname in "
+                         f"('{dbname}_copy', '{dbname}_old')")
+
+    def wait_nothing_beside(self, dbname, timeout=30):
+        wait_for(f"nothing left beside {dbname}", lambda: self.beside(dbname) == [], timeout=timeout)
+
+    def test_old_content_is_dropped_after_the_report_and_after_a_crash(self):
+        """The old content a swap set aside is dropped after the job is reported (the target is
+        back sooner); killed in between, the worker's next pass drops it (only beside a database
+        of this catalog that is in place, with no job on it); check() ends clean."""
+        src_id, src_db, _ = self.provision("dev", "development")
+        dst_id, dst_db, dst_url = self.provision("target")
+        self.call("copy_environment", src_id, dst_id, "full", False)
+        self.settle(dst_id)
+        self.wait_nothing_beside(dst_db, timeout=10)
+        logged = self.cp.one("select count(*) from envdb.sys_provisioning_job where environment_id = %s "
+                             "and kind = 'copy_database' and status = 'done'", (dst_id,))[0]
+        self.assertEqual(logged, 1)
+
+        # Killed right after the report: the old content may still be there; the next pass drops it.
+        job = self.call("copy_environment", src_id, dst_id, "full", False)["job"]["id"]
+        wait_for("the copy's report", lambda: self.cp.one(
+            "select status from envdb.sys_provisioning_job where id = %s", (job,))[0] == "done", timeout=60)
+        pid = self._worker_pid()
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                self._after_crash(pid)
+            except ProcessLookupError:
+                pass
+        self.settle(dst_id)
+        self.wait_nothing_beside(dst_db)
+
+        # What such a crash leaves, made by hand: dropped at the next pass; a database beside a
+        # name this catalog does not know is not touched.
+        admin = self.superuser("postgres")
+        try:
+            cur = admin.cursor()
+            cur.execute(f'create database "{dst_db}_old"')
+            cur.execute('create database "env-notthiscatalog_old"')
+            self.wait_nothing_beside(dst_db)
+            cur.execute("select count(*) from pg_database where datname = 'env-notthiscatalog_old'")
+            self.assertEqual(cur.fetchone()[0], 1)
+        finally:
+            cur.execute('drop database if exists "env-notthiscatalog_old"')
+            admin.close()
+        self.assertEqual(self.state(dst_db), "no origin")
+        conn = login(dst_url, self.admin_of(dst_id))
+        conn.close()
+        report = self.call("check")
+        self.assertTrue(report["ok"], report)
+
     def state(self, dbname):
         """What the target holds, as old/new is told: its origin table's rows, or none."""
         if self.rows(dbname, "select to_regclass('public.origin') is null")[0][0]:
@@ -494,8 +547,8 @@ class PostgresCopies(unittest.TestCase):
             outcomes.append((what, step or "start", delay, seen, "new" if got == new and new != before else
                              "old" if got == before else "new", t_killed - t_point, time.monotonic() - t_killed))
             self.assertEqual(self.state(dst_db), new, (what, step, delay))
-            self.assertEqual(self.rows("postgres", "select datname from pg_database where datname in "
-                                       f"('{dst_db}_copy', '{dst_db}_old')"), [])
+            # The old content goes after the report (or at the next pass after a crash).
+            self.wait_nothing_beside(dst_db)
             if what == "backup":
                 made = out["backup"]
                 listed = self.call("list_environment_backups", dst_id)
@@ -519,9 +572,9 @@ class PostgresCopies(unittest.TestCase):
 # The steps of each kind of job, in order, as the worker names them in pg_stat_activity ("" the
 # start: the target's roles ensured, an earlier attempt's leftovers dropped).
 KILL_STEPS = {
-    "copy_database": ("", "cloning", "handing the copy", "swapping it in"),
-    "reset_database": ("", "creating an empty database", "swapping it in"),
-    "restore_database": ("", "cloning", "swapping it in"),
+    "copy_database": ("", "cloning", "handing the copy", "swapping it in", "dropping the old content"),
+    "reset_database": ("", "creating an empty database", "swapping it in", "dropping the old content"),
+    "restore_database": ("", "cloning", "swapping it in", "dropping the old content"),
     "backup_database": ("", "cloning"),
 }
 # (what, step) in the order the kill points take them: the first few spread over the kinds and
@@ -532,6 +585,8 @@ KILL_ORDER = (
     ("restore", "cloning"), ("copy_schema", "swapping it in"), ("reset", "swapping it in"),
     ("copy_full", "handing the copy"), ("copy_schema", "cloning"), ("copy_full", ""), ("restore", ""),
     ("reset", ""), ("backup", ""), ("copy_schema", ""),
+    # After the report: the old content being dropped (the next pass drops it after a crash).
+    ("copy_full", "dropping the old content"), ("restore", "dropping the old content"),
 )
 KILL_DELAYS = (0.0, 0.05, 0.2)
 

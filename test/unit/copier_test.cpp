@@ -133,6 +133,43 @@ TEST(Copier, ACopyClonesBesideHandsOverSwapsThenDropsTheOld) {
   EXPECT_EQ(ended, 2);
 }
 
+TEST(Copier, KeptOldContentIsNamedForTheCallerAndDroppedOnlyBesideItsTarget) {
+  CopySession s;
+  s.exists = {"env-src", "env-tgt"};
+  auto p = plan("copy_database");
+  p.keep_retired = true;
+  const auto out = postgres::carry_out_copy(p, s);
+  ASSERT_TRUE(out.retired.has_value());
+  EXPECT_EQ(*out.retired, "env-tgt_old");
+  EXPECT_EQ(out.drop_ms, 0);
+  // Swapped, not dropped: the swap is the last step (an earlier attempt's
+  // old content is dropped before the clone, as always).
+  const int swap = s.find_holding("RENAME TO");
+  EXPECT_GE(swap, 0);
+  EXPECT_LT(s.find("top DROP DATABASE IF EXISTS \"env-tgt_old\""), swap);
+  EXPECT_EQ(static_cast<size_t>(swap), s.log.size() - 1) << s.log.back();
+
+  // Dropped afterwards, only while the target is in place.
+  CopySession after;
+  after.exists = {"env-tgt", "env-tgt_old"};
+  EXPECT_TRUE(postgres::drop_retired(after, "env-tgt"));
+  EXPECT_EQ(after.log.back(), "top DROP DATABASE IF EXISTS \"env-tgt_old\" WITH (FORCE)");
+  CopySession missing;
+  missing.exists = {"env-tgt_old"};
+  EXPECT_FALSE(postgres::drop_retired(missing, "env-tgt"));
+  EXPECT_EQ(missing.find("top DROP"), -1);
+  CopySession gone;
+  gone.exists = {"env-tgt"};
+  EXPECT_FALSE(postgres::drop_retired(gone, "env-tgt"));
+  EXPECT_EQ(gone.find("top DROP"), -1);
+
+  // What a crash left: this catalog's local databases, not while a job works on them.
+  const std::string sql = postgres::retired_leftovers_sql();
+  for (const char* part : {"d.database_name || '_old'", "d.host_id IS NULL", "'pending', 'running'",
+                           "t.datname = d.database_name"})
+    EXPECT_NE(sql.find(part), std::string::npos) << part;
+}
+
 TEST(Copier, AMissingSourceOrBackupIsNotFoundAndBadModesRefused) {
   CopySession s;
   s.exists = {"env-tgt"};
