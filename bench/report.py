@@ -96,7 +96,7 @@ def fmt(v, unit):
         if v >= 1000:
             return f"{v / 1000:.2f} ms"
         return f"{v:.2f} µs" if v < 10 else f"{v:.1f} µs"
-    return f"{v:,.0f} /s"
+    return f"{v:.2f} /s" if v < 100 else f"{v:,.0f} /s"
 
 
 def judge(r):
