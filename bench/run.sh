@@ -13,7 +13,10 @@
 #   4b. bench/copy_bench.py: copy_environment of a 100 MB sqlite environment
 #      vs a bare VACUUM INTO (bench/results/copy.md)
 #   5. bench/pg_driver_bench.py under pg_virtualenv with the preload: the
-#      postgres driver's provision-to-active time vs CREATE DATABASE + schema
+#      postgres driver's provision-to-active time vs the same roles, database,
+#      grants, logins and schema as a bare psql script, and 100 environments
+#      at once (environments per second) vs that script run 100 times
+#      (BENCH_PG_DRIVER_MANY; bench/results/pg-provisioning.md)
 #   6. bench/copy_pg_bench.py under pg_virtualenv with the preload: a Postgres
 #      copy_environment vs a bare CREATE DATABASE ... TEMPLATE
 #      (bench/results/copy-pg.md)
@@ -125,7 +128,8 @@ fi
 if [ "$pg_ok" = 1 ]; then
   step "Postgres driver (pg_virtualenv, preloaded)"
   if ! pg_virtualenv -t -o shared_preload_libraries=envdb \
-       /usr/bin/python3 bench/pg_driver_bench.py "${BENCH_PG_DRIVER_RUNS:-5}" >"$out/pg_driver.txt" 2>"$out/pg_driver.log"; then
+       /usr/bin/python3 bench/pg_driver_bench.py "${BENCH_PG_DRIVER_RUNS:-9}" "${BENCH_PG_DRIVER_MANY:-100}" \
+       >"$out/pg_driver.txt" 2>"$out/pg_driver.log"; then
     tail -30 "$out/pg_driver.log"; pg_ok=0
   fi
 fi

@@ -106,6 +106,12 @@ int64_t pending_jobs() {
 void reclaim_stale_jobs() {
   in_transaction([] {
     SpiStore store;
+    // Most passes find no running job: this indexed look first spares them
+    // planning the join with pg_stat_activity (about 10 ms in a new worker).
+    auto running = query_one(store,
+                             "SELECT EXISTS (SELECT FROM envdb.sys_provisioning_job WHERE status = "
+                             "'running' AND driver = 'postgres') AS any");
+    if (!running || !running->boolean("any")) return 0;
     execute(store,
             "UPDATE envdb.sys_provisioning_job j SET status = 'pending', worker = NULL, "
             "last_error = 'interrupted: its worker stopped before finishing; resumed', "
@@ -461,7 +467,9 @@ void run_job(const Claimed& job) {
   try {
     const postgres::Work work = in_transaction([&] {
       auto host = make_host();
-      return postgres::load_work(*host, job.id);
+      // No verifiers: converge_database creates the logins from the
+      // catalog as it is then, with verifiers of its own.
+      return postgres::load_work(*host, job.id, false);
     });
     // What the worker is doing, in pg_stat_activity.query (operators, and
     // the crash series that stops it inside each kind of job).

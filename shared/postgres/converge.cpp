@@ -147,8 +147,10 @@ std::vector<Action> apply(postgres::ServerSession& server, const ServerPlan& p,
         auto login = make_login(a.login);
         if (!login) continue;
         const postgres::Roles roles = postgres::roles_for(a.login.database_name);
-        for (const std::string& sql : postgres::ensure_roles_sql(roles)) server.exec(sql);
-        server.exec(postgres::ensure_login_sql(*login, roles));
+        // The scope roles and the login in one transaction.
+        std::vector<std::string> statements = postgres::ensure_roles_sql(roles);
+        statements.push_back(postgres::ensure_login_sql(*login, roles));
+        server.exec(postgres::script(statements));
         break;
       }
       case Step::enable: server.exec(postgres::enable_login_sql(name, a.login.valid_until)); break;

@@ -29,7 +29,7 @@ bool queue_job(Host& host, const std::string& database_id, const std::string& ki
   return true;
 }
 
-Work load_work(Host& host, const std::string& job_id) {
+Work load_work(Host& host, const std::string& job_id, bool verifiers) {
   Store& store = host.store();
   require_id("job_id", job_id);
   auto job = query_one(
@@ -95,7 +95,7 @@ Work load_work(Host& host, const std::string& job_id) {
     l.live = converge::login_live(c.text("status"), l.valid_until,
                                   w.kind == "move_database" ? moved_status : w.environment_status,
                                   now_ms_value);
-    if (l.live) {
+    if (l.live && (verifiers || w.kind == "move_database")) {
       const crypto::SecretBytes token(vault::open_token(host, c));
       l.verifier = crypto::scram_sha256_verifier(token.view(), crypto::random_bytes(16));
     }
@@ -228,7 +228,7 @@ std::optional<std::string> carry_out(const Work& w, ServerSession& server,
     // target's sessions already.
     return std::nullopt;
   }
-  for (const std::string& sql : ensure_roles_sql(w.roles)) server.exec(sql);
+  server.exec(script(ensure_roles_sql(w.roles)));
   std::optional<std::string> url;
   if (w.kind == "create_database") {
     const auto owner = server.query_value(database_owner_sql(w.database_name));
@@ -244,8 +244,9 @@ std::optional<std::string> carry_out(const Work& w, ServerSession& server,
         server.exec_top_level(create_database_sql(w.database_name, w.roles));
       }
     }
-    for (const std::string& sql : database_grants_sql(w.database_name, w.roles)) server.exec(sql);
-    if (w.restrict_connect) server.exec(restrict_connect_sql(w.database_name));
+    std::vector<std::string> grants = database_grants_sql(w.database_name, w.roles);
+    if (w.restrict_connect) grants.push_back(restrict_connect_sql(w.database_name));
+    server.exec(script(grants));
     if (!copy)
       server.exec_in_database(w.database_name, in_database_sql(w.roles, w.environment_id,
                                                                w.organization_id, w.database_name));

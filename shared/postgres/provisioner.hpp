@@ -75,9 +75,12 @@ std::optional<std::string> carry_out(const Work& work, ServerSession& server,
                                      Json* result = nullptr, const Progress& progress = nullptr);
 
 // Loads a claimed job. Verifiers are computed for live credentials (the
-// keyring must hold their keys: key_unavailable otherwise). not_found when
+// keyring must hold their keys: key_unavailable otherwise); with `verifiers`
+// false only a move's are (a caller that passes converge_logins to carry_out
+// creates the logins from the catalog as it is then, so a verifier computed
+// here, a PBKDF2 of 4096 rounds each, would be thrown away). not_found when
 // the job is gone, invalid_parameter when it is not a postgres job.
-Work load_work(Host& host, const std::string& job_id);
+Work load_work(Host& host, const std::string& job_id, bool verifiers = true);
 
 // Queues a job of `kind` for a postgres database that is provisioned (a
 // database still being created gets every credential from its create job),

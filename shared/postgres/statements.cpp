@@ -104,6 +104,12 @@ std::vector<std::string> ensure_roles_sql(const Roles& r) {
   return out;
 }
 
+std::string script(const std::vector<std::string>& statements) {
+  std::string out;
+  for (const std::string& s : statements) out += s + ";\n";
+  return out;
+}
+
 std::string database_owner_sql(const std::string& database_name) {
   return "SELECT pg_catalog.pg_get_userbyid(datdba)::text AS owner FROM pg_catalog.pg_database "
          "WHERE datname = " +

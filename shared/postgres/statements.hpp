@@ -63,9 +63,13 @@ struct Login {
 };
 
 // Statements, each meant to run on its own (autocommit). Idempotent: running
-// them again after a partial run converges on the same state.
+// them again after a partial run converges on the same state. script() joins
+// several into one string, which ServerSession::exec runs as one transaction
+// (one commit and WAL flush instead of one per statement).
 //   ensure_roles_sql: the four NOLOGIN roles, created when missing.
 std::vector<std::string> ensure_roles_sql(const Roles& roles);
+//   The statements as one script ("a;\nb;\n"), for one exec.
+std::string script(const std::vector<std::string>& statements);
 //   The owner of a database, or no row: SELECT owner FROM pg_database ...
 std::string database_owner_sql(const std::string& database_name);
 //   conflict when the database exists and is not this environment's (another

@@ -420,6 +420,28 @@ class PostgresDriver(unittest.TestCase):
             except Exception:
                 pass
 
+    def test_a_job_queued_during_a_pass_is_taken_by_the_same_worker(self):
+        # The first job is held while it runs (its environment row locked: the
+        # worker waits to record the result), so the second is committed in
+        # the middle of a pass: that worker takes it (in its claim loop, or in
+        # the pass its commit asked for), with no new worker and no tick.
+        first, _, _ = self.provision("first")
+        holder = self.cp.connect()
+        holder.autocommit = False
+        holder.cursor().execute("select 1 from envdb.sys_environment where id = %s for update", (first,))
+        job = "select status, worker from envdb.sys_provisioning_job where environment_id = %s"
+        try:
+            running = wait_for("the first job to run",
+                               lambda: (lambda r: r if r and r[0] == "running" else None)(self.cp.one(job, (first,))))
+            second, _, _ = self.provision("second")
+        finally:
+            holder.rollback()
+            holder.close()
+        self.cp.wait_status(first, "active")
+        self.cp.wait_status(second, "active")
+        self.assertEqual(self.cp.one(job, (first,)), ("done", running[1]))
+        self.assertEqual(self.cp.one(job, (second,)), ("done", running[1]))
+
 
 def _try_connect(cp):
     try:

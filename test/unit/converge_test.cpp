@@ -136,6 +136,16 @@ TEST(ConvergeApply, DisablesEnablesAndAsksForTheVerifierOnlyWhenCreating) {
   EXPECT_TRUE(contains(all, "ALTER ROLE \"on\" NOLOGIN"));
   EXPECT_TRUE(contains(all, "pg_terminate_backend"));
   EXPECT_TRUE(contains(all, "CREATE ROLE \"new\" LOGIN"));
+  // The login and the scope roles it needs: one exec, one transaction.
+  size_t creating = 0;
+  for (auto& s : server.log)
+    if (contains(s, "CREATE ROLE \"new\" LOGIN")) {
+      ++creating;
+      EXPECT_TRUE(contains(s, "_owner\" NOLOGIN"));
+      EXPECT_TRUE(contains(s, "_readonly\" NOLOGIN"));
+    }
+  EXPECT_EQ(creating, 1u);
+  EXPECT_EQ(server.log.size(), 3u);  // NOLOGIN, the sessions ended, the creation
 
   // A credential revoked since the plan was made: the maker says no, nothing runs.
   FakeServer again;

@@ -127,7 +127,18 @@ TEST_F(PgDriver, CreateJobLoadsEveryLoginAndCarriesOutInOrder) {
 
   RecordingSession s;
   EXPECT_EQ(postgres::carry_out(w, s), "postgresql://h:1/" + dbname);
-  EXPECT_EQ(s.count("exec DO"), 4u + 3u);  // four roles, three logins
+  // The four roles in one exec (one transaction), then three logins.
+  EXPECT_EQ(s.count("exec DO"), 1u + 3u);
+  EXPECT_EQ(s.count("exec REVOKE ALL ON DATABASE"), 1u);  // the three grants in one exec too
+  size_t roles_in_first = 0;
+  for (const auto& l : s.log)
+    if (l.rfind("exec DO", 0) == 0) {
+      for (size_t at = l.find("CREATE ROLE"); at != std::string::npos;
+           at = l.find("CREATE ROLE", at + 1))
+        ++roles_in_first;
+      break;
+    }
+  EXPECT_EQ(roles_in_first, 4u);
   EXPECT_EQ(s.count("top CREATE DATABASE"), 1u);
   EXPECT_EQ(s.count("in " + dbname), 1u);
   size_t create = 0, inside = 0, first_login = 0;
@@ -140,6 +151,15 @@ TEST_F(PgDriver, CreateJobLoadsEveryLoginAndCarriesOutInOrder) {
   EXPECT_LT(inside, first_login);
   EXPECT_TRUE(contains(s.log[inside], "init_environment_schema('" +
                                           env["environment"]["id"].get<std::string>() + "'"));
+
+  // A caller that converges the logins itself gets no verifiers (each is a
+  // PBKDF2 it would throw away).
+  const postgres::Work bare = postgres::load_work(host, job, false);
+  ASSERT_EQ(bare.logins.size(), 3u);
+  for (auto& l : bare.logins) {
+    EXPECT_TRUE(l.live);
+    EXPECT_TRUE(l.verifier.empty());
+  }
 
   // A retry finds the database of an earlier attempt and reuses it.
   RecordingSession again;
