@@ -141,6 +141,22 @@ crypto::SecretBytes open_secret(Host& host, const Row& row, std::string* aad) {
   return token;
 }
 
+std::string reseal_bound(Host& host, const SealedRow& row, const crypto::SecretBytes& to,
+                         std::string& checked_database) {
+  const crypto::SecretBytes& from = key_of(host.keyring(), row.id, row.kms_key_id);
+  const std::string_view envelope = envelope_of(row.id, row.token_cipher);
+  const bool unbound = crypto::envelope_version(envelope) == crypto::kEnvelopeVersionUnbound;
+  if (!unbound && row.database_id != checked_database) {
+    row_rules::require_database(row.database_id, row.driver, row.identity.name, row.identity.url);
+    checked_database = row.database_id;
+  }
+  const std::string bound = bound_aad(row.id, row.database_id, row.scope, row.identity);
+  const crypto::SecretBytes token = open_envelope(
+      from, row.id, row.kms_key_id, envelope,
+      unbound ? crypto::credential_aad(row.id, row.database_id, row.scope) : bound);
+  return crypto::seal(to, token.view(), bound, crypto::kEnvelopeVersionBound);
+}
+
 crypto::SecretBytes open_sealed(Host& host, const std::string& id, const std::string& kms_key_id,
                                 const Value& token_cipher, std::string_view aad) {
   const crypto::SecretBytes& key = key_of(host.keyring(), id, kms_key_id);
