@@ -367,9 +367,13 @@ Value rewrap(api::Call& c) {
   // at 1M credentials and the table is never re-scanned from its start.
   const Value bound_version =
       Blob{std::string(1, static_cast<char>(crypto::kEnvelopeVersionBound))};
+  // SQLite: also the row's rowid, which its UPDATE below finds the row by
+  // (no probe of the id index).
   const std::string columns =
-      "SELECT c.id, c.database_id, c.scope, c.kms_key_id, c.token_cipher, d.driver, "
-      "d.database_name, d.database_url FROM envdb.sys_database_credential c "
+      std::string("SELECT c.id, c.database_id, c.scope, c.kms_key_id, c.token_cipher, d.driver, "
+                  "d.database_name, d.database_url") +
+      (pg ? "" : ", c.rowid") +
+      " FROM envdb.sys_database_credential c "
       "JOIN envdb.sys_environment_database d ON d.id = c.database_id "
       "WHERE c.kms_key_id = $1 AND c.id > $2 AND c.status <> 'revoked'";
   const std::string tail =
@@ -408,6 +412,7 @@ Value rewrap(api::Call& c) {
   std::vector<vault::SealedRow> batch;
   batch.reserve(static_cast<size_t>(kRewrapBatch));
   std::vector<std::string> ciphers;
+  std::vector<int64_t> rowids;  // SQLite
   ciphers.reserve(static_cast<size_t>(kRewrapBatch));
   // The last database whose row passed row_rules: a database's credentials
   // are consecutive in id order (issued together), so its row is checked
@@ -418,7 +423,7 @@ Value rewrap(api::Call& c) {
   // the batch's new envelopes go back in one statement, as one UPDATE per row
   // would cost an SPI execution each.
   const std::string row_update_sql =
-      "UPDATE envdb.sys_database_credential SET token_cipher = $1, kms_key_id = $2 WHERE id = $3";
+      "UPDATE OR FAIL envdb.sys_database_credential SET token_cipher = $1, kms_key_id = $2 WHERE rowid = $3";
   // One keyset walk over the rows `sql` selects; returns how many it moved.
   const auto walk = [&](const std::string& sql, const std::string& source) {
     int64_t here = 0;
@@ -427,6 +432,7 @@ Value rewrap(api::Call& c) {
       // The batch is read by column position into plain strings: no Row, no
       // lookup by name.
       batch.clear();
+      rowids.clear();
       {
         auto read = store.prepare(sql);
         read->bind(1, source);
@@ -443,6 +449,7 @@ Value rewrap(api::Call& c) {
           r.identity.name = column_text(read->column(6)).value_or("");
           r.identity.url = column_text(read->column(7));
           batch.push_back(std::move(r));
+          if (!pg) rowids.push_back(std::get<int64_t>(read->column(8)));
         }
       }
       if (batch.empty()) break;
@@ -472,7 +479,7 @@ Value rewrap(api::Call& c) {
           auto update = store.prepare(row_update_sql);
           update->bind(1, Blob{std::move(ciphers[i])});
           update->bind(2, target);
-          update->bind(3, batch[i].id);
+          update->bind(3, rowids[i]);
           while (update->step()) {
           }
         }
