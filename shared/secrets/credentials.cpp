@@ -414,10 +414,7 @@ Value rewrap(api::Call& c) {
   std::vector<std::string> ciphers;
   std::vector<int64_t> rowids;  // SQLite
   ciphers.reserve(static_cast<size_t>(kRewrapBatch));
-  // The last database whose row passed row_rules: a database's credentials
-  // are consecutive in id order (issued together), so its row is checked
-  // once, not once per credential.
-  std::string checked_database;
+  vault::ResealMemo memo;  // the database of the last row re-sealed
   // SQLite: one prepared UPDATE per row (a step of a cached statement costs
   // less than building, binding and materializing a VALUES list). Postgres:
   // the batch's new envelopes go back in one statement, as one UPDATE per row
@@ -455,7 +452,7 @@ Value rewrap(api::Call& c) {
       if (batch.empty()) break;
       ciphers.clear();
       for (const vault::SealedRow& r : batch) {
-        ciphers.push_back(vault::reseal_bound(c.host, r, key, checked_database));
+        ciphers.push_back(vault::reseal_bound(c.host, r, key, memo));
         ++from[r.kms_key_id];
       }
       if (pg) {

@@ -64,15 +64,27 @@ struct SealedRow {
   Identity identity;
 };
 
+// What reseal_bound keeps from one row to the next: the database identity it
+// last bound to, that identity's URL digest, and whether its row passed
+// row_rules (a database's credentials are consecutive in id order).
+struct ResealMemo {
+  std::string database_id;
+  std::string driver;
+  Identity identity;
+  std::string url_digest;
+  bool known = false;
+  bool checked = false;
+};
+
 // Opens `row`'s token and seals it again under `to`, in format 2, bound to its
 // row and its database's name and URL as `row` carries them: open_secret's
 // checks and errors (key_unavailable, decrypt_failed) without a query, the
 // associated data computed once for both sides when the envelope is already
 // format 2. As in open_secret, a format-2 envelope's database row must pass
-// row_rules (schema_mismatch), unless it is `checked_database`, the last one
-// that did (kept up to date here).
+// row_rules (schema_mismatch); `memo` saves checking it, and hashing its URL,
+// again for the next row of the same database with the same name and URL.
 std::string reseal_bound(Host& host, const SealedRow& row, const crypto::SecretBytes& to,
-                         std::string& checked_database);
+                         ResealMemo& memo);
 
 // The credential becomes `rotating` until `until` (or its own earlier expiry:
 // a rotation never lengthens a credential's life).
