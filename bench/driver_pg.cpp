@@ -846,8 +846,8 @@ void rewrap_at_scale(Pg& pg, const Options& o) {
   if (envdb_per_row.size() >= 2) {
     const auto lo = *envdb_per_row.begin(), hi = *envdb_per_row.rbegin();
     result("Rotation at scale",
-           "Postgres: rewrap_credentials per row at " + human(hi.first) + " vs " +
-               human(lo.first) + " credentials",
+           "Postgres: rewrap_credentials per row at " + human(hi.first) + " vs " + human(lo.first) +
+               " credentials",
            hi.second, lo.second, "us", "le:1.3", "the cost per row must not grow with the catalog");
   }
 }

@@ -370,8 +370,9 @@ Value rewrap(api::Call& c) {
   // SQLite: also the row's rowid, which its UPDATE below finds the row by
   // (no probe of the id index).
   const std::string columns =
-      std::string("SELECT c.id, c.database_id, c.scope, c.kms_key_id, c.token_cipher, d.driver, "
-                  "d.database_name, d.database_url") +
+      std::string(
+          "SELECT c.id, c.database_id, c.scope, c.kms_key_id, c.token_cipher, d.driver, "
+          "d.database_name, d.database_url") +
       (pg ? "" : ", c.rowid") +
       " FROM envdb.sys_database_credential c "
       "JOIN envdb.sys_environment_database d ON d.id = c.database_id "
@@ -416,11 +417,15 @@ Value rewrap(api::Call& c) {
   ciphers.reserve(static_cast<size_t>(kRewrapBatch));
   vault::ResealMemo memo;  // the database of the last row re-sealed
   // SQLite: one prepared UPDATE per row (a step of a cached statement costs
-  // less than building, binding and materializing a VALUES list). Postgres:
-  // the batch's new envelopes go back in one statement, as one UPDATE per row
-  // would cost an SPI execution each.
+  // less than building, binding and materializing a VALUES list), found by
+  // the rowid read with it in this transaction. OR FAIL: the one-row UPDATE
+  // can only fail before it writes, so SQLite skips the statement journal it
+  // would open per execution; on any error the call's savepoint undoes the
+  // whole call all the same. Postgres: the batch's new envelopes go back in
+  // one statement, as one UPDATE per row would cost an SPI execution each.
   const std::string row_update_sql =
-      "UPDATE OR FAIL envdb.sys_database_credential SET token_cipher = $1, kms_key_id = $2 WHERE rowid = $3";
+      "UPDATE OR FAIL envdb.sys_database_credential SET token_cipher = $1, kms_key_id = $2 WHERE "
+      "rowid = $3";
   // One keyset walk over the rows `sql` selects; returns how many it moved.
   const auto walk = [&](const std::string& sql, const std::string& source) {
     int64_t here = 0;

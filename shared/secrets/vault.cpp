@@ -160,11 +160,12 @@ std::string reseal_bound(Host& host, const SealedRow& row, const crypto::SecretB
     row_rules::require_database(row.database_id, row.driver, row.identity.name, row.identity.url);
     memo.checked = true;
   }
-  const std::string bound = crypto::bound_credential_aad_with_digest(
-      row.id, row.database_id, row.scope, row.identity.name, memo.url_digest);
-  const crypto::SecretBytes token = open_envelope(
-      from, row.id, row.kms_key_id, envelope,
-      unbound ? crypto::credential_aad(row.id, row.database_id, row.scope) : bound);
+  const std::string bound = crypto::bound_credential_aad_with_digest(row.id, row.database_id,
+                                                                     row.scope, row.identity.name,
+                                                                     memo.url_digest);
+  const crypto::SecretBytes token =
+      open_envelope(from, row.id, row.kms_key_id, envelope,
+                    unbound ? crypto::credential_aad(row.id, row.database_id, row.scope) : bound);
   return crypto::seal(to, token.view(), bound, crypto::kEnvelopeVersionBound);
 }
 

@@ -553,9 +553,9 @@ TEST(Credentials, RewrapAtTheBatchBoundaryReSealsEveryRowOnce) {
   std::map<std::string, std::string> tokens;  // id -> token
   std::map<std::string, Blob> before;         // id -> token_cipher
   const auto unbind = [&](const std::string& id, const std::string& db, const std::string& key) {
-    const std::string cipher =
-        crypto::seal(h.keyring().key(key), tokens[id], crypto::credential_aad(id, db, "readwrite"),
-                     crypto::kEnvelopeVersionUnbound);
+    const std::string cipher = crypto::seal(h.keyring().key(key), tokens[id],
+                                            crypto::credential_aad(id, db, "readwrite"),
+                                            crypto::kEnvelopeVersionUnbound);
     execute(h.store(),
             "UPDATE envdb.sys_database_credential SET token_cipher = $2, kms_key_id = $3 "
             "WHERE id = $1",
@@ -636,9 +636,10 @@ TEST(Credentials, RewrapChecksTheRowOfEachDatabase) {
             "UPDATE envdb.sys_database_credential SET status = 'rotating' WHERE status = "
             "'active'");
   }
-  execute(h.store(),
-          "UPDATE envdb.sys_environment_database SET database_url = 'file:/elsewhere.db' WHERE id = $1",
-          {bad});
+  execute(
+      h.store(),
+      "UPDATE envdb.sys_environment_database SET database_url = 'file:/elsewhere.db' WHERE id = $1",
+      {bad});
   const std::string before = dump(h);
   Error e = error_of([&] { call(h, "rewrap_credentials", {std::string("k2")}); });
   EXPECT_EQ(e.code(), Code::schema_mismatch) << e.what();
@@ -882,6 +883,37 @@ TEST(Credentials, RewrapKeysetWalkReSealsRowsChangedDuringThePass) {
   h.notices.clear();
   EXPECT_EQ(std::get<int64_t>(call(h, "rewrap_credentials", {std::string("k2")})), 0);
   EXPECT_TRUE(h.notices.empty());
+}
+
+// A database's URL changed between two batches (another session, in
+// Postgres): the rows of the next batch are bound to the URL they are read
+// with, not to the one the previous batch hashed.
+TEST(Credentials, RewrapBindsEachBatchToTheUrlItReads) {
+  MidPassHost h;
+  setup(h);
+  call(h, "keyring_add", {std::string("k2"), key_b64('b')});
+  const std::string db = make_database(h, "turso");
+  vault::set_database_url(h, db, "libsql://before.example");
+  const int n = static_cast<int>(credentials::kRewrapBatch) + 1;
+  std::map<std::string, std::string> tokens;  // id -> token
+  h.store().exec("BEGIN");
+  for (int i = 0; i < n; ++i) {
+    const std::string token = "token-" + std::to_string(i);
+    Json c = vault::insert_sealed(h, db, "readwrite", token, std::nullopt, std::nullopt);
+    execute(h.store(), "UPDATE envdb.sys_database_credential SET status = 'rotating' WHERE id = $1",
+            {c["id"].get<std::string>()});
+    tokens[c["id"]] = token;
+  }
+  h.store().exec("COMMIT");
+  h.on_first_notice = [&] { vault::set_database_url(h, db, "libsql://after.example"); };
+  EXPECT_EQ(std::get<int64_t>(call(h, "rewrap_credentials", {std::string("k2")})), n);
+  h.keyring() = Keyring();
+  call(h, "keyring_add", {std::string("k2"), key_b64('b')});
+  for (const Row& r : query(h.store(), std::string("SELECT ") + vault::kSealedColumns +
+                                           " FROM envdb.sys_database_credential")) {
+    EXPECT_EQ(r.text("kms_key_id"), "k2");
+    EXPECT_EQ(vault::open_token(h, r), tokens[r.text("id")]);
+  }
 }
 
 TEST(Credentials, RewrapUsesTheKmsKeyIndex) {
