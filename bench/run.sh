@@ -144,6 +144,15 @@ step "SQLite: rewrap at scale ($rewrap_scales environments)"
   --rewrap-scales "$rewrap_scales" --rewrap-runs "${BENCH_REWRAP_SCALE_RUNS:-1}" \
   >"$out/scale.txt" 2>"$out/scale.log" || { cat "$out/scale.log"; sqlite_ok=0; }
 if [ "$pg_ok" = 1 ]; then
+  step "Postgres: rewrap at scale ($rewrap_scales environments, pg_virtualenv, preloaded)"
+  if ! pg_virtualenv -t -o shared_preload_libraries=envdb -o shared_buffers=512MB -o max_wal_size=4GB \
+       -o checkpoint_timeout=30min \
+       "$B/driver_pg" --only rewrap-scale --rewrap-scales "$rewrap_scales" \
+       --rewrap-runs "${BENCH_REWRAP_SCALE_RUNS:-1}" >"$out/scale_pg.txt" 2>"$out/scale_pg.log"; then
+    tail -30 "$out/scale_pg.log"; pg_ok=0
+  fi
+fi
+if [ "$pg_ok" = 1 ]; then
   # Its own table in bench/results/copy-pg.md (the RESULT line is kept in $out).
   step "Postgres copy_environment vs CREATE DATABASE ... TEMPLATE (pg_virtualenv, preloaded)"
   if ! pg_virtualenv -t -o shared_preload_libraries=envdb \
@@ -169,7 +178,8 @@ python3 bench/report.py --out bench/results/latest.md \
 python3 bench/report.py --out bench/results/scale.md --title "envdb benchmarks: scale" \
   --machine "$(nproc) CPUs ($cpu), $mem RAM, $os, kernel $(uname -r), $compiler, $openssl_v" \
   --load "load average at end $(cut -d' ' -f1-3 /proc/loadavg)" --elapsed "$elapsed" \
-  --build "$build_kind" --sizes "rewrap at $rewrap_scales environments (two credentials each); sqlite-driver provisioning as in latest.md" \
-  --sections "Rotation at scale,Provisioning" "$out/scale.txt" "$out/sqlite.txt" >/dev/null
+  --build "$build_kind" --sizes "rewrap at $rewrap_scales environments (two credentials each), SQLite and Postgres; sqlite-driver provisioning as in latest.md" \
+  --sections "Rotation at scale,Provisioning" "$out/scale.txt" \
+  $([ -f "$out/scale_pg.txt" ] && echo "$out/scale_pg.txt") "$out/sqlite.txt" >/dev/null
 echo "(written to bench/results/latest.md and bench/results/scale.md; logs in $out/)"
 [ "$sqlite_ok" = 1 ] && [ "$pg_ok" = 1 ]

@@ -336,6 +336,15 @@ int64_t expire_due(Host& host) {
 
 namespace {
 
+// A text column's value as rewrap reads it (Row::opt_text's conversions).
+std::optional<std::string> column_text(Value v) {
+  if (auto s = std::get_if<std::string>(&v)) return std::move(*s);
+  if (auto b = std::get_if<Blob>(&v)) return std::move(b->bytes);
+  if (auto i = std::get_if<int64_t>(&v)) return std::to_string(*i);
+  if (auto t = std::get_if<bool>(&v)) return std::string(*t ? "true" : "false");
+  return std::nullopt;
+}
+
 Value rewrap(api::Call& c) {
   Keyring& keyring = c.host.keyring();
   std::string target;
@@ -358,9 +367,14 @@ Value rewrap(api::Call& c) {
   // at 1M credentials and the table is never re-scanned from its start.
   const Value bound_version =
       Blob{std::string(1, static_cast<char>(crypto::kEnvelopeVersionBound))};
+  // SQLite: also the row's rowid, which its UPDATE below finds the row by
+  // (no probe of the id index).
   const std::string columns =
-      "SELECT c.id, c.database_id, c.scope, c.kms_key_id, c.token_cipher, d.driver, "
-      "d.database_name, d.database_url FROM envdb.sys_database_credential c "
+      std::string(
+          "SELECT c.id, c.database_id, c.scope, c.kms_key_id, c.token_cipher, d.driver, "
+          "d.database_name, d.database_url") +
+      (pg ? "" : ", c.rowid") +
+      " FROM envdb.sys_database_credential c "
       "JOIN envdb.sys_environment_database d ON d.id = c.database_id "
       "WHERE c.kms_key_id = $1 AND c.id > $2 AND c.status <> 'revoked'";
   const std::string tail =
@@ -396,42 +410,85 @@ Value rewrap(api::Call& c) {
 
   int64_t moved = 0;
   std::map<std::string, int64_t> from;
+  std::vector<vault::SealedRow> batch;
+  batch.reserve(static_cast<size_t>(kRewrapBatch));
+  std::vector<std::string> ciphers;
+  std::vector<int64_t> rowids;  // SQLite
+  ciphers.reserve(static_cast<size_t>(kRewrapBatch));
+  vault::ResealMemo memo;  // the database of the last row re-sealed
+  // SQLite: one prepared UPDATE per row (a step of a cached statement costs
+  // less than building, binding and materializing a VALUES list), found by
+  // the rowid read with it in this transaction. OR FAIL: the one-row UPDATE
+  // can only fail before it writes, so SQLite skips the statement journal it
+  // would open per execution; on any error the call's savepoint undoes the
+  // whole call all the same. Postgres: the batch's new envelopes go back in
+  // one statement, as one UPDATE per row would cost an SPI execution each.
+  const std::string row_update_sql =
+      "UPDATE OR FAIL envdb.sys_database_credential SET token_cipher = $1, kms_key_id = $2 WHERE "
+      "rowid = $3";
   // One keyset walk over the rows `sql` selects; returns how many it moved.
   const auto walk = [&](const std::string& sql, const std::string& source) {
     int64_t here = 0;
     std::string after;  // every id sorts after the empty string
     for (;;) {
-      std::vector<Value> params{source, after};
-      if (source == target) params.push_back(bound_version);
-      const auto rows = query(store, sql, params);
-      if (rows.empty()) break;
-      // The batch's new envelopes go back in one statement (one UPDATE per
-      // row would cost a statement execution each).
-      std::vector<Value> update_params{target};
-      std::string values;
-      update_params.reserve(rows.size() * 2 + 1);
-      for (const Row& row : rows) {
-        const crypto::SecretBytes token = vault::open_secret(c.host, row);
-        const std::string cipher = crypto::seal(
-            key, token.view(),
-            vault::bound_aad(row.text("id"), row.text("database_id"), row.text("scope"),
-                             {row.text("database_name"), row.opt_text("database_url")}),
-            crypto::kEnvelopeVersionBound);
-        const size_t n = update_params.size();
-        values += (values.empty() ? "($" : ", ($") + std::to_string(n + 1) + ", $" +
-                  std::to_string(n + 2) + "::bytea)";
-        update_params.push_back(row.text("id"));
-        update_params.push_back(Blob{cipher});
-        ++from[row.text("kms_key_id")];
+      // The batch is read by column position into plain strings: no Row, no
+      // lookup by name.
+      batch.clear();
+      rowids.clear();
+      {
+        auto read = store.prepare(sql);
+        read->bind(1, source);
+        read->bind(2, after);
+        if (source == target) read->bind(3, bound_version);
+        while (read->step()) {
+          vault::SealedRow r;
+          r.id = column_text(read->column(0)).value_or("");
+          r.database_id = column_text(read->column(1)).value_or("");
+          r.scope = column_text(read->column(2)).value_or("");
+          r.kms_key_id = column_text(read->column(3)).value_or("");
+          r.token_cipher = read->column(4);
+          r.driver = column_text(read->column(5)).value_or("");
+          r.identity.name = column_text(read->column(6)).value_or("");
+          r.identity.url = column_text(read->column(7));
+          batch.push_back(std::move(r));
+          if (!pg) rowids.push_back(std::get<int64_t>(read->column(8)));
+        }
       }
-      execute(store,
-              "UPDATE envdb.sys_database_credential AS c SET token_cipher = v.column2, "
-              "kms_key_id = $1 FROM (VALUES " +
-                  values + ") AS v WHERE c.id = v.column1",
-              update_params);
-      after = rows.back().text("id");
-      here += static_cast<int64_t>(rows.size());
-      moved += static_cast<int64_t>(rows.size());
+      if (batch.empty()) break;
+      ciphers.clear();
+      for (const vault::SealedRow& r : batch) {
+        ciphers.push_back(vault::reseal_bound(c.host, r, key, memo));
+        ++from[r.kms_key_id];
+      }
+      if (pg) {
+        std::vector<Value> update_params{target};
+        std::string values;
+        update_params.reserve(batch.size() * 2 + 1);
+        for (size_t i = 0; i < batch.size(); ++i) {
+          const size_t n = update_params.size();
+          values += (values.empty() ? "($" : ", ($") + std::to_string(n + 1) + ", $" +
+                    std::to_string(n + 2) + "::bytea)";
+          update_params.push_back(batch[i].id);
+          update_params.push_back(Blob{std::move(ciphers[i])});
+        }
+        execute(store,
+                "UPDATE envdb.sys_database_credential AS c SET token_cipher = v.column2, "
+                "kms_key_id = $1 FROM (VALUES " +
+                    values + ") AS v WHERE c.id = v.column1",
+                update_params);
+      } else {
+        for (size_t i = 0; i < batch.size(); ++i) {
+          auto update = store.prepare(row_update_sql);
+          update->bind(1, Blob{std::move(ciphers[i])});
+          update->bind(2, target);
+          update->bind(3, rowids[i]);
+          while (update->step()) {
+          }
+        }
+      }
+      after = batch.back().id;
+      here += static_cast<int64_t>(batch.size());
+      moved += static_cast<int64_t>(batch.size());
       total = std::max(total, moved);  // Postgres: rows committed meanwhile join in
       c.host.notice("rewrapped " + std::to_string(moved) + " of " + std::to_string(total) +
                     " credentials to key " + quote_value(target));

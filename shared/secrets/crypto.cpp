@@ -339,7 +339,9 @@ namespace {
 void append_field(std::string& out, std::string_view field) {
   if (field.size() > UINT32_MAX) fail(Code::invalid_parameter, "credential field is too long");
   auto n = static_cast<uint32_t>(field.size());
-  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((n >> shift) & 0xff);
+  const char length[4] = {static_cast<char>((n >> 24) & 0xff), static_cast<char>((n >> 16) & 0xff),
+                          static_cast<char>((n >> 8) & 0xff), static_cast<char>(n & 0xff)};
+  out.append(length, sizeof length);
   out += field;
 }
 }  // namespace
@@ -347,23 +349,37 @@ void append_field(std::string& out, std::string_view field) {
 std::string credential_aad(std::string_view credential_id, std::string_view database_id,
                            std::string_view scope) {
   std::string out = "envdb-credential-v1";
+  out.reserve(out.size() + 12 + credential_id.size() + database_id.size() + scope.size());
   for (std::string_view field : {credential_id, database_id, scope}) append_field(out, field);
+  return out;
+}
+
+std::string database_url_digest(const std::optional<std::string>& database_url) {
+  std::string digest;
+  if (database_url) {
+    digest.assign(32, '\0');
+    sha256_into(*database_url, u8(digest));
+  }
+  return digest;
+}
+
+std::string bound_credential_aad_with_digest(std::string_view credential_id,
+                                             std::string_view database_id, std::string_view scope,
+                                             std::string_view database_name,
+                                             std::string_view url_digest) {
+  std::string out = "envdb-credential-v2";
+  out.reserve(out.size() + 20 + credential_id.size() + database_id.size() + scope.size() +
+              database_name.size() + url_digest.size());
+  for (std::string_view field : {credential_id, database_id, scope, database_name, url_digest})
+    append_field(out, field);
   return out;
 }
 
 std::string bound_credential_aad(std::string_view credential_id, std::string_view database_id,
                                  std::string_view scope, std::string_view database_name,
                                  const std::optional<std::string>& database_url) {
-  std::string out = "envdb-credential-v2";
-  for (std::string_view field : {credential_id, database_id, scope, database_name})
-    append_field(out, field);
-  std::string digest;
-  if (database_url) {
-    digest.assign(32, '\0');
-    sha256_into(*database_url, u8(digest));
-  }
-  append_field(out, digest);
-  return out;
+  return bound_credential_aad_with_digest(credential_id, database_id, scope, database_name,
+                                          database_url_digest(database_url));
 }
 
 std::string scram_sha256_verifier(std::string_view password, std::string_view salt,

@@ -98,6 +98,13 @@ std::string credential_aad(std::string_view credential_id, std::string_view data
 std::string bound_credential_aad(std::string_view credential_id, std::string_view database_id,
                                  std::string_view scope, std::string_view database_name,
                                  const std::optional<std::string>& database_url);
+// Its last field, for a caller that binds many credentials of one database
+// (rewrap_credentials): the URL's SHA-256, empty for a NULL URL.
+std::string database_url_digest(const std::optional<std::string>& database_url);
+std::string bound_credential_aad_with_digest(std::string_view credential_id,
+                                             std::string_view database_id, std::string_view scope,
+                                             std::string_view database_name,
+                                             std::string_view url_digest);
 
 // The verifier Postgres stores in pg_authid.rolpassword:
 // SCRAM-SHA-256$<iterations>:<base64 salt>$<base64 StoredKey>:<base64 ServerKey>.

@@ -141,6 +141,34 @@ crypto::SecretBytes open_secret(Host& host, const Row& row, std::string* aad) {
   return token;
 }
 
+std::string reseal_bound(Host& host, const SealedRow& row, const crypto::SecretBytes& to,
+                         ResealMemo& memo) {
+  const crypto::SecretBytes& from = key_of(host.keyring(), row.id, row.kms_key_id);
+  const std::string_view envelope = envelope_of(row.id, row.token_cipher);
+  const bool unbound = crypto::envelope_version(envelope) == crypto::kEnvelopeVersionUnbound;
+  if (!memo.known || memo.database_id != row.database_id || memo.driver != row.driver ||
+      memo.identity.name != row.identity.name || memo.identity.url != row.identity.url) {
+    memo.known = false;
+    memo.checked = false;
+    memo.url_digest = crypto::database_url_digest(row.identity.url);
+    memo.database_id = row.database_id;
+    memo.driver = row.driver;
+    memo.identity = row.identity;
+    memo.known = true;
+  }
+  if (!unbound && !memo.checked) {
+    row_rules::require_database(row.database_id, row.driver, row.identity.name, row.identity.url);
+    memo.checked = true;
+  }
+  const std::string bound = crypto::bound_credential_aad_with_digest(row.id, row.database_id,
+                                                                     row.scope, row.identity.name,
+                                                                     memo.url_digest);
+  const crypto::SecretBytes token =
+      open_envelope(from, row.id, row.kms_key_id, envelope,
+                    unbound ? crypto::credential_aad(row.id, row.database_id, row.scope) : bound);
+  return crypto::seal(to, token.view(), bound, crypto::kEnvelopeVersionBound);
+}
+
 crypto::SecretBytes open_sealed(Host& host, const std::string& id, const std::string& kms_key_id,
                                 const Value& token_cipher, std::string_view aad) {
   const crypto::SecretBytes& key = key_of(host.keyring(), id, kms_key_id);

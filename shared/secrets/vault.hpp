@@ -52,6 +52,40 @@ crypto::SecretBytes open_secret(Host& host, const Row& row, std::string* aad = n
 crypto::SecretBytes open_sealed(Host& host, const std::string& id, const std::string& kms_key_id,
                                 const Value& token_cipher, std::string_view aad);
 
+// One credential as rewrap_credentials reads it: the columns of
+// sealed_row_names(), by position, without a Row.
+struct SealedRow {
+  std::string id;
+  std::string database_id;
+  std::string scope;
+  std::string kms_key_id;
+  Value token_cipher;
+  std::string driver;
+  Identity identity;
+};
+
+// What reseal_bound keeps from one row to the next: the database identity it
+// last bound to, that identity's URL digest, and whether its row passed
+// row_rules (a database's credentials are consecutive in id order).
+struct ResealMemo {
+  std::string database_id;
+  std::string driver;
+  Identity identity;
+  std::string url_digest;
+  bool known = false;
+  bool checked = false;
+};
+
+// Opens `row`'s token and seals it again under `to`, in format 2, bound to its
+// row and its database's name and URL as `row` carries them: open_secret's
+// checks and errors (key_unavailable, decrypt_failed) without a query, the
+// associated data computed once for both sides when the envelope is already
+// format 2. As in open_secret, a format-2 envelope's database row must pass
+// row_rules (schema_mismatch); `memo` saves checking it, and hashing its URL,
+// again for the next row of the same database with the same name and URL.
+std::string reseal_bound(Host& host, const SealedRow& row, const crypto::SecretBytes& to,
+                         ResealMemo& memo);
+
 // The credential becomes `rotating` until `until` (or its own earlier expiry:
 // a rotation never lengthens a credential's life).
 void start_rotating(Store& store, const std::string& credential_id, const std::string& until);

@@ -20,6 +20,7 @@
 
 #include "core/clock.hpp"
 #include "core/ids.hpp"
+#include "secrets/credentials.hpp"
 #include "secrets/crypto.hpp"
 #include "secrets/vault.hpp"
 #include "surface/api.hpp"
@@ -540,6 +541,112 @@ TEST(Credentials, RewrapWorksInBatchesAndReportsProgress) {
   EXPECT_EQ(opened.count("token-1202"), 1u);
 }
 
+// One batch and one row more, over three databases (interleaved in id order),
+// some rows still in envelope format 1: every live row is re-sealed exactly
+// once, format 2 under the new key, and opens to its own token.
+TEST(Credentials, RewrapAtTheBatchBoundaryReSealsEveryRowOnce) {
+  test::MemoryHost h;
+  setup(h);
+  call(h, "keyring_add", {std::string("k2"), key_b64('b')});  // k1 stays the active key
+  const std::vector<std::string> dbs = {make_database(h), make_database(h), make_database(h)};
+  const int n = static_cast<int>(credentials::kRewrapBatch) + 1;
+  std::map<std::string, std::string> tokens;  // id -> token
+  std::map<std::string, Blob> before;         // id -> token_cipher
+  const auto unbind = [&](const std::string& id, const std::string& db, const std::string& key) {
+    const std::string cipher = crypto::seal(h.keyring().key(key), tokens[id],
+                                            crypto::credential_aad(id, db, "readwrite"),
+                                            crypto::kEnvelopeVersionUnbound);
+    execute(h.store(),
+            "UPDATE envdb.sys_database_credential SET token_cipher = $2, kms_key_id = $3 "
+            "WHERE id = $1",
+            {id, Blob{cipher}, key});
+  };
+  h.store().exec("BEGIN");
+  for (int i = 0; i < n + 3; ++i) {
+    const std::string& db = dbs[static_cast<size_t>(i) % dbs.size()];
+    const std::string token = "token-" + std::to_string(i);
+    Json c = vault::insert_sealed(h, db, "readwrite", token, std::nullopt, std::nullopt);
+    const std::string id = c["id"];
+    execute(h.store(), "UPDATE envdb.sys_database_credential SET status = 'rotating' WHERE id = $1",
+            {id});
+    tokens[id] = token;
+    if (i >= n)  // three more under the target key: two in format 1, one in format 2
+      unbind(id, db, "k2");
+    else if (i % 7 == 0)
+      unbind(id, db, "k1");
+    if (i == n + 2) {
+      const std::string cipher =
+          crypto::seal(h.keyring().key("k2"), token,
+                       vault::bound_aad(id, db, "readwrite", {database_name_for(db), std::nullopt}),
+                       crypto::kEnvelopeVersionBound);
+      set_cipher(h, id, Blob{cipher});
+    }
+    before[id] = cipher_of(h, id);
+  }
+  h.store().exec("COMMIT");
+  h.notices.clear();
+  // n under k1 and the two format-1 envelopes under k2.
+  EXPECT_EQ(std::get<int64_t>(call(h, "rewrap_credentials", {std::string("k2")})), n + 2);
+  ASSERT_EQ(h.notices.size(), 3u);
+  const std::string total = std::to_string(n + 2);
+  EXPECT_EQ(h.notices[0].rfind("rewrapped 2 of " + total, 0), 0u) << h.notices[0];
+  EXPECT_EQ(h.notices[1].rfind("rewrapped " + std::to_string(credentials::kRewrapBatch + 2) +
+                                   " of " + total,
+                               0),
+            0u)
+      << h.notices[1];
+  EXPECT_EQ(h.notices[2].rfind("rewrapped " + total + " of " + total, 0), 0u) << h.notices[2];
+  auto audit = query_one(h.store(),
+                         "SELECT detail FROM envdb.sys_audit_event WHERE action = "
+                         "'credential.rewrap'");
+  ASSERT_TRUE(audit);
+  const Json detail = Json::parse(audit->text("detail"));
+  EXPECT_EQ(detail["credentials"], n + 2);
+  EXPECT_EQ(detail["from"], (Json{{"k1", n}, {"k2", 2}}));
+  // Only k2 loaded: each row is format 2 under k2 and opens to its own token;
+  // every one but the format-2 row already under k2 has a new envelope.
+  h.keyring() = Keyring();
+  call(h, "keyring_add", {std::string("k2"), key_b64('b')});
+  int changed = 0;
+  for (const Row& r : query(h.store(), std::string("SELECT ") + vault::kSealedColumns +
+                                           " FROM envdb.sys_database_credential")) {
+    const std::string id = r.text("id");
+    EXPECT_EQ(r.text("kms_key_id"), "k2");
+    const std::string& cipher = std::get<Blob>(r["token_cipher"]).bytes;
+    EXPECT_EQ(crypto::envelope_version(cipher), crypto::kEnvelopeVersionBound) << id;
+    EXPECT_EQ(vault::open_token(h, r), tokens[id]);
+    changed += before[id].bytes != cipher ? 1 : 0;
+  }
+  EXPECT_EQ(changed, n + 2);
+  EXPECT_EQ(std::get<int64_t>(call(h, "rewrap_credentials", {std::string("k2")})), 0);
+}
+
+// A database's row is checked once for its consecutive credentials, never
+// skipped for the next database's: a row envdb never writes there refuses the
+// whole call (schema_mismatch) and nothing changes.
+TEST(Credentials, RewrapChecksTheRowOfEachDatabase) {
+  test::MemoryHost h;
+  setup(h);
+  call(h, "keyring_add", {std::string("k2"), key_b64('b')});
+  const std::string good = make_database(h), bad = make_database(h);
+  for (const std::string& db : {good, good, bad, bad}) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // ids in this order
+    vault::insert_sealed(h, db, "readwrite", "token", std::nullopt, std::nullopt);
+    execute(h.store(),
+            "UPDATE envdb.sys_database_credential SET status = 'rotating' WHERE status = "
+            "'active'");
+  }
+  execute(
+      h.store(),
+      "UPDATE envdb.sys_environment_database SET database_url = 'file:/elsewhere.db' WHERE id = $1",
+      {bad});
+  const std::string before = dump(h);
+  Error e = error_of([&] { call(h, "rewrap_credentials", {std::string("k2")}); });
+  EXPECT_EQ(e.code(), Code::schema_mismatch) << e.what();
+  EXPECT_TRUE(contains(e.what(), bad)) << e.what();
+  EXPECT_EQ(dump(h), before);
+}
+
 TEST(Credentials, FunctionTableRowsAndRoles) {
   using namespace api;
   struct Want {
@@ -776,6 +883,37 @@ TEST(Credentials, RewrapKeysetWalkReSealsRowsChangedDuringThePass) {
   h.notices.clear();
   EXPECT_EQ(std::get<int64_t>(call(h, "rewrap_credentials", {std::string("k2")})), 0);
   EXPECT_TRUE(h.notices.empty());
+}
+
+// A database's URL changed between two batches (another session, in
+// Postgres): the rows of the next batch are bound to the URL they are read
+// with, not to the one the previous batch hashed.
+TEST(Credentials, RewrapBindsEachBatchToTheUrlItReads) {
+  MidPassHost h;
+  setup(h);
+  call(h, "keyring_add", {std::string("k2"), key_b64('b')});
+  const std::string db = make_database(h, "turso");
+  vault::set_database_url(h, db, "libsql://before.example");
+  const int n = static_cast<int>(credentials::kRewrapBatch) + 1;
+  std::map<std::string, std::string> tokens;  // id -> token
+  h.store().exec("BEGIN");
+  for (int i = 0; i < n; ++i) {
+    const std::string token = "token-" + std::to_string(i);
+    Json c = vault::insert_sealed(h, db, "readwrite", token, std::nullopt, std::nullopt);
+    execute(h.store(), "UPDATE envdb.sys_database_credential SET status = 'rotating' WHERE id = $1",
+            {c["id"].get<std::string>()});
+    tokens[c["id"]] = token;
+  }
+  h.store().exec("COMMIT");
+  h.on_first_notice = [&] { vault::set_database_url(h, db, "libsql://after.example"); };
+  EXPECT_EQ(std::get<int64_t>(call(h, "rewrap_credentials", {std::string("k2")})), n);
+  h.keyring() = Keyring();
+  call(h, "keyring_add", {std::string("k2"), key_b64('b')});
+  for (const Row& r : query(h.store(), std::string("SELECT ") + vault::kSealedColumns +
+                                           " FROM envdb.sys_database_credential")) {
+    EXPECT_EQ(r.text("kms_key_id"), "k2");
+    EXPECT_EQ(vault::open_token(h, r), tokens[r.text("id")]);
+  }
 }
 
 TEST(Credentials, RewrapUsesTheKmsKeyIndex) {
