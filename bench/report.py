@@ -155,7 +155,9 @@ def main():
     out.append("")
     if not a.sections:
         out.append("Key rotation up to 1M credentials and sqlite-driver provisioning: [scale.md](scale.md).")
-        out.append("")
+    out.append("What the latest changes measured before and after, and the profiles behind the figures "
+               "still over their targets: [changes.md](changes.md) (written by hand).")
+    out.append("")
     targets = [judge(r)[2] for r in rows if judge(r)[2] is not None]
     out.append(f"**Targets met: {sum(targets)} of {len(targets)}.** Every figure is the median of several "
                "runs; envdb and its baseline run interleaved in the same process. The ratio is envdb's time "
