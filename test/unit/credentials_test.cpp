@@ -97,6 +97,22 @@ std::string make_database(Host& h, const std::string& driver = "sqlite",
   return db;
 }
 
+// n readwrite credentials of db, sealed under the active key and left
+// `rotating` (so none supersedes another), in one transaction: id -> token.
+std::map<std::string, std::string> insert_rotating(Host& h, const std::string& db, int n) {
+  std::map<std::string, std::string> tokens;
+  h.store().exec("BEGIN");
+  for (int i = 0; i < n; ++i) {
+    const std::string token = "token-" + std::to_string(i);
+    Json c = vault::insert_sealed(h, db, "readwrite", token, std::nullopt, std::nullopt);
+    execute(h.store(), "UPDATE envdb.sys_database_credential SET status = 'rotating' WHERE id = $1",
+            {c["id"].get<std::string>()});
+    tokens[c["id"]] = token;
+  }
+  h.store().exec("COMMIT");
+  return tokens;
+}
+
 void setup(Host& h) {
   call(h, "init");
   EXPECT_EQ(call_text(h, "keyring_add", {std::string("k1"), key_b64('a')}), "added k1");
@@ -817,17 +833,8 @@ TEST(Credentials, RewrapKeysetWalkReSealsRowsChangedDuringThePass) {
   setup(h);
   const std::string db = make_database(h);
   const int n = 1203;
-  std::map<std::string, std::string> tokens;  // id -> token
-  h.store().exec("BEGIN");
-  for (int i = 0; i < n; ++i) {
-    const std::string token = "token-" + std::to_string(i);
-    Json c = vault::insert_sealed(h, db, "readwrite", token, std::nullopt, std::nullopt);
-    execute(h.store(), "UPDATE envdb.sys_database_credential SET status = 'rotating' WHERE id = $1",
-            {c["id"].get<std::string>()});
-    tokens[c["id"]] = token;
-  }
-  h.store().exec("COMMIT");
-  call(h, "keyring_add", {std::string("k2"), key_b64('b')});  // k1 stays the active key
+  std::map<std::string, std::string> tokens = insert_rotating(h, db, n);  // id -> token
+  call(h, "keyring_add", {std::string("k2"), key_b64('b')});              // k1 stays the active key
   const std::string first = tokens.begin()->first, last = std::prev(tokens.end())->first;
   std::string late;
   h.on_first_notice = [&] {
@@ -895,16 +902,7 @@ TEST(Credentials, RewrapBindsEachBatchToTheUrlItReads) {
   const std::string db = make_database(h, "turso");
   vault::set_database_url(h, db, "libsql://before.example");
   const int n = static_cast<int>(credentials::kRewrapBatch) + 1;
-  std::map<std::string, std::string> tokens;  // id -> token
-  h.store().exec("BEGIN");
-  for (int i = 0; i < n; ++i) {
-    const std::string token = "token-" + std::to_string(i);
-    Json c = vault::insert_sealed(h, db, "readwrite", token, std::nullopt, std::nullopt);
-    execute(h.store(), "UPDATE envdb.sys_database_credential SET status = 'rotating' WHERE id = $1",
-            {c["id"].get<std::string>()});
-    tokens[c["id"]] = token;
-  }
-  h.store().exec("COMMIT");
+  std::map<std::string, std::string> tokens = insert_rotating(h, db, n);  // id -> token
   h.on_first_notice = [&] { vault::set_database_url(h, db, "libsql://after.example"); };
   EXPECT_EQ(std::get<int64_t>(call(h, "rewrap_credentials", {std::string("k2")})), n);
   h.keyring() = Keyring();
