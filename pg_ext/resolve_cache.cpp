@@ -50,6 +50,49 @@ void relcache_changed(Datum, Oid relid) {
     }
 }
 
+// The tables this transaction has already sent an invalidation for, with the
+// subtransaction that sent it. One message per table and transaction reaches
+// every other backend (and a standby's replay) at commit; sending it again for
+// each statement only made this backend process it again at its next command,
+// which also throws away every cached plan on the table. A later write in the
+// same transaction moves this backend's own generation directly instead. An
+// aborted subtransaction's messages are dropped, so its entries are too.
+struct Sent {
+  Oid relid;
+  SubTransactionId by;
+};
+Sent sent[kTables];
+int sent_count = 0;
+bool xact_callbacks_registered = false;
+
+bool wrote = false;  // this transaction wrote a table: its rollbacks move the generation
+
+void forget_sent(XactEvent event, void*) {
+  if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PARALLEL_PRE_COMMIT ||
+      event == XACT_EVENT_PRE_PREPARE)
+    return;
+  // A rollback undoes writes that sent no message of their own (the later ones).
+  if (wrote && (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)) ++counter;
+  sent_count = 0;
+  wrote = false;
+}
+
+void forget_aborted(SubXactEvent event, SubTransactionId my_subid, SubTransactionId, void*) {
+  if (event != SUBXACT_EVENT_ABORT_SUB) return;
+  if (wrote) ++counter;
+  int kept = 0;
+  // Subtransaction ids grow: what my_subid or a child of it sent goes.
+  for (int i = 0; i < sent_count; ++i)
+    if (sent[i].by < my_subid) sent[kept++] = sent[i];
+  sent_count = kept;
+}
+
+bool already_sent(Oid relid) {
+  for (int i = 0; i < sent_count; ++i)
+    if (sent[i].relid == relid) return true;
+  return false;
+}
+
 bool look_up_oids() {
   return guarded([] {
     const Oid schema = get_namespace_oid("envdb", true);
@@ -109,6 +152,19 @@ extern "C" Datum envdb_invalidate_resolve_cache(PG_FUNCTION_ARGS) {
     ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                     errmsg("invalidate_resolve_cache: not called as a trigger")));
   TriggerData* data = reinterpret_cast<TriggerData*>(fcinfo->context);
+  using namespace envdb::pg::resolve_cache;
+  const Oid relid = RelationGetRelid(data->tg_relation);
+  if (!xact_callbacks_registered) {
+    RegisterXactCallback(forget_sent, nullptr);
+    RegisterSubXactCallback(forget_aborted, nullptr);
+    xact_callbacks_registered = true;
+  }
+  wrote = true;
+  if (already_sent(relid)) {
+    ++counter;  // this backend's rows read since the first write are stale too
+    return PointerGetDatum(nullptr);
+  }
   CacheInvalidateRelcache(data->tg_relation);
+  if (sent_count < kTables) sent[sent_count++] = Sent{relid, GetCurrentSubTransactionId()};
   return PointerGetDatum(nullptr);
 }

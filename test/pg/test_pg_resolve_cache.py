@@ -96,6 +96,39 @@ class ResolveCachePostgres(unittest.TestCase):
                     cur.execute("commit")
                 self.assertEqual(self.token(), "token-1")
 
+    def test_one_invalidation_per_table_and_transaction_keeps_every_session_coherent(self):
+        """A transaction sends one invalidation per catalog table (its later writes move only this
+        backend's own generation): a later write in the same transaction, a savepoint rolled back
+        after it, and a message dropped with an aborted savepoint are all seen."""
+        other = connect(self.h.dbname)
+        self.warm()
+        self.assertEqual(self.token(other), "token-1")
+        cur = self.router.cursor()
+        rotate = "select envdb.rotate_credential(%s, 'readwrite', token => %s)"
+        # Two writes in one transaction: the second sends nothing, this backend still sees it.
+        cur.execute("begin")
+        cur.execute(rotate, (self.db, "token-x"))
+        self.assertEqual(self.token(), "token-x")
+        cur.execute("savepoint s")
+        cur.execute(rotate, (self.db, "token-y"))
+        self.assertEqual(self.token(), "token-y")
+        self.assertEqual(self.token(), "token-y")
+        cur.execute("rollback to s")  # undoes a write that sent no message of its own
+        self.assertEqual(self.token(), "token-x")
+        cur.execute("commit")
+        self.assertEqual(self.token(other), "token-x")
+        # The first message sent inside a savepoint that rolls back is dropped with it: the next
+        # write of the transaction sends it again, so the other session sees the commit.
+        cur.execute("begin")
+        cur.execute("savepoint s")
+        cur.execute(rotate, (self.db, "token-z"))
+        cur.execute("rollback to s")
+        cur.execute(rotate, (self.db, "token-w"))
+        cur.execute("commit")
+        self.assertEqual(self.token(other), "token-w")
+        self.assertEqual(self.token(), "token-w")
+        other.close()
+
     def test_repeatable_read_does_not_fill_the_cache_with_its_snapshot(self):
         self.warm()
         cur = self.router.cursor()
