@@ -93,13 +93,23 @@ class PostgresCopies(unittest.TestCase):
         return conn
 
     def rows(self, dbname, sql):
-        conn = self.superuser(dbname)
-        try:
-            cur = conn.cursor()
-            cur.execute(sql)
-            return cur.fetchall()
-        finally:
-            conn.close()
+        import psycopg2
+        # Right after a kill -9 the postmaster may still be ending every session for its crash
+        # restart: a connection it closes is retried once the server is back (read-only queries).
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn = self.superuser(dbname)
+                try:
+                    cur = conn.cursor()
+                    cur.execute(sql)
+                    return cur.fetchall()
+                finally:
+                    conn.close()
+            except psycopg2.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def fingerprint(self, dbname):
         """Schema (tables, columns, owners, grants, policies) and rows of a
