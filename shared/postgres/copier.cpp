@@ -202,9 +202,13 @@ std::string temp_database_name(const std::string& name) {
   return name + "_copy";
 }
 
+// The old content's name: the target's, with this suffix (also matched in
+// retired_leftovers_sql).
+constexpr const char* kRetiredSuffix = "_old";
+
 std::string retired_database_name(const std::string& name) {
   (void)roles_for(name);
-  return name + "_old";
+  return name + kRetiredSuffix;
 }
 
 std::string backup_database_name(const std::string& name, const std::string& backup_id) {
@@ -375,7 +379,9 @@ bool drop_retired(ServerSession& server, const std::string& target) {
 
 std::string retired_leftovers_sql() {
   return "SELECT p.datname::text AS name FROM pg_catalog.pg_database p JOIN "
-         "envdb.sys_environment_database d ON p.datname = d.database_name || '_old' WHERE "
+         "envdb.sys_environment_database d ON p.datname = d.database_name || " +
+         quote_value(kRetiredSuffix) +
+         " WHERE "
          "d.driver = 'postgres' AND d.host_id IS NULL AND EXISTS (SELECT FROM "
          "pg_catalog.pg_database t WHERE t.datname = d.database_name) AND NOT EXISTS (SELECT FROM "
          "envdb.sys_provisioning_job j WHERE j.database_id = d.id AND j.status IN ('pending', "
