@@ -98,9 +98,13 @@ def main():
 
         # A client of the source polling during the copy: its longest gap.
         stop, gaps = threading.Event(), []
+        # Both observers are connected and polling before the call is timed.
+        ready = [threading.Event(), threading.Event()]
 
         def prober():
             conn = connect(src_db)
+            conn.cursor().execute("SELECT 1")
+            ready[0].set()
             last = time.perf_counter()
             while not stop.is_set():
                 try:
@@ -129,12 +133,15 @@ def main():
                 if step != last:
                     steps.append((time.perf_counter(), step))
                     last = step
+                ready[1].set()
                 time.sleep(0.002)
             conn.close()
         probe = threading.Thread(target=prober)
         probe.start()
         step_thread = threading.Thread(target=stepper)
         step_thread.start()
+        for r in ready:
+            r.wait(30)
         started = time.perf_counter()
         c.execute("SELECT envdb.copy_environment(%s, %s, 'full', false)", (src, dst))
         job = c.fetchone()[0]["job"]["id"]

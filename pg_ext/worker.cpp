@@ -13,7 +13,9 @@
 //              accesses in shared memory (touch_log.hpp), for the database
 //              worker to write.
 //   database   one per control-plane database at a time, bound to it
-//              (worker_database.cpp): jobs, deadlines, convergence.
+//              (worker_database.cpp): jobs, deadlines, convergence. It stays
+//              between passes, woken by its latch, until another database
+//              needs its slot or a session wants its database to itself.
 //   setup      short-lived, bound to a new environment database (a worker's
 //              database is fixed for life), runs a script in one transaction
 //              and reports through shared memory (worker_executor.cpp, which
@@ -84,10 +86,18 @@ void shmem_startup() {
   LWLockRelease(AddinShmemInitLock);
 }
 
-// Marks `db` requested; returns the launcher's latch (NULL when none runs).
+// Marks `db` requested. Returns the latches that make it happen: the
+// launcher's (it starts a worker for the database) and that of the database's
+// worker when one runs (it waits for its next pass). Either may be NULL.
 // Called with no lock held; never raises an error.
-Latch* request_database(Oid db) {
-  if (!shared || !OidIsValid(db)) return nullptr;
+struct Wake {
+  Latch* launcher = nullptr;
+  Latch* worker = nullptr;
+};
+
+Wake request_database(Oid db) {
+  Wake wake;
+  if (!shared || !OidIsValid(db)) return wake;
   SpinLockAcquire(&shared->mutex);
   DatabaseSlot* slot = nullptr;
   DatabaseSlot* free_slot = nullptr;
@@ -103,10 +113,13 @@ Latch* request_database(Oid db) {
     std::memset(slot, 0, sizeof *slot);
     slot->db = db;
   }
-  if (slot) slot->requested = true;
-  Latch* latch = shared->launcher_latch;
+  if (slot) {
+    slot->requested = true;
+    if (slot->running) wake.worker = slot->latch;
+  }
+  wake.launcher = shared->launcher_latch;
   SpinLockRelease(&shared->mutex);
-  return latch;
+  return wake;
 }
 
 void transaction_callback(XactEvent event, void*) {
@@ -115,7 +128,9 @@ void transaction_callback(XactEvent event, void*) {
     case XACT_EVENT_PARALLEL_COMMIT:
       if (wake_after_commit) {
         wake_after_commit = false;
-        if (Latch* latch = request_database(MyDatabaseId)) SetLatch(latch);
+        const Wake wake = request_database(MyDatabaseId);
+        if (wake.worker) SetLatch(wake.worker);
+        if (wake.launcher) SetLatch(wake.launcher);
       }
       break;
     case XACT_EVENT_ABORT:

@@ -1,17 +1,26 @@
 // The database worker: one per control-plane database at a time, bound to
 // it. Each pass
-//   0. writes the last_accessed_at accesses resolves recorded in shared
-//      memory (touch_log.hpp), in one UPDATE (again after each job of step 3),
-//   1. reclaims jobs a dead worker left running (its process is gone),
-//   2. expires the credentials whose deadline passed (credentials::expire_due),
-//   3. claims due postgres jobs one by one (FOR UPDATE SKIP LOCKED) and carries
+//   1. writes the last_accessed_at accesses resolves recorded in shared
+//      memory (touch_log.hpp), in one UPDATE,
+//   2. claims due postgres jobs one by one (FOR UPDATE SKIP LOCKED) and carries
 //      each out on its server, then reports it (complete, retry with backoff,
-//      or failed), and converges that database's logins again,
-//   4. converges the logins of every postgres database on every server to
+//      or failed), and converges that database's logins again; after each job
+//      it writes the accesses and expires the deadlines passed meanwhile. The
+//      jobs come first: the job a commit woke the worker for waits for none of
+//      the duties below,
+//   3. reclaims jobs a dead worker left running (its process is gone) and
+//      drops the old content a copy left when its worker stopped before that,
+//   4. expires the credentials whose deadline passed (credentials::expire_due)
+//      and runs the policy sweep,
+//   5. claims again (the jobs step 3 put back, once due; any queued meanwhile),
+//   6. converges the logins of every postgres database on every server to
 //      what the catalog says now (converge.hpp).
-// The launcher starts a pass when a committed transaction queued a job and
+// The launcher starts the worker, and asks it for a pass, when a committed
+// transaction queued a job (the commit also sets the worker's latch) and
 // every few seconds for each control plane, so deadlines and changes that
-// queue nothing (a suspension) reach the servers within seconds.
+// queue nothing (a suspension) reach the servers within seconds. Between
+// passes the worker stays connected (wait_for_request) until another database
+// needs its slot or a session wants this database to itself.
 //
 // Nothing a less-privileged role can take is waited on: jobs are claimed with
 // row locks and SKIP LOCKED; a running job belongs to a live worker process
@@ -40,6 +49,7 @@
 
 extern "C" {
 #include "catalog/pg_authid.h"
+#include "storage/lmgr.h"
 }
 
 namespace envdb::pg::worker {
@@ -101,8 +111,9 @@ int64_t pending_jobs() {
 // restart, a kill): back to pending, to be claimed again (claiming counts the
 // attempt). Liveness is the process itself, in pg_stat_activity: no lock
 // another role could hold stands for it. Only one database worker runs per
-// control plane at a time and this one runs no job yet, so a job marked with
-// this process's pid is stale too (a pid reused after a restart).
+// control plane at a time and this one runs no job while it reclaims, so a job
+// marked with this process's pid is stale too (a pid reused after a restart,
+// or a job of its own whose report could not be written).
 void reclaim_stale_jobs() {
   in_transaction([] {
     SpiStore store;
@@ -546,6 +557,17 @@ void write_touches() {
   });
 }
 
+// Claims and carries out due jobs until none is left. After each job, the
+// accesses recorded meanwhile are written and the deadlines passed meanwhile
+// applied: a long job holds back neither.
+void run_jobs() {
+  while (auto job = claim_one()) {
+    run_job(*job);
+    boundary("writing last_accessed_at", write_touches);
+    boundary("expiring credentials", expire_deadlines);
+  }
+}
+
 // One pass over a database's queue and servers. False when the database has
 // no envdb.
 bool pass() {
@@ -563,17 +585,17 @@ bool pass() {
   }
   // First, and again after each job: a long job does not hold them back.
   boundary("writing last_accessed_at", write_touches);
+  // The jobs first: the one a commit woke this worker for is claimed before
+  // the pass's other duties, which run after it (and after each job).
+  const bool keyring = keyring_ready();
+  if (keyring) boundary("running postgres jobs", run_jobs);
   boundary("reclaiming the jobs of stopped workers", reclaim_stale_jobs);
   boundary("dropping the old content copies left", drop_retired_leftovers);
   boundary("expiring credentials", expire_deadlines);
   boundary("enforcing policies", enforce_policies);
-  if (keyring_ready()) {
-    boundary("running postgres jobs", [] {
-      while (auto job = claim_one()) {
-        run_job(*job);
-        boundary("writing last_accessed_at", write_touches);
-      }
-    });
+  if (keyring) {
+    // Jobs reclaimed above that are due, and any queued meanwhile.
+    boundary("running postgres jobs", run_jobs);
   } else {
     const int64_t waiting = pending_jobs();
     if (waiting > 0)
@@ -582,7 +604,7 @@ bool pass() {
                            "envdb.keyring_file or envdb.keyring_command in postgresql.conf)");
   }
   boundary("converging logins", converge_all);
-  if (keyring_ready()) boundary("measuring usage on database hosts", measure_hosts);
+  if (keyring) boundary("measuring usage on database hosts", measure_hosts);
   boundary("converging storage access", converge_write_access);
   return true;
 }
@@ -600,28 +622,80 @@ void database_worker_exit(int, Datum) {
   DatabaseSlot& s = shared->databases[my_slot];
   if (s.generation == my_generation) {
     s.running = false;
+    s.latch = nullptr;
     if (!my_completed) s.db = InvalidOid;
   }
   SpinLockRelease(&shared->mutex);
 }
 
+constexpr long kPollMs = 100;  // between passes: how often the worker looks whether it should go
+
+// Whether a session waits to have this database to itself: DROP DATABASE,
+// ALTER DATABASE ... RENAME or SET TABLESPACE (AccessExclusiveLock on it)
+// and CREATE DATABASE with it as the template (ShareLock) take a lock a
+// connection's RowExclusiveLock conflicts with, then wait up to 5 s for the
+// database's other sessions to leave.
+bool database_wanted() {
+  return guarded([] {
+    LOCKTAG tag;
+    SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
+    if (LockAcquire(&tag, RowExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL) return true;
+    LockRelease(&tag, RowExclusiveLock, true);
+    return false;
+  });
+}
+
+// Between passes the worker stays connected, waiting on its latch, so that a
+// job a commit queues is claimed by a process whose connection and catalog
+// caches are ready (a new worker takes about 60 ms before its claim: start,
+// connection, the first read of each catalog table). True when a pass is
+// requested (by a commit, or the launcher's period); false when the worker
+// should go: another database waits for a worker slot, or a session waits to
+// drop, rename or copy this database.
+bool wait_for_request(int index) {
+  for (;;) {
+    guarded([] {
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kPollMs,
+                      PG_WAIT_EXTENSION);
+      ResetLatch(MyLatch);
+      CHECK_FOR_INTERRUPTS();
+      return 0;
+    });
+    bool requested = false, slot_wanted = false;
+    SpinLockAcquire(&shared->mutex);
+    requested = shared->databases[index].requested;
+    for (const auto& s : shared->databases)
+      slot_wanted = slot_wanted || (OidIsValid(s.db) && s.requested && !s.running);
+    SpinLockRelease(&shared->mutex);
+    if (requested) return true;
+    if (slot_wanted || database_wanted()) return false;
+  }
+}
+
 void database_worker(int index) noexcept {
   try {
+    SpinLockAcquire(&shared->mutex);
+    shared->databases[index].latch = MyLatch;
+    SpinLockRelease(&shared->mutex);
     for (;;) {
       SpinLockAcquire(&shared->mutex);
       shared->databases[index].requested = false;
       SpinLockRelease(&shared->mutex);
       const bool control_plane = pass();
       SpinLockAcquire(&shared->mutex);
-      DatabaseSlot& s = shared->databases[index];
-      const bool again = control_plane && s.requested;
-      if (!again) {
-        s.running = false;
-        s.control_plane = control_plane;
-        if (!control_plane && !s.requested) s.db = InvalidOid;
-      }
+      // From now on the launcher's period asks this worker for passes.
+      shared->databases[index].control_plane = control_plane;
+      bool again = control_plane && shared->databases[index].requested;
       SpinLockRelease(&shared->mutex);
-      if (!again) return;
+      if (!again && control_plane) again = wait_for_request(index);
+      if (again) continue;
+      SpinLockAcquire(&shared->mutex);
+      DatabaseSlot& s = shared->databases[index];
+      s.running = false;
+      s.latch = nullptr;
+      if (!control_plane && !s.requested) s.db = InvalidOid;
+      SpinLockRelease(&shared->mutex);
+      return;
     }
   } catch (const std::exception& e) {
     log_message(LOG, std::string("database worker stopped: ") + e.what());

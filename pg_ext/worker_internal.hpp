@@ -70,6 +70,7 @@ struct DatabaseSlot {
   bool running;        // a database worker was started and has not finished
   bool control_plane;  // envdb was found in it
   uint32 generation;   // of the worker started last
+  Latch* latch;        // its running worker's, once connected (set: a pass at once)
 };
 
 struct SetupSlot {
@@ -83,7 +84,8 @@ struct SetupSlot {
 
 // A server whose convergence keeps failing (a database host that is down),
 // per control plane: how much of it was logged (failure_log.hpp). In shared
-// memory because each pass is a new database worker process.
+// memory because a database worker does not live for ever (it makes way for
+// another database, or for a session that drops or copies its own).
 constexpr int kMaxFailingServers = 64;
 struct FailingServer {
   Oid db;            // the control plane; InvalidOid: free

@@ -126,7 +126,8 @@ class CheckSeesServers(unittest.TestCase):
 
     def hold_off_worker(self):
         """No worker connects to the control plane until the test ends (this
-        session stays connected); returns once none is connected."""
+        session stays connected); returns once none is connected (the one
+        connected is ended)."""
         import psycopg2
         admin = psycopg2.connect(dbname="postgres", **self.cp.connect_args)  # not the database it alters
         admin.autocommit = True
@@ -136,6 +137,10 @@ class CheckSeesServers(unittest.TestCase):
         self.addCleanup(lambda: cur.execute(f'ALTER DATABASE "{self.cp.dbname}" ALLOW_CONNECTIONS true'))
 
         def no_worker():
+            # The database worker stays connected between passes: ended here,
+            # it cannot come back.
+            cur.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s "
+                        "and backend_type = 'envdb database worker'", (self.cp.dbname,))
             cur.execute("select count(*) from pg_stat_activity where datname = %s "
                         "and backend_type <> 'client backend'", (self.cp.dbname,))
             return cur.fetchone()[0] == 0

@@ -442,6 +442,75 @@ class PostgresDriver(unittest.TestCase):
         self.assertEqual(self.cp.one(job, (first,)), ("done", running[1]))
         self.assertEqual(self.cp.one(job, (second,)), ("done", running[1]))
 
+    def worker_pids(self, dbname=None):
+        cur = self.cp.conn.cursor()
+        cur.execute("select pid from pg_stat_activity where backend_type = 'envdb database worker' "
+                    "and datname = %s", (dbname or self.cp.dbname,))
+        return [r[0] for r in cur.fetchall()]
+
+    def test_the_worker_stays_between_passes_and_takes_the_next_job(self):
+        # A new worker costs a job about 60 ms before its claim (start,
+        # connection, the first read of each catalog table): between passes
+        # the worker stays, and the next commit's job is claimed by the same
+        # process, here after several of the launcher's 2-second periods.
+        first, _, _ = self.provision("first")
+        self.cp.wait_status(first, "active")
+        job = "select worker from envdb.sys_provisioning_job where environment_id = %s"
+        worker = self.cp.one(job, (first,))[0]
+        time.sleep(5)
+        self.assertEqual(self.worker_pids(), [int(worker.rsplit(" ", 1)[1])])
+        second, _, _ = self.provision("second")
+        self.cp.wait_status(second, "active")
+        self.assertEqual(self.cp.one(job, (second,))[0], worker)
+
+    def test_a_session_that_wants_the_control_plane_to_itself_is_not_refused_by_the_worker(self):
+        # CREATE DATABASE ... TEMPLATE, ALTER DATABASE ... RENAME and DROP
+        # DATABASE (no FORCE) wait up to 5 s for the database's other sessions
+        # to go, then fail: the worker waiting there between passes sees the
+        # lock they hold and makes way.
+        env, _, _ = self.provision("dev")
+        self.cp.wait_status(env, "active")
+        wait_for("the worker to wait between passes", self.worker_pids)
+        self.cp.conn.close()
+        import psycopg2
+        admin = psycopg2.connect(dbname="postgres")
+        admin.autocommit = True
+        cur = admin.cursor()
+        name = self.cp.dbname
+        try:
+            cur.execute(f'CREATE DATABASE "{name}_t" TEMPLATE "{name}"')
+            cur.execute(f'DROP DATABASE "{name}_t"')
+            cur.execute(f'ALTER DATABASE "{name}" RENAME TO "{name}_r"')
+            cur.execute(f'ALTER DATABASE "{name}_r" RENAME TO "{name}"')
+            # The worker comes back for the next job, and makes way again.
+            self.cp.conn = self.cp.connect()
+            again, _, _ = self.provision("again")
+            self.cp.wait_status(again, "active")
+            wait_for("the worker to wait between passes", self.worker_pids)
+            self.cp.conn.close()
+            cur.execute(f'DROP DATABASE "{name}"')
+            cur.execute("select count(*) from pg_database where datname = %s", (name,))
+            self.assertEqual(cur.fetchone()[0], 0)
+        finally:
+            admin.close()
+
+    def test_a_control_plane_beyond_the_worker_slots_gets_one(self):
+        # Two database workers run at a time. With two control planes' workers
+        # waiting between passes, a third control plane's job is not left
+        # waiting: they make way, and each control plane's jobs still run.
+        others = [ControlPlane(f"{self.serial}_{i}") for i in (2, 3)]
+        try:
+            planes = [self.cp] + others
+            orgs = [self.org_id] + [cp.call("provision_organization", f"other{i}", "Other", None, None,
+                                            "turso")["organization"]["id"] for i, cp in enumerate(others)]
+            for round_ in range(2):
+                for cp, org in zip(planes, orgs):
+                    out = cp.call("provision_environment", org, f"r{round_}", None, None, None, "postgres")
+                    cp.wait_status(out["environment"]["id"], "active")
+        finally:
+            for cp in others:
+                cp.close()
+
 
 def _try_connect(cp):
     try:
