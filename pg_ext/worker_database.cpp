@@ -650,17 +650,12 @@ bool database_wanted() {
 // caches are ready (a new worker takes about 60 ms before its claim: start,
 // connection, the first read of each catalog table). True when a pass is
 // requested (by a commit, or the launcher's period); false when the worker
-// should go: another database waits for a worker slot, or a session waits to
-// drop, rename or copy this database.
+// should go: a session waits to drop, rename or copy this database (looked at
+// first, so that a stream of requests cannot keep it waiting), or another
+// database waits for a worker slot.
 bool wait_for_request(int index) {
   for (;;) {
-    guarded([] {
-      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kPollMs,
-                      PG_WAIT_EXTENSION);
-      ResetLatch(MyLatch);
-      CHECK_FOR_INTERRUPTS();
-      return 0;
-    });
+    if (database_wanted()) return false;
     bool requested = false, slot_wanted = false;
     SpinLockAcquire(&shared->mutex);
     requested = shared->databases[index].requested;
@@ -668,7 +663,14 @@ bool wait_for_request(int index) {
       slot_wanted = slot_wanted || (OidIsValid(s.db) && s.requested && !s.running);
     SpinLockRelease(&shared->mutex);
     if (requested) return true;
-    if (slot_wanted || database_wanted()) return false;
+    if (slot_wanted) return false;
+    guarded([] {
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kPollMs,
+                      PG_WAIT_EXTENSION);
+      ResetLatch(MyLatch);
+      CHECK_FOR_INTERRUPTS();
+      return 0;
+    });
   }
 }
 
@@ -685,10 +687,9 @@ void database_worker(int index) noexcept {
       SpinLockAcquire(&shared->mutex);
       // From now on the launcher's period asks this worker for passes.
       shared->databases[index].control_plane = control_plane;
-      bool again = control_plane && shared->databases[index].requested;
       SpinLockRelease(&shared->mutex);
-      if (!again && control_plane) again = wait_for_request(index);
-      if (again) continue;
+      // A request that came during the pass is seen at once.
+      if (control_plane && wait_for_request(index)) continue;
       SpinLockAcquire(&shared->mutex);
       DatabaseSlot& s = shared->databases[index];
       s.running = false;
