@@ -559,12 +559,13 @@ void write_touches() {
 
 // Claims and carries out due jobs until none is left. After each job, the
 // accesses recorded meanwhile are written and the deadlines passed meanwhile
-// applied: a long job holds back neither.
-void run_jobs() {
+// applied: a long job holds back neither. `ran` is set once a job has run.
+void run_jobs(bool& ran) {
   while (auto job = claim_one()) {
     run_job(*job);
     boundary("writing last_accessed_at", write_touches);
     boundary("expiring credentials", expire_deadlines);
+    ran = true;
   }
 }
 
@@ -588,14 +589,19 @@ bool pass() {
   // The jobs first: the one a commit woke this worker for is claimed before
   // the pass's other duties, which run after it (and after each job).
   const bool keyring = keyring_ready();
-  if (keyring) boundary("running postgres jobs", run_jobs);
+  bool ran = false;
+  if (keyring) boundary("running postgres jobs", [&ran] { run_jobs(ran); });
   boundary("reclaiming the jobs of stopped workers", reclaim_stale_jobs);
   boundary("dropping the old content copies left", drop_retired_leftovers);
-  boundary("expiring credentials", expire_deadlines);
+  // After a job, run_jobs has just expired them.
+  if (!ran) boundary("expiring credentials", expire_deadlines);
   boundary("enforcing policies", enforce_policies);
   if (keyring) {
     // Jobs reclaimed above that are due, and any queued meanwhile.
-    boundary("running postgres jobs", run_jobs);
+    boundary("running postgres jobs", [] {
+      bool more = false;
+      run_jobs(more);
+    });
   } else {
     const int64_t waiting = pending_jobs();
     if (waiting > 0)

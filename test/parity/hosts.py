@@ -74,6 +74,31 @@ def scratch_database(dbname):
     return dbname
 
 
+def local_rows(dbname, sql, retry_seconds=0):
+    """The rows of `sql` in database `dbname` of the local server, read as the
+    superuser on a connection of its own. With retry_seconds (read-only
+    queries only), a connection the server closes is tried again for that
+    long: right after a kill -9 the postmaster may still be ending every
+    session for its crash restart."""
+    import time
+    import psycopg2
+    deadline = time.monotonic() + retry_seconds
+    while True:
+        try:
+            conn = psycopg2.connect(dbname=dbname)
+            conn.autocommit = True
+            try:
+                cur = conn.cursor()
+                cur.execute(sql)
+                return cur.fetchall()
+            finally:
+                conn.close()
+        except psycopg2.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 class PostgresHost:
     name = "postgres"
     _serial = 0

@@ -21,6 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
+from hosts import local_rows  # noqa: E402
 from test_pg_driver import ControlPlane, login, preloaded, wait_for  # noqa: E402
 
 # kill -9 points of the worker during copies, resets, backups and restores, each at a distinct
@@ -93,23 +94,8 @@ class PostgresCopies(unittest.TestCase):
         return conn
 
     def rows(self, dbname, sql):
-        import psycopg2
-        # Right after a kill -9 the postmaster may still be ending every session for its crash
-        # restart: a connection it closes is retried once the server is back (read-only queries).
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                conn = self.superuser(dbname)
-                try:
-                    cur = conn.cursor()
-                    cur.execute(sql)
-                    return cur.fetchall()
-                finally:
-                    conn.close()
-            except psycopg2.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        # Read-only: retried while a crash restart ends every session.
+        return local_rows(dbname, sql, retry_seconds=60)
 
     def fingerprint(self, dbname):
         """Schema (tables, columns, owners, grants, policies) and rows of a

@@ -18,7 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
-from hosts import HostError  # noqa: E402
+from hosts import HostError, local_rows  # noqa: E402
 from test_pg_driver import (SECOND_PASSWORD, ControlPlane, SecondServer, login, preloaded,  # noqa: E402
                             wait_for)
 
@@ -90,13 +90,7 @@ class PostgresMove(unittest.TestCase):
         return conn
 
     def local_db_rows(self, dbname, sql):
-        conn = self.local_db(dbname)
-        try:
-            cur = conn.cursor()
-            cur.execute(sql)
-            return cur.fetchall()
-        finally:
-            conn.close()
+        return local_rows(dbname, sql)
 
     @staticmethod
     def reads(url, cred, **kw):
