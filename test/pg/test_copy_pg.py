@@ -176,20 +176,30 @@ class PostgresCopies(unittest.TestCase):
         held = login(src_url, src_rw)
         gaps = []
         stop = threading.Event()
+        probing = threading.Event()
 
         def prober():
+            import psycopg2
             last = time.monotonic()
             while not stop.is_set():
                 c = connect_as(src_url, src_rw)
                 if c:
-                    c.cursor().execute("select count(*) from notes")
-                    c.close()
+                    try:
+                        c.cursor().execute("select count(*) from notes")
+                    except psycopg2.OperationalError:
+                        pass  # connected just before the clone ended the source's sessions
+                    finally:
+                        c.close()
                 now = time.monotonic()
                 gaps.append(now - last)
                 last = now
+                probing.set()
                 time.sleep(0.02)
         probe = threading.Thread(target=prober)
         probe.start()
+        # The copy starts once the source is being probed (its job is claimed
+        # within milliseconds of the call).
+        self.assertTrue(probing.wait(30))
         try:
             out = self.call("copy_environment", src_id, dst_id, "full", False)
             self.assertEqual(out["environment"]["status"], "maintenance")
